@@ -1,0 +1,6 @@
+//! Concierge: a durable, replicated coordination service.
+//!
+//! Reading order: `paxos` (the pure consensus core), `node` (drives it over the network
+//! and disk), `kv` (the replicated state machine), `http` (the REST API of API.md).
+
+pub mod paxos;

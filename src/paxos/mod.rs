@@ -1,0 +1,1 @@
+//! The consensus core: pure Multi-Paxos, no I/O (see DESIGN.md).

@@ -1,0 +1,1 @@
+//! Immutable sorted tables: prefix-compressed blocks, index, bloom filter, checksummed, read through mmap.

@@ -1,0 +1,1 @@
+//! The LSM storage engine: memtable, WAL, SSTables, manifest, leveled compaction, snapshots.

@@ -1,0 +1,147 @@
+//! [`RealFs`]: the [`Fs`] trait on the operating system's file system.
+//!
+//! `sync_data` is `fdatasync(2)`; `sync_dir` opens the directory and fsyncs it;
+//! `map` memory-maps the file read-only (only ever used on immutable, synced files).
+
+use crate::{FileRead, FileWrite, Fs, Mapped};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The real disk.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+impl RealFs {
+    /// A handle on the real file system, shareable as `Arc<dyn Fs>`.
+    pub fn shared() -> Arc<dyn Fs> {
+        Arc::new(RealFs)
+    }
+}
+
+#[derive(Debug)]
+struct RealWrite {
+    file: File,
+    len: u64,
+}
+
+impl FileWrite for RealWrite {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.len = len;
+        // Files are opened in append mode: the next write lands at the new end.
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct RealRead {
+    file: File,
+}
+
+impl FileRead for RealRead {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
+
+fn with_path(err: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(err.kind(), format!("{what} {}: {err}", path.display()))
+}
+
+impl Fs for RealFs {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| with_path(e, "create", path))?;
+        // Re-open in append mode so `set_len` followed by a write appends at the new end.
+        drop(file);
+        self.open_append(path)
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| with_path(e, "open for append", path))?;
+        let len = file.metadata()?.len();
+        Ok(Box::new(RealWrite { file, len }))
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileRead>> {
+        let file = File::open(path).map_err(|e| with_path(e, "open", path))?;
+        Ok(Arc::new(RealRead { file }))
+    }
+
+    fn map(&self, path: &Path) -> io::Result<Mapped> {
+        let file = File::open(path).map_err(|e| with_path(e, "open", path))?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Mapped::new(Vec::new()));
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: `map` is only called on immutable files that were fully written and
+        // fsynced before publication; nothing in this process truncates or writes them
+        // while mapped, which is what keeps the mapping's bytes stable.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| with_path(e, "mmap", path))?;
+        Ok(Mapped::new(mmap))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to).map_err(|e| with_path(e, "rename", from))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path).map_err(|e| with_path(e, "remove", path))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path).map_err(|e| with_path(e, "create dir", path))
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path).map_err(|e| with_path(e, "list", path))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| with_path(e, "fsync dir", path))
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+}

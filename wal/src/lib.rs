@@ -1,0 +1,1 @@
+//! A segmented, checksummed, group-committed append-only log.
