@@ -1,0 +1,273 @@
+//! Opening a log directory: find the segments, check every record, cut a torn tail.
+//!
+//! Rules (also in `docs/format-wal.md`):
+//! - Segments are the files named `<20-digit first index>.wal`, ordered by that index;
+//!   other files are ignored. An empty directory becomes a new log starting at index 1
+//!   (and the directory's own entry is synced in its parent).
+//! - Every segment but the last must be whole: valid header naming the same first
+//!   index as the file name, then valid records up to exactly the end of the file, and
+//!   its last index + 1 must be the next segment's first index. Anything else is
+//!   `Corrupt` (a sealed segment was synced before its successor existed, so a crash
+//!   cannot damage it).
+//! - In the last segment, the first bad record (bad checksum, length past the end of
+//!   the file, or above `record_bytes_max`) ends the log *if nothing valid follows it*:
+//!   the rest is a torn tail from a crash and the file is cut back to the last whole
+//!   record (`set_len`). If the next record (index + 1) is found intact
+//!   further on, the bad record is damage in the middle of the log: `Corrupt`.
+//! - A last segment shorter than its header, or all zeros, was torn while being
+//!   created: it is recreated empty.
+//! - The last segment is synced once at open: records a crashed process wrote but
+//!   never synced are part of the log now, so they must be durable too.
+
+use crate::error::Error;
+use crate::format::{self, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::segment::{Index, SegmentIndex};
+use crate::writer::{create_segment, Writer};
+use crate::{Options, StatsCounters};
+use std::path::Path;
+use vfs::Fs;
+
+/// What open found: the index of every record and the writer on the last segment.
+pub(crate) struct Recovered {
+    pub index: Index,
+    pub writer: Writer,
+    /// Bytes cut from the end of the last segment (0 after a clean shutdown).
+    pub tail_bytes_dropped: u64,
+}
+
+/// Records found in one segment: their offsets, and where the valid part ends.
+struct Scan {
+    offsets: Vec<u64>,
+    end: usize,
+}
+
+pub(crate) fn recover(
+    fs: &dyn Fs,
+    dir: &Path,
+    opts: &Options,
+    stats: &StatsCounters,
+) -> Result<Recovered, Error> {
+    fs.create_dir_all(dir)
+        .map_err(|e| Error::io(format!("create dir {}", dir.display()), e))?;
+    let names = fs
+        .list_dir(dir)
+        .map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+    let mut found: Vec<(u64, String)> = names
+        .into_iter()
+        .filter_map(|n| format::parse_segment_file_name(&n).map(|i| (i, n)))
+        .collect();
+    found.sort();
+    let max = opts.record_bytes_max;
+    let mut index = Index {
+        segments: Vec::new(),
+        record_bytes_max: max,
+        generation: 0,
+    };
+
+    let Some(last_k) = found.len().checked_sub(1) else {
+        let (file, seg) = create_segment(fs, dir, 1, stats)?;
+        // The directory itself may be new: make its entry durable in its parent.
+        let parent = vfs::parent_dir(dir);
+        fs.sync_dir(parent)
+            .map_err(|e| Error::io(format!("sync dir {}", parent.display()), e))?;
+        let writer = Writer::new(file, seg.path.clone());
+        index.segments.push(seg);
+        return Ok(Recovered {
+            index,
+            writer,
+            tail_bytes_dropped: 0,
+        });
+    };
+
+    let mut tail_bytes_dropped = 0;
+    for (k, (first, name)) in found.iter().enumerate() {
+        let (first, is_last) = (*first, k == last_k);
+        let path = dir.join(name);
+        let corrupt = |offset: u64, reason: String| Error::Corrupt {
+            segment: path.clone(),
+            offset,
+            reason,
+        };
+        let bytes = fs
+            .read_all(&path)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        if let Some(prev) = index.segments.last() {
+            if prev.next_index() != first {
+                return Err(corrupt(
+                    0,
+                    format!(
+                        "segment starts at index {first} but the one before ends at {}",
+                        prev.next_index() - 1
+                    ),
+                ));
+            }
+        }
+        if is_last && (bytes.len() < SEGMENT_HEADER_LEN || bytes.iter().all(|&b| b == 0)) {
+            // Torn while being created (its header is written and synced before any record).
+            let (file, seg) = create_segment(fs, dir, first, stats)?;
+            tail_bytes_dropped = bytes.len() as u64;
+            let writer = Writer::new(file, seg.path.clone());
+            index.segments.push(seg);
+            return Ok(Recovered {
+                index,
+                writer,
+                tail_bytes_dropped,
+            });
+        }
+        let named = format::decode_segment_header(&bytes).map_err(|r| corrupt(0, r))?;
+        if named != first {
+            return Err(corrupt(
+                0,
+                format!("header names first index {named}, file name says {first}"),
+            ));
+        }
+        let scan =
+            scan_records(&bytes, first, is_last, max).map_err(|(at, r)| corrupt(at as u64, r))?;
+        let file = fs
+            .open_read(&path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        index.segments.push(SegmentIndex {
+            first_index: first,
+            path: path.clone(),
+            file,
+            offsets: scan.offsets,
+            end: scan.end as u64,
+        });
+        if is_last {
+            let mut w = fs
+                .open_append(&path)
+                .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+            if scan.end < bytes.len() {
+                tail_bytes_dropped = (bytes.len() - scan.end) as u64;
+                w.set_len(scan.end as u64)
+                    .map_err(|e| Error::io(format!("cut torn tail of {}", path.display()), e))?;
+            }
+            // Records a crashed process wrote but never synced are now part of the log:
+            // make them durable, so `sync` and `Durable` later mean what they say.
+            w.sync_data()
+                .map_err(|e| Error::io(format!("sync {}", path.display()), e))?;
+            stats
+                .data_syncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let writer = Writer::new(w, path);
+            return Ok(Recovered {
+                index,
+                writer,
+                tail_bytes_dropped,
+            });
+        }
+    }
+    unreachable!("the loop returns at the last segment")
+}
+
+/// Checks the records of one segment (after its header). In the last segment a bad
+/// record with nothing valid after it ends the scan (torn tail); anywhere else a bad
+/// record is an error `(offset, reason)`.
+fn scan_records(
+    bytes: &[u8],
+    first: u64,
+    is_last: bool,
+    max: u32,
+) -> Result<Scan, (usize, String)> {
+    let mut offsets = Vec::new();
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut index = first;
+    while at < bytes.len() {
+        match format::check_record(&bytes[at..], index, max) {
+            Ok(len) => {
+                offsets.push(at as u64);
+                at += RECORD_HEADER_LEN + len as usize;
+                index += 1;
+            }
+            Err(reason) if !is_last => return Err((at, format!("{reason} (in a sealed segment)"))),
+            Err(reason) => {
+                if let Some(next_at) = find_record(bytes, at + 1, index + 1, max) {
+                    return Err((
+                        at,
+                        format!(
+                            "{reason}; record {} follows intact at offset {next_at}",
+                            index + 1
+                        ),
+                    ));
+                }
+                break;
+            }
+        }
+    }
+    Ok(Scan {
+        offsets,
+        end: at.min(bytes.len()),
+    })
+}
+
+/// The first offset at or after `from` holding a whole valid record `index`, if any.
+/// A zero-filled tail is answered at once; otherwise each offset costs one 16-byte CRC
+/// (the header checksum) before any payload is checked.
+fn find_record(bytes: &[u8], from: usize, index: u64, max: u32) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    if rest.iter().all(|&b| b == 0) {
+        return None;
+    }
+    let last = bytes.len().checked_sub(RECORD_HEADER_LEN)?;
+    (from..=last).find(|&q| {
+        format::check_record_header(&bytes[q..], index, max).is_ok()
+            && format::check_record(&bytes[q..], index, max).is_ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(first: u64, records: &[&[u8]]) -> Vec<u8> {
+        let mut out = format::encode_segment_header(first).to_vec();
+        for (k, r) in records.iter().enumerate() {
+            format::encode_record(&mut out, first + k as u64, r, format::payload_crc(r));
+        }
+        out
+    }
+
+    #[test]
+    fn clean_segment_scans_whole() {
+        let s = segment(5, &[b"a", b"bb", b""]);
+        let scan = scan_records(&s, 5, false, 100).unwrap();
+        assert_eq!(scan.offsets.len(), 3);
+        assert_eq!(scan.end, s.len());
+    }
+
+    #[test]
+    fn every_cut_of_the_last_record_is_a_torn_tail() {
+        let s = segment(1, &[b"first", b"second record"]);
+        let whole = SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + 5;
+        for cut in whole..s.len() {
+            let scan = scan_records(&s[..cut], 1, true, 100).unwrap();
+            assert_eq!((scan.offsets.len(), scan.end), (1, whole), "cut at {cut}");
+            let sealed = scan_records(&s[..cut], 1, false, 100);
+            assert_eq!(sealed.is_err(), cut > whole, "sealed segment cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn bad_record_followed_by_a_good_one_is_corruption() {
+        let mut s = segment(1, &[b"first", b"second", b"third"]);
+        let second = SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + 5;
+        for byte in second..second + RECORD_HEADER_LEN + 6 {
+            let mut bad = s.clone();
+            bad[byte] ^= 0x04;
+            let (at, _) = scan_records(&bad, 1, true, 100).err().unwrap();
+            assert_eq!(at, second, "flip in byte {byte}");
+        }
+        // The same damage in the last record is a torn tail.
+        let third = second + RECORD_HEADER_LEN + 6;
+        s[third + 2] ^= 1;
+        assert_eq!(scan_records(&s, 1, true, 100).unwrap().end, third);
+    }
+
+    #[test]
+    fn zero_filled_tail_is_torn() {
+        let mut s = segment(1, &[b"first"]);
+        let end = s.len();
+        s.extend_from_slice(&[0u8; 300]);
+        assert_eq!(scan_records(&s, 1, true, 100).unwrap().end, end);
+    }
+}
