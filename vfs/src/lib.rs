@@ -42,6 +42,9 @@ pub trait FileWrite: Send + Sync + Debug {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
+/// An exclusive lock on a file, released when dropped.
+pub trait FileLock: Send + Sync + Debug {}
+
 /// A file open for random-access reads.
 pub trait FileRead: Send + Sync + Debug {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at the end).
@@ -116,6 +119,10 @@ pub trait Fs: Send + Sync + Debug + 'static {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// True when a file exists at `path`.
     fn exists(&self, path: &Path) -> bool;
+    /// Takes an exclusive lock on `path` (created if missing), held until the returned
+    /// guard is dropped. Fails with `WouldBlock` while anyone else (another process,
+    /// or another open in this one) holds it: one engine per directory.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 
     /// Reads a whole file.
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {

@@ -3,7 +3,7 @@
 //! `sync_data` is `fdatasync(2)`; `sync_dir` opens the directory and fsyncs it;
 //! `map` memory-maps the file read-only (only ever used on immutable, synced files).
 
-use crate::{FileRead, FileWrite, Fs, Mapped};
+use crate::{FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -64,6 +64,14 @@ impl FileRead for RealRead {
         Ok(self.file.metadata()?.len())
     }
 }
+
+/// Holds an advisory `flock` on an open file; closing the file releases it.
+#[derive(Debug)]
+struct RealLock {
+    _file: File,
+}
+
+impl FileLock for RealLock {}
 
 fn with_path(err: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(err.kind(), format!("{what} {}: {err}", path.display()))
@@ -143,5 +151,40 @@ impl Fs for RealFs {
 
     fn exists(&self, path: &Path) -> bool {
         path.is_file()
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| with_path(e, "open lock file", path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(RealLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked by another process", path.display()),
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(with_path(e, "lock", path)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_file_fails_until_the_first_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("vfs-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("LOCK");
+        let held = RealFs.lock(&path).unwrap();
+        let err = RealFs.lock(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(held);
+        assert!(RealFs.lock(&path).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

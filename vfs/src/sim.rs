@@ -13,7 +13,7 @@
 //! Invariant: `durable` of an inode is only ever replaced by a copy of `data` taken
 //! at a successful sync; directories are not modelled (they exist once created).
 
-use crate::{FileRead, FileWrite, Fs, Mapped};
+use crate::{FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,9 @@ struct State {
     fail_sync_in: Option<u64>,
     fail_writes: bool,
     syncs: u64,
+    /// Held locks: path -> the id of the guard holding it. A crash releases them all.
+    locks: HashMap<PathBuf, u64>,
+    next_lock: u64,
 }
 
 /// An in-memory file system that loses what was not synced when told to crash.
@@ -63,7 +66,10 @@ fn split(path: &Path) -> io::Result<(PathBuf, String)> {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("no such file {}", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no such file {}", path.display()),
+    )
 }
 
 fn stale() -> io::Error {
@@ -122,7 +128,7 @@ impl SimFs {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock is a bug in a test; keep going with the data.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -130,8 +136,9 @@ impl SimFs {
     /// Simulates a power loss: afterwards the file system holds only what was durable
     /// (see the module doc). Handles opened before fail from now on.
     pub fn crash(&self, mode: CrashMode) {
-        let mut st = self.lock();
+        let mut st = self.state();
         st.generation += 1;
+        st.locks.clear();
         st.fail_sync_in = None;
         st.fail_writes = false;
         let mut rng = match mode {
@@ -139,19 +146,26 @@ impl SimFs {
             CrashMode::TearUnsynced { seed } => seed,
         };
         let durable_entries = st.durable_entries.clone();
-        let live: BTreeSet<u64> = durable_entries.values().flat_map(|d| d.values().copied()).collect();
+        let live: BTreeSet<u64> = durable_entries
+            .values()
+            .flat_map(|d| d.values().copied())
+            .collect();
         st.inodes.retain(|id, _| live.contains(id));
         let mut ids: Vec<u64> = st.inodes.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
-            let Some(inode) = st.inodes.get_mut(&id) else { continue };
+            let Some(inode) = st.inodes.get_mut(&id) else {
+                continue;
+            };
             let mut data = inode.durable.clone();
             if let CrashMode::TearUnsynced { .. } = mode {
                 // Keep a random prefix of bytes appended after the durable ones.
                 if inode.data.len() > data.len() && inode.data.starts_with(&data) {
                     let pending = inode.data.len() - data.len();
                     let keep = (splitmix(&mut rng) % (pending as u64 + 1)) as usize;
-                    data.extend_from_slice(&inode.data[inode.durable.len()..inode.durable.len() + keep]);
+                    data.extend_from_slice(
+                        &inode.data[inode.durable.len()..inode.durable.len() + keep],
+                    );
                 }
             }
             inode.data = data.clone();
@@ -162,22 +176,22 @@ impl SimFs {
 
     /// Makes the `n`-th next sync (file or directory; 0 = the very next) fail.
     pub fn fail_sync_after(&self, n: u64) {
-        self.lock().fail_sync_in = Some(n);
+        self.state().fail_sync_in = Some(n);
     }
 
     /// Makes every write fail (true) or succeed again (false).
     pub fn fail_writes(&self, on: bool) {
-        self.lock().fail_writes = on;
+        self.state().fail_writes = on;
     }
 
     /// How many syncs (file and directory) have been asked for so far.
     pub fn sync_count(&self) -> u64 {
-        self.lock().syncs
+        self.state().syncs
     }
 
     /// Flips one bit of a file's current and durable content (for corruption tests).
     pub fn flip_bit(&self, path: &Path, byte: usize, bit: u8) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         let id = st.lookup(path)?;
         let inode = st.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
         for buf in [&mut inode.data, &mut inode.durable] {
@@ -190,7 +204,7 @@ impl SimFs {
 
     /// Cuts a file (current and durable content) to `len` bytes.
     pub fn truncate_durable(&self, path: &Path, len: usize) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         let id = st.lookup(path)?;
         let inode = st.inodes.get_mut(&id).ok_or_else(|| not_found(path))?;
         inode.data.truncate(len);
@@ -208,7 +222,7 @@ struct SimWrite {
 
 impl SimWrite {
     fn with<R>(&self, f: impl FnOnce(&mut State, u64) -> io::Result<R>) -> io::Result<R> {
-        let mut st = self.fs.lock();
+        let mut st = self.fs.state();
         if st.generation != self.generation {
             return Err(stale());
         }
@@ -220,7 +234,10 @@ impl FileWrite for SimWrite {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.with(|st, id| {
             if st.fail_writes {
-                return Err(io::Error::new(io::ErrorKind::StorageFull, "injected write failure"));
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected write failure",
+                ));
             }
             let inode = st.inodes.get_mut(&id).ok_or_else(stale)?;
             inode.data.extend_from_slice(buf);
@@ -267,19 +284,21 @@ struct SimRead {
 
 impl FileRead for SimRead {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let st = self.fs.lock();
+        let st = self.fs.state();
         if st.generation != self.generation {
             return Err(stale());
         }
         let inode = st.inodes.get(&self.inode).ok_or_else(stale)?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(inode.data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(inode.data.len());
         let n = buf.len().min(inode.data.len() - start);
         buf[..n].copy_from_slice(&inode.data[start..start + n]);
         Ok(n)
     }
 
     fn len(&self) -> io::Result<u64> {
-        let st = self.fs.lock();
+        let st = self.fs.state();
         if st.generation != self.generation {
             return Err(stale());
         }
@@ -290,41 +309,60 @@ impl FileRead for SimRead {
 impl Fs for SimFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
         let (dir, name) = split(path)?;
-        let mut st = self.lock();
+        let mut st = self.state();
         st.ensure_dir(&dir)?;
         if st.fail_writes {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "injected write failure"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected write failure",
+            ));
         }
         st.next_inode += 1;
         let id = st.next_inode;
         st.inodes.insert(id, Inode::default());
         st.entries.entry(dir).or_default().insert(name, id);
-        Ok(Box::new(SimWrite { fs: self.clone(), inode: id, generation: st.generation }))
+        Ok(Box::new(SimWrite {
+            fs: self.clone(),
+            inode: id,
+            generation: st.generation,
+        }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
-        let st = self.lock();
+        let st = self.state();
         let id = st.lookup(path)?;
-        Ok(Box::new(SimWrite { fs: self.clone(), inode: id, generation: st.generation }))
+        Ok(Box::new(SimWrite {
+            fs: self.clone(),
+            inode: id,
+            generation: st.generation,
+        }))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileRead>> {
-        let st = self.lock();
+        let st = self.state();
         let id = st.lookup(path)?;
-        Ok(Arc::new(SimRead { fs: self.clone(), inode: id, generation: st.generation }))
+        Ok(Arc::new(SimRead {
+            fs: self.clone(),
+            inode: id,
+            generation: st.generation,
+        }))
     }
 
     fn map(&self, path: &Path) -> io::Result<Mapped> {
-        let st = self.lock();
+        let st = self.state();
         let id = st.lookup(path)?;
-        let data = st.inodes.get(&id).map(|i| i.data.clone()).unwrap_or_default();
+        let data = st
+            .inodes
+            .get(&id)
+            .map(|i| i.data.clone())
+            .unwrap_or_default();
         Ok(Mapped::new(data))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let (from_dir, from_name) = split(from)?;
         let (to_dir, to_name) = split(to)?;
-        let mut st = self.lock();
+        let mut st = self.state();
         st.ensure_dir(&to_dir)?;
         let id = st
             .entries
@@ -337,7 +375,7 @@ impl Fs for SimFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let (dir, name) = split(path)?;
-        let mut st = self.lock();
+        let mut st = self.state();
         st.entries
             .get_mut(&dir)
             .and_then(|d| d.remove(&name))
@@ -346,7 +384,7 @@ impl Fs for SimFs {
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         for dir in path.ancestors() {
             if !dir.as_os_str().is_empty() {
                 st.dirs.insert(dir.to_path_buf());
@@ -357,13 +395,17 @@ impl Fs for SimFs {
     }
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        let st = self.lock();
+        let st = self.state();
         st.ensure_dir(path)?;
-        Ok(st.entries.get(path).map(|d| d.keys().cloned().collect()).unwrap_or_default())
+        Ok(st
+            .entries
+            .get(path)
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default())
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        let mut st = self.lock();
+        let mut st = self.state();
         st.ensure_dir(path)?;
         st.take_sync_fault()?;
         let current = st.entries.get(path).cloned().unwrap_or_default();
@@ -372,7 +414,44 @@ impl Fs for SimFs {
     }
 
     fn exists(&self, path: &Path) -> bool {
-        self.lock().lookup(path).is_ok()
+        self.state().lookup(path).is_ok()
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let mut st = self.state();
+        if st.locks.contains_key(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked", path.display()),
+            ));
+        }
+        st.next_lock += 1;
+        let id = st.next_lock;
+        st.locks.insert(path.to_path_buf(), id);
+        Ok(Box::new(SimLock {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+            id,
+        }))
+    }
+}
+
+/// A lock held in a [`SimFs`]; dropping it releases it unless a crash already did.
+#[derive(Debug)]
+struct SimLock {
+    fs: SimFs,
+    path: PathBuf,
+    id: u64,
+}
+
+impl FileLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut st = self.fs.state();
+        if st.locks.get(&self.path) == Some(&self.id) {
+            st.locks.remove(&self.path);
+        }
     }
 }
 
@@ -435,6 +514,20 @@ mod tests {
         assert_eq!(fs.read_all(&d.join("m")).unwrap(), b"v2");
         fs.crash(CrashMode::DropUnsynced);
         assert_eq!(fs.read_all(&d.join("m")).unwrap(), b"v1");
+    }
+
+    #[test]
+    fn a_lock_excludes_a_second_holder_until_dropped_or_crash() {
+        let (fs, d) = dir();
+        let held = fs.lock(&d.join("LOCK")).unwrap();
+        assert!(fs.lock(&d.join("LOCK")).is_err());
+        drop(held);
+        let again = fs.lock(&d.join("LOCK")).unwrap();
+        fs.crash(CrashMode::DropUnsynced);
+        let after_crash = fs.lock(&d.join("LOCK")).unwrap();
+        drop(again); // a pre-crash guard must not release the new holder's lock
+        assert!(fs.lock(&d.join("LOCK")).is_err());
+        drop(after_crash);
     }
 
     #[test]
