@@ -1,1 +1,83 @@
-//! Immutable sorted tables: prefix-compressed blocks, index, bloom filter, checksummed, read through mmap.
+//! Immutable sorted tables (SSTables): the files the LSM tree keeps its data in.
+//!
+//! A table holds versioned entries `(user key, seqno, kind, value)` sorted by user
+//! key ascending (bytewise), then seqno **descending**, so the newest version of a key
+//! comes first. It is written once by a [`TableBuilder`], fsynced, and from then on
+//! read through a memory map by a [`Table`]. The byte layout is specified in
+//! `docs/format-sstable.md`.
+//!
+//! # Writing a table
+//! Create the file through the [`vfs::Fs`], add entries in table order, finish:
+//! ```
+//! use std::path::Path;
+//! use sstable::{BuildOptions, Kind, Table, TableBuilder};
+//! use vfs::{Fs, SimFs};
+//!
+//! let fs = SimFs::new();
+//! fs.create_dir_all(Path::new("/db")).unwrap();
+//! let path = Path::new("/db/000001.sst");
+//! let mut builder = TableBuilder::new(fs.create(path).unwrap(), BuildOptions::default());
+//! builder.add(b"apple", 7, Kind::Put, b"red").unwrap();
+//! builder.add(b"apple", 3, Kind::Put, b"green").unwrap(); // older version: smaller seqno
+//! builder.add(b"pear", 5, Kind::Delete, b"").unwrap();    // a tombstone
+//! let info = builder.finish().unwrap(); // the file is fsynced; fsync the directory next
+//! fs.sync_dir(Path::new("/db")).unwrap();
+//! assert_eq!(info.entries, 3);
+//!
+//! // Reading: `get` returns the newest version at or below a snapshot seqno.
+//! let table = Table::open(&fs, path).unwrap();
+//! assert_eq!(table.get(b"apple", 10).unwrap().unwrap().value, b"red");
+//! assert_eq!(table.get(b"apple", 6).unwrap().unwrap().value, b"green");
+//! assert!(table.get(b"apple", 2).unwrap().is_none()); // no version that old
+//! assert_eq!(table.get(b"pear", 9).unwrap().unwrap().kind, Kind::Delete);
+//!
+//! // Iterating: a cursor; `value()` borrows the mapped file, `next` allocates nothing.
+//! let mut it = table.iter();
+//! it.seek(b"b").unwrap();
+//! assert!(it.valid());
+//! assert_eq!((it.key(), it.seqno(), it.kind()), (&b"pear"[..], 5, Kind::Delete));
+//! it.next().unwrap();
+//! assert!(!it.valid());
+//! ```
+//!
+//! # Inside a table
+//! - **Data blocks** (about `block_bytes` each) hold entries with prefix-compressed
+//!   keys; every `restart_interval`-th key is stored whole at a *restart point*, whose
+//!   offsets close the block, so lookups binary-search them (`block_builder.rs`).
+//! - The **index block** has one entry per data block: a separator key at or after
+//!   the block's last entry and before the next block's first, and the block handle.
+//! - The **filter** is a bloom filter over user keys: about 1% false positives at
+//!   10 bits per key, so most lookups of absent keys touch no data block (`bloom.rs`).
+//! - The **meta** block records entry count, smallest/largest key and seqno range.
+//! - The **footer** locates index, filter and meta, and ends with a magic number.
+//!
+//! Every block ends with a crc32. Opening a table checks the footer and the index,
+//! filter and meta blocks; each data block is checked the first time it is read
+//! through that `Table` and remembered in a bitset (one bit per block), so repeated
+//! lookups do not pay for a 4 KiB crc nor pull the whole block into the cache.
+//! Corrupt or truncated bytes give [`Error::Corrupt`] or
+//! [`Error::ChecksumMismatch`], never a panic: the crate denies
+//! `clippy::indexing_slicing` and reads every length through bounds-checked `get`.
+//!
+//! Modules, in reading order: `format` (sizes and codecs), `entry` (order),
+//! `block_builder`, `block`, `bloom`, `builder`, `open` (validation), `table`, `iter`.
+
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+mod block;
+mod block_builder;
+mod bloom;
+mod builder;
+mod entry;
+mod error;
+pub mod format;
+mod iter;
+mod open;
+mod table;
+
+pub use bloom::hash64;
+pub use builder::{BuildOptions, TableBuilder};
+pub use entry::{compare, EntryRef, Kind};
+pub use error::Error;
+pub use iter::TableIter;
+pub use table::{Table, TableInfo};
