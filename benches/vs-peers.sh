@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Runs the same db_bench workloads on RocksDB (Debian's rocksdb-tools `db_bench`),
+# fjall v2 and Concierge's storage engine (`storage/examples/db_bench.rs`), each in a
+# fresh temporary directory, and prints one table: ops/sec per benchmark, then each
+# run's peak RSS (`/usr/bin/time -v`) and on-disk size after the run (`du`).
+#
+# Two runs per engine:
+#   main: --benchmarks=$BENCHMARKS --num=$NUM
+#   sync: --benchmarks=fillsync --num=$SYNC_NUM --writes=$SYNC_WRITES
+# RocksDB's fillsync uses a key space of num/1000 but does --writes writes (default:
+# num!), so the sync run passes --writes=SYNC_NUM/1000 explicitly: 10000 synced writes
+# by default. Every engine gets exactly the same flags.
+#
+# Environment (all optional):
+#   NUM=1000000 SYNC_NUM=10000000 SYNC_WRITES=$((SYNC_NUM/1000))
+#   BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readseq
+#   KEY_SIZE=16 VALUE_SIZE=100 ENGINES="rocksdb fjall concierge"
+#   ROCKSDB_EXTRA="--bloom_bits=10"  (db_bench's default is no bloom filter; the
+#                                     other two engines build 10 bits/key filters)
+#   WORK_DIR=<parent of the temporary directories> KEEP=1 (keep outputs)
+# Numbers are only meaningful on an otherwise idle machine.
+set -euo pipefail
+
+NUM=${NUM:-1000000}
+SYNC_NUM=${SYNC_NUM:-10000000}
+SYNC_WRITES=${SYNC_WRITES:-$((SYNC_NUM / 1000))}
+BENCHMARKS=${BENCHMARKS:-fillseq,fillrandom,overwrite,readrandom,readseq}
+KEY_SIZE=${KEY_SIZE:-16}
+VALUE_SIZE=${VALUE_SIZE:-100}
+ENGINES=${ENGINES:-"rocksdb fjall concierge"}
+ROCKSDB_EXTRA=${ROCKSDB_EXTRA:---bloom_bits=10}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUR_BENCH=$TARGET_DIR/release/examples/db_bench
+
+need_apt_update=1
+apt_install() {
+    if [ "$need_apt_update" = 1 ]; then
+        apt-get update -qq
+        need_apt_update=0
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# RocksDB's db_bench: Debian's rocksdb-tools ships it as /usr/bin/db_bench.
+ROCKSDB_BENCH=$(command -v db_bench || command -v rocksdb_db_bench || true)
+if [[ " $ENGINES " == *" rocksdb "* ]] && [ -z "$ROCKSDB_BENCH" ]; then
+    echo "installing rocksdb-tools (for db_bench) ..." >&2
+    apt_install rocksdb-tools
+    ROCKSDB_BENCH=$(command -v db_bench || command -v rocksdb_db_bench)
+fi
+if [ ! -x /usr/bin/time ]; then
+    echo "installing time (for /usr/bin/time -v) ..." >&2
+    apt_install time
+fi
+
+if [[ " $ENGINES " == *" fjall "* || " $ENGINES " == *" concierge "* ]]; then
+    echo "building storage/examples/db_bench (release) ..." >&2
+    (cd "$ROOT" && cargo build --release -q -p storage --example db_bench)
+fi
+
+WORK=$(mktemp -d "${WORK_DIR:-${TMPDIR:-/tmp}}/vs-peers.XXXXXX")
+if [ "${KEEP:-0}" != 1 ]; then
+    trap 'rm -rf "$WORK"' EXIT
+fi
+
+common=(--key_size="$KEY_SIZE" --value_size="$VALUE_SIZE" --compression_type=none)
+
+# run ENGINE RUN_NAME FLAGS...: one process in a fresh directory; leaves
+# $WORK/ENGINE.RUN.{out,err,time,du}.
+run() {
+    local engine=$1 run_name=$2
+    shift 2
+    local dir=$WORK/$engine.$run_name.db
+    local cmd
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    case $engine in
+        rocksdb) cmd=("$ROCKSDB_BENCH" "--db=$dir" "${common[@]}" "$@" $ROCKSDB_EXTRA) ;;
+        fjall | concierge) cmd=("$OUR_BENCH" "--engine=$engine" "--db=$dir" "${common[@]}" "$@") ;;
+    esac
+    echo "== $engine $run_name: ${cmd[*]}" >&2
+    if ! /usr/bin/time -v -o "$WORK/$engine.$run_name.time" "${cmd[@]}" \
+        >"$WORK/$engine.$run_name.out" 2>"$WORK/$engine.$run_name.err"; then
+        touch "$WORK/$engine.$run_name.failed"
+        echo "!! $engine $run_name failed; stderr tail:" >&2
+        tail -n 5 "$WORK/$engine.$run_name.err" >&2 || true
+    fi
+    grep -E '^[a-z0-9]+ +: ' "$WORK/$engine.$run_name.out" >&2 || true
+    du -s --block-size=1 "$dir" | cut -f1 >"$WORK/$engine.$run_name.du"
+    rm -rf "$dir"
+}
+
+for engine in $ENGINES; do
+    run "$engine" main --benchmarks="$BENCHMARKS" --num="$NUM"
+    run "$engine" sync --benchmarks=fillsync --num="$SYNC_NUM" --writes="$SYNC_WRITES"
+done
+
+# ops/sec of BENCH in ENGINE's RUN output ("-" when missing).
+ops() {
+    local v
+    v=$(awk -v b="$3" '$1 == b && $2 == ":" { for (i = 3; i <= NF; i++) if ($i == "ops/sec") print $(i - 1) }' \
+        "$WORK/$1.$2.out" 2>/dev/null | tail -n 1)
+    echo "${v:--}"
+}
+rss_mb() {
+    local kb
+    if [ -e "$WORK/$1.$2.failed" ]; then echo -; return; fi
+    kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$WORK/$1.$2.time" 2>/dev/null)
+    if [ -n "$kb" ]; then awk -v k="$kb" 'BEGIN { printf "%.1f", k / 1024 }'; else echo -; fi
+}
+disk_mb() {
+    local b
+    if [ -e "$WORK/$1.$2.failed" ]; then echo -; return; fi
+    b=$(cat "$WORK/$1.$2.du" 2>/dev/null || true)
+    if [ -n "$b" ]; then awk -v x="$b" 'BEGIN { printf "%.1f", x / 1048576 }'; else echo -; fi
+}
+
+# row LABEL HIGHER_IS_BETTER(1|0) ROCKSDB FJALL CONCIERGE
+row() {
+    local label=$1 higher=$2 r=$3 f=$4 c=$5
+    local ratio
+    ratio=$(awk -v r="$r" -v f="$f" -v c="$c" -v h="$higher" 'BEGIN {
+        best = ""
+        if (r != "-") best = r
+        if (f != "-" && (best == "" || (h == 1 && f + 0 > best + 0) || (h == 0 && f + 0 < best + 0))) best = f
+        if (best == "" || c == "-" || best + 0 == 0) { print "-"; exit }
+        printf "%.2f", c / best
+    }')
+    printf '| %-24s | %14s | %14s | %15s | %18s |\n' "$label" "$r" "$f" "$c" "$ratio"
+}
+
+get() { # get ENGINE KIND RUN [BENCH]
+    if [[ " $ENGINES " != *" $1 "* ]]; then echo -; return; fi
+    case $2 in
+        ops) ops "$1" "$3" "$4" ;;
+        rss) rss_mb "$1" "$3" ;;
+        disk) disk_mb "$1" "$3" ;;
+    esac
+}
+
+echo
+echo "num=$NUM (fillsync: num=$SYNC_NUM writes=$SYNC_WRITES) key_size=$KEY_SIZE value_size=$VALUE_SIZE compression=none"
+printf '| %-24s | %14s | %14s | %15s | %18s |\n' benchmark "rocksdb ops/s" "fjall ops/s" "concierge ops/s" "ratio vs best peer"
+printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..26})" "$(printf -- '-%.0s' {1..16})" \
+    "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..20})"
+IFS=, read -r -a bench_list <<<"$BENCHMARKS"
+for b in "${bench_list[@]}"; do
+    row "$b" 1 "$(get rocksdb ops main "$b")" "$(get fjall ops main "$b")" "$(get concierge ops main "$b")"
+done
+row fillsync 1 "$(get rocksdb ops sync fillsync)" "$(get fjall ops sync fillsync)" "$(get concierge ops sync fillsync)"
+row "peak RSS MB (main)" 0 "$(get rocksdb rss main)" "$(get fjall rss main)" "$(get concierge rss main)"
+row "disk MB after (main)" 0 "$(get rocksdb disk main)" "$(get fjall disk main)" "$(get concierge disk main)"
+row "peak RSS MB (fillsync)" 0 "$(get rocksdb rss sync)" "$(get fjall rss sync)" "$(get concierge rss sync)"
+row "disk MB after (fillsync)" 0 "$(get rocksdb disk sync)" "$(get fjall disk sync)" "$(get concierge disk sync)"
+echo "ratio = concierge / best peer (ops/s: > 1 is faster; RSS and disk: < 1 is smaller)"
+if [ "${KEEP:-0}" = 1 ]; then echo "outputs kept in $WORK"; fi

@@ -1,0 +1,131 @@
+//! A db_bench for this repository's storage engine, speaking RocksDB db_bench's flags
+//! and printing its report lines, so the same command line measures RocksDB, fjall and
+//! Concierge's engine (`benches/vs-peers.sh` runs all three side by side).
+//!
+//! ```text
+//! cargo run --release -p storage --example db_bench -- --db=/tmp/x \
+//!     --benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync \
+//!     --num=1000000 --key_size=16 --value_size=100 --compression_type=none --engine=concierge
+//! ```
+//! Note RocksDB's fillsync semantics: the key space is `num / 1000` but the number of
+//! writes is `--writes` (default `num`); pass `--writes=N` to bound it.
+//! At the end it prints the database directory's disk usage and the peak RSS.
+
+#[path = "db_bench/concierge_engine.rs"]
+mod concierge_engine;
+#[path = "db_bench/engine.rs"]
+mod engine;
+#[path = "db_bench/fjall_engine.rs"]
+mod fjall_engine;
+#[path = "db_bench/flags.rs"]
+mod flags;
+#[path = "db_bench/stats.rs"]
+mod stats;
+#[path = "db_bench/workloads.rs"]
+mod workloads;
+
+use engine::{BenchEngine, EngineResult};
+use flags::{EngineKind, Flags};
+use workloads::{KeyOrder, Rng, Workload, WriteSpec};
+
+fn open_engine(flags: &Flags) -> EngineResult<Box<dyn BenchEngine>> {
+    Ok(match flags.engine {
+        EngineKind::Concierge => Box::new(concierge_engine::ConciergeEngine::open(&flags.db)?),
+        EngineKind::Fjall => Box::new(fjall_engine::FjallEngine::open(&flags.db)?),
+    })
+}
+
+fn print_header(flags: &Flags) {
+    println!("Engine:     {}", flags.engine.name());
+    println!("Keys:       {} bytes each", flags.key_size);
+    println!("Values:     {} bytes each", flags.value_size);
+    println!("Entries:    {}", flags.num);
+    let raw = (flags.key_size + flags.value_size) as f64 * flags.num as f64 / 1_048_576.0;
+    println!("RawSize:    {raw:.1} MB (estimated)");
+    println!("Compression: NoCompression");
+    println!("DB path: [{}]", flags.db.display());
+    println!("------------------------------------------------");
+}
+
+fn run(flags: &Flags) -> EngineResult<()> {
+    print_header(flags);
+    if !flags.use_existing_db {
+        engine::recreate_dir(&flags.db)?;
+    }
+    let mut engine = open_engine(flags)?;
+    let seed_base = if flags.seed == 0 { 1000 } else { flags.seed };
+    for (index, name) in flags.benchmarks.iter().enumerate() {
+        let num = flags.num;
+        let writes = flags.writes.unwrap_or(num);
+        let reads = flags.reads.unwrap_or(num);
+        // Each benchmark gets its own generator, as RocksDB gives each run new threads.
+        let mut rng = Rng::new(seed_base + index as u64);
+        let write = |order, key_space, sync| WriteSpec {
+            order,
+            key_space,
+            ops: writes,
+            sync,
+        };
+        let (fresh, spec) = match name.as_str() {
+            "fillseq" => (true, Some(write(KeyOrder::Sequential, num, false))),
+            "fillrandom" => (true, Some(write(KeyOrder::Random, num, false))),
+            "overwrite" => (false, Some(write(KeyOrder::Random, num, false))),
+            "fillsync" => (
+                true,
+                Some(write(KeyOrder::Random, (num / 1000).max(1), true)),
+            ),
+            "readrandom" | "readseq" => (false, None),
+            other => return Err(format!("unknown benchmark {other:?}")),
+        };
+        if fresh {
+            if flags.use_existing_db {
+                println!("{name:<12} : skipped (--use_existing_db is true)");
+                continue;
+            }
+            engine.reopen_fresh()?;
+        }
+        let mut work = Workload {
+            engine: engine.as_mut(),
+            key_size: flags.key_size,
+            value_size: flags.value_size,
+            histogram: flags.histogram,
+        };
+        let (mut stats, op_kind) = match (spec, name.as_str()) {
+            (Some(spec), _) => (work.write(&spec, &mut rng, num)?, "write"),
+            (None, "readrandom") => (work.read_random(reads, num, &mut rng)?, "read"),
+            (None, _) => (work.read_seq(reads)?, "read"),
+        };
+        stats.report(name, op_kind);
+    }
+    engine.close();
+    drop(engine);
+    match stats::disk_usage(&flags.db) {
+        Ok((allocated, apparent)) => println!(
+            "disk usage of {}: {} bytes ({:.1} MB; apparent {:.1} MB)",
+            flags.db.display(),
+            allocated,
+            allocated as f64 / 1_048_576.0,
+            apparent as f64 / 1_048_576.0
+        ),
+        Err(e) => println!("disk usage of {}: unavailable ({e})", flags.db.display()),
+    }
+    match stats::peak_rss_kib() {
+        Some(kib) => println!("peak RSS (VmHWM): {kib} kB ({:.1} MB)", kib as f64 / 1024.0),
+        None => println!("peak RSS (VmHWM): unavailable"),
+    }
+    Ok(())
+}
+
+fn main() {
+    let flags = match Flags::parse(std::env::args().skip(1)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("db_bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&flags) {
+        eprintln!("db_bench: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,81 @@
+//! This repository's engine (`storage::Db` on the real file system) behind [`BenchEngine`].
+
+use crate::engine::{recreate_dir, BenchEngine, EngineResult};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use storage::{Db, Options, WriteOptions};
+
+pub struct ConciergeEngine {
+    dir: PathBuf,
+    db: Option<Db>,
+}
+
+fn open(dir: &Path) -> EngineResult<Db> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Db::open(vfs::RealFs::shared(), dir, Options::default())
+        .map_err(|e| format!("concierge open {}: {e:?}", dir.display()))
+}
+
+impl ConciergeEngine {
+    pub fn open(dir: &Path) -> EngineResult<ConciergeEngine> {
+        Ok(ConciergeEngine {
+            dir: dir.to_path_buf(),
+            db: Some(open(dir)?),
+        })
+    }
+
+    fn db(&self) -> EngineResult<&Db> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| "concierge: engine is closed".to_string())
+    }
+}
+
+impl BenchEngine for ConciergeEngine {
+    fn put(&mut self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+        self.db()?
+            .put(key, value, WriteOptions { sync: false })
+            .map(|_| ())
+            .map_err(|e| format!("concierge put: {e:?}"))
+    }
+
+    fn put_sync(&mut self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+        self.db()?
+            .put(key, value, WriteOptions { sync: true })
+            .map(|_| ())
+            .map_err(|e| format!("concierge put (sync): {e:?}"))
+    }
+
+    fn get(&mut self, key: &[u8]) -> EngineResult<Option<usize>> {
+        Ok(self
+            .db()?
+            .get(key)
+            .map_err(|e| format!("concierge get: {e:?}"))?
+            .map(|v| v.len()))
+    }
+
+    fn scan_all(&mut self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()> {
+        let iter = self
+            .db()?
+            .iter(Bound::Unbounded, Bound::Unbounded)
+            .map_err(|e| format!("concierge iter: {e:?}"))?;
+        for item in iter {
+            let (k, v) = item.map_err(|e| format!("concierge iter next: {e:?}"))?;
+            if !visit(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn reopen_fresh(&mut self) -> EngineResult<()> {
+        self.close();
+        recreate_dir(&self.dir)?;
+        self.db = Some(open(&self.dir)?);
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        self.db = None;
+    }
+}

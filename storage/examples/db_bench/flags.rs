@@ -1,0 +1,184 @@
+//! db_bench's command line: RocksDB's gflags syntax (`--flag=value`, `-flag=value`,
+//! a bare `--flag` meaning true for booleans), parsed by hand into checked [`Flags`].
+//!
+//! Invariant: a `Flags` value is valid: sizes are positive, the benchmark names are
+//! known, compression is `none`, and an unknown flag is an error rather than ignored.
+
+use std::path::PathBuf;
+
+/// Which engine runs the workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// This repository's LSM engine (`storage::Db`).
+    Concierge,
+    /// fjall v2, the peer we compare against.
+    Fjall,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Concierge => "concierge",
+            EngineKind::Fjall => "fjall",
+        }
+    }
+}
+
+/// The benchmarks this tool knows (RocksDB names and meanings).
+pub const BENCHMARKS_KNOWN: &[&str] = &[
+    "fillseq",
+    "fillrandom",
+    "overwrite",
+    "readrandom",
+    "readseq",
+    "fillsync",
+];
+
+/// Checked command-line settings.
+#[derive(Debug, Clone)]
+pub struct Flags {
+    pub db: PathBuf,
+    pub benchmarks: Vec<String>,
+    /// Size of the key space (RocksDB `--num`).
+    pub num: u64,
+    /// Reads per read benchmark; `None` = `num` (RocksDB `--reads=-1`).
+    pub reads: Option<u64>,
+    /// Writes per write benchmark; `None` = `num` (RocksDB `--writes=-1`).
+    pub writes: Option<u64>,
+    pub key_size: usize,
+    pub value_size: usize,
+    pub engine: EngineKind,
+    /// Base seed of the key generators; 0 means RocksDB's default base (1000).
+    pub seed: u64,
+    pub use_existing_db: bool,
+    pub histogram: bool,
+}
+
+pub const USAGE: &str = "usage: db_bench --db=DIR --benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync \
+--num=N [--reads=N] [--writes=N] [--key_size=16] [--value_size=100] [--compression_type=none] \
+[--engine=concierge|fjall] [--seed=N] [--use_existing_db=false] [--histogram=false]";
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(format!("--{name}: expected true or false, got {value:?}")),
+    }
+}
+
+fn parse_u64(name: &str, value: &str) -> Result<u64, String> {
+    value
+        .parse::<u64>()
+        .map_err(|e| format!("--{name}: expected a whole number, got {value:?} ({e})"))
+}
+
+/// `-1` means "same as --num" in RocksDB; any other negative value is an error.
+fn parse_count_or_default(name: &str, value: &str) -> Result<Option<u64>, String> {
+    if value == "-1" {
+        Ok(None)
+    } else {
+        parse_u64(name, value).map(Some)
+    }
+}
+
+fn parse_size(name: &str, value: &str) -> Result<usize, String> {
+    let n = value
+        .parse::<usize>()
+        .map_err(|e| format!("--{name}: expected a positive size, got {value:?} ({e})"))?;
+    if n == 0 {
+        return Err(format!("--{name} must be at least 1"));
+    }
+    Ok(n)
+}
+
+impl Flags {
+    /// Parses the arguments after the program name.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
+        let mut flags = Flags {
+            db: std::env::temp_dir().join("db_bench_concierge"),
+            benchmarks: BENCHMARKS_KNOWN.iter().map(|s| s.to_string()).collect(),
+            num: 1_000_000,
+            reads: None,
+            writes: None,
+            key_size: 16,
+            value_size: 100,
+            engine: EngineKind::Concierge,
+            seed: 0,
+            use_existing_db: false,
+            histogram: false,
+        };
+        let mut db_given = false;
+        for arg in args {
+            let body = arg
+                .strip_prefix("--")
+                .or_else(|| arg.strip_prefix('-'))
+                .ok_or_else(|| format!("unexpected argument {arg:?}\n{USAGE}"))?;
+            let (name, value) = match body.split_once('=') {
+                Some((n, v)) => (n, v),
+                None => (body, "true"),
+            };
+            match name {
+                "db" => {
+                    if value.is_empty() {
+                        return Err("--db must not be empty".into());
+                    }
+                    flags.db = PathBuf::from(value);
+                    db_given = true;
+                }
+                "benchmarks" => {
+                    let list: Vec<String> = value
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    for b in &list {
+                        if !BENCHMARKS_KNOWN.contains(&b.as_str()) {
+                            return Err(format!(
+                                "unknown benchmark {b:?}; known: {}",
+                                BENCHMARKS_KNOWN.join(",")
+                            ));
+                        }
+                    }
+                    flags.benchmarks = list;
+                }
+                "num" => {
+                    flags.num = parse_u64(name, value)?;
+                    if flags.num == 0 {
+                        return Err("--num must be at least 1".into());
+                    }
+                }
+                "reads" => flags.reads = parse_count_or_default(name, value)?,
+                "writes" => flags.writes = parse_count_or_default(name, value)?,
+                "key_size" => flags.key_size = parse_size(name, value)?,
+                "value_size" => flags.value_size = parse_size(name, value)?,
+                "compression_type" => {
+                    if value != "none" {
+                        return Err(format!(
+                            "--compression_type={value}: only none is supported (no engine here compresses)"
+                        ));
+                    }
+                }
+                "engine" => {
+                    flags.engine = match value {
+                        "concierge" => EngineKind::Concierge,
+                        "fjall" => EngineKind::Fjall,
+                        _ => {
+                            return Err(format!(
+                                "--engine: expected concierge or fjall, got {value:?}"
+                            ))
+                        }
+                    }
+                }
+                "seed" => flags.seed = parse_u64(name, value)?,
+                "use_existing_db" => flags.use_existing_db = parse_bool(name, value)?,
+                "histogram" => flags.histogram = parse_bool(name, value)?,
+                "help" => return Err(USAGE.to_string()),
+                _ => return Err(format!("unknown flag --{name}\n{USAGE}")),
+            }
+        }
+        if !db_given {
+            flags.db = std::env::temp_dir().join(format!("db_bench_{}", flags.engine.name()));
+        }
+        Ok(flags)
+    }
+}

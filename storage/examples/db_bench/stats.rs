@@ -1,0 +1,149 @@
+//! Timing and reporting in RocksDB db_bench's format, plus the process facts printed
+//! at the end (on-disk size of the database directory, peak resident memory).
+//!
+//! The report line matches RocksDB's `Stats::Report`:
+//! `%-12s : %11.3f micros/op %ld ops/sec %.3f seconds %lu operations;%s%s`
+//! where the tail is ` %6.1f MB/s` (when bytes were moved) and then any message.
+
+use std::path::Path;
+use std::time::Instant;
+
+/// Counters for one benchmark run.
+pub struct Stats {
+    start: Instant,
+    last_op: Instant,
+    done: u64,
+    bytes: u64,
+    message: String,
+    /// Per-operation latencies in nanoseconds, kept only with `--histogram`.
+    latencies_ns: Option<Vec<u64>>,
+}
+
+impl Stats {
+    pub fn start(histogram: bool, expected_ops: u64) -> Stats {
+        let now = Instant::now();
+        let capacity = usize::try_from(expected_ops.min(1 << 26)).unwrap_or(0);
+        Stats {
+            start: now,
+            last_op: now,
+            done: 0,
+            bytes: 0,
+            message: String::new(),
+            latencies_ns: histogram.then(|| Vec::with_capacity(capacity)),
+        }
+    }
+
+    /// Counts one finished operation that moved `bytes` bytes.
+    #[inline]
+    pub fn finished_op(&mut self, bytes: usize) {
+        self.done += 1;
+        self.bytes += bytes as u64;
+        if let Some(lat) = &mut self.latencies_ns {
+            let now = Instant::now();
+            lat.push(
+                u64::try_from(now.duration_since(self.last_op).as_nanos()).unwrap_or(u64::MAX),
+            );
+            self.last_op = now;
+        }
+    }
+
+    /// Appends a message to the report line (space separated, as RocksDB does).
+    pub fn add_message(&mut self, msg: &str) {
+        if !self.message.is_empty() {
+            self.message.push(' ');
+        }
+        self.message.push_str(msg);
+    }
+
+    /// Prints the report line (and the histogram when kept); returns ops/sec.
+    pub fn report(&mut self, name: &str, op_kind: &str) -> f64 {
+        let elapsed = self.start.elapsed().as_secs_f64().max(1e-9);
+        let done = self.done.max(1);
+        let mut extra = String::new();
+        if self.bytes > 0 {
+            extra = format!("{:6.1} MB/s", (self.bytes as f64 / 1_048_576.0) / elapsed);
+        }
+        if !self.message.is_empty() {
+            if !extra.is_empty() {
+                extra.push(' ');
+            }
+            extra.push_str(&self.message);
+        }
+        let throughput = done as f64 / elapsed;
+        println!(
+            "{:<12} : {:11.3} micros/op {} ops/sec {:.3} seconds {} operations;{}{}",
+            name,
+            elapsed * 1e6 / done as f64,
+            throughput as i64,
+            elapsed,
+            done,
+            if extra.is_empty() { "" } else { " " },
+            extra
+        );
+        if let Some(lat) = &mut self.latencies_ns {
+            print_histogram(op_kind, lat);
+        }
+        throughput
+    }
+}
+
+fn print_histogram(op_kind: &str, lat: &mut [u64]) {
+    if lat.is_empty() {
+        return;
+    }
+    lat.sort_unstable();
+    let n = lat.len();
+    let micros = |ns: u64| ns as f64 / 1000.0;
+    let sum: f64 = lat.iter().map(|&x| micros(x)).sum();
+    let mean = sum / n as f64;
+    let var = lat.iter().map(|&x| (micros(x) - mean).powi(2)).sum::<f64>() / n as f64;
+    let pct = |p: f64| {
+        let idx = ((p / 100.0) * n as f64).ceil() as usize;
+        micros(lat[idx.clamp(1, n) - 1])
+    };
+    println!("Microseconds per {op_kind}:");
+    println!("Count: {n} Average: {mean:.4}  StdDev: {:.2}", var.sqrt());
+    println!(
+        "Min: {:.4}  Median: {:.4}  Max: {:.4}",
+        micros(lat[0]),
+        pct(50.0),
+        micros(lat[n - 1])
+    );
+    println!(
+        "Percentiles: P50: {:.2} P75: {:.2} P99: {:.2} P99.9: {:.2} P99.99: {:.2}",
+        pct(50.0),
+        pct(75.0),
+        pct(99.0),
+        pct(99.9),
+        pct(99.99)
+    );
+    println!("------------------------------------------------------");
+}
+
+/// Disk usage of everything under `dir`: (allocated bytes as `du` counts them, apparent bytes).
+pub fn disk_usage(dir: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut allocated = 0u64;
+    let mut apparent = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                allocated += meta.blocks() * 512;
+                apparent += meta.len();
+            }
+        }
+    }
+    Ok((allocated, apparent))
+}
+
+/// The process's peak resident set size in KiB (`VmHWM` in /proc/self/status).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -1,0 +1,280 @@
+//! The memtable's entry arena: versions copied into big chunks, addressed by pointer.
+//!
+//! Each version is laid out once, contiguously, in a chunk (1 MiB, or bigger for a
+//! big entry):
+//!
+//! ```text
+//! entry := seqno_kind:u64 (seqno << 8 | kind) key_len:u32 value_len:u32 key value
+//! ```
+//!
+//! so a memtable insert costs one copy and no allocation (a chunk per ~8000 small
+//! entries), the map holds 16-byte keys ([`EntryPtr`] plus an 8-byte key prefix in
+//! `memtable.rs`) that keep its nodes small and cache-friendly, and freeing a memtable
+//! frees a handful of chunks instead of a million boxes.
+//!
+//! Safety contract (why the `unsafe` here is sound):
+//! - Chunks are allocated as boxed slices, turned into raw pointers, and freed only
+//!   when the `Arena` drops; they never move or shrink, so an `EntryPtr` into a chunk
+//!   stays valid as long as its `Arena` lives.
+//! - Bytes of an entry are written once, before its `EntryPtr` is handed out, and
+//!   never again; no `&mut` to a chunk is ever formed, so writing a new entry does not
+//!   alias readers of older ones. Writing requires `&mut Arena`.
+//! - The memtable keeps every `EntryPtr` of an arena inside the same struct as the
+//!   arena, behind the same `RwLock` (writes under the write lock publish the bytes to
+//!   readers, who take the read lock), and never lets one escape: cursors copy bytes
+//!   out. A probe `EntryPtr` points into a [`Probe`]'s buffer and is used only while
+//!   that `Probe` is borrowed.
+
+#![allow(unsafe_code)]
+
+use sstable::Kind;
+use std::ptr::NonNull;
+
+/// Bytes of the fixed entry header.
+pub const ENTRY_HEADER_BYTES: usize = 16;
+const CHUNK_BYTES: usize = 1 << 20;
+
+const _: () = assert!(ENTRY_HEADER_BYTES == 8 + 4 + 4);
+
+/// Address of one entry (in an arena chunk or a probe buffer).
+#[derive(Clone, Copy)]
+pub struct EntryPtr(NonNull<u8>);
+
+// SAFETY: an EntryPtr is a read-only view of bytes that are never written after the
+// pointer is created (module doc); sharing or sending it across threads is as safe as
+// sharing `&[u8]`, given the arena outlives it (guaranteed by the memtable).
+unsafe impl Send for EntryPtr {}
+// SAFETY: as above.
+unsafe impl Sync for EntryPtr {}
+
+impl EntryPtr {
+    #[inline]
+    fn header(&self) -> (u64, u32, u32) {
+        let p = self.0.as_ptr();
+        // SAFETY: `p` points at a complete entry (at least ENTRY_HEADER_BYTES long)
+        // that is alive and immutable (module doc); unaligned reads need no alignment.
+        unsafe {
+            let tag = std::ptr::read_unaligned(p.cast::<u64>());
+            let key_len = std::ptr::read_unaligned(p.add(8).cast::<u32>());
+            let value_len = std::ptr::read_unaligned(p.add(12).cast::<u32>());
+            (
+                u64::from_le(tag),
+                u32::from_le(key_len),
+                u32::from_le(value_len),
+            )
+        }
+    }
+
+    /// The seqno.
+    #[inline]
+    pub fn seqno(&self) -> u64 {
+        self.header().0 >> 8
+    }
+
+    /// The kind.
+    #[inline]
+    pub fn kind(&self) -> Kind {
+        if self.header().0 & 0xff == Kind::Delete as u64 {
+            Kind::Delete
+        } else {
+            Kind::Put
+        }
+    }
+
+    /// The user key.
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        let (_, key_len, _) = self.header();
+        // SAFETY: the entry holds `key_len` key bytes right after the header, alive
+        // and immutable for as long as the arena (module doc).
+        unsafe {
+            std::slice::from_raw_parts(self.0.as_ptr().add(ENTRY_HEADER_BYTES), key_len as usize)
+        }
+    }
+
+    /// The value (empty for a tombstone).
+    #[inline]
+    pub fn value(&self) -> &[u8] {
+        let (_, key_len, value_len) = self.header();
+        // SAFETY: as for `key`; the value follows the key.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.0.as_ptr().add(ENTRY_HEADER_BYTES + key_len as usize),
+                value_len as usize,
+            )
+        }
+    }
+
+    /// Key and value bytes as one slice (they are contiguous).
+    #[inline]
+    pub fn key_and_value(&self) -> &[u8] {
+        let (_, key_len, value_len) = self.header();
+        // SAFETY: as for `key`; key and value are adjacent.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.0.as_ptr().add(ENTRY_HEADER_BYTES),
+                key_len as usize + value_len as usize,
+            )
+        }
+    }
+}
+
+fn write_header(out: &mut [u8], key: &[u8], value: &[u8], seqno: u64, kind: Kind) {
+    let tag = (seqno << 8) | kind as u64;
+    out[..8].copy_from_slice(&tag.to_le_bytes());
+    out[8..12].copy_from_slice(&(key.len() as u32).to_le_bytes());
+    out[12..16].copy_from_slice(&(value.len() as u32).to_le_bytes());
+}
+
+struct Chunk {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+/// Append-only storage of entries (see the module doc).
+#[derive(Default)]
+pub struct Arena {
+    chunks: Vec<Chunk>,
+    /// Bytes used in the last chunk.
+    used: usize,
+    /// Bytes of all entries.
+    entry_bytes: usize,
+}
+
+// SAFETY: the arena owns its chunks (like a Vec<Box<[u8]>>); it is mutated only
+// through `&mut self`.
+unsafe impl Send for Arena {}
+// SAFETY: `&Arena` gives no access to chunk bytes at all.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// Copies an entry in and returns its address.
+    pub fn push(&mut self, key: &[u8], value: &[u8], seqno: u64, kind: Kind) -> EntryPtr {
+        assert!(key.len() <= u32::MAX as usize && value.len() <= u32::MAX as usize);
+        assert!(seqno < 1 << 56, "seqno {seqno} does not fit the entry tag");
+        let need = ENTRY_HEADER_BYTES + key.len() + value.len();
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.len - self.used >= need);
+        if !fits {
+            let len = need.max(CHUNK_BYTES);
+            let raw: *mut [u8] = Box::into_raw(vec![0u8; len].into_boxed_slice());
+            // SAFETY: Box::into_raw never returns null.
+            let ptr = unsafe { NonNull::new_unchecked(raw.cast::<u8>()) };
+            self.chunks.push(Chunk { ptr, len });
+            self.used = 0;
+        }
+        let chunk = &self.chunks[self.chunks.len() - 1];
+        let mut header = [0u8; ENTRY_HEADER_BYTES];
+        write_header(&mut header, key, value, seqno, kind);
+        // SAFETY: `used + need <= chunk.len`, so every write is inside the chunk; the
+        // range is fresh (no EntryPtr points into it yet), so nobody reads it now.
+        let dst = unsafe {
+            let dst = chunk.ptr.as_ptr().add(self.used);
+            std::ptr::copy_nonoverlapping(header.as_ptr(), dst, ENTRY_HEADER_BYTES);
+            std::ptr::copy_nonoverlapping(key.as_ptr(), dst.add(ENTRY_HEADER_BYTES), key.len());
+            std::ptr::copy_nonoverlapping(
+                value.as_ptr(),
+                dst.add(ENTRY_HEADER_BYTES + key.len()),
+                value.len(),
+            );
+            NonNull::new_unchecked(dst)
+        };
+        self.used += need;
+        self.entry_bytes += need;
+        EntryPtr(dst)
+    }
+
+    /// Bytes of all entries pushed.
+    pub fn entry_bytes(&self) -> usize {
+        self.entry_bytes
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for c in self.chunks.drain(..) {
+            let raw = std::ptr::slice_from_raw_parts_mut(c.ptr.as_ptr(), c.len);
+            // SAFETY: `raw` is exactly the pointer and length Box::into_raw gave for this
+            // chunk, freed once here.
+            drop(unsafe { Box::from_raw(raw) });
+        }
+    }
+}
+
+/// Keys up to this long are probed from an inline buffer (no allocation).
+const PROBE_INLINE_BYTES: usize = 64;
+
+/// An entry laid out in its own buffer, to search the map with.
+pub struct Probe {
+    inline: [u8; ENTRY_HEADER_BYTES + PROBE_INLINE_BYTES],
+    heap: Vec<u8>,
+}
+
+impl Probe {
+    /// A probe for `(key, seqno)`.
+    pub fn new(key: &[u8], seqno: u64) -> Probe {
+        let mut p = Probe {
+            inline: [0u8; ENTRY_HEADER_BYTES + PROBE_INLINE_BYTES],
+            heap: Vec::new(),
+        };
+        let buf: &mut [u8] = if key.len() <= PROBE_INLINE_BYTES {
+            &mut p.inline[..ENTRY_HEADER_BYTES + key.len()]
+        } else {
+            p.heap.resize(ENTRY_HEADER_BYTES + key.len(), 0);
+            &mut p.heap
+        };
+        write_header(buf, key, &[], seqno, Kind::Put);
+        buf[ENTRY_HEADER_BYTES..].copy_from_slice(key);
+        p
+    }
+
+    /// The probe's address; valid while `self` is borrowed and not moved.
+    pub fn entry(&self) -> EntryPtr {
+        let ptr = if self.heap.is_empty() {
+            self.inline.as_ptr()
+        } else {
+            self.heap.as_ptr()
+        };
+        // SAFETY: neither buffer's pointer is null; the entry is complete in it.
+        EntryPtr(unsafe { NonNull::new_unchecked(ptr.cast_mut()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_read_back_across_chunks() {
+        let mut a = Arena::default();
+        let mut ptrs = Vec::new();
+        for i in 0..30_000u64 {
+            let key = format!("key{i}");
+            let value = vec![i as u8; (i % 100) as usize];
+            let kind = if i % 7 == 0 { Kind::Delete } else { Kind::Put };
+            ptrs.push((
+                a.push(key.as_bytes(), &value, i + 1, kind),
+                key,
+                value,
+                kind,
+            ));
+        }
+        let big = vec![9u8; 3 << 20];
+        let p = a.push(b"big", &big, 5, Kind::Put);
+        for (i, (p, key, value, kind)) in ptrs.iter().enumerate() {
+            assert_eq!(p.key(), key.as_bytes());
+            assert_eq!(p.value(), value.as_slice());
+            assert_eq!(p.seqno(), i as u64 + 1);
+            assert_eq!(p.kind(), *kind);
+        }
+        assert_eq!(p.value().len(), 3 << 20);
+        assert_eq!(p.key_and_value().len(), 3 + (3 << 20));
+        let probe = Probe::new(b"k", 77);
+        assert_eq!(
+            (probe.entry().key(), probe.entry().seqno()),
+            (&b"k"[..], 77)
+        );
+    }
+}

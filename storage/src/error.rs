@@ -1,0 +1,147 @@
+//! The engine's error type: operating errors (I/O, corrupt bytes, a latched failure)
+//! as typed variants carrying context, wrapping the `wal` and `sstable` errors.
+//!
+//! Programmer errors are asserts; everything read from disk that is wrong is `Corrupt`
+//! (or a wrapped `Wal`/`Table` error whose own variant says corrupt), never a panic.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong in the storage engine.
+#[derive(Debug)]
+pub enum Error {
+    /// The file system failed.
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Bytes on disk (a manifest record, a WAL batch, CURRENT, a table's metadata) are invalid.
+    Corrupt {
+        /// Which file or record.
+        context: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The write-ahead log (or the manifest log) failed.
+    Wal {
+        /// What was being done.
+        context: String,
+        /// The log's error.
+        source: wal::Error,
+    },
+    /// A table failed to build, open or read.
+    Table {
+        /// What was being done (names the table file).
+        context: String,
+        /// The table's error.
+        source: sstable::Error,
+    },
+    /// An earlier fsync or background flush/compaction failed; the engine refuses writes.
+    Poisoned {
+        /// The failure that latched the engine.
+        reason: String,
+    },
+    /// A key, value or batch is over a limit.
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its length in bytes.
+        len: u64,
+        /// The largest length allowed.
+        max: u64,
+    },
+    /// The options are unusable.
+    InvalidOptions {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(context: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            context: context.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn wal(context: impl Into<String>, source: wal::Error) -> Error {
+        Error::Wal {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn table(context: impl Into<String>, source: sstable::Error) -> Error {
+        Error::Table {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// True when the error means bytes on disk are bad (as opposed to I/O failing).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Error::Corrupt { .. } => true,
+            Error::Table { source, .. } => source.is_corruption(),
+            Error::Wal { source, .. } => matches!(source, wal::Error::Corrupt { .. }),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, source } => write!(f, "i/o error while {context}: {source}"),
+            Error::Corrupt { context, reason } => write!(f, "corruption in {context}: {reason}"),
+            Error::Wal { context, source } => write!(f, "log error while {context}: {source}"),
+            Error::Table { context, source } => write!(f, "table error while {context}: {source}"),
+            Error::Poisoned { reason } => {
+                write!(
+                    f,
+                    "storage engine refuses writes after an earlier failure: {reason}"
+                )
+            }
+            Error::TooLarge { what, len, max } => {
+                write!(f, "{what} of {len} bytes exceeds the limit of {max} bytes")
+            }
+            Error::InvalidOptions { reason } => write!(f, "invalid options: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Wal { source, .. } => Some(source),
+            Error::Table { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Io { source, .. } => source.kind(),
+            Error::Corrupt { .. } => io::ErrorKind::InvalidData,
+            Error::TooLarge { .. } | Error::InvalidOptions { .. } => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

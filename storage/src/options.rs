@@ -1,0 +1,150 @@
+//! Tuning knobs of the engine, with RocksDB/LevelDB-like defaults, and their validation.
+//!
+//! Invariants checked by [`Options::validate`]: every size is non-zero, the level-0
+//! thresholds are ordered `l0_compaction_trigger <= l0_slowdown_writes <= l0_stop_writes`,
+//! and `levels_max >= 2` (level 0 plus at least one sorted level).
+
+use crate::error::Error;
+
+/// Options given to [`crate::Db::open`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Bytes of key/value data a memtable takes before it is frozen and flushed (64 MiB).
+    pub write_buffer_bytes: usize,
+    /// Level-0 table count that starts a level-0 -> level-1 compaction (4).
+    pub l0_compaction_trigger: usize,
+    /// Level-0 table count from which each write is delayed by about a millisecond (8).
+    pub l0_slowdown_writes: usize,
+    /// Level-0 table count at which writers wait until compaction catches up (12).
+    pub l0_stop_writes: usize,
+    /// Target total bytes of level 1 (256 MiB).
+    pub level_base_bytes: u64,
+    /// Each level below 1 targets this many times the bytes of the level above (10).
+    pub level_multiplier: u64,
+    /// Compaction cuts output tables at about this size (64 MiB).
+    pub table_target_bytes: u64,
+    /// Uncompressed data block size of tables (4096).
+    pub block_bytes: usize,
+    /// Bloom filter bits per key (10, about 1% false positives).
+    pub bloom_bits_per_key: usize,
+    /// Size at which the write-ahead log starts a new segment (64 MiB).
+    pub wal_segment_bytes: u64,
+    /// Largest encoded write batch (one WAL record) accepted (16 MiB).
+    pub batch_bytes_max: u32,
+    /// Number of levels, level 0 included (7).
+    pub levels_max: usize,
+    /// Bytes of edits appended to the manifest before it is rewritten as one snapshot (4 MiB).
+    pub manifest_bytes_max: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            write_buffer_bytes: 64 << 20,
+            l0_compaction_trigger: 4,
+            l0_slowdown_writes: 8,
+            l0_stop_writes: 12,
+            level_base_bytes: 256 << 20,
+            level_multiplier: 10,
+            table_target_bytes: 64 << 20,
+            block_bytes: 4096,
+            bloom_bits_per_key: 10,
+            wal_segment_bytes: 64 << 20,
+            batch_bytes_max: 16 << 20,
+            levels_max: 7,
+            manifest_bytes_max: 4 << 20,
+        }
+    }
+}
+
+impl Options {
+    /// Checks the options for values the engine cannot work with.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |reason: &str| {
+            Err(Error::InvalidOptions {
+                reason: reason.to_string(),
+            })
+        };
+        if self.write_buffer_bytes == 0 {
+            return bad("write_buffer_bytes must be > 0");
+        }
+        if self.l0_compaction_trigger == 0 {
+            return bad("l0_compaction_trigger must be > 0");
+        }
+        if !(self.l0_compaction_trigger <= self.l0_slowdown_writes
+            && self.l0_slowdown_writes <= self.l0_stop_writes)
+        {
+            return bad("need l0_compaction_trigger <= l0_slowdown_writes <= l0_stop_writes");
+        }
+        if self.level_base_bytes == 0 || self.level_multiplier < 2 {
+            return bad("level_base_bytes must be > 0 and level_multiplier >= 2");
+        }
+        if self.table_target_bytes == 0 || self.block_bytes == 0 {
+            return bad("table_target_bytes and block_bytes must be > 0");
+        }
+        if self.wal_segment_bytes == 0 || self.batch_bytes_max < 64 {
+            return bad("wal_segment_bytes must be > 0 and batch_bytes_max >= 64");
+        }
+        if !(2..=16).contains(&self.levels_max) {
+            return bad("levels_max must be in 2..=16");
+        }
+        if self.manifest_bytes_max == 0 {
+            return bad("manifest_bytes_max must be > 0");
+        }
+        if let Err(reason) = crate::table_file::build_options(self).validate() {
+            return bad(&format!("table options: {reason}"));
+        }
+        Ok(())
+    }
+
+    /// Target bytes of `level` (>= 1).
+    pub(crate) fn level_target_bytes(&self, level: usize) -> u64 {
+        debug_assert!(level >= 1);
+        let mut target = self.level_base_bytes;
+        for _ in 1..level {
+            target = target.saturating_mul(self.level_multiplier);
+        }
+        target
+    }
+}
+
+/// Options of one write.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOptions {
+    /// Return only after the write is durable (a group-committed fdatasync of the WAL).
+    /// With `false` the write is handed to the OS and survives a process crash but not
+    /// necessarily a power loss.
+    pub sync: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_rejected() {
+        assert!(Options::default().validate().is_ok());
+        let o = Options {
+            l0_stop_writes: 2,
+            ..Options::default()
+        };
+        assert!(matches!(o.validate(), Err(Error::InvalidOptions { .. })));
+        let o = Options {
+            write_buffer_bytes: 0,
+            ..Options::default()
+        };
+        assert!(o.validate().is_err());
+        let o = Options {
+            bloom_bits_per_key: 1000,
+            ..Options::default()
+        };
+        assert!(o.validate().is_err());
+    }
+
+    #[test]
+    fn level_targets_grow_by_the_multiplier() {
+        let o = Options::default();
+        assert_eq!(o.level_target_bytes(1), 256 << 20);
+        assert_eq!(o.level_target_bytes(2), 2560 << 20);
+    }
+}

@@ -1,0 +1,203 @@
+//! Opening a database: manifest, tables, WAL replay, cleanup.
+//!
+//! Steps:
+//! 1. Open the manifest (`manifest.rs`); a directory without `CURRENT` is a new
+//!    database and gets an initial snapshot.
+//! 2. Open every table the manifest names, checking each against its metadata; a
+//!    missing or damaged table is an error naming it.
+//! 3. Replay the WAL into a memtable: every record whose seqnos are above the
+//!    manifest's flushed seqno (records are whole batches: none straddles it). A
+//!    damaged record before the WAL's tail is an error; the wal crate cuts a torn tail.
+//!    If the replayed data fills a memtable it is written to a level-0 table at once.
+//! 4. Start a new manifest (a snapshot of the recovered state, then `CURRENT`).
+//! 5. Remove obsolete files: tables the manifest does not name (left by a crash
+//!    mid-flush or mid-compaction), `*.tmp` files, and WAL segments wholly flushed.
+//!
+//! The directory layout: `CURRENT`, `manifest/` (a wal), `wal/` (a wal), `<n>.sst`.
+
+use crate::batch::BatchRecord;
+use crate::db::{Inner, State, WriteState};
+use crate::error::Error;
+use crate::flush::write_memtable;
+use crate::manifest::{Manifest, ManifestState};
+use crate::memtable::Memtable;
+use crate::options::Options;
+use crate::snapshot::SnapshotList;
+use crate::super_version::SuperVersion;
+use crate::table_file::finish_tables;
+use crate::version::{parse_table_file_name, TableHandle, Version};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use vfs::Fs;
+use wal::Wal;
+
+/// Name of the WAL directory.
+pub const WAL_DIR: &str = "wal";
+
+/// See the module doc.
+pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inner, Error> {
+    opts.validate()?;
+    fs.create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let (mut manifest, state) = Manifest::open(&fs, dir)?;
+    let mut mstate = match state {
+        Some(s) => s,
+        None => {
+            let s = ManifestState {
+                next_file: 1,
+                log_index: 1,
+                ..ManifestState::default()
+            };
+            manifest.write_snapshot(&s)?;
+            s
+        }
+    };
+
+    let mut added = Vec::with_capacity(mstate.tables.len());
+    let mut next_file = mstate.next_file.max(1);
+    for (number, (level, meta)) in &mstate.tables {
+        if *level as usize >= opts.levels_max {
+            return Err(Error::InvalidOptions {
+                reason: format!(
+                    "table {number} is in level {level} but levels_max is {}",
+                    opts.levels_max
+                ),
+            });
+        }
+        added.push((*level, Arc::new(TableHandle::open(&fs, dir, meta.clone())?)));
+        next_file = next_file.max(number + 1);
+    }
+    let mut version = Version::empty(opts.levels_max).apply(&[], added)?;
+
+    let wal_dir = dir.join(WAL_DIR);
+    let wal_opts = wal::Options {
+        segment_bytes_max: opts.wal_segment_bytes,
+        record_bytes_max: opts.batch_bytes_max,
+    };
+    let wal = Wal::open(Arc::clone(&fs), &wal_dir, wal_opts)
+        .map_err(|e| Error::wal(format!("opening the WAL in {}", wal_dir.display()), e))?;
+    let mut mem = Memtable::new();
+    let mut last = mstate.flushed_seqno;
+    let mut first_needed: Option<u64> = None;
+    let iter = wal
+        .iter_from(wal.first_index())
+        .map_err(|e| Error::wal("replaying the WAL", e))?;
+    for item in iter {
+        let (index, bytes) = item.map_err(|e| Error::wal("replaying the WAL", e))?;
+        let context = || format!("WAL record {index}");
+        let rec = BatchRecord::decode(&bytes).map_err(|r| Error::corrupt(context(), r))?;
+        if rec.last_seqno() <= mstate.flushed_seqno {
+            continue;
+        }
+        if rec.first_seqno <= last {
+            return Err(Error::corrupt(
+                context(),
+                format!(
+                    "batch seqnos start at {} but {last} is already recovered",
+                    rec.first_seqno
+                ),
+            ));
+        }
+        first_needed.get_or_insert(index);
+        mem.insert_ops(rec.iter(), rec.first_seqno)?;
+        last = rec.last_seqno();
+        if mem.approximate_bytes() >= opts.write_buffer_bytes {
+            let number = next_file;
+            next_file += 1;
+            if let Some(meta) = write_memtable(&fs, dir, &opts, &mem, Vec::new(), number)? {
+                let handles = finish_tables(&fs, dir, vec![meta.clone()])?;
+                let added: Vec<(u8, Arc<TableHandle>)> =
+                    handles.into_iter().map(|h| (0u8, h)).collect();
+                version = version.apply(&[], added)?;
+                mstate.tables.insert(number, (0, meta));
+            }
+            mstate.flushed_seqno = last;
+            mem = Memtable::new();
+            first_needed = None;
+        }
+    }
+    mstate.last_seqno = mstate.last_seqno.max(last);
+    mstate.log_index = first_needed.unwrap_or_else(|| wal.next_index());
+    mstate.next_file = next_file;
+    manifest.write_snapshot(&mstate)?;
+    remove_obsolete(&fs, dir, &mstate);
+    wal.truncate_prefix(mstate.log_index)
+        .map_err(|e| Error::wal("dropping flushed WAL segments", e))?;
+
+    let mem = Arc::new(mem);
+    let version = Arc::new(version);
+    let sv = SuperVersion {
+        mem: Arc::clone(&mem),
+        imm: None,
+        version: Arc::clone(&version),
+    };
+    let l0 = version.levels[0].len();
+    let last_seqno = mstate.last_seqno;
+    let state = State {
+        manifest,
+        mstate,
+        version,
+        mem: Arc::clone(&mem),
+        imm: None,
+        switches: 0,
+        flushes_done: 0,
+        manual_requested: 0,
+        manual_done: 0,
+        pointers: vec![Vec::new(); opts.levels_max],
+        bg_error: None,
+    };
+    tracing::info!(dir = %dir.display(), last_seqno, tables = state.version.table_count(), "storage opened");
+    Ok(Inner {
+        fs,
+        dir: dir.to_path_buf(),
+        opts,
+        wal,
+        write: Mutex::new(WriteState {
+            mem,
+            buf: Vec::new(),
+        }),
+        state: Mutex::new(state),
+        cv: Condvar::new(),
+        current: RwLock::new(Arc::new(sv)),
+        last_seqno: AtomicU64::new(last_seqno),
+        next_file: AtomicU64::new(next_file),
+        snapshots: Arc::new(SnapshotList::default()),
+        shutdown: AtomicBool::new(false),
+        poisoned: AtomicBool::new(false),
+        poison_reason: Mutex::new(None),
+        l0_tables: AtomicUsize::new(l0),
+        stalls: AtomicU64::new(0),
+        stall_micros: AtomicU64::new(0),
+    })
+}
+
+/// Removes tables the manifest does not name and temporary files (best effort).
+fn remove_obsolete(fs: &Arc<dyn Fs>, dir: &Path, mstate: &ManifestState) {
+    let names = match fs.list_dir(dir) {
+        Ok(names) => names,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing the database directory for cleanup");
+            return;
+        }
+    };
+    let mut removed = false;
+    for name in names {
+        let obsolete = match parse_table_file_name(&name) {
+            Some(number) => !mstate.tables.contains_key(&number),
+            None => name.ends_with(".tmp"),
+        };
+        if obsolete {
+            match fs.remove_file(&dir.join(&name)) {
+                Ok(()) => removed = true,
+                Err(e) => tracing::warn!(file = %name, error = %e, "removing an obsolete file"),
+            }
+        }
+    }
+    if removed {
+        if let Err(e) = fs.sync_dir(dir) {
+            tracing::warn!(error = %e, "syncing the directory after cleanup");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The write path: one WAL record per batch, memtable insert, publish; back-pressure;
+//! memtable switches; `Db::flush`.
+//!
+//! A write, under the write lock: make room (see below), take seqnos
+//! `last + 1 ..= last + n`, encode the batch once into a reused buffer, append it to
+//! the WAL (`Buffered`: one write(2)), insert into the memtable, publish `last + n`.
+//! Then, outside the lock, a `sync` write waits for a WAL fsync; the WAL shares one
+//! fdatasync among concurrent syncers (group commit). A write is visible to readers
+//! from the moment it is published, before its fsync; `write` returns only after it.
+//!
+//! Making room: when the memtable is full it is frozen (and handed to the flush
+//! thread) and a new one takes writes — unless a frozen memtable is still waiting, in
+//! which case the writer waits (at most one frozen memtable: memory stays bounded).
+//! When level 0 holds `l0_slowdown_writes` tables each write is delayed 1 ms once;
+//! at `l0_stop_writes` writers wait for compaction.
+//!
+//! Any WAL failure latches the engine: after a failed write or fsync nobody can know
+//! what is durable, so no later write is accepted.
+
+use crate::batch::{encode_single, BATCH_HEADER_BYTES, KEY_BYTES_MAX};
+use crate::db::{Frozen, Inner, State, WriteState};
+use crate::error::Error;
+use crate::memtable::Memtable;
+use crate::options::WriteOptions;
+use crate::WriteBatch;
+use parking_lot::MutexGuard;
+use sstable::Kind;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wal::SyncMode;
+
+/// Writes a batch (see the module doc).
+pub(crate) fn write(inner: &Inner, batch: &WriteBatch, opts: WriteOptions) -> Result<u64, Error> {
+    check_sizes(
+        inner,
+        batch.longest_key(),
+        BATCH_HEADER_BYTES + batch.encoded_bytes(),
+    )?;
+    commit(
+        inner,
+        batch.len() as u64,
+        opts,
+        |first, buf| batch.encode_record(first, buf),
+        |mem, first| mem.insert_ops(batch.iter(), first),
+    )
+}
+
+/// Writes one put or delete without building a batch (same record format).
+pub(crate) fn write_one(
+    inner: &Inner,
+    kind: Kind,
+    key: &[u8],
+    value: &[u8],
+    opts: WriteOptions,
+) -> Result<u64, Error> {
+    check_sizes(
+        inner,
+        key.len(),
+        BATCH_HEADER_BYTES + 11 + key.len() + value.len(),
+    )?;
+    commit(
+        inner,
+        1,
+        opts,
+        |first, buf| encode_single(kind, key, value, first, buf),
+        |mem, first| {
+            mem.insert(key, first, kind, value);
+            Ok(())
+        },
+    )
+}
+
+fn check_sizes(inner: &Inner, key_bytes: usize, record_bytes: usize) -> Result<(), Error> {
+    let max = inner.opts.batch_bytes_max as usize;
+    if record_bytes > max {
+        return Err(Error::TooLarge {
+            what: "write batch",
+            len: record_bytes as u64,
+            max: max as u64,
+        });
+    }
+    if key_bytes > KEY_BYTES_MAX {
+        return Err(Error::TooLarge {
+            what: "key",
+            len: key_bytes as u64,
+            max: KEY_BYTES_MAX as u64,
+        });
+    }
+    Ok(())
+}
+
+/// The write lock section and the optional sync: `count` seqnos, one WAL record.
+fn commit(
+    inner: &Inner,
+    count: u64,
+    opts: WriteOptions,
+    encode: impl FnOnce(u64, &mut Vec<u8>),
+    insert: impl FnOnce(&Memtable, u64) -> Result<(), Error>,
+) -> Result<u64, Error> {
+    let last = {
+        let mut w = inner.write.lock();
+        inner.check_poisoned()?;
+        if count == 0 {
+            inner.last_seqno.load(Ordering::Acquire)
+        } else {
+            make_room(inner, &mut w)?;
+            let first = inner.last_seqno.load(Ordering::Relaxed) + 1;
+            let WriteState { mem, buf } = &mut *w;
+            encode(first, buf);
+            inner
+                .wal
+                .append(buf, SyncMode::Buffered)
+                .map_err(|e| inner.latch(Error::wal("appending a write batch to the WAL", e)))?;
+            insert(mem, first)?;
+            let last = first + count - 1;
+            inner.last_seqno.store(last, Ordering::Release);
+            last
+        }
+    };
+    if opts.sync {
+        inner
+            .wal
+            .sync()
+            .map_err(|e| inner.latch(Error::wal("syncing the WAL", e)))?;
+    }
+    Ok(last)
+}
+
+/// Waits until the memtable has room, switching it when full (see the module doc).
+fn make_room(inner: &Inner, w: &mut MutexGuard<'_, WriteState>) -> Result<(), Error> {
+    let opts = &inner.opts;
+    let mut delayed = false;
+    loop {
+        let l0 = inner.l0_tables.load(Ordering::Acquire);
+        let full = w.mem.approximate_bytes() >= opts.write_buffer_bytes;
+        if !full && l0 < opts.l0_slowdown_writes {
+            return Ok(());
+        }
+        if l0 >= opts.l0_slowdown_writes && l0 < opts.l0_stop_writes && !delayed {
+            // Give compaction a little time, once per write.
+            delayed = true;
+            let t = Instant::now();
+            std::thread::sleep(Duration::from_millis(1));
+            inner.note_stall(t);
+            continue;
+        }
+        let mut st = inner.state.lock();
+        if let Some(reason) = &st.bg_error {
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
+        if st.version.levels[0].len() >= opts.l0_stop_writes {
+            let t = Instant::now();
+            inner.cv.wait(&mut st);
+            inner.note_stall(t);
+            continue;
+        }
+        if !full {
+            return Ok(());
+        }
+        if st.imm.is_some() {
+            let t = Instant::now();
+            inner.cv.wait(&mut st);
+            inner.note_stall(t);
+            continue;
+        }
+        switch_memtable(inner, &mut st, w);
+        return Ok(());
+    }
+}
+
+/// Freezes the memtable and starts a new one (write lock and state lock held).
+fn switch_memtable(inner: &Inner, st: &mut State, w: &mut WriteState) {
+    assert!(
+        st.imm.is_none(),
+        "switching the memtable while one is still frozen"
+    );
+    let frozen = Frozen {
+        mem: Arc::clone(&w.mem),
+        wal_end: inner.wal.next_index(),
+        last_seqno: inner.last_seqno.load(Ordering::Acquire),
+    };
+    let mem = Arc::new(Memtable::new());
+    w.mem = Arc::clone(&mem);
+    st.mem = mem;
+    st.imm = Some(frozen);
+    st.switches += 1;
+    inner.install(st);
+    inner.cv.notify_all();
+}
+
+/// `Db::flush`: freezes a non-empty memtable and waits until it is in a table.
+pub(crate) fn flush(inner: &Inner) -> Result<(), Error> {
+    let ticket = {
+        let mut w = inner.write.lock();
+        inner.check_poisoned()?;
+        let mut st = inner.state.lock();
+        loop {
+            if let Some(reason) = &st.bg_error {
+                return Err(Error::Poisoned {
+                    reason: reason.clone(),
+                });
+            }
+            if st.imm.is_none() {
+                break;
+            }
+            inner.cv.wait(&mut st);
+        }
+        if !w.mem.is_empty() {
+            switch_memtable(inner, &mut st, &mut w);
+        }
+        st.switches
+    };
+    let mut st = inner.state.lock();
+    while st.flushes_done < ticket {
+        if let Some(reason) = &st.bg_error {
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
+        inner.cv.wait(&mut st);
+    }
+    Ok(())
+}
