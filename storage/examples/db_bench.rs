@@ -96,6 +96,9 @@ fn run(flags: &Flags) -> EngineResult<()> {
             (None, _) => (work.read_seq(reads)?, "read"),
         };
         stats.report(name, op_kind);
+        if let Some(facts) = engine.describe() {
+            println!("  engine: {facts}");
+        }
     }
     engine.close();
     drop(engine);

@@ -65,6 +65,27 @@ impl EntryPtr {
         }
     }
 
+    /// Hints the CPU to start loading the entry's first cache lines (header, key and
+    /// the start of the value): a walk in key order visits the arena in random order,
+    /// and a miss per entry otherwise dominates flushing a memtable.
+    #[inline]
+    pub fn prefetch(&self) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = self.0.as_ptr().cast_const().cast::<i8>();
+            // SAFETY: the `sse` target feature is enabled (cfg above; baseline on x86_64),
+            // which is all `_mm_prefetch` requires. A prefetch never faults and reads
+            // nothing architecturally; `wrapping_add` keeps the address computation
+            // defined even past the chunk's end.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(128));
+            }
+        }
+    }
+
     /// The seqno.
     #[inline]
     pub fn seqno(&self) -> u64 {

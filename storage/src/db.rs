@@ -4,8 +4,8 @@
 //! thread and one compaction thread (`background.rs`). Shared state:
 //! - `current`: the `Arc<SuperVersion>` readers clone (a short read lock), replaced
 //!   under `state` on memtable switch, flush and compaction;
-//! - `last_seqno`: the newest write fully inserted in a memtable (published after the
-//!   insert, with Release); see [`Inner::read_view`] and [`Db::snapshot`] for the order
+//! - `last_seqno`: the newest published write: inserted in a memtable and as durable
+//!   as its options demand, all writes before it too (see `publish.rs`; Release); see [`Inner::read_view`] and [`Db::snapshot`] for the order
 //!   readers load it and `current` in;
 //! - `state`: manifest, version, memtables, background flags; `cv` signals any change.
 //!
@@ -36,6 +36,8 @@ pub(crate) struct WriteState {
     pub mem: Arc<Memtable>,
     /// Reused buffer for the encoded WAL record.
     pub buf: Vec<u8>,
+    /// The last seqno handed to a write (>= `Inner::last_seqno`, the last published).
+    pub allocated: u64,
 }
 
 /// State guarded by `Inner::state`.
@@ -81,6 +83,8 @@ pub(crate) struct Inner {
     pub cv: Condvar,
     pub current: RwLock<Arc<SuperVersion>>,
     pub last_seqno: AtomicU64,
+    /// Writes waiting to be published (for their fsync, or for one before them).
+    pub publisher: crate::publish::Publisher,
     pub next_file: AtomicU64,
     pub snapshots: Arc<SnapshotList>,
     pub shutdown: AtomicBool,
@@ -92,6 +96,9 @@ pub(crate) struct Inner {
     /// Writer stalls (waits and delays for back-pressure) and their total time.
     pub stalls: AtomicU64,
     pub stall_micros: AtomicU64,
+    /// The directory's `LOCK`. Last field: released after everything else of the
+    /// engine is closed, and `Inner` drops only after the background threads stopped.
+    pub _lock: Box<dyn vfs::FileLock>,
 }
 
 impl Inner {
@@ -202,8 +209,11 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database in `dir`: reads the manifest, opens
-    /// the tables, replays the WAL, removes obsolete files, starts background work.
+    /// Opens (creating if needed) the database in `dir`: takes `dir/LOCK`, reads the
+    /// manifest, opens the tables, replays the WAL, removes obsolete files, starts
+    /// background work. Fails with [`Error::AlreadyOpen`] while another `Db` (in this
+    /// process or another) has `dir` open; the lock is released when the last clone
+    /// of the returned `Db` drops.
     pub fn open(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Db, Error> {
         let inner = Arc::new(crate::recovery::recover(fs, dir, opts)?);
         let mut threads = Vec::with_capacity(2);
@@ -238,7 +248,9 @@ impl Db {
 
     /// Applies every op of `batch` atomically; returns the seqno of its last op (the
     /// current last seqno for an empty batch). Visible to readers on return; durable
-    /// on return when `opts.sync`.
+    /// on return when `opts.sync`. Readers see it only once it is as durable as
+    /// `opts` asks (and every earlier write is too): a write that returns an error
+    /// because its fsync failed is never visible to this engine's readers.
     pub fn write(&self, batch: &WriteBatch, opts: WriteOptions) -> Result<u64, Error> {
         crate::write::write(self.inner(), batch, opts)
     }

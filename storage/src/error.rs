@@ -52,6 +52,13 @@ pub enum Error {
         /// The largest length allowed.
         max: u64,
     },
+    /// Another open `Db` (in this or another process) holds the directory's `LOCK`.
+    AlreadyOpen {
+        /// The database directory.
+        dir: String,
+        /// What the file system said.
+        source: io::Error,
+    },
     /// The options are unusable.
     InvalidOptions {
         /// Why.
@@ -115,6 +122,10 @@ impl fmt::Display for Error {
             Error::TooLarge { what, len, max } => {
                 write!(f, "{what} of {len} bytes exceeds the limit of {max} bytes")
             }
+            Error::AlreadyOpen { dir, source } => write!(
+                f,
+                "database {dir} is already open (its LOCK is held by another engine): {source}"
+            ),
             Error::InvalidOptions { reason } => write!(f, "invalid options: {reason}"),
         }
     }
@@ -126,6 +137,7 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::Wal { source, .. } => Some(source),
             Error::Table { source, .. } => Some(source),
+            Error::AlreadyOpen { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -137,6 +149,7 @@ impl From<Error> for io::Error {
             Error::Io { source, .. } => source.kind(),
             Error::Corrupt { .. } => io::ErrorKind::InvalidData,
             Error::TooLarge { .. } | Error::InvalidOptions { .. } => io::ErrorKind::InvalidInput,
+            Error::AlreadyOpen { .. } => io::ErrorKind::WouldBlock,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)

@@ -48,8 +48,10 @@
 //! - `batch`: [`WriteBatch`] and its WAL record (one record per batch, first seqno).
 //! - `arena`, `memtable`: entries copied into an arena, indexed by a `BTreeSet` of
 //!   16-byte keys behind a `RwLock`; cursors copy runs of entries out.
-//! - `write`: the write path (one WAL record and one memtable insert per batch, then
-//!   publish the seqno), back-pressure, memtable switches.
+//! - `write`: the write path (one WAL record and one memtable insert per batch),
+//!   back-pressure, memtable switches.
+//! - `publish`: a write's seqno becomes visible only once it is as durable as its
+//!   options demand, in seqno order (a failed fsync publishes nothing more).
 //! - `edit`, `manifest`: the version edits and the manifest log with its `CURRENT`.
 //! - `version`, `super_version`: immutable sets of tables and memtables that readers
 //!   pin through `Arc`; obsolete table files go when the last pin drops.
@@ -77,6 +79,7 @@ mod manifest;
 mod memtable;
 mod merge_iter;
 mod options;
+mod publish;
 mod recovery;
 mod snapshot;
 mod super_version;

@@ -202,8 +202,18 @@ impl Memtable {
     /// Calls `f` on every version in order under the read lock (for flushing a frozen
     /// memtable); stops at the first error.
     pub(crate) fn for_each<E>(&self, mut f: impl FnMut(&MemKey) -> Result<(), E>) -> Result<(), E> {
+        // Entries sit in the arena in insertion order, so a walk in key order jumps
+        // around: prefetch a few entries ahead to overlap the cache misses.
+        const AHEAD: usize = 8;
         let tree = self.tree.read();
+        let mut ahead = tree.set.iter();
+        for k in ahead.by_ref().take(AHEAD) {
+            k.entry.prefetch();
+        }
         for key in &tree.set {
+            if let Some(k) = ahead.next() {
+                k.entry.prefetch();
+            }
             f(key)?;
         }
         Ok(())

@@ -1,6 +1,10 @@
 //! Opening a database: manifest, tables, WAL replay, cleanup.
 //!
 //! Steps:
+//! 0. Take `LOCK` (one engine per directory; held until the `Inner` drops, after the
+//!    background threads stopped). A second open fails with [`Error::AlreadyOpen`]
+//!    before it touches anything: two engines on one directory would delete each
+//!    other's WAL segments and tables.
 //! 1. Open the manifest (`manifest.rs`); a directory without `CURRENT` is a new
 //!    database and gets an initial snapshot.
 //! 2. Open every table the manifest names, checking each against its metadata; a
@@ -33,6 +37,9 @@ use std::sync::Arc;
 use vfs::Fs;
 use wal::Wal;
 
+/// Name of the lock file that keeps a second engine out of the directory.
+pub const LOCK_FILE: &str = "LOCK";
+
 /// Name of the WAL directory.
 pub const WAL_DIR: &str = "wal";
 
@@ -41,6 +48,16 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
     opts.validate()?;
     fs.create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let lock = fs.lock(&dir.join(LOCK_FILE)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::AlreadyOpen {
+                dir: dir.display().to_string(),
+                source: e,
+            }
+        } else {
+            Error::io(format!("locking {}", dir.join(LOCK_FILE).display()), e)
+        }
+    })?;
     let (mut manifest, state) = Manifest::open(&fs, dir)?;
     let mut mstate = match state {
         Some(s) => s,
@@ -157,11 +174,13 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         write: Mutex::new(WriteState {
             mem,
             buf: Vec::new(),
+            allocated: last_seqno,
         }),
         state: Mutex::new(state),
         cv: Condvar::new(),
         current: RwLock::new(Arc::new(sv)),
         last_seqno: AtomicU64::new(last_seqno),
+        publisher: crate::publish::Publisher::default(),
         next_file: AtomicU64::new(next_file),
         snapshots: Arc::new(SnapshotList::default()),
         shutdown: AtomicBool::new(false),
@@ -170,6 +189,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         l0_tables: AtomicUsize::new(l0),
         stalls: AtomicU64::new(0),
         stall_micros: AtomicU64::new(0),
+        _lock: lock,
     })
 }
 

@@ -2,20 +2,30 @@
 //! memtable switches; `Db::flush`.
 //!
 //! A write, under the write lock: make room (see below), take seqnos
-//! `last + 1 ..= last + n`, encode the batch once into a reused buffer, append it to
-//! the WAL (`Buffered`: one write(2)), insert into the memtable, publish `last + n`.
-//! Then, outside the lock, a `sync` write waits for a WAL fsync; the WAL shares one
-//! fdatasync among concurrent syncers (group commit). A write is visible to readers
-//! from the moment it is published, before its fsync; `write` returns only after it.
+//! `allocated + 1 ..= allocated + n`, encode the batch once into a reused buffer,
+//! append it to the WAL (`Buffered`: one write(2), no fsync), insert into the
+//! memtable (invisible: readers read at the published seqno). A non-sync write with
+//! nothing unpublished before it is published right there. Otherwise it is queued
+//! for publication (`publish.rs`) and, outside the lock, a `sync` write waits for a
+//! WAL fsync (the WAL shares one fdatasync among concurrent syncers: group commit),
+//! then it and every ready write after it are published in seqno order. So a write
+//! is visible only once it is as durable as asked, and every write returns only
+//! once it is visible (read-your-writes); a non-sync write queued behind a sync
+//! write waits for that sync. A single sync writer costs one fdatasync per write, a
+//! non-sync writer none.
 //!
 //! Making room: when the memtable is full it is frozen (and handed to the flush
 //! thread) and a new one takes writes — unless a frozen memtable is still waiting, in
 //! which case the writer waits (at most one frozen memtable: memory stays bounded).
+//! A memtable is frozen only once every write in it is published (flush drops
+//! versions no reader at the published seqno needs, so it must not see later ones).
 //! When level 0 holds `l0_slowdown_writes` tables each write is delayed 1 ms once;
 //! at `l0_stop_writes` writers wait for compaction.
 //!
 //! Any WAL failure latches the engine: after a failed write or fsync nobody can know
-//! what is durable, so no later write is accepted.
+//! what is durable, so no later write is accepted, and the writes whose fsync failed
+//! (and those queued behind them) are never published: they return an error and
+//! readers never see them (after a restart they may or may not be there).
 
 use crate::batch::{encode_single, BATCH_HEADER_BYTES, KEY_BYTES_MAX};
 use crate::db::{Frozen, Inner, State, WriteState};
@@ -90,7 +100,7 @@ fn check_sizes(inner: &Inner, key_bytes: usize, record_bytes: usize) -> Result<(
     Ok(())
 }
 
-/// The write lock section and the optional sync: `count` seqnos, one WAL record.
+/// The write lock section, the optional sync, publication: `count` seqnos, one WAL record.
 fn commit(
     inner: &Inner,
     count: u64,
@@ -102,28 +112,37 @@ fn commit(
         let mut w = inner.write.lock();
         inner.check_poisoned()?;
         if count == 0 {
-            inner.last_seqno.load(Ordering::Acquire)
-        } else {
-            make_room(inner, &mut w)?;
-            let first = inner.last_seqno.load(Ordering::Relaxed) + 1;
-            let WriteState { mem, buf } = &mut *w;
-            encode(first, buf);
-            inner
-                .wal
-                .append(buf, SyncMode::Buffered)
-                .map_err(|e| inner.latch(Error::wal("appending a write batch to the WAL", e)))?;
-            insert(mem, first)?;
-            let last = first + count - 1;
-            inner.last_seqno.store(last, Ordering::Release);
-            last
+            return Ok(inner.last_seqno.load(Ordering::Acquire));
         }
-    };
-    if opts.sync {
+        make_room(inner, &mut w)?;
+        let first = w.allocated + 1;
+        let WriteState { mem, buf, .. } = &mut *w;
+        encode(first, buf);
         inner
             .wal
-            .sync()
-            .map_err(|e| inner.latch(Error::wal("syncing the WAL", e)))?;
+            .append(buf, SyncMode::Buffered)
+            .map_err(|e| inner.latch(Error::wal("appending a write batch to the WAL", e)))?;
+        // The WAL holds these seqnos now: a failed insert must not let them be reused.
+        insert(mem, first).map_err(|e| inner.latch(e))?;
+        let last = first + count - 1;
+        w.allocated = last;
+        if !opts.sync && inner.last_seqno.load(Ordering::Acquire) == first - 1 {
+            // Nothing waits for publication before this write: publish it now.
+            inner.last_seqno.store(last, Ordering::Release);
+            return Ok(last);
+        }
+        inner.publisher.enqueue(inner, last, !opts.sync);
+        last
+    };
+    if opts.sync {
+        if let Err(e) = inner.wal.sync() {
+            let e = inner.latch(Error::wal("syncing the WAL", e));
+            inner.publisher.fail();
+            return Err(e);
+        }
+        inner.publisher.mark_ready(inner, last);
     }
+    inner.publisher.wait_published(inner, last)?;
     Ok(last)
 }
 
@@ -160,6 +179,13 @@ fn make_room(inner: &Inner, w: &mut MutexGuard<'_, WriteState>) -> Result<(), Er
         if !full {
             return Ok(());
         }
+        if inner.last_seqno.load(Ordering::Acquire) < w.allocated {
+            // A frozen memtable must hold only published writes (flush and compaction
+            // drop versions that no reader at `last_seqno` needs): wait for the syncs.
+            drop(st);
+            inner.publisher.wait_published(inner, w.allocated)?;
+            continue;
+        }
         if st.imm.is_some() {
             let t = Instant::now();
             inner.cv.wait(&mut st);
@@ -180,8 +206,9 @@ fn switch_memtable(inner: &Inner, st: &mut State, w: &mut WriteState) {
     let frozen = Frozen {
         mem: Arc::clone(&w.mem),
         wal_end: inner.wal.next_index(),
-        last_seqno: inner.last_seqno.load(Ordering::Acquire),
+        last_seqno: w.allocated,
     };
+    debug_assert_eq!(w.allocated, inner.last_seqno.load(Ordering::Acquire));
     let mem = Arc::new(Memtable::new());
     w.mem = Arc::clone(&mem);
     st.mem = mem;
@@ -196,6 +223,8 @@ pub(crate) fn flush(inner: &Inner) -> Result<(), Error> {
     let ticket = {
         let mut w = inner.write.lock();
         inner.check_poisoned()?;
+        let allocated = w.allocated;
+        inner.publisher.wait_published(inner, allocated)?;
         let mut st = inner.state.lock();
         loop {
             if let Some(reason) = &st.bg_error {

@@ -75,6 +75,16 @@ impl BenchEngine for ConciergeEngine {
         Ok(())
     }
 
+    fn describe(&self) -> Option<String> {
+        let db = self.db.as_ref()?;
+        let (stalls, micros) = db.stall_stats();
+        Some(format!(
+            "writer stalls {stalls} ({:.1} ms), tables per level {:?}",
+            micros as f64 / 1000.0,
+            db.level_table_counts()
+        ))
+    }
+
     fn close(&mut self) {
         self.db = None;
     }

@@ -19,6 +19,10 @@ pub trait BenchEngine {
     fn reopen_fresh(&mut self) -> EngineResult<()>;
     /// Closes the engine (background work stopped, files closed).
     fn close(&mut self);
+    /// Engine-specific facts printed after each benchmark (stalls, table counts).
+    fn describe(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Removes `dir` (if present) and creates it empty.

@@ -8,8 +8,22 @@
 use std::path::Path;
 use std::time::Instant;
 
+/// CPU seconds used so far: (the whole process, this thread), from `/proc` (Linux).
+/// CPU time is the fair measure on a shared machine: wall time counts other loads.
+pub fn cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14, 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let thread = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let thread_ns: f64 = thread.split_whitespace().next()?.parse().ok()?;
+    Some((ticks / 100.0, thread_ns / 1e9))
+}
+
 /// Counters for one benchmark run.
 pub struct Stats {
+    cpu_start: Option<(f64, f64)>,
     start: Instant,
     last_op: Instant,
     done: u64,
@@ -24,6 +38,7 @@ impl Stats {
         let now = Instant::now();
         let capacity = usize::try_from(expected_ops.min(1 << 26)).unwrap_or(0);
         Stats {
+            cpu_start: cpu_seconds(),
             start: now,
             last_op: now,
             done: 0,
@@ -80,6 +95,14 @@ impl Stats {
             if extra.is_empty() { "" } else { " " },
             extra
         );
+        if let (Some((p0, t0)), Some((p1, t1))) = (self.cpu_start, cpu_seconds()) {
+            println!(
+                "  cpu: process {:.3} s ({:.3} micros/op), benchmark thread {:.3} s",
+                p1 - p0,
+                (p1 - p0) * 1e6 / done as f64,
+                t1 - t0
+            );
+        }
         if let Some(lat) = &mut self.latencies_ns {
             print_histogram(op_kind, lat);
         }
