@@ -1,0 +1,138 @@
+//! The core's limits and timing, all in ticks, counts or bytes, with `validate()`.
+
+use super::types::NodeId;
+
+/// Configuration of one core. Times are in ticks (the driver decides how long a tick is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node; must be one of `members`.
+    pub id: NodeId,
+    /// Every member, this node included (distinct, nonzero, at most 64).
+    pub members: Vec<NodeId>,
+    /// A node sends a heartbeat to every peer this often.
+    pub heartbeat_ticks: u32,
+    /// A peer not heard from for this long is suspected (initial timeout).
+    pub suspect_ticks: u32,
+    /// Each false suspicion raises that peer's timeout by this much (eventually strong).
+    pub suspect_ticks_increment: u32,
+    /// The leader keeps at most this many slots past its commit index in flight.
+    pub window_slots_max: u64,
+    /// At most this many commands go into one slot.
+    pub batch_commands_max: usize,
+    /// At most this many command bytes go into one slot (a larger single command still goes alone).
+    pub batch_bytes_max: usize,
+    /// At most this many commands wait (queued at the leader, or to forward at a follower).
+    pub proposals_queued_max: usize,
+    /// A catch-up request asks for at most this many slots.
+    pub catchup_slots_max: u64,
+    /// At most this many read-index requests wait for a leadership confirmation.
+    pub reads_pending_max: usize,
+}
+
+/// A configuration that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `id` is not in `members`.
+    NotAMember { id: NodeId },
+    /// A member id is 0 or listed twice.
+    BadMember { id: NodeId },
+    /// Too many or too few members.
+    MemberCount { count: usize, max: usize },
+    /// A limit that must be positive is zero, or the timing is inconsistent.
+    BadLimit {
+        name: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::NotAMember { id } => write!(f, "node {id} is not a member"),
+            ConfigError::BadMember { id } => write!(f, "member id {id} is 0 or repeated"),
+            ConfigError::MemberCount { count, max } => {
+                write!(f, "{count} members; need 1..={max}")
+            }
+            ConfigError::BadLimit { name, reason } => write!(f, "config {name}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Members are tracked in a u64 bit set.
+pub const MEMBERS_MAX: usize = 64;
+
+impl Config {
+    /// A configuration with defaults suited to a 10 ms tick.
+    pub fn new(id: NodeId, members: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            members,
+            heartbeat_ticks: 5,
+            suspect_ticks: 30,
+            suspect_ticks_increment: 10,
+            window_slots_max: 64,
+            batch_commands_max: 512,
+            batch_bytes_max: 1 << 20,
+            proposals_queued_max: 8192,
+            catchup_slots_max: 256,
+            reads_pending_max: 4096,
+        }
+    }
+
+    /// Checks the configuration can work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.members.is_empty() || self.members.len() > MEMBERS_MAX {
+            return Err(ConfigError::MemberCount {
+                count: self.members.len(),
+                max: MEMBERS_MAX,
+            });
+        }
+        for (i, &m) in self.members.iter().enumerate() {
+            if m == 0 || self.members[..i].contains(&m) {
+                return Err(ConfigError::BadMember { id: m });
+            }
+        }
+        if !self.members.contains(&self.id) {
+            return Err(ConfigError::NotAMember { id: self.id });
+        }
+        let positive: [(&'static str, u64); 7] = [
+            ("heartbeat_ticks", u64::from(self.heartbeat_ticks)),
+            ("suspect_ticks", u64::from(self.suspect_ticks)),
+            ("window_slots_max", self.window_slots_max),
+            ("batch_commands_max", self.batch_commands_max as u64),
+            ("batch_bytes_max", self.batch_bytes_max as u64),
+            ("proposals_queued_max", self.proposals_queued_max as u64),
+            ("catchup_slots_max", self.catchup_slots_max),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(ConfigError::BadLimit {
+                    name,
+                    reason: "must be positive",
+                });
+            }
+        }
+        if self.suspect_ticks <= self.heartbeat_ticks {
+            return Err(ConfigError::BadLimit {
+                name: "suspect_ticks",
+                reason: "must exceed heartbeat_ticks",
+            });
+        }
+        Ok(())
+    }
+
+    /// Acceptors needed for a quorum (a strict majority).
+    pub fn quorum(&self) -> usize {
+        self.members.len() / 2 + 1
+    }
+
+    /// The bit of `node` in a member set, or None if it is not a member.
+    pub fn member_bit(&self, node: NodeId) -> Option<u64> {
+        self.members
+            .iter()
+            .position(|&m| m == node)
+            .map(|i| 1u64 << i)
+    }
+}

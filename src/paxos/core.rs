@@ -1,0 +1,466 @@
+//! `Core`: one replica's consensus state machine, gluing the failure detector and Omega
+//! (`detector`), the acceptor, the proposer (phase 1/2, window, batching), the learner
+//! (delivery, catch-up) and read index. The driver calls `tick`, `step`, `propose`,
+//! `read_index`, then takes `ready()` and carries it out in the order `Ready` documents.
+//!
+//! Pure: no I/O, no clock (time is `tick`), randomness only from the seed given to `new`.
+
+use bytes::Bytes;
+
+use super::acceptor::Acceptor;
+use super::config::Config;
+use super::detector::Detector;
+use super::learner::Learner;
+use super::message::Message;
+use super::proposer::{PromiseOutcome, Proposer};
+use super::read_index::{self, ReadIndex};
+use super::types::{Ballot, DurableState, NodeId, ProposeError, Ready, Slot, Status, Value};
+
+/// One replica's consensus state machine.
+pub struct Core {
+    config: Config,
+    detector: Detector,
+    acceptor: Acceptor,
+    proposer: Proposer,
+    learner: Learner,
+    reads: ReadIndex,
+    /// The highest ballot a leader announced to us (heartbeat or accept) and that is not
+    /// known to have ended; its node is where proposals are forwarded.
+    leader_hint: Option<Ballot>,
+    /// Commands a follower will forward on the next `ready()`.
+    /// Invariant: len <= proposals_queued_max.
+    forward: Vec<Bytes>,
+    /// No new phase 1 before this tick (jitter after a preemption).
+    campaign_not_before: u64,
+    /// SplitMix64 state, from the seed.
+    rng: u64,
+    /// The Ready being built.
+    out: Ready,
+}
+
+impl Core {
+    /// Builds a core from the acceptor state it persisted (rebuilt with
+    /// [`DurableState::apply`]); delivery starts after `durable.compacted_through`.
+    /// `seed` feeds the election jitter. Panics if `config.validate()` fails: check the
+    /// configuration at start-up first.
+    pub fn new(config: Config, durable: DurableState, seed: u64) -> Core {
+        assert!(
+            config.validate().is_ok(),
+            "invalid config: {:?}",
+            config.validate()
+        );
+        let compacted = durable.compacted_through;
+        Core {
+            detector: Detector::new(&config),
+            proposer: Proposer::new(config.id, durable.promised),
+            acceptor: Acceptor::new(durable),
+            learner: Learner::new(config.id, compacted),
+            reads: ReadIndex::new(config.members.len()),
+            leader_hint: None,
+            forward: Vec::new(),
+            campaign_not_before: 0,
+            rng: seed,
+            out: Ready::default(),
+            config,
+        }
+    }
+
+    /// One unit of time passed: heartbeats, suspicions, elections, retransmissions, catch-up.
+    pub fn tick(&mut self) {
+        let heartbeat = self.detector.tick();
+        let now = self.detector.now();
+        let me = self.config.id;
+        let hb = u64::from(self.config.heartbeat_ticks);
+        // Lead only while Omega picks us and a quorum seems alive (a leader cut off in a
+        // minority steps down, so its followers and clients stop waiting on it).
+        let quorum_alive = self.detector.trusted() >= self.config.quorum();
+        if self.detector.omega() == me && quorum_alive {
+            if self.proposer.is_follower() && now >= self.campaign_not_before {
+                let from = self.learner.delivered() + 1;
+                self.proposer
+                    .start_phase1(&self.config, now, from, &mut self.out);
+            }
+        } else if !self.proposer.is_follower() {
+            self.step_down();
+        }
+        if heartbeat {
+            let commit = self.learner.delivered();
+            self.proposer
+                .retransmit(&self.config, now, hb, commit, &mut self.out);
+            let leading = self.proposer.leading();
+            let read_round = match leading {
+                Some(_) => self.start_read_round(),
+                None => 0,
+            };
+            for peer in self.detector.peer_ids() {
+                let msg = Message::Heartbeat {
+                    leading,
+                    commit,
+                    read_round,
+                };
+                self.out.send.push((peer, msg));
+            }
+        }
+        if self.proposer.leading().is_none() {
+            let fallback = self.leader();
+            let req =
+                self.learner
+                    .catchup_request(now, hb, self.config.catchup_slots_max, fallback);
+            if let Some((to, msg)) = req {
+                self.out.send.push((to, msg));
+            }
+        }
+    }
+
+    /// A message arrived from `from` (possibly this node itself).
+    pub fn step(&mut self, from: NodeId, msg: Message) {
+        if self.config.member_bit(from).is_none() {
+            return;
+        }
+        if from != self.config.id {
+            self.detector.heard(from);
+        }
+        match msg {
+            Message::Heartbeat {
+                leading,
+                commit,
+                read_round,
+            } => self.on_heartbeat(from, leading, commit, read_round),
+            Message::HeartbeatAck { ballot, read_round } => {
+                if self.proposer.leading() == Some(ballot) {
+                    let member = self.config.members.iter().position(|&m| m == from);
+                    if let Some(i) = member {
+                        self.reads
+                            .on_ack(&self.config, i, read_round, &mut self.out);
+                    }
+                }
+            }
+            Message::Prepare { ballot, from: slot } => {
+                if ballot.node != from {
+                    return;
+                }
+                self.observe(ballot);
+                let reply = self.acceptor.on_prepare(ballot, slot, &mut self.out);
+                self.out.send.push((from, reply));
+            }
+            Message::Promise {
+                ballot,
+                accepted,
+                compacted_through,
+            } => self.on_promise(from, ballot, accepted, compacted_through),
+            Message::Accept {
+                ballot,
+                slot,
+                value,
+                commit,
+            } => self.on_accept(from, ballot, slot, value, commit),
+            Message::Accepted { ballot, slot } => {
+                let chosen = self.proposer.on_accepted(&self.config, from, ballot, slot);
+                if let Some((slot, value)) = chosen {
+                    self.learner.learn(slot, value, &mut self.out);
+                }
+            }
+            Message::Nack { ballot, promised } => {
+                self.observe(promised);
+                if self.proposer.ballot() == Some(ballot) && promised > ballot {
+                    self.step_down();
+                }
+            }
+            Message::AcceptCompacted { ballot, .. } => {
+                // A peer already applied a slot we still propose: we are behind. Give up
+                // this ballot; the next phase 1 fetches what we miss from that peer.
+                if self.proposer.leading() == Some(ballot) {
+                    self.step_down();
+                }
+            }
+            Message::Forward { commands } => {
+                if !self.proposer.is_follower() {
+                    for c in commands {
+                        if !self.proposer.enqueue(c, self.config.proposals_queued_max) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Message::ReadIndex { id } => {
+                if self.proposer.is_follower() {
+                    read_index::answer((Some(from), id), None, &mut self.out);
+                } else {
+                    self.reads
+                        .register(&self.config, (Some(from), id), &mut self.out);
+                }
+            }
+            Message::ReadIndexReply { id, index } => self.out.reads.push((id, index)),
+            Message::CatchUp { from: lo, to } => {
+                let max = self.config.catchup_slots_max;
+                self.learner.on_catchup(from, lo, to, max, &mut self.out);
+            }
+            Message::CatchUpReply { entries, commit } => {
+                // A leader learns chosen values only through its own ballot (see learner.rs).
+                if self.proposer.leading().is_none() {
+                    self.learner.heard_commit(from, commit);
+                    for (slot, value) in entries {
+                        self.learner.learn(slot, value, &mut self.out);
+                    }
+                    self.learner.catchup_answered();
+                }
+            }
+        }
+    }
+
+    /// Proposes a command: queued at the leader (or a candidate), forwarded by a follower.
+    pub fn propose(&mut self, command: Bytes) -> Result<(), ProposeError> {
+        if !self.proposer.is_follower() {
+            if self
+                .proposer
+                .enqueue(command, self.config.proposals_queued_max)
+            {
+                return Ok(());
+            }
+            return Err(ProposeError::Busy);
+        }
+        if self.leader().is_none() {
+            return Err(ProposeError::NoLeader);
+        }
+        if self.forward.len() >= self.config.proposals_queued_max {
+            return Err(ProposeError::Busy);
+        }
+        self.forward.push(command);
+        Ok(())
+    }
+
+    /// Asks for a read index, answered in `Ready.reads` under `id`.
+    pub fn read_index(&mut self, id: u64) {
+        if !self.proposer.is_follower() {
+            self.reads.register(&self.config, (None, id), &mut self.out);
+        } else if let Some(leader) = self.leader() {
+            self.out.send.push((leader, Message::ReadIndex { id }));
+        } else {
+            self.out.reads.push((id, None));
+        }
+    }
+
+    /// True if `ready()` would return something to do.
+    pub fn has_ready(&self) -> bool {
+        !self.out.is_empty()
+            || !self.forward.is_empty()
+            || self
+                .proposer
+                .can_fill(&self.config, self.learner.delivered())
+            || (self.proposer.leading().is_some() && self.reads.wants_round())
+    }
+
+    /// Takes the actions to carry out, in the order documented on [`Ready`].
+    pub fn ready(&mut self) -> Ready {
+        let now = self.detector.now();
+        let commit = self.learner.delivered();
+        self.proposer
+            .fill_window(&self.config, now, commit, &mut self.out);
+        if !self.forward.is_empty() {
+            let commands = std::mem::take(&mut self.forward);
+            // Without a leader the commands are dropped; the client's retry covers it.
+            if let Some(leader) = self.leader() {
+                self.out.send.push((leader, Message::Forward { commands }));
+            }
+        }
+        if let Some(ballot) = self.proposer.leading() {
+            if self.reads.wants_round() {
+                let round = self.start_read_round();
+                for peer in self.detector.peer_ids() {
+                    let msg = Message::Heartbeat {
+                        leading: Some(ballot),
+                        commit,
+                        read_round: round,
+                    };
+                    self.out.send.push((peer, msg));
+                }
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// The state machine durably holds every slot <= `through` (clamped to the delivered
+    /// index): forget accepted values and chosen buffers at or below it.
+    pub fn compact(&mut self, through: Slot) {
+        let through = self.learner.compact(through);
+        self.acceptor.compact(through);
+    }
+
+    /// This node loaded a snapshot covering every slot <= `through`; delivery continues
+    /// after it. Ignored if not ahead of what was delivered.
+    pub fn install_snapshot(&mut self, through: Slot) {
+        if self.learner.install_snapshot(through, &mut self.out) {
+            self.acceptor.compact(through);
+            if self.proposer.leading().is_some() {
+                // Learned chosen values outside our ballot: start over with a fresh one.
+                self.step_down();
+            }
+        }
+    }
+
+    /// A view for status pages and routing.
+    pub fn status(&self) -> Status {
+        let leading = self.proposer.leading();
+        Status {
+            id: self.config.id,
+            leader: self.leader(),
+            ballot: leading.unwrap_or(self.acceptor.promised()),
+            is_leader: leading.is_some(),
+            commit_index: self.learner.known_commit(),
+            delivered_index: self.learner.delivered(),
+            peers_healthy: self.detector.healthy(),
+        }
+    }
+
+    /// The node proposals go to: this node if it leads, else the last announced leader
+    /// unless it is suspected.
+    pub fn leader(&self) -> Option<NodeId> {
+        if self.proposer.leading().is_some() {
+            return Some(self.config.id);
+        }
+        let hint = self.leader_hint?;
+        let alive = hint.node != self.config.id && !self.detector.suspects(hint.node);
+        alive.then_some(hint.node)
+    }
+
+    fn on_heartbeat(
+        &mut self,
+        from: NodeId,
+        leading: Option<Ballot>,
+        commit: Slot,
+        read_round: u64,
+    ) {
+        self.learner.heard_commit(from, commit);
+        let Some(ballot) = leading else {
+            if self.leader_hint.is_some_and(|h| h.node == from) {
+                self.leader_hint = None;
+            }
+            return;
+        };
+        if ballot.node != from {
+            return;
+        }
+        self.observe(ballot);
+        if ballot < self.acceptor.promised() {
+            let promised = self.acceptor.promised();
+            self.out
+                .send
+                .push((from, Message::Nack { ballot, promised }));
+            return;
+        }
+        self.heard_leader(ballot, commit);
+        if read_round > 0 {
+            self.out
+                .send
+                .push((from, Message::HeartbeatAck { ballot, read_round }));
+        }
+    }
+
+    fn on_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        accepted: Vec<(Slot, Ballot, Value)>,
+        compacted: Slot,
+    ) {
+        match self
+            .proposer
+            .on_promise(&self.config, from, ballot, accepted, compacted)
+        {
+            PromiseOutcome::Waiting => {}
+            PromiseOutcome::Behind => {
+                // The promiser applied slots we still need: fetch them (a snapshot), then
+                // campaign again with a higher `from`.
+                self.step_down();
+                self.learner.heard_commit(from, compacted);
+                let now = self.detector.now();
+                let hb = u64::from(self.config.heartbeat_ticks);
+                let req = self.learner.catchup_request(
+                    now,
+                    hb,
+                    self.config.catchup_slots_max,
+                    Some(from),
+                );
+                if let Some((to, msg)) = req {
+                    self.out.send.push((to, msg));
+                }
+            }
+            PromiseOutcome::Elected => {
+                let now = self.detector.now();
+                let commit = self.learner.delivered();
+                let learner = &self.learner;
+                self.proposer.become_leader(
+                    &self.config,
+                    now,
+                    commit,
+                    |s| learner.is_chosen(s),
+                    &mut self.out,
+                );
+                self.leader_hint = self.proposer.leading();
+            }
+        }
+    }
+
+    fn on_accept(&mut self, from: NodeId, ballot: Ballot, slot: Slot, value: Value, commit: Slot) {
+        if ballot.node != from || slot == 0 {
+            return;
+        }
+        self.observe(ballot);
+        let reply = self.acceptor.on_accept(ballot, slot, value, &mut self.out);
+        if matches!(reply, Message::Accepted { .. }) {
+            self.learner.heard_commit(from, commit);
+            self.heard_leader(ballot, commit);
+        }
+        self.out.send.push((from, reply));
+    }
+
+    /// A leader in `ballot` (not below our promise) announced `commit`.
+    fn heard_leader(&mut self, ballot: Ballot, commit: Slot) {
+        if self.leader_hint.is_none_or(|h| ballot >= h) {
+            self.leader_hint = Some(ballot);
+        }
+        let from = self.learner.delivered() + 1;
+        if commit >= from {
+            let accepted = self.acceptor.accepted_range(from, commit);
+            self.learner
+                .learn_from_leader(ballot, commit, accepted, &mut self.out);
+        }
+    }
+
+    /// Notes a ballot seen in a message; a higher one than ours ends our candidacy/leadership.
+    fn observe(&mut self, ballot: Ballot) {
+        if self.proposer.observe(ballot) {
+            self.step_down();
+        }
+    }
+
+    fn step_down(&mut self) {
+        self.proposer.step_down();
+        self.reads.fail_all(&mut self.out);
+        let hb = u64::from(self.config.heartbeat_ticks);
+        let jitter = 1 + self.next_random() % hb;
+        self.campaign_not_before = self.detector.now() + jitter;
+        if self.leader_hint.is_some_and(|h| h.node == self.config.id) {
+            self.leader_hint = None;
+        }
+    }
+
+    fn start_read_round(&mut self) -> u64 {
+        let index = self
+            .learner
+            .delivered()
+            .max(self.proposer.recovered_through());
+        let round = self.reads.start_round(index);
+        self.reads.answer_confirmed(&self.config, &mut self.out);
+        round
+    }
+
+    /// SplitMix64.
+    fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,251 @@
+//! The learner: which slots are chosen, in-order delivery, and catch-up.
+//!
+//! A slot becomes known chosen (1) at the leader, from a quorum of `Accepted`; (2) at a
+//! follower, from a leader's commit index in ballot `b` covering a slot this node's acceptor
+//! accepted in exactly `b` (one value per ballot per slot, and the leader announces only
+//! slots its own ballot chose, so that accepted value is the chosen one); (3) from a peer's
+//! `CatchUpReply`. Anything known chosen but not fetchable (a heartbeat's commit index above
+//! what we have) is asked for with `CatchUp`, at most `catchup_slots_max` slots at a time.
+
+use std::collections::BTreeMap;
+
+use super::message::Message;
+use super::types::{Ballot, NodeId, Ready, Slot, Value};
+
+/// Retry an unanswered catch-up request after this many heartbeat periods.
+const CATCHUP_RETRY_HEARTBEATS: u64 = 2;
+
+/// Chosen values and delivery progress.
+pub struct Learner {
+    /// This node (never asked for catch-up).
+    id: NodeId,
+    /// Known chosen values above `compacted_through` (delivered ones are kept to serve
+    /// catch-up until compaction). Invariant: every key > compacted_through.
+    chosen: BTreeMap<Slot, Value>,
+    /// Every slot <= delivered was handed to the driver. Invariant: >= compacted_through,
+    /// and every slot in (compacted_through, delivered] is in `chosen`.
+    delivered: Slot,
+    /// The state machine holds every slot <= this.
+    compacted_through: Slot,
+    /// The highest commit index any peer reported. Invariant: slots <= it are chosen.
+    known_commit: Slot,
+    /// The peer that reported `known_commit` (it can serve those slots).
+    commit_source: Option<NodeId>,
+    /// No catch-up request before this tick (one outstanding at a time).
+    catchup_not_before: u64,
+}
+
+impl Learner {
+    /// A learner that knows everything <= `compacted_through` is applied.
+    pub fn new(id: NodeId, compacted_through: Slot) -> Learner {
+        Learner {
+            id,
+            chosen: BTreeMap::new(),
+            delivered: compacted_through,
+            compacted_through,
+            known_commit: compacted_through,
+            commit_source: None,
+            catchup_not_before: 0,
+        }
+    }
+
+    /// Every slot <= this was delivered (it is the node's contiguous commit index).
+    pub fn delivered(&self) -> Slot {
+        self.delivered
+    }
+
+    /// The highest slot known chosen with all below it.
+    pub fn known_commit(&self) -> Slot {
+        self.known_commit.max(self.delivered)
+    }
+
+    /// True if `slot` is known chosen (delivered or buffered).
+    pub fn is_chosen(&self, slot: Slot) -> bool {
+        slot <= self.delivered || self.chosen.contains_key(&slot)
+    }
+
+    /// Records that `value` is chosen at `slot`, and delivers whatever became contiguous.
+    pub fn learn(&mut self, slot: Slot, value: Value, out: &mut Ready) {
+        if slot <= self.delivered || slot == 0 {
+            return;
+        }
+        self.chosen.entry(slot).or_insert(value);
+        while let Some(v) = self.chosen.get(&(self.delivered + 1)) {
+            self.delivered += 1;
+            out.deliver.push((self.delivered, v.clone()));
+        }
+    }
+
+    /// A peer says every slot <= `commit` is chosen.
+    pub fn heard_commit(&mut self, from: NodeId, commit: Slot) {
+        if commit > self.known_commit && from != self.id {
+            self.known_commit = commit;
+            self.commit_source = Some(from);
+        }
+    }
+
+    /// The leader of `ballot` says every slot <= `commit` is chosen: each slot this node
+    /// accepted in exactly `ballot` holds the chosen value.
+    pub fn learn_from_leader<'a>(
+        &mut self,
+        ballot: Ballot,
+        commit: Slot,
+        accepted: impl Iterator<Item = (&'a Slot, &'a (Ballot, Value))>,
+        out: &mut Ready,
+    ) {
+        let found: Vec<(Slot, Value)> = accepted
+            .filter(|(s, (b, _))| **s <= commit && *b == ballot && !self.chosen.contains_key(s))
+            .map(|(s, (_, v))| (*s, v.clone()))
+            .collect();
+        for (slot, value) in found {
+            self.learn(slot, value, out);
+        }
+    }
+
+    /// A catch-up request, if this node knows of chosen slots it cannot deliver.
+    pub fn catchup_request(
+        &mut self,
+        now: u64,
+        heartbeat_ticks: u64,
+        catchup_slots_max: u64,
+        fallback: Option<NodeId>,
+    ) -> Option<(NodeId, Message)> {
+        if self.known_commit <= self.delivered || now < self.catchup_not_before {
+            return None;
+        }
+        let to_node = self.commit_source.or(fallback).filter(|&n| n != self.id)?;
+        self.catchup_not_before = now + CATCHUP_RETRY_HEARTBEATS * heartbeat_ticks;
+        let from = self.delivered + 1;
+        let to = self.known_commit.min(self.delivered + catchup_slots_max);
+        Some((to_node, Message::CatchUp { from, to }))
+    }
+
+    /// Forgets that a catch-up request is outstanding (an answer came): ask again at once.
+    pub fn catchup_answered(&mut self) {
+        self.catchup_not_before = 0;
+    }
+
+    /// Answers a peer's `CatchUp`: the chosen values we have, or a snapshot if compacted.
+    pub fn on_catchup(&self, asker: NodeId, from: Slot, to: Slot, slots_max: u64, out: &mut Ready) {
+        if from == 0 || to < from {
+            return;
+        }
+        if from <= self.compacted_through {
+            if !out.snapshot_needed.contains(&asker) {
+                out.snapshot_needed.push(asker);
+            }
+            return;
+        }
+        let to = to.min(from.saturating_add(slots_max - 1));
+        let entries: Vec<(Slot, Value)> = (from..)
+            .zip(self.chosen.range(from..=to))
+            .take_while(|(want, (&slot, _))| *want == slot)
+            .map(|(_, (&slot, value))| (slot, value.clone()))
+            .collect();
+        let commit = self.delivered;
+        out.send
+            .push((asker, Message::CatchUpReply { entries, commit }));
+    }
+
+    /// The state machine durably holds every slot <= `through` (clamped to `delivered`).
+    pub fn compact(&mut self, through: Slot) -> Slot {
+        let through = through.min(self.delivered);
+        if through > self.compacted_through {
+            self.compacted_through = through;
+            self.chosen = self.chosen.split_off(&(through + 1));
+        }
+        self.compacted_through
+    }
+
+    /// The driver installed a snapshot covering every slot <= `through`.
+    /// Returns false if the snapshot is not ahead of what was delivered.
+    pub fn install_snapshot(&mut self, through: Slot, out: &mut Ready) -> bool {
+        if through <= self.delivered {
+            return false;
+        }
+        out.deliver.retain(|(s, _)| *s > through);
+        self.delivered = through;
+        self.compacted_through = through;
+        self.known_commit = self.known_commit.max(through);
+        self.chosen = self.chosen.split_off(&(through + 1));
+        self.catchup_not_before = 0;
+        // Buffered slots right above the snapshot may now be deliverable.
+        while let Some(v) = self.chosen.get(&(self.delivered + 1)) {
+            self.delivered += 1;
+            out.deliver.push((self.delivered, v.clone()));
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn cmd(s: &'static str) -> Value {
+        Value::Batch(vec![Bytes::from_static(s.as_bytes())])
+    }
+
+    #[test]
+    fn delivers_in_order_once() {
+        let mut l = Learner::new(1, 0);
+        let mut out = Ready::default();
+        l.learn(2, cmd("b"), &mut out);
+        assert!(out.deliver.is_empty());
+        l.learn(1, cmd("a"), &mut out);
+        l.learn(1, cmd("a"), &mut out);
+        assert_eq!(out.deliver, vec![(1, cmd("a")), (2, cmd("b"))]);
+        assert_eq!(l.delivered(), 2);
+    }
+
+    #[test]
+    fn learns_only_values_accepted_in_the_leaders_ballot() {
+        let mut l = Learner::new(1, 0);
+        let mut out = Ready::default();
+        let b1 = Ballot { round: 1, node: 1 };
+        let b2 = Ballot { round: 2, node: 2 };
+        let accepted: BTreeMap<Slot, (Ballot, Value)> =
+            [(1, (b2, cmd("new"))), (2, (b1, cmd("old")))]
+                .into_iter()
+                .collect();
+        l.heard_commit(2, 2);
+        l.learn_from_leader(b2, 2, accepted.iter(), &mut out);
+        assert_eq!(out.deliver, vec![(1, cmd("new"))]);
+        // Slot 2 holds a value of another ballot: it must be fetched.
+        let req = l.catchup_request(10, 5, 100, None);
+        assert_eq!(req, Some((2, Message::CatchUp { from: 2, to: 2 })));
+    }
+
+    #[test]
+    fn compacted_request_needs_a_snapshot() {
+        let mut l = Learner::new(1, 0);
+        let mut out = Ready::default();
+        l.learn(1, cmd("a"), &mut out);
+        l.learn(2, cmd("b"), &mut out);
+        l.compact(1);
+        l.on_catchup(3, 1, 2, 10, &mut out);
+        assert_eq!(out.snapshot_needed, vec![3]);
+        l.on_catchup(3, 2, 9, 10, &mut out);
+        assert_eq!(
+            out.send,
+            vec![(
+                3,
+                Message::CatchUpReply {
+                    entries: vec![(2, cmd("b"))],
+                    commit: 2
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn snapshot_skips_delivery_below_it() {
+        let mut l = Learner::new(1, 0);
+        let mut out = Ready::default();
+        l.learn(5, cmd("e"), &mut out);
+        assert!(l.install_snapshot(4, &mut out));
+        assert_eq!(out.deliver, vec![(5, cmd("e"))]);
+        assert!(!l.install_snapshot(3, &mut out));
+    }
+}

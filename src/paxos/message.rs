@@ -1,0 +1,84 @@
+//! The messages cores exchange. The driver serializes them (serde) and validates nothing
+//! beyond decoding: the core ignores messages that make no sense (non-members, slot 0).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::types::{Ballot, Slot, Value};
+
+/// One message between cores (including a core's messages to itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Sent by every node every `heartbeat_ticks`: liveness for the failure detector,
+    /// the sender's commit index, and (from a leader) its ballot and read-index round.
+    Heartbeat {
+        /// `Some(ballot)` if the sender leads in that ballot.
+        leading: Option<Ballot>,
+        /// Every slot <= commit is chosen, as far as the sender knows.
+        commit: Slot,
+        /// Nonzero: the leader asks for a `HeartbeatAck` confirming leadership for reads.
+        read_round: u64,
+    },
+    /// An acceptor has promised nothing above `ballot`, as of receiving `read_round`.
+    HeartbeatAck { ballot: Ballot, read_round: u64 },
+    /// Phase 1a for every slot >= `from` (the candidate knows all below are chosen).
+    Prepare { ballot: Ballot, from: Slot },
+    /// Phase 1b: the acceptor promised `ballot`; for each slot >= the prepare's `from` it
+    /// reports the ballot it ACCEPTED in and that ballot's value.
+    Promise {
+        ballot: Ballot,
+        accepted: Vec<(Slot, Ballot, Value)>,
+        /// Slots <= this were compacted here: a candidate with `from` <= this must catch up.
+        compacted_through: Slot,
+    },
+    /// Phase 2a for one slot, with the leader's commit index piggybacked.
+    Accept {
+        ballot: Ballot,
+        slot: Slot,
+        value: Value,
+        commit: Slot,
+    },
+    /// Phase 2b: the acceptor accepted `ballot` at `slot` (durably).
+    Accepted { ballot: Ballot, slot: Slot },
+    /// The acceptor refused `ballot` because it promised the higher `promised`.
+    Nack { ballot: Ballot, promised: Ballot },
+    /// The acceptor already compacted `slot` (it is chosen); the leader must catch up.
+    AcceptCompacted {
+        ballot: Ballot,
+        compacted_through: Slot,
+    },
+    /// A follower forwards client commands to the leader.
+    Forward { commands: Vec<Bytes> },
+    /// A follower forwards a read-index request to the leader.
+    ReadIndex { id: u64 },
+    /// The leader's answer to a forwarded read-index request.
+    ReadIndexReply { id: u64, index: Option<Slot> },
+    /// Asks for the chosen values of slots `from..=to`.
+    CatchUp { from: Slot, to: Slot },
+    /// Chosen values, consecutive from the request's `from`, and the sender's commit index.
+    CatchUpReply {
+        entries: Vec<(Slot, Value)>,
+        commit: Slot,
+    },
+}
+
+impl Message {
+    /// A short name for traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::HeartbeatAck { .. } => "heartbeat-ack",
+            Message::Prepare { .. } => "prepare",
+            Message::Promise { .. } => "promise",
+            Message::Accept { .. } => "accept",
+            Message::Accepted { .. } => "accepted",
+            Message::Nack { .. } => "nack",
+            Message::AcceptCompacted { .. } => "accept-compacted",
+            Message::Forward { .. } => "forward",
+            Message::ReadIndex { .. } => "read-index",
+            Message::ReadIndexReply { .. } => "read-index-reply",
+            Message::CatchUp { .. } => "catch-up",
+            Message::CatchUpReply { .. } => "catch-up-reply",
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Protocol tests of the whole core on a perfect in-memory network (the deterministic
+//! simulation in tests/simulation.rs covers faults). Named for what they prove.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::*;
+
+/// Cores wired by a lossless FIFO network; each Ready is persisted, then sent.
+struct Cluster {
+    cores: Vec<Core>,
+    durable: Vec<DurableState>,
+    queue: VecDeque<(NodeId, NodeId, Message)>,
+    delivered: Vec<Vec<(Slot, Value)>>,
+    reads: Vec<Vec<(u64, Option<Slot>)>>,
+    /// (asked node, asker) from Ready.snapshot_needed.
+    snapshots: Vec<(NodeId, NodeId)>,
+    /// Messages to these nodes are dropped.
+    down: Vec<NodeId>,
+}
+
+fn config(id: NodeId, n: u32) -> Config {
+    let mut c = Config::new(id, (1..=n).collect());
+    c.heartbeat_ticks = 2;
+    c.suspect_ticks = 6;
+    c
+}
+
+impl Cluster {
+    fn new(n: u32, tweak: impl Fn(&mut Config)) -> Cluster {
+        let cores = (1..=n)
+            .map(|id| {
+                let mut c = config(id, n);
+                tweak(&mut c);
+                Core::new(c, DurableState::default(), u64::from(id))
+            })
+            .collect();
+        Cluster {
+            cores,
+            durable: vec![DurableState::default(); n as usize],
+            queue: VecDeque::new(),
+            delivered: vec![Vec::new(); n as usize],
+            reads: vec![Vec::new(); n as usize],
+            snapshots: Vec::new(),
+            down: Vec::new(),
+        }
+    }
+
+    fn core(&mut self, id: NodeId) -> &mut Core {
+        &mut self.cores[id as usize - 1]
+    }
+
+    /// Runs every Ready and message until nothing moves.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            for i in 0..self.cores.len() {
+                let id = i as NodeId + 1;
+                if self.down.contains(&id) || !self.cores[i].has_ready() {
+                    continue;
+                }
+                moved = true;
+                let r = self.cores[i].ready();
+                for p in &r.persist {
+                    self.durable[i].apply(p);
+                }
+                for (to, m) in r.send {
+                    self.queue.push_back((id, to, m));
+                }
+                self.delivered[i].extend(r.deliver);
+                self.reads[i].extend(r.reads);
+                self.snapshots
+                    .extend(r.snapshot_needed.into_iter().map(|p| (id, p)));
+            }
+            while let Some((from, to, m)) = self.queue.pop_front() {
+                moved = true;
+                if !self.down.contains(&to) {
+                    self.cores[to as usize - 1].step(from, m);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("cluster did not settle");
+    }
+
+    fn tick(&mut self, ticks: u32) {
+        for _ in 0..ticks {
+            for i in 0..self.cores.len() {
+                if !self.down.contains(&(i as NodeId + 1)) {
+                    self.cores[i].tick();
+                }
+            }
+            self.settle();
+        }
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.cores
+            .iter()
+            .find(|c| c.status().is_leader)
+            .map(|c| c.status().id)
+    }
+}
+
+fn cmd(i: u32) -> Bytes {
+    Bytes::from(i.to_le_bytes().to_vec())
+}
+
+fn commands(delivered: &[(Slot, Value)]) -> Vec<Bytes> {
+    delivered
+        .iter()
+        .flat_map(|(_, v)| match v {
+            Value::Noop => Vec::new(),
+            Value::Batch(cs) => cs.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn omega_elects_the_highest_id_and_every_node_delivers_the_same_sequence() {
+    let mut c = Cluster::new(3, |_| {});
+    c.tick(3);
+    assert_eq!(c.leader(), Some(3));
+    for i in 0..10 {
+        c.core(1 + i % 3).propose(cmd(i)).unwrap();
+        c.settle();
+    }
+    c.tick(4);
+    let expect = commands(&c.delivered[2]);
+    assert_eq!(expect.len(), 10);
+    for d in &c.delivered {
+        assert_eq!(commands(d), expect);
+        let slots: Vec<Slot> = d.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            slots,
+            (1..=slots.len() as Slot).collect::<Vec<_>>(),
+            "in order, no gaps"
+        );
+    }
+}
+
+#[test]
+fn a_silent_leader_is_suspected_and_the_next_highest_takes_over() {
+    let mut c = Cluster::new(3, |_| {});
+    c.tick(3);
+    c.core(3).propose(cmd(1)).unwrap();
+    c.tick(1);
+    c.down.push(3);
+    c.tick(12);
+    assert_eq!(c.leader(), Some(2));
+    c.core(1).propose(cmd(2)).unwrap();
+    c.tick(4);
+    assert_eq!(commands(&c.delivered[0]), vec![cmd(1), cmd(2)]);
+}
+
+#[test]
+fn candidate_needs_its_own_durable_promise_before_leading() {
+    // Ballots are unique only if a restart can never reuse one: the candidate's own
+    // promise must be durable (stepped back after persist) before phase 2 starts.
+    let mut c = Cluster::new(3, |_| {});
+    c.core(3).tick();
+    let r = c.core(3).ready();
+    let prepares: Vec<_> = r
+        .send
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Prepare { .. }))
+        .collect();
+    assert_eq!(
+        prepares.len(),
+        3,
+        "prepare goes to every member, itself included"
+    );
+    let ballot = match &prepares[0].1 {
+        Message::Prepare { ballot, .. } => *ballot,
+        _ => unreachable!(),
+    };
+    for peer in [1, 2] {
+        let reply = Message::Promise {
+            ballot,
+            accepted: Vec::new(),
+            compacted_through: 0,
+        };
+        c.core(3).step(peer, reply);
+    }
+    assert!(
+        !c.core(3).status().is_leader,
+        "a quorum without its own promise is not enough"
+    );
+    c.core(3).step(3, Message::Prepare { ballot, from: 1 });
+    let r = c.core(3).ready();
+    assert_eq!(r.persist, vec![Persist::Promise(ballot)]);
+    let (to, own) = r
+        .send
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::Promise { .. }))
+        .unwrap();
+    assert_eq!(to, 3);
+    c.core(3).step(3, own);
+    assert!(c.core(3).status().is_leader);
+}
+
+#[test]
+fn a_restarted_node_keeps_its_promise_and_uses_a_higher_ballot() {
+    let promised = Ballot { round: 7, node: 2 };
+    let durable = DurableState {
+        promised,
+        ..DurableState::default()
+    };
+    let mut core = Core::new(config(3, 3), durable, 1);
+    core.tick();
+    let r = core.ready();
+    let ballot = r.send.iter().find_map(|(_, m)| match m {
+        Message::Prepare { ballot, .. } => Some(*ballot),
+        _ => None,
+    });
+    assert_eq!(ballot, Some(Ballot { round: 8, node: 3 }));
+    // And it refuses what it promised not to accept.
+    core.step(
+        1,
+        Message::Accept {
+            ballot: Ballot { round: 6, node: 1 },
+            slot: 1,
+            value: Value::Noop,
+            commit: 0,
+        },
+    );
+    let r = core.ready();
+    assert!(r.persist.is_empty());
+    assert!(r.send.iter().any(
+        |(to, m)| *to == 1 && matches!(m, Message::Nack { promised: p, .. } if *p == promised)
+    ));
+}
+
+#[test]
+fn new_leader_reproposes_the_highest_ballot_value_and_fills_gaps_with_noop() {
+    // Paxos Made Simple, 2.2 (P2c) and 3 (gaps become no-ops).
+    let low = Ballot { round: 1, node: 1 };
+    let high = Ballot { round: 2, node: 2 };
+    let v = |i| Value::Batch(vec![cmd(i)]);
+    let durable = DurableState {
+        promised: high,
+        ..DurableState::default()
+    };
+    let mut core = Core::new(config(3, 3), durable, 1);
+    core.tick();
+    core.ready();
+    let ballot = Ballot { round: 3, node: 3 };
+    let reply = Message::Promise {
+        ballot,
+        accepted: vec![(1, low, v(1)), (3, low, v(3))],
+        compacted_through: 0,
+    };
+    core.step(1, reply);
+    let reply = Message::Promise {
+        ballot,
+        accepted: vec![(1, high, v(2))],
+        compacted_through: 0,
+    };
+    core.step(2, reply);
+    assert!(!core.status().is_leader, "its own promise is still missing");
+    core.step(3, Message::Prepare { ballot, from: 1 });
+    let own = core
+        .ready()
+        .send
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::Promise { .. }));
+    core.step(3, own.unwrap().1);
+    assert!(core.status().is_leader);
+    let r = core.ready();
+    let mut proposed: Vec<(Slot, Value)> = r
+        .send
+        .into_iter()
+        .filter(|(to, _)| *to == 1)
+        .filter_map(|(_, m)| match m {
+            Message::Accept {
+                slot,
+                value,
+                ballot: b,
+                ..
+            } if b == ballot => Some((slot, value)),
+            _ => None,
+        })
+        .collect();
+    proposed.sort_by_key(|p| p.0);
+    assert_eq!(proposed, vec![(1, v(2)), (2, Value::Noop), (3, v(3))]);
+}
+
+#[test]
+fn followers_forward_and_refuse_without_a_leader() {
+    let mut c = Cluster::new(3, |cfg| cfg.proposals_queued_max = 2);
+    assert_eq!(c.core(1).propose(cmd(1)), Err(ProposeError::NoLeader));
+    c.tick(3);
+    assert_eq!(c.core(1).status().leader, Some(3));
+    c.core(1).propose(cmd(1)).unwrap();
+    c.core(1).propose(cmd(2)).unwrap();
+    assert_eq!(c.core(1).propose(cmd(3)), Err(ProposeError::Busy));
+    let r = c.core(1).ready();
+    assert_eq!(
+        r.send,
+        vec![(
+            3,
+            Message::Forward {
+                commands: vec![cmd(1), cmd(2)]
+            }
+        )]
+    );
+}
+
+#[test]
+fn leader_batches_queued_commands_and_keeps_a_window_of_slots() {
+    let mut c = Cluster::new(3, |cfg| {
+        cfg.batch_commands_max = 3;
+        cfg.window_slots_max = 2;
+    });
+    c.tick(3);
+    for i in 0..10 {
+        c.core(3).propose(cmd(i)).unwrap();
+    }
+    let r = c.core(3).ready();
+    let mut slots: Vec<(Slot, usize)> = r
+        .send
+        .iter()
+        .filter(|(to, _)| *to == 1)
+        .filter_map(|(_, m)| match m {
+            Message::Accept { slot, value, .. } => Some((*slot, value.commands())),
+            _ => None,
+        })
+        .collect();
+    slots.sort();
+    assert_eq!(
+        slots,
+        vec![(1, 3), (2, 3)],
+        "two slots in flight, three commands each"
+    );
+    for (to, m) in r.send {
+        c.queue.push_back((3, to, m));
+    }
+    c.settle();
+    c.tick(4);
+    assert_eq!(commands(&c.delivered[0]).len(), 10);
+}
+
+#[test]
+fn read_index_is_confirmed_by_a_quorum_and_forwarded_from_followers() {
+    let mut c = Cluster::new(3, |_| {});
+    c.tick(3);
+    c.core(3).propose(cmd(1)).unwrap();
+    c.settle();
+    c.core(3).read_index(7);
+    c.core(1).read_index(8);
+    c.settle();
+    assert_eq!(c.reads[2], vec![(7, Some(1))]);
+    assert_eq!(c.reads[0], vec![(8, Some(1))]);
+    // A leader cut off from every peer cannot confirm, and answers None when it steps down.
+    c.down = vec![1, 2];
+    c.core(3).read_index(9);
+    c.tick(2);
+    assert!(c.reads[2].len() == 1, "no answer without a quorum");
+    c.tick(20);
+    assert_eq!(c.reads[2].last(), Some(&(9, None)));
+}
+
+#[test]
+fn a_node_behind_the_compaction_point_gets_a_snapshot() {
+    let mut c = Cluster::new(3, |_| {});
+    c.tick(3);
+    c.down.push(1);
+    for i in 0..5 {
+        c.core(3).propose(cmd(i)).unwrap();
+        c.settle();
+    }
+    c.tick(2);
+    c.core(3).compact(4);
+    c.core(2).compact(4);
+    c.down.clear();
+    c.tick(10);
+    assert!(c.snapshots.iter().any(|&(_, asker)| asker == 1));
+    c.core(1).install_snapshot(4);
+    c.tick(6);
+    let d = &c.delivered[0];
+    assert_eq!(d.last().map(|(s, _)| *s), Some(5));
+    assert!(
+        d.iter().all(|(s, _)| *s == 5),
+        "slots <= 4 came in the snapshot"
+    );
+}

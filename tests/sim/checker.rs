@@ -1,0 +1,123 @@
+//! The properties every run is checked against, after every delivery:
+//! - agreement: no two deliveries (any nodes, any incarnations) differ at one slot;
+//! - order: each node applies slot `applied + 1` next, so its log is a prefix of the
+//!   one global sequence (with agreement), including after restarts and snapshots
+//!   (durability: a restarted node redelivers from its compacted point and must match);
+//! - integrity: every delivered command was proposed, and a command appears in the global
+//!   sequence at most as many times as `propose()` accepted it (clients re-propose
+//!   commands that seem lost; the node layer dedupes by envelope, the checker by id);
+//! - read index: an answer is >= every slot delivered anywhere before the read was asked.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use concierge::paxos::{NodeId, Slot, Value};
+
+pub type Check = Result<(), String>;
+
+#[derive(Default)]
+pub struct Checker {
+    /// The global chosen sequence: chosen[s - 1] is slot s, once anyone delivered it.
+    chosen: Vec<Option<Value>>,
+    /// Highest slot any node delivered.
+    pub max_delivered: Slot,
+    /// Command id -> times propose() returned Ok for it.
+    proposed_ok: HashMap<u64, u32>,
+    /// Command id -> times it appears in the global sequence.
+    occurrences: HashMap<u64, u32>,
+    /// Commands created by clients (ids 0..created).
+    pub created: u64,
+}
+
+pub fn command(id: u64) -> Bytes {
+    Bytes::copy_from_slice(&id.to_le_bytes())
+}
+
+fn command_id(c: &Bytes) -> Result<u64, String> {
+    let raw: [u8; 8] = c[..]
+        .try_into()
+        .map_err(|_| format!("integrity: command of {} bytes was never proposed", c.len()))?;
+    Ok(u64::from_le_bytes(raw))
+}
+
+impl Checker {
+    pub fn proposed(&mut self, id: u64) {
+        *self.proposed_ok.entry(id).or_default() += 1;
+    }
+
+    pub fn chosen_prefix(&self, len: usize) -> Vec<Value> {
+        self.chosen[..len]
+            .iter()
+            .map(|v| v.clone().unwrap_or(Value::Noop))
+            .collect()
+    }
+
+    /// Node `node`, whose log holds `applied` slots, delivers `value` at `slot`.
+    pub fn deliver(&mut self, node: NodeId, applied: Slot, slot: Slot, value: &Value) -> Check {
+        if slot != applied + 1 {
+            return Err(format!(
+                "order: n{node} delivered slot {slot} after applying {applied}"
+            ));
+        }
+        let i = (slot - 1) as usize;
+        if self.chosen.len() <= i {
+            self.chosen.resize(i + 1, None);
+        }
+        match &self.chosen[i] {
+            Some(v) if v != value => {
+                return Err(format!(
+                    "agreement: n{node} delivered {} at slot {slot}, others delivered {}",
+                    show(value),
+                    show(v)
+                ))
+            }
+            Some(_) => {}
+            None => {
+                if let Value::Batch(cs) = value {
+                    for c in cs {
+                        let id = command_id(c)?;
+                        let ok = self.proposed_ok.get(&id).copied().unwrap_or(0);
+                        let seen = self.occurrences.entry(id).or_default();
+                        *seen += 1;
+                        if ok == 0 || id >= self.created {
+                            return Err(format!("integrity: c{id} delivered but never proposed"));
+                        }
+                        if *seen > ok {
+                            return Err(format!(
+                                "integrity: c{id} appears {seen} times but was proposed {ok} times"
+                            ));
+                        }
+                    }
+                }
+                self.chosen[i] = Some(value.clone());
+            }
+        }
+        self.max_delivered = self.max_delivered.max(slot);
+        Ok(())
+    }
+
+    /// A read asked when `max_at_ask` slots were delivered somewhere was answered `index`.
+    pub fn read(&self, node: NodeId, id: u64, max_at_ask: Slot, index: Slot) -> Check {
+        if index < max_at_ask {
+            return Err(format!(
+                "read index: n{node} read {id} got index {index} but slot {max_at_ask} was \
+                 delivered before it was asked"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A short rendering of a value for traces.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::Noop => "noop".into(),
+        Value::Batch(cs) => {
+            let ids: Vec<String> = cs
+                .iter()
+                .map(|c| command_id(c).map_or("?".into(), |id| format!("c{id}")))
+                .collect();
+            format!("[{}]", ids.join(" "))
+        }
+    }
+}

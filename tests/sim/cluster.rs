@@ -1,0 +1,602 @@
+//! A whole cluster of real `Core`s in one thread: the driver loop of each node (persist
+//! before send, deliveries applied to a state-machine log), crashes that keep exactly what
+//! was persisted, restarts, snapshots, compaction, clients and reads, all from one seed.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use concierge::paxos::{Config, Core, DurableState, Message, NodeId, Persist, Value};
+
+use super::checker::{command, show, Check, Checker};
+use super::network::{Fate, NetFaults, Network};
+use super::rng::Rng;
+
+/// Everything a run varies, drawn from its seed.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub nodes: usize,
+    pub net: NetFaults,
+    /// Chance per tick that some node crashes during the faulty phase.
+    pub crash_per_mille: u64,
+    /// Chance per tick that a partition starts during the faulty phase.
+    pub partition_per_mille: u64,
+    /// A Ready's persist takes 0..=this many ticks (its messages wait for it).
+    pub persist_delay_max: u64,
+    pub faulty_ticks: u64,
+    /// After the faults stop, everything proposed must be delivered everywhere within this.
+    pub quiet_ticks_max: u64,
+    pub heartbeat_ticks: u32,
+    pub window_slots_max: u64,
+    pub batch_commands_max: usize,
+    pub catchup_slots_max: u64,
+}
+
+impl Params {
+    pub fn draw(rng: &mut Rng) -> Params {
+        let delay_max = rng.range(1, 6);
+        Params {
+            nodes: if rng.below(2) == 0 { 3 } else { 5 },
+            net: NetFaults {
+                drop_per_mille: rng.below(150),
+                dup_per_mille: rng.below(60),
+                delay_max,
+            },
+            crash_per_mille: rng.below(12),
+            partition_per_mille: rng.below(8),
+            persist_delay_max: rng.range(0, 3),
+            faulty_ticks: 900,
+            quiet_ticks_max: 1200,
+            heartbeat_ticks: rng.range(2, 5) as u32,
+            window_slots_max: rng.range(1, 8),
+            batch_commands_max: rng.range(1, 6) as usize,
+            catchup_slots_max: rng.range(2, 16),
+        }
+    }
+
+    fn config(&self, id: NodeId) -> Config {
+        let mut c = Config::new(id, (1..=self.nodes as NodeId).collect());
+        c.heartbeat_ticks = self.heartbeat_ticks;
+        c.suspect_ticks = self.heartbeat_ticks * 3 + 2 * self.net.delay_max as u32 + 4;
+        c.suspect_ticks_increment = 4;
+        c.window_slots_max = self.window_slots_max;
+        c.batch_commands_max = self.batch_commands_max;
+        c.batch_bytes_max = 64;
+        c.proposals_queued_max = 64;
+        c.catchup_slots_max = self.catchup_slots_max;
+        c.reads_pending_max = 16;
+        c
+    }
+}
+
+/// A Ready whose persist is under way; its messages wait for it.
+struct Persisting {
+    done_at: u64,
+    persist: Vec<Persist>,
+    send: Vec<(NodeId, Message)>,
+}
+
+struct Node {
+    id: NodeId,
+    /// None while crashed.
+    core: Option<Core>,
+    /// What the node's disk holds (the acceptor log, compaction point).
+    durable: DurableState,
+    /// Readys taken but not yet durable, in order.
+    persisting: VecDeque<Persisting>,
+    /// The state machine: log[s - 1] is slot s. Durable only up to durable.compacted_through.
+    log: Vec<Value>,
+    incarnation: u64,
+    down_until: u64,
+    was_leader: bool,
+}
+
+const NEVER: u64 = u64::MAX;
+const CLIENTS_OUTSTANDING_MAX: usize = 24;
+
+pub struct Sim {
+    seed: u64,
+    rng: Rng,
+    now: u64,
+    params: Params,
+    nodes: Vec<Node>,
+    net: Network,
+    pub checker: Checker,
+    trace: bool,
+    /// Commands not yet delivered anywhere -> tick of the last propose attempt.
+    outstanding: BTreeMap<u64, u64>,
+    /// Read id -> (node asked, highest slot delivered anywhere when asked).
+    reads: HashMap<u64, (NodeId, u64)>,
+    next_read_id: u64,
+    /// (due tick, donor, receiver).
+    snapshots: Vec<(u64, NodeId, NodeId)>,
+    partition_until: u64,
+    healed: bool,
+}
+
+impl Sim {
+    pub fn new(seed: u64, trace: bool) -> Sim {
+        let mut rng = Rng::new(seed);
+        let params = Params::draw(&mut rng);
+        let nodes = (1..=params.nodes as NodeId)
+            .map(|id| Node {
+                id,
+                core: Some(Core::new(
+                    params.config(id),
+                    DurableState::default(),
+                    seed ^ u64::from(id),
+                )),
+                durable: DurableState::default(),
+                persisting: VecDeque::new(),
+                log: Vec::new(),
+                incarnation: 0,
+                down_until: 0,
+                was_leader: false,
+            })
+            .collect();
+        let net = Network::new(params.nodes, params.net.clone());
+        let sim = Sim {
+            seed,
+            rng,
+            now: 0,
+            nodes,
+            net,
+            checker: Checker::default(),
+            trace,
+            outstanding: BTreeMap::new(),
+            reads: HashMap::new(),
+            next_read_id: 1,
+            snapshots: Vec::new(),
+            partition_until: 0,
+            healed: false,
+            params,
+        };
+        sim.log(|| format!("params {:?}", sim.params));
+        sim
+    }
+
+    fn log(&self, line: impl FnOnce() -> String) {
+        if self.trace {
+            println!("t={} {}", self.now, line());
+        }
+    }
+
+    /// Runs to quiescence; Err names the property that failed.
+    pub fn run(&mut self) -> Check {
+        let end = self.params.faulty_ticks + self.params.quiet_ticks_max;
+        while self.now <= end {
+            let faulty = self.now < self.params.faulty_ticks;
+            if !faulty && !self.healed {
+                self.heal_everything();
+            }
+            self.complete_persists();
+            self.deliver_messages()?;
+            self.tick_nodes()?;
+            self.clients()?;
+            self.compactions();
+            self.snapshots()?;
+            if faulty {
+                self.faults();
+            } else if self.quiescent() {
+                self.log(|| "quiescent: every command delivered everywhere".into());
+                return Ok(());
+            }
+            self.now += 1;
+        }
+        let lag: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("n{}:{}", n.id, n.log.len()))
+            .collect();
+        Err(format!(
+            "liveness: {} ticks after faults stopped, {} commands undelivered (first {:?}), \
+             chosen through {}, nodes applied {}",
+            self.params.quiet_ticks_max,
+            self.outstanding.len(),
+            self.outstanding.keys().next(),
+            self.checker.max_delivered,
+            lag.join(" ")
+        ))
+    }
+
+    fn quiescent(&self) -> bool {
+        self.now >= self.params.faulty_ticks + 100
+            && self.outstanding.is_empty()
+            && self
+                .nodes
+                .iter()
+                .all(|n| n.core.is_some() && n.log.len() as u64 == self.checker.max_delivered)
+    }
+
+    fn heal_everything(&mut self) {
+        self.healed = true;
+        self.net.heal();
+        self.net.faults.drop_per_mille = 0;
+        self.net.faults.dup_per_mille = 0;
+        self.log(|| "faults stop: network healed, crashed nodes restart".into());
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].core.is_none() {
+                self.restart(i);
+            }
+        }
+    }
+
+    /// Persists that completed: make them durable, then release their messages.
+    fn complete_persists(&mut self) {
+        for i in 0..self.nodes.len() {
+            while self.nodes[i]
+                .persisting
+                .front()
+                .is_some_and(|p| p.done_at <= self.now)
+            {
+                if let Some(p) = self.nodes[i].persisting.pop_front() {
+                    for record in &p.persist {
+                        self.nodes[i].durable.apply(record);
+                    }
+                    let from = self.nodes[i].id;
+                    for (to, msg) in p.send {
+                        self.send(from, to, msg);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        let line = if self.trace {
+            Some(describe(&msg))
+        } else {
+            None
+        };
+        let forwarded = match &msg {
+            Message::Forward { commands } => commands.clone(),
+            _ => Vec::new(),
+        };
+        let fate = self.net.send(&mut self.rng, self.now, from, to, msg);
+        if matches!(fate, Fate::Duplicated) {
+            // A duplicated forward proposes its commands again (the node layer's envelopes
+            // make that harmless); count it so the integrity check stays exact.
+            for c in commands(&Value::Batch(forwarded)) {
+                self.checker.proposed(c);
+            }
+        }
+        if let Some(line) = line {
+            let what = match fate {
+                Fate::Sent => "send",
+                Fate::Duplicated => "send (duplicated)",
+                Fate::Dropped => "drop",
+                Fate::Cut => "cut",
+            };
+            self.log(|| format!("{what} n{from}->n{to} {line}"));
+        }
+    }
+
+    fn deliver_messages(&mut self) -> Check {
+        let due = self.net.due(&mut self.rng, self.now);
+        let mut touched = vec![false; self.nodes.len()];
+        for e in due {
+            let i = e.to as usize - 1;
+            if let Some(core) = self.nodes[i].core.as_mut() {
+                core.step(e.from, e.msg);
+                touched[i] = true;
+            }
+        }
+        for (i, t) in touched.into_iter().enumerate() {
+            if t {
+                self.drain(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tick_nodes(&mut self) -> Check {
+        for i in 0..self.nodes.len() {
+            let Some(core) = self.nodes[i].core.as_mut() else {
+                continue;
+            };
+            core.tick();
+            let status = core.status();
+            if status.is_leader != self.nodes[i].was_leader {
+                self.nodes[i].was_leader = status.is_leader;
+                let id = self.nodes[i].id;
+                let what = if status.is_leader {
+                    "becomes leader"
+                } else {
+                    "steps down"
+                };
+                self.log(|| format!("leader change: n{id} {what} (ballot {})", status.ballot));
+            }
+            self.drain(i)?;
+        }
+        Ok(())
+    }
+
+    /// The driver's ready cycle for node i: apply deliveries, answer reads, start persists.
+    fn drain(&mut self, i: usize) -> Check {
+        let Some(core) = self.nodes[i].core.as_mut() else {
+            return Ok(());
+        };
+        if !core.has_ready() {
+            return Ok(());
+        }
+        let ready = core.ready();
+        let id = self.nodes[i].id;
+        for (slot, value) in ready.deliver {
+            let applied = self.nodes[i].log.len() as u64;
+            self.checker.deliver(id, applied, slot, &value)?;
+            self.log(|| format!("deliver n{id} slot {slot} {}", show(&value)));
+            for c in commands(&value) {
+                self.outstanding.remove(&c);
+            }
+            self.nodes[i].log.push(value);
+        }
+        for (read, index) in ready.reads {
+            // Kept after the answer: a duplicated forwarded reply answers twice.
+            let Some(&(_, asked_at)) = self.reads.get(&read) else {
+                return Err(format!("read index: n{id} answered unknown read {read}"));
+            };
+            self.log(|| format!("read n{id} #{read} -> {index:?}"));
+            if let Some(index) = index {
+                self.checker.read(id, read, asked_at, index)?;
+            }
+        }
+        for peer in ready.snapshot_needed {
+            let due = self.now + self.rng.range(2, 10);
+            self.log(|| format!("snapshot needed: n{id} will stream to n{peer}"));
+            self.snapshots.push((due, id, peer));
+        }
+        if !ready.persist.is_empty() || !ready.send.is_empty() {
+            let last = self.nodes[i].persisting.back().map_or(0, |p| p.done_at);
+            let delay = if ready.persist.is_empty() {
+                0
+            } else {
+                self.rng.range(0, self.params.persist_delay_max)
+            };
+            let done_at = (self.now + delay).max(last);
+            self.nodes[i].persisting.push_back(Persisting {
+                done_at,
+                persist: ready.persist,
+                send: ready.send,
+            });
+            if done_at <= self.now {
+                self.complete_persists();
+            }
+        }
+        Ok(())
+    }
+
+    fn up_node(&mut self) -> Option<usize> {
+        let up: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].core.is_some())
+            .collect();
+        if up.is_empty() {
+            return None;
+        }
+        Some(up[self.rng.below(up.len() as u64) as usize])
+    }
+
+    /// Clients: create unique commands, propose them at random nodes, re-propose commands
+    /// not delivered after a while (their forwarding path may have crashed), ask reads.
+    fn clients(&mut self) -> Check {
+        let creating = self.now < self.params.faulty_ticks + 100;
+        if creating && self.outstanding.len() < CLIENTS_OUTSTANDING_MAX && self.rng.chance(400) {
+            let id = self.checker.created;
+            self.checker.created += 1;
+            self.outstanding.insert(id, NEVER);
+        }
+        let due: Vec<u64> = self
+            .outstanding
+            .iter()
+            .filter(|(_, &last)| last == NEVER || self.now >= last + 60)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let Some(i) = self.up_node() else { break };
+            let node = self.nodes[i].id;
+            let Some(core) = self.nodes[i].core.as_mut() else {
+                continue;
+            };
+            let result = core.propose(command(id));
+            if result.is_ok() {
+                self.checker.proposed(id);
+            }
+            let retry = if result.is_ok() {
+                self.now
+            } else {
+                self.now.saturating_sub(50)
+            };
+            self.outstanding.insert(id, retry);
+            self.log(|| format!("propose c{id} at n{node}: {result:?}"));
+            self.drain(i)?;
+        }
+        if self.rng.chance(30) {
+            if let Some(i) = self.up_node() {
+                let id = self.next_read_id;
+                self.next_read_id += 1;
+                let node = self.nodes[i].id;
+                self.reads.insert(id, (node, self.checker.max_delivered));
+                if let Some(core) = self.nodes[i].core.as_mut() {
+                    core.read_index(id);
+                }
+                self.log(|| format!("read-index n{node} #{id}"));
+                self.drain(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn compactions(&mut self) {
+        if !self.rng.chance(15) {
+            return;
+        }
+        let Some(i) = self.up_node() else { return };
+        let applied = self.nodes[i].log.len() as u64;
+        let through = applied.saturating_sub(self.rng.below(4));
+        let node = &mut self.nodes[i];
+        if through <= node.durable.compacted_through {
+            return;
+        }
+        // The state machine is durable through `through`; then the log is truncated.
+        node.durable.compact(through);
+        if let Some(core) = node.core.as_mut() {
+            core.compact(through);
+        }
+        let id = node.id;
+        self.log(|| format!("compact n{id} through {through}"));
+    }
+
+    fn snapshots(&mut self) -> Check {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) = self.snapshots.drain(..).partition(|s| s.0 <= now);
+        self.snapshots = later;
+        for (_, donor, receiver) in due {
+            let (d, r) = (donor as usize - 1, receiver as usize - 1);
+            if self.nodes[d].core.is_none() || self.nodes[r].core.is_none() {
+                continue;
+            }
+            let through = self.nodes[d].log.len();
+            if through <= self.nodes[r].log.len() {
+                continue;
+            }
+            // The snapshot is the donor's state machine; the checker already holds each
+            // of its slots in the global sequence, so the receiver's log stays a prefix.
+            let log = self.checker.chosen_prefix(through);
+            if log != self.nodes[d].log {
+                return Err(format!(
+                    "agreement: n{donor}'s state differs from the chosen sequence"
+                ));
+            }
+            let node = &mut self.nodes[r];
+            node.log = log;
+            node.durable.compact(through as u64);
+            if let Some(core) = node.core.as_mut() {
+                core.install_snapshot(through as u64);
+            }
+            self.log(|| format!("snapshot n{donor}->n{receiver} through {through}"));
+            self.drain(r)?;
+        }
+        Ok(())
+    }
+
+    fn faults(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].core.is_none() && self.now >= self.nodes[i].down_until {
+                self.restart(i);
+            }
+        }
+        if self.rng.chance(self.params.crash_per_mille) {
+            let i = self.rng.below(self.nodes.len() as u64) as usize;
+            if self.nodes[i].core.is_some() {
+                self.crash(i);
+            }
+        }
+        if self.net.is_partitioned() {
+            if self.now >= self.partition_until {
+                self.net.heal();
+                self.log(|| "partition heals".into());
+            }
+        } else if self.rng.chance(self.params.partition_per_mille) {
+            let sides: Vec<u8> = (0..self.nodes.len())
+                .map(|_| self.rng.below(2) as u8)
+                .collect();
+            self.partition_until = self.now + self.rng.range(20, 200);
+            self.log(|| format!("partition {sides:?} until t={}", self.partition_until));
+            self.net.partition(sides);
+        }
+    }
+
+    fn crash(&mut self, i: usize) {
+        let down = self.rng.range(5, 150);
+        let node = &mut self.nodes[i];
+        node.core = None;
+        let lost = node.persisting.len();
+        node.persisting.clear();
+        node.log.truncate(node.durable.compacted_through as usize);
+        node.down_until = self.now + down;
+        node.was_leader = false;
+        let id = node.id;
+        self.log(|| format!("crash n{id} ({lost} unpersisted readys lost), down for {down}"));
+    }
+
+    fn restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.incarnation += 1;
+        let seed = self.seed ^ u64::from(node.id) ^ (node.incarnation << 32);
+        let config = self.params.config(node.id);
+        node.core = Some(Core::new(config, node.durable.clone(), seed));
+        let (id, from) = (node.id, node.durable.compacted_through);
+        self.log(|| format!("restart n{id} (redelivers after slot {from})"));
+    }
+}
+
+fn commands(value: &Value) -> Vec<u64> {
+    match value {
+        Value::Noop => Vec::new(),
+        Value::Batch(cs) => cs
+            .iter()
+            .filter_map(|c| <[u8; 8]>::try_from(&c[..]).ok().map(u64::from_le_bytes))
+            .collect(),
+    }
+}
+
+/// One readable line per message.
+fn describe(msg: &Message) -> String {
+    match msg {
+        Message::Heartbeat {
+            leading,
+            commit,
+            read_round,
+        } => match leading {
+            Some(b) => format!("heartbeat leader {b} commit {commit} read-round {read_round}"),
+            None => format!("heartbeat commit {commit}"),
+        },
+        Message::HeartbeatAck { ballot, read_round } => {
+            format!("heartbeat-ack {ballot} round {read_round}")
+        }
+        Message::Prepare { ballot, from } => format!("prepare {ballot} from slot {from}"),
+        Message::Promise {
+            ballot,
+            accepted,
+            compacted_through,
+        } => {
+            let acc: Vec<String> = accepted
+                .iter()
+                .map(|(s, b, v)| format!("{s}@{b}={}", show(v)))
+                .collect();
+            format!(
+                "promise {ballot} compacted {compacted_through} accepted {{{}}}",
+                acc.join(", ")
+            )
+        }
+        Message::Accept {
+            ballot,
+            slot,
+            value,
+            commit,
+        } => {
+            format!(
+                "accept {ballot} slot {slot} {} commit {commit}",
+                show(value)
+            )
+        }
+        Message::Accepted { ballot, slot } => format!("accepted {ballot} slot {slot}"),
+        Message::Nack { ballot, promised } => format!("nack {ballot} promised {promised}"),
+        Message::AcceptCompacted {
+            ballot,
+            compacted_through,
+        } => {
+            format!("accept-compacted {ballot} through {compacted_through}")
+        }
+        Message::Forward { commands } => {
+            format!("forward {}", show(&Value::Batch(commands.clone())))
+        }
+        Message::ReadIndex { id } => format!("read-index #{id}"),
+        Message::ReadIndexReply { id, index } => format!("read-index-reply #{id} {index:?}"),
+        Message::CatchUp { from, to } => format!("catch-up {from}..={to}"),
+        Message::CatchUpReply { entries, commit } => {
+            let first = entries.first().map_or(0, |e| e.0);
+            format!(
+                "catch-up-reply {} entries from {first} commit {commit}",
+                entries.len()
+            )
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The deterministic simulation harness: seeded RNG, network, cluster driver, checker.
+
+pub mod checker;
+pub mod cluster;
+pub mod network;
+pub mod rng;
