@@ -3,4 +3,7 @@
 //! Reading order: `paxos` (the pure consensus core), `node` (drives it over the network
 //! and disk), `kv` (the replicated state machine), `http` (the REST API of API.md).
 
+pub mod node;
 pub mod paxos;
+
+// The server around the consensus: configuration, the state machine, the REST API.

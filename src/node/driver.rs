@@ -1,0 +1,453 @@
+//! The driver: one tokio task that owns the Paxos `Core` and carries out its `Ready`s.
+//!
+//! Inputs: a tick every `tick_ms`, messages from peers, proposals and read-index requests
+//! from handles, events from the apply thread, and finished persist jobs. After feeding a
+//! burst of inputs it takes `ready()` and:
+//! 1. hands `deliver` to the apply thread at once (chosen values are facts), in order;
+//! 2. answers `reads`; starts snapshot transfers for `snapshot_needed`;
+//! 3. queues `persist` + `send` as ONE job for the persistence thread and keeps going; when
+//!    the job comes back durable, its messages are sent (those to ourselves go back into
+//!    `step`). Jobs complete in order, so messages leave in `Ready` order and never before
+//!    the state they vouch for is durable. A `Ready` with nothing to persist still waits
+//!    its turn behind earlier jobs (it may repeat a promise still being fsynced).
+//!
+//! Back-pressure, all bounded: at most `persist_batches_inflight_max` jobs in flight and at
+//! most `apply_lag_slots_max` deliveries waiting for the apply channel; beyond either the
+//! driver stops taking `ready()` until they drain (the core buffers meanwhile).
+//!
+//! Snapshot transfers (both directions) live in `driver/transfers.rs`.
+//!
+//! Log truncation: every `compact_every_slots` applied slots the driver asks the apply
+//! thread to `sync`; once it reports slot A durable, the core and the acceptor log are
+//! compacted through `A - log_tail_slots`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use super::apply::{ApplyEvent, ApplyOp, Chunk};
+use super::config::NodeConfig;
+use super::error::NodeError;
+use super::pending::Pending;
+use super::persist::{PersistDone, PersistJob};
+use super::snapshot::Incoming;
+use super::transport::wire::{SnapshotMsg, Wire};
+use super::transport::{Inbound, Transport};
+use crate::paxos::{Core, Message, NodeId, ProposeError, Ready, Slot, Status};
+
+mod transfers;
+
+/// Inputs gathered per loop turn before `ready()` is taken (bounds latency of a turn).
+const BURST_INPUTS_MAX: usize = 512;
+/// Read-index retries inside `NodeHandle::read_index` are the handle's business; here a
+/// request is dropped if unanswered for this long.
+const READ_WAIT_MAX: Duration = Duration::from_secs(30);
+
+/// A request from a `NodeHandle`.
+#[derive(Debug)]
+pub enum Request {
+    /// `envelope` wraps a command registered in `Pending` under `seq`.
+    Propose { seq: u64, envelope: Bytes },
+    /// A linearizable read point.
+    ReadIndex {
+        reply: oneshot::Sender<Result<Slot, NodeError>>,
+    },
+}
+
+/// What handles can see of the driver.
+#[derive(Debug)]
+pub struct View {
+    pub core: Status,
+    /// Why this node stopped serving, if it did.
+    pub failed: Option<String>,
+}
+
+/// The channels and shared state the driver is built from.
+pub struct DriverParts {
+    pub cfg: Arc<NodeConfig>,
+    pub core: Core,
+    pub compacted_through: Slot,
+    pub transport: Arc<Transport>,
+    pub inbound: mpsc::Receiver<Inbound>,
+    pub requests: mpsc::Receiver<Request>,
+    pub events: mpsc::Receiver<ApplyEvent>,
+    pub apply: mpsc::Sender<ApplyOp>,
+    pub applied: watch::Receiver<Slot>,
+    pub persist: mpsc::Sender<PersistJob>,
+    pub persisted: mpsc::Receiver<PersistDone>,
+    pub pending: Arc<Pending>,
+    pub view: Arc<Mutex<View>>,
+    pub leader: watch::Sender<Option<NodeId>>,
+    pub shutdown: watch::Receiver<bool>,
+    pub incarnation: u64,
+}
+
+struct Outgoing {
+    transfer: u64,
+    acks: mpsc::Sender<SnapshotMsg>,
+    task: JoinHandle<()>,
+}
+
+/// The driver task's state.
+pub struct Driver {
+    p: DriverParts,
+    id: NodeId,
+    apply_backlog: VecDeque<ApplyOp>,
+    persist_inflight: usize,
+    delivered: Slot,
+    compacted: Slot,
+    sync_in_flight: bool,
+    failed: Option<String>,
+    /// Set when the acceptor log failed: the node must stop at once (it can no longer
+    /// keep its promises durable, so it must not send anything more).
+    halted: bool,
+    reads: HashMap<u64, (Instant, oneshot::Sender<Result<Slot, NodeError>>)>,
+    next_read_id: u64,
+    incoming: Option<Incoming>,
+    outgoing: HashMap<NodeId, Outgoing>,
+    last_transfer_end: HashMap<NodeId, Instant>,
+    next_transfer: u64,
+}
+
+impl Driver {
+    pub fn new(p: DriverParts) -> Driver {
+        let id = p.cfg.id;
+        let compacted = p.compacted_through;
+        let delivered = *p.applied.borrow();
+        Driver {
+            p,
+            id,
+            apply_backlog: VecDeque::new(),
+            persist_inflight: 0,
+            delivered,
+            compacted,
+            sync_in_flight: false,
+            failed: None,
+            halted: false,
+            reads: HashMap::new(),
+            next_read_id: 1,
+            incoming: None,
+            outgoing: HashMap::new(),
+            last_transfer_end: HashMap::new(),
+            next_transfer: 0,
+        }
+    }
+
+    /// Runs until shutdown (or until every handle is gone); returns the parts to stop.
+    pub async fn run(mut self) -> Driver {
+        let mut ticker = tokio::time::interval(Duration::from_millis(self.p.cfg.tick_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let apply_tx = self.p.apply.clone();
+        loop {
+            let backlog = !self.apply_backlog.is_empty();
+            tokio::select! {
+                _ = self.p.shutdown.changed() => break,
+                Some(done) = self.p.persisted.recv() => self.on_persisted(done),
+                _ = ticker.tick() => self.on_tick(),
+                item = self.p.inbound.recv() => match item {
+                    Some(item) => self.on_inbound(item),
+                    None => break,
+                },
+                req = self.p.requests.recv() => match req {
+                    Some(req) => self.on_request(req),
+                    None => break, // every handle is gone
+                },
+                Some(ev) = self.p.events.recv() => self.on_apply_event(ev),
+                permit = apply_tx.clone().reserve_owned(), if backlog => {
+                    if let (Ok(permit), Some(op)) = (permit, self.apply_backlog.pop_front()) {
+                        permit.send(op);
+                    }
+                }
+            }
+            // Take what else is already waiting, so one Ready (one fsync) covers a burst.
+            for _ in 0..BURST_INPUTS_MAX {
+                if let Ok(item) = self.p.inbound.try_recv() {
+                    self.on_inbound(item);
+                } else if let Ok(req) = self.p.requests.try_recv() {
+                    self.on_request(req);
+                } else {
+                    break;
+                }
+            }
+            if self.halted {
+                break;
+            }
+            self.drive_ready();
+        }
+        self.publish_view();
+        self
+    }
+
+    fn drive_ready(&mut self) {
+        while self.p.core.has_ready()
+            && self.persist_inflight < self.p.cfg.persist_batches_inflight_max
+            && (self.apply_backlog.len() as u64) < self.p.cfg.apply_lag_slots_max
+        {
+            let rd = self.p.core.ready();
+            self.carry_out(rd);
+        }
+        self.flush_apply();
+    }
+
+    fn carry_out(&mut self, rd: Ready) {
+        if self.halted {
+            return;
+        }
+        let Ready {
+            persist,
+            send,
+            deliver,
+            reads,
+            snapshot_needed,
+        } = rd;
+        for (slot, value) in deliver {
+            debug_assert!(slot > self.delivered || slot <= *self.p.applied.borrow());
+            self.delivered = self.delivered.max(slot);
+            self.apply_backlog.push_back(ApplyOp::Deliver(slot, value));
+        }
+        for (id, index) in reads {
+            if let Some((_, reply)) = self.reads.remove(&id) {
+                let _ = reply.send(index.ok_or(NodeError::NoQuorum));
+            }
+        }
+        for peer in snapshot_needed {
+            self.start_transfer(peer);
+        }
+        if persist.is_empty() && send.is_empty() {
+            return;
+        }
+        if persist.is_empty() && self.persist_inflight == 0 {
+            self.send_all(send); // nothing earlier is in flight: order is kept
+            return;
+        }
+        let job = PersistJob::Records {
+            records: persist,
+            send,
+        };
+        self.queue_persist(job);
+    }
+
+    fn queue_persist(&mut self, job: PersistJob) {
+        // Capacity is persist_batches_inflight_max (+ checkpoint slack), so this fits.
+        match self.p.persist.try_send(job) {
+            Ok(()) => self.persist_inflight += 1,
+            Err(e) => self.halt(format!("persistence thread unavailable: {e}")),
+        }
+    }
+
+    fn send_all(&mut self, send: Vec<(NodeId, Message)>) {
+        if self.halted {
+            return;
+        }
+        for (to, msg) in send {
+            if to == self.id {
+                self.p.core.step(self.id, msg);
+            } else {
+                self.p.transport.send(to, &Wire::Paxos(msg));
+            }
+        }
+    }
+
+    fn flush_apply(&mut self) {
+        while let Some(op) = self.apply_backlog.pop_front() {
+            match self.p.apply.try_send(op) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(op)) => {
+                    self.apply_backlog.push_front(op);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.apply_backlog.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_persisted(&mut self, done: PersistDone) {
+        self.persist_inflight = self.persist_inflight.saturating_sub(1);
+        match done {
+            PersistDone::Released(send) => self.send_all(send),
+            PersistDone::Failed(reason) => self.halt(reason),
+        }
+    }
+
+    fn halt(&mut self, reason: String) {
+        self.fail(reason);
+        self.halted = true;
+    }
+
+    fn fail(&mut self, reason: String) {
+        if self.failed.is_none() {
+            warn!(%reason, "node failed");
+            self.p.pending.fail_all(&NodeError::Apply {
+                reason: reason.clone(),
+            });
+            self.failed = Some(reason);
+        }
+    }
+
+    fn on_inbound(&mut self, item: Inbound) {
+        match item {
+            Inbound::Paxos(from, msg) => self.p.core.step(from, msg),
+            Inbound::Snapshot(
+                from,
+                SnapshotMsg::Chunk {
+                    transfer,
+                    slot,
+                    seq,
+                    data,
+                    last,
+                },
+            ) => self.on_chunk(from, transfer, slot, Chunk { seq, data, last }),
+            Inbound::Snapshot(from, msg) => {
+                let transfer = match &msg {
+                    SnapshotMsg::Ack { transfer, .. } | SnapshotMsg::Done { transfer, .. } => {
+                        *transfer
+                    }
+                    SnapshotMsg::Chunk { transfer, .. } => *transfer,
+                };
+                if let Some(out) = self.outgoing.get(&from) {
+                    if out.transfer == transfer {
+                        let _ = out.acks.try_send(msg);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: Request) {
+        match req {
+            Request::Propose { seq, envelope } => {
+                if let Some(reason) = &self.failed {
+                    let reason = reason.clone();
+                    self.p
+                        .pending
+                        .complete(seq, Err(NodeError::Apply { reason }));
+                    return;
+                }
+                let applied = *self.p.applied.borrow();
+                if self.delivered.saturating_sub(applied) > self.p.cfg.apply_lag_slots_max {
+                    let err = NodeError::NotReady {
+                        reason: "applying lags behind",
+                    };
+                    self.p.pending.complete(seq, Err(err));
+                    return;
+                }
+                match self.p.core.propose(envelope) {
+                    Ok(()) => {}
+                    Err(ProposeError::NoLeader) => {
+                        self.p.pending.complete(seq, Err(NodeError::NoQuorum))
+                    }
+                    Err(ProposeError::Busy) => {
+                        let err = NodeError::NotReady {
+                            reason: "too many proposals queued",
+                        };
+                        self.p.pending.complete(seq, Err(err));
+                    }
+                }
+            }
+            Request::ReadIndex { reply } => {
+                if self.reads.len() >= self.p.cfg.reads_pending_max {
+                    let _ = reply.send(Err(NodeError::NotReady {
+                        reason: "too many reads waiting",
+                    }));
+                    return;
+                }
+                let id = self.next_read_id;
+                self.next_read_id += 1;
+                self.reads.insert(id, (Instant::now(), reply));
+                self.p.core.read_index(id);
+            }
+        }
+    }
+
+    fn on_apply_event(&mut self, ev: ApplyEvent) {
+        match ev {
+            ApplyEvent::Synced(durable) => {
+                self.sync_in_flight = false;
+                let through = durable.saturating_sub(self.p.cfg.log_tail_slots);
+                if through > self.compacted {
+                    self.p.core.compact(through);
+                    self.compacted = through;
+                    self.queue_persist(PersistJob::Checkpoint(through));
+                }
+            }
+            ApplyEvent::Installed(slot) => {
+                if slot > self.p.core.status().delivered_index {
+                    self.p.core.install_snapshot(slot);
+                }
+                self.delivered = self.delivered.max(slot);
+            }
+            ApplyEvent::Failed(reason) => self.fail(reason),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.p.core.tick();
+        let applied = *self.p.applied.borrow();
+        let trigger = self
+            .compacted
+            .saturating_add(self.p.cfg.log_tail_slots)
+            .saturating_add(self.p.cfg.compact_every_slots);
+        if !self.sync_in_flight && self.failed.is_none() && applied >= trigger {
+            self.sync_in_flight = true;
+            self.apply_backlog.push_back(ApplyOp::Sync);
+        }
+        let stalled = Duration::from_millis(self.p.cfg.snapshot_ack_timeout_ms);
+        if self
+            .incoming
+            .as_ref()
+            .is_some_and(|i| i.last_activity.elapsed() > stalled)
+        {
+            warn!("incoming snapshot stalled; aborting it");
+            self.incoming = None;
+        }
+        let finished: Vec<NodeId> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.task.is_finished())
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in finished {
+            self.outgoing.remove(&peer);
+            self.last_transfer_end.insert(peer, Instant::now());
+        }
+        self.reads
+            .retain(|_, (t, reply)| t.elapsed() < READ_WAIT_MAX && !reply.is_closed());
+        self.publish_view();
+    }
+
+    /// Publishes the core's status to handles and the leader watch.
+    fn publish_view(&mut self) {
+        let status = self.p.core.status();
+        self.p.leader.send_if_modified(|l| {
+            let changed = *l != status.leader;
+            *l = status.leader;
+            changed
+        });
+        let mut view = self.p.view.lock().unwrap_or_else(|p| p.into_inner());
+        view.core = status;
+        view.failed.clone_from(&self.failed);
+    }
+
+    /// Stops what the driver started; the caller joins the threads.
+    pub fn stop(&mut self, stop_flag: &AtomicBool) {
+        stop_flag.store(true, Ordering::Release);
+        self.incoming = None;
+        for (_, out) in self.outgoing.drain() {
+            out.task.abort();
+        }
+        for (_, (_, reply)) in self.reads.drain() {
+            let _ = reply.send(Err(NodeError::Shutdown));
+        }
+        self.p.pending.fail_all(&NodeError::Shutdown);
+        self.apply_backlog.clear();
+    }
+}

@@ -1,0 +1,124 @@
+//! The inbound side of the peer links: accept, check the handshake, then read frames and
+//! hand them to the driver.
+//!
+//! A connection is refused (closed with a warning) when its `Hello` names another
+//! protocol, another cluster id, a node that is not a member, or ourselves. A frame that
+//! is oversize, torn or undecodable closes that connection with a `warn!`; nothing a peer
+//! sends can panic this task. Delivery to the driver awaits channel capacity, so a busy
+//! driver pushes back on the TCP connection and loss happens at the sender's bounded
+//! queue. Connection tasks live in a `JoinSet` owned by the accept loop: aborting the
+//! accept loop closes every inbound connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::frame;
+use super::wire::{Hello, Wire, PROTOCOL_VERSION};
+use super::{Inbound, LinkContext, PeerTable};
+use crate::paxos::NodeId;
+
+/// Accepts peer connections until aborted.
+pub async fn run(
+    listener: TcpListener,
+    ctx: Arc<LinkContext>,
+    peers: Arc<PeerTable>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    if conns.len() >= ctx.inbound_connections_max {
+                        warn!(%remote, "too many inbound peer connections; refusing");
+                        continue;
+                    }
+                    let (ctx, peers, inbound) = (ctx.clone(), peers.clone(), inbound.clone());
+                    conns.spawn(async move {
+                        if let Err(reason) = serve(stream, &ctx, &peers, &inbound).await {
+                            warn!(%remote, %reason, "peer connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!(error = %e, "accepting a peer connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+/// Serves one inbound connection; `Ok` on a clean end, `Err(reason)` otherwise.
+async fn serve(
+    mut stream: TcpStream,
+    ctx: &LinkContext,
+    peers: &PeerTable,
+    inbound: &mpsc::Sender<Inbound>,
+) -> Result<(), String> {
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let first = tokio::time::timeout(
+        Duration::from_millis(ctx.handshake_timeout_ms),
+        frame::read_frame(&mut stream, ctx.frame_bytes_max),
+    )
+    .await
+    .map_err(|_| "handshake timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let from = match first {
+        Some(Wire::Hello(h)) => check_hello(&h, ctx, peers)?,
+        Some(_) => return Err("first frame is not a hello".into()),
+        None => return Ok(()),
+    };
+    let reply = Wire::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        cluster_id: ctx.cluster_id,
+        node: ctx.self_id,
+        client_addr: ctx.client_addr.clone(),
+    });
+    let bytes = frame::encode(&reply, ctx.frame_bytes_max).map_err(|e| e.to_string())?;
+    stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    debug!(peer = from, "inbound peer connection accepted");
+
+    loop {
+        let msg = match frame::read_frame(&mut stream, ctx.frame_bytes_max).await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("from node {from}: {e}")),
+        };
+        let item = match msg {
+            Wire::Paxos(m) => Inbound::Paxos(from, m),
+            Wire::Snapshot(s) => Inbound::Snapshot(from, s),
+            Wire::Hello(_) => return Err(format!("node {from} sent a second hello")),
+        };
+        if inbound.send(item).await.is_err() {
+            return Ok(()); // the driver stopped
+        }
+    }
+}
+
+fn check_hello(h: &Hello, ctx: &LinkContext, peers: &PeerTable) -> Result<NodeId, String> {
+    if h.protocol != PROTOCOL_VERSION {
+        return Err(format!("node {} speaks protocol {}", h.node, h.protocol));
+    }
+    if h.cluster_id != ctx.cluster_id {
+        return Err(format!(
+            "node {} is in cluster {:#x}, we are in {:#x}",
+            h.node, h.cluster_id, ctx.cluster_id
+        ));
+    }
+    if h.node == ctx.self_id {
+        return Err("a node may not connect to itself".into());
+    }
+    let link = peers
+        .get(&h.node)
+        .ok_or_else(|| format!("node {} is not a member", h.node))?;
+    link.set_client_addr(h.client_addr.clone());
+    Ok(h.node)
+}

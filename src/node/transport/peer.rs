@@ -1,0 +1,205 @@
+//! The outbound side of one peer link: dial, handshake, write queued frames; on any error
+//! reconnect with exponential backoff (doubling from `reconnect_backoff_ms_min`, capped at
+//! `reconnect_backoff_ms_max`).
+//!
+//! The dialer never reads after the handshake except to notice that the listener closed
+//! the connection (any byte or end of stream ends it). Each successful handshake bumps
+//! the link's `epoch`, which the snapshot sender uses to restart a transfer whose
+//! connection broke. Frames sit in the bounded [`PeerQueue`] while the peer is down.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::frame::{self, FrameError};
+use super::queue::PeerQueue;
+use super::wire::{Hello, Wire, PROTOCOL_VERSION};
+use super::LinkContext;
+use crate::paxos::NodeId;
+
+/// Everything known about one peer: its queue and the state of our connection to it.
+#[derive(Debug)]
+pub struct PeerLink {
+    pub id: NodeId,
+    pub addr: String,
+    pub queue: PeerQueue,
+    connected: AtomicBool,
+    epoch: AtomicU64,
+    client_addr: Mutex<Option<String>>,
+}
+
+impl PeerLink {
+    pub fn new(id: NodeId, addr: String, queue: PeerQueue) -> PeerLink {
+        PeerLink {
+            id,
+            addr,
+            queue,
+            connected: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            client_addr: Mutex::new(None),
+        }
+    }
+
+    /// True while an outbound connection is established and handshaken.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Number of successful handshakes so far (changes whenever the connection changes).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The peer's client (HTTP) address, learnt from its handshake.
+    pub fn client_addr(&self) -> Option<String> {
+        self.client_addr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_client_addr(&self, addr: String) {
+        *self.client_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr);
+    }
+}
+
+/// Why one connection attempt or session ended.
+#[derive(Debug)]
+enum LinkError {
+    Connect(std::io::Error),
+    Timeout(&'static str),
+    Frame(FrameError),
+    Refused(String),
+    Closed,
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Connect(e) => write!(f, "connect: {e}"),
+            LinkError::Timeout(what) => write!(f, "timed out: {what}"),
+            LinkError::Frame(e) => write!(f, "{e}"),
+            LinkError::Refused(why) => write!(f, "handshake refused: {why}"),
+            LinkError::Closed => write!(f, "closed by peer"),
+        }
+    }
+}
+
+/// Runs the link forever (until the task is aborted).
+pub async fn run(link: Arc<PeerLink>, ctx: Arc<LinkContext>) {
+    let backoff_min = Duration::from_millis(ctx.reconnect_backoff_ms_min);
+    let backoff_max = Duration::from_millis(ctx.reconnect_backoff_ms_max);
+    let mut backoff = backoff_min;
+    let mut was_up = false;
+    loop {
+        match connect(&link, &ctx).await {
+            Ok(stream) => {
+                backoff = backoff_min;
+                link.epoch.fetch_add(1, Ordering::AcqRel);
+                link.connected.store(true, Ordering::Release);
+                info!(peer = link.id, addr = %link.addr, "peer link up");
+                was_up = true;
+                let end = write_loop(stream, &link, &ctx).await;
+                link.connected.store(false, Ordering::Release);
+                warn!(peer = link.id, error = %end, "peer link down");
+            }
+            Err(e) => {
+                if was_up {
+                    warn!(peer = link.id, error = %e, "cannot reach peer");
+                    was_up = false;
+                } else {
+                    debug!(peer = link.id, error = %e, "cannot reach peer");
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(backoff_max);
+    }
+}
+
+async fn connect(link: &PeerLink, ctx: &LinkContext) -> Result<TcpStream, LinkError> {
+    let connect_timeout = Duration::from_millis(ctx.connect_timeout_ms);
+    let mut stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&link.addr))
+        .await
+        .map_err(|_| LinkError::Timeout("connect"))?
+        .map_err(LinkError::Connect)?;
+    stream.set_nodelay(true).map_err(LinkError::Connect)?;
+    let hello = Wire::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        cluster_id: ctx.cluster_id,
+        node: ctx.self_id,
+        client_addr: ctx.client_addr.clone(),
+    });
+    let bytes = frame::encode(&hello, ctx.frame_bytes_max).map_err(LinkError::Frame)?;
+    let handshake = async {
+        stream
+            .write_all(&bytes)
+            .await
+            .map_err(|e| LinkError::Frame(FrameError::Io(e)))?;
+        frame::read_frame(&mut stream, ctx.frame_bytes_max)
+            .await
+            .map_err(LinkError::Frame)
+    };
+    let reply = tokio::time::timeout(Duration::from_millis(ctx.handshake_timeout_ms), handshake)
+        .await
+        .map_err(|_| LinkError::Timeout("handshake"))??;
+    match reply {
+        Some(Wire::Hello(h)) => {
+            if h.protocol != PROTOCOL_VERSION {
+                return Err(LinkError::Refused(format!("protocol {}", h.protocol)));
+            }
+            if h.cluster_id != ctx.cluster_id {
+                return Err(LinkError::Refused(format!(
+                    "cluster id {:#x}, ours {:#x}",
+                    h.cluster_id, ctx.cluster_id
+                )));
+            }
+            if h.node != link.id {
+                return Err(LinkError::Refused(format!(
+                    "expected node {}, got {}",
+                    link.id, h.node
+                )));
+            }
+            link.set_client_addr(h.client_addr);
+            Ok(stream)
+        }
+        Some(_) => Err(LinkError::Refused("first frame is not a hello".into())),
+        None => Err(LinkError::Closed),
+    }
+}
+
+/// Writes queued frames until the connection fails; returns why it ended.
+async fn write_loop(stream: TcpStream, link: &PeerLink, ctx: &LinkContext) -> LinkError {
+    let (mut rd, wr) = stream.into_split();
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    let write_timeout = Duration::from_millis(ctx.write_timeout_ms);
+    let mut probe = [0u8; 1];
+    loop {
+        let flushed = tokio::time::timeout(write_timeout, async {
+            while let Some(frame) = link.queue.pop() {
+                wr.write_all(&frame).await?;
+            }
+            wr.flush().await
+        })
+        .await;
+        match flushed {
+            Err(_) => return LinkError::Timeout("write"),
+            Ok(Err(e)) => return LinkError::Frame(FrameError::Io(e)),
+            Ok(Ok(())) => {}
+        }
+        tokio::select! {
+            _ = link.queue.wait() => {}
+            r = rd.read(&mut probe) => {
+                return match r {
+                    Ok(0) => LinkError::Closed,
+                    Ok(_) => LinkError::Refused("unexpected bytes from listener".into()),
+                    Err(e) => LinkError::Frame(FrameError::Io(e)),
+                };
+            }
+        }
+    }
+}

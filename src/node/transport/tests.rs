@@ -1,0 +1,163 @@
+//! Transport tests over real loopback sockets: delivery and handshake, refusal of a
+//! foreign cluster, and a garbage frame closing only its own connection.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::wire::{cluster_id, Hello, PROTOCOL_VERSION};
+use super::*;
+use crate::paxos::Ballot;
+
+fn ctx(id: NodeId, members: &[(NodeId, String)]) -> LinkContext {
+    LinkContext {
+        self_id: id,
+        cluster_id: cluster_id(members),
+        client_addr: format!("client-{id}"),
+        frame_bytes_max: 1 << 20,
+        connect_timeout_ms: 1000,
+        handshake_timeout_ms: 1000,
+        write_timeout_ms: 1000,
+        reconnect_backoff_ms_min: 10,
+        reconnect_backoff_ms_max: 100,
+        inbound_connections_max: 8,
+    }
+}
+
+async fn pair() -> (
+    Vec<(NodeId, String)>,
+    Vec<Transport>,
+    Vec<mpsc::Receiver<Inbound>>,
+) {
+    let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let members = vec![
+        (1, l1.local_addr().unwrap().to_string()),
+        (2, l2.local_addr().unwrap().to_string()),
+    ];
+    let (tx1, rx1) = mpsc::channel(16);
+    let (tx2, rx2) = mpsc::channel(16);
+    let t1 = Transport::start(ctx(1, &members), &members, 64, 2, l1, tx1);
+    let t2 = Transport::start(ctx(2, &members), &members, 64, 2, l2, tx2);
+    (members, vec![t1, t2], vec![rx1, rx2])
+}
+
+fn heartbeat(commit: u64) -> Message {
+    Message::Heartbeat {
+        leading: Some(Ballot { round: 1, node: 1 }),
+        commit,
+        read_round: 0,
+    }
+}
+
+async fn recv(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("nothing received in time")
+        .expect("channel closed")
+}
+
+#[tokio::test]
+async fn messages_arrive_and_handshake_reports_client_addresses() {
+    let (_members, ts, mut rxs) = pair().await;
+    ts[0].send(2, &Wire::Paxos(heartbeat(7)));
+    match recv(&mut rxs[1]).await {
+        Inbound::Paxos(from, msg) => {
+            assert_eq!(from, 1);
+            assert_eq!(msg, heartbeat(7));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(ts[0].link(2).unwrap().connected());
+    assert_eq!(
+        ts[0].link(2).unwrap().client_addr().as_deref(),
+        Some("client-2")
+    );
+    // The listener side learnt the dialer's client address from its hello.
+    assert_eq!(
+        ts[1].link(1).unwrap().client_addr().as_deref(),
+        Some("client-1")
+    );
+    assert!(ts[0].link(9).is_none());
+}
+
+#[tokio::test]
+async fn foreign_cluster_is_refused_and_garbage_closes_only_that_connection() {
+    let (members, ts, mut rxs) = pair().await;
+    let addr2 = &members[1].1;
+
+    // A node of another cluster: no hello comes back, the connection is closed.
+    let mut foreign = TcpStream::connect(addr2).await.unwrap();
+    let hello = Wire::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        cluster_id: cluster_id(&members) ^ 1,
+        node: 1,
+        client_addr: "evil".into(),
+    });
+    foreign
+        .write_all(&frame::encode(&hello, 1 << 20).unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), foreign.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "a foreign node got an answer");
+
+    // A proper handshake followed by an oversize frame header: that connection closes.
+    let mut rogue = TcpStream::connect(addr2).await.unwrap();
+    let hello = Wire::Hello(Hello {
+        protocol: PROTOCOL_VERSION,
+        cluster_id: cluster_id(&members),
+        node: 1,
+        client_addr: "client-1".into(),
+    });
+    rogue
+        .write_all(&frame::encode(&hello, 1 << 20).unwrap())
+        .await
+        .unwrap();
+    let reply = frame::read_frame(&mut rogue, 1 << 20).await.unwrap();
+    assert!(matches!(reply, Some(Wire::Hello(h)) if h.node == 2));
+    rogue.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), rogue.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the connection survived an oversize frame");
+
+    // The real link still works.
+    ts[0].send(2, &Wire::Paxos(heartbeat(9)));
+    loop {
+        if let Inbound::Paxos(1, m) = recv(&mut rxs[1]).await {
+            if m == heartbeat(9) {
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dead_peer_costs_bounded_memory() {
+    let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let members = vec![
+        (1, l1.local_addr().unwrap().to_string()),
+        (2, dead.local_addr().unwrap().to_string()),
+    ];
+    drop(dead); // nobody listens there any more
+    let (tx, _rx) = mpsc::channel(16);
+    let t = Transport::start(ctx(1, &members), &members, 64, 2, l1, tx);
+    for i in 0..1000 {
+        t.send(2, &Wire::Paxos(heartbeat(i)));
+    }
+    let link = t.link(2).unwrap();
+    assert!(link.queue.len() <= 64);
+    assert_eq!(link.queue.dropped(), 1000 - 64);
+    assert!(!link.connected());
+    t.shutdown().await;
+}

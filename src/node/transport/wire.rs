@@ -1,0 +1,90 @@
+//! The messages that travel on a peer link, one per frame (see `frame.rs`).
+//!
+//! A dialer's first frame is `Hello`; the listener answers with its own `Hello` or closes
+//! the connection. After that the dialer only writes (`Paxos` and `Snapshot`) and the
+//! listener only reads. `cluster_id` is derived from the member list (`cluster_id()`), so a
+//! node configured for another cluster is refused at the handshake.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::paxos::{Message, NodeId, Slot};
+
+/// Version of this wire protocol; a peer speaking another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One frame's payload.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Wire {
+    /// The handshake, both ways.
+    Hello(Hello),
+    /// A consensus message for the Paxos core.
+    Paxos(Message),
+    /// Snapshot transfer (catch-up of a peer behind the compaction point).
+    Snapshot(SnapshotMsg),
+}
+
+/// The handshake: who is speaking, for which cluster, and where it serves clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub cluster_id: u64,
+    pub node: NodeId,
+    pub client_addr: String,
+}
+
+/// Snapshot streaming: the sender sends `Chunk`s (numbered from 0, the last one flagged);
+/// the receiver answers each applied chunk with `Ack` and ends with `Done`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotMsg {
+    Chunk {
+        transfer: u64,
+        slot: Slot,
+        seq: u64,
+        data: Bytes,
+        last: bool,
+    },
+    Ack {
+        transfer: u64,
+        seq: u64,
+    },
+    Done {
+        transfer: u64,
+        ok: bool,
+    },
+}
+
+/// The cluster id: FNV-1a (64-bit) over the sorted member list `id=addr;...`.
+/// Stable across builds and platforms (unlike `DefaultHasher`).
+pub fn cluster_id(members: &[(NodeId, String)]) -> u64 {
+    let mut sorted: Vec<&(NodeId, String)> = members.iter().collect();
+    sorted.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for (id, addr) in sorted {
+        eat(&id.to_be_bytes());
+        eat(b"=");
+        eat(addr.as_bytes());
+        eat(b";");
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_id_ignores_order_but_not_content() {
+        let a = vec![(1, "h1:1".to_string()), (2, "h2:1".to_string())];
+        let b = vec![(2, "h2:1".to_string()), (1, "h1:1".to_string())];
+        let c = vec![(1, "h1:1".to_string()), (2, "h3:1".to_string())];
+        assert_eq!(cluster_id(&a), cluster_id(&b));
+        assert_ne!(cluster_id(&a), cluster_id(&c));
+    }
+}
