@@ -7,3 +7,6 @@ pub mod node;
 pub mod paxos;
 
 // The server around the consensus: configuration, the state machine, the REST API.
+pub mod config;
+pub mod http;
+pub mod kv;

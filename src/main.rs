@@ -1,5 +1,118 @@
-//! The `concierge` binary.
+//! The `concierge` binary: `concierge serve` runs one node (see `config` for the flags).
+//!
+//! Start-up order: resolve the configuration, check the data directory's cluster file,
+//! open the storage Db and the state machine, start the node (consensus, peers, apply
+//! loop), start the session expiry loop, then serve HTTP until SIGINT/SIGTERM.
 
-fn main() {
-    println!("concierge {}", env!("CARGO_PKG_VERSION"));
+use clap::Parser;
+use concierge::config::{check_cluster_file, Cli, CliCommand, ServeConfig};
+use concierge::http::{self, AppState, HttpLimits};
+use concierge::kv::{self, KvOptions, KvStateMachine, LeaseTable};
+use concierge::node::{Node, NodeConfig};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        CliCommand::Serve(args) => {
+            let config = match ServeConfig::resolve(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("concierge: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("concierge: starting the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "concierge stopped");
+                    eprintln!("concierge: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    let fs: Arc<dyn vfs::Fs> = vfs::RealFs::shared();
+    check_cluster_file(fs.as_ref(), &config.data_dir, &config.member_addrs())?;
+    let db = storage::Db::open(
+        Arc::clone(&fs),
+        &config.data_dir.join("kv"),
+        storage::Options::default(),
+    )
+    .map_err(|e| format!("opening the key-value store: {e}"))?;
+    let leases = LeaseTable::new();
+    let sm = KvStateMachine::open(db, KvOptions::default(), Arc::clone(&leases))
+        .map_err(|e| format!("opening the state machine: {e}"))?;
+    let reader = sm.reader();
+    tracing::info!(
+        id = config.id,
+        members = ?config.members,
+        client_addr = %config.client_addr,
+        applied_index = sm.applied_index(),
+        "starting node"
+    );
+    let mut node_config = NodeConfig::new(
+        config.id,
+        config.members.clone(),
+        config.client_addr.clone(),
+        config.data_dir.clone(),
+    );
+    node_config.request_timeout_ms = config.request_timeout.as_millis() as u64;
+    let node = Node::start(node_config, Box::new(sm))
+        .await
+        .map_err(|e| format!("starting the node: {e}"))?;
+    let expiry = tokio::spawn(kv::expiry::run(node.clone(), Arc::clone(&leases)));
+
+    let state = actix_web::web::Data::new(AppState {
+        node: node.clone(),
+        reader,
+        leases,
+        limits: HttpLimits {
+            value_bytes_max: config.value_bytes_max,
+            request_timeout: config.request_timeout,
+            ..HttpLimits::default()
+        },
+        forward: reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?,
+        metrics: http::metrics::Metrics::default(),
+    });
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(http::headers::stamp))
+            .configure(http::configure)
+    })
+    .bind(&config.client_addr)
+    .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?
+    .shutdown_timeout(2)
+    .run();
+    tracing::info!(addr = %config.client_addr, "serving clients");
+    let result = server.await;
+    expiry.abort();
+    node.shutdown().await;
+    result.map_err(|e| format!("HTTP server: {e}").into())
 }

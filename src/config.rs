@@ -1,0 +1,301 @@
+//! The server's configuration: `concierge serve` flags and environment variables,
+//! resolved into a checked [`ServeConfig`], and the data directory's cluster file.
+//!
+//! This node is the `CONCIERGES` entry equal to `HOST:ACTOR_PORT`; its id is that
+//! entry's position counting from 1. Without `CONCIERGES` the node is a one-node
+//! cluster. The data directory remembers its member list (`cluster.json`, written
+//! atomically): starting it with a different list is refused.
+
+use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The `concierge` command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "concierge",
+    version,
+    about = "A durable, replicated coordination service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CliCommand {
+    /// Run one node.
+    Serve(ServeArgs),
+}
+
+/// Flags of `concierge serve`, each also an environment variable.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// This node's host name or address.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port for peers.
+    #[arg(long, env = "ACTOR_PORT", default_value_t = 23456)]
+    pub actor_port: u16,
+    /// Port for clients (HTTP).
+    #[arg(long, env = "CLIENT_PORT", default_value_t = 8080)]
+    pub client_port: u16,
+    /// All peers, this node included: a JSON array or a comma list of host:port.
+    #[arg(long, env = "CONCIERGES")]
+    pub concierges: Option<String>,
+    /// Where this node keeps its data.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Largest value accepted, in bytes.
+    #[arg(long, env = "VALUE_BYTES_MAX", default_value_t = 1 << 20)]
+    pub value_bytes_max: usize,
+    /// How long a request may wait for consensus before answering 504 (or 503).
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub request_timeout_ms: u64,
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// This node's id (position in `members`, from 1).
+    pub id: u32,
+    /// (id, peer address) of every member, this node included.
+    pub members: Vec<(u32, String)>,
+    /// Address peers connect to (`HOST:ACTOR_PORT`).
+    pub peer_addr: String,
+    /// Address clients connect to (`HOST:CLIENT_PORT`).
+    pub client_addr: String,
+    pub data_dir: PathBuf,
+    pub value_bytes_max: usize,
+    pub request_timeout: Duration,
+}
+
+/// A configuration that cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `CONCIERGES` did not parse.
+    BadConcierges { value: String, reason: String },
+    /// `HOST:ACTOR_PORT` is not in `CONCIERGES`.
+    NotAMember { this: String, members: Vec<String> },
+    /// The data directory belongs to another cluster.
+    OtherCluster {
+        data_dir: PathBuf,
+        recorded: Vec<String>,
+        given: Vec<String>,
+    },
+    /// The cluster file could not be read or written.
+    ClusterFile { path: PathBuf, reason: String },
+    /// A limit is unusable.
+    BadLimit { name: &'static str, reason: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::BadConcierges { value, reason } => write!(
+                f,
+                "CONCIERGES {value:?} is not a JSON array or comma list of host:port: {reason}"
+            ),
+            ConfigError::NotAMember { this, members } => write!(
+                f,
+                "this node's HOST:ACTOR_PORT {this} is not one of CONCIERGES {members:?}; \
+                 set HOST and ACTOR_PORT to this node's entry"
+            ),
+            ConfigError::OtherCluster {
+                data_dir,
+                recorded,
+                given,
+            } => write!(
+                f,
+                "data directory {} belongs to the cluster {recorded:?}, but CONCIERGES is {given:?}; \
+                 use a fresh DATA_DIR or the original CONCIERGES",
+                data_dir.display()
+            ),
+            ConfigError::ClusterFile { path, reason } => {
+                write!(f, "cluster file {}: {reason}", path.display())
+            }
+            ConfigError::BadLimit { name, reason } => write!(f, "{name}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses `CONCIERGES`: a JSON array of strings or a comma-separated list.
+pub fn parse_concierges(value: &str) -> Result<Vec<String>, ConfigError> {
+    let bad = |reason: &str| ConfigError::BadConcierges {
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let trimmed = value.trim();
+    let raw: Vec<String> = if trimmed.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(trimmed).map_err(|e| bad(&e.to_string()))?
+    } else {
+        trimmed.split(',').map(str::to_string).collect()
+    };
+    let members: Vec<String> = raw.iter().map(|m| m.trim().to_string()).collect();
+    if members.is_empty() || members.iter().any(String::is_empty) {
+        return Err(bad("an entry is empty"));
+    }
+    for m in &members {
+        match m.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+            _ => return Err(bad(&format!("entry {m:?} is not host:port"))),
+        }
+    }
+    for (i, m) in members.iter().enumerate() {
+        if members[..i].contains(m) {
+            return Err(bad(&format!("entry {m:?} appears twice")));
+        }
+    }
+    Ok(members)
+}
+
+impl ServeConfig {
+    /// Checks the flags and finds this node among the members.
+    pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let peer_addr = format!("{}:{}", args.host, args.actor_port);
+        let client_addr = format!("{}:{}", args.host, args.client_port);
+        let members = match &args.concierges {
+            Some(v) if !v.trim().is_empty() => parse_concierges(v)?,
+            _ => vec![peer_addr.clone()],
+        };
+        let position = members
+            .iter()
+            .position(|m| *m == peer_addr)
+            .ok_or_else(|| ConfigError::NotAMember {
+                this: peer_addr.clone(),
+                members: members.clone(),
+            })?;
+        if args.value_bytes_max == 0 {
+            return Err(ConfigError::BadLimit {
+                name: "VALUE_BYTES_MAX",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if args.request_timeout_ms < 100 {
+            return Err(ConfigError::BadLimit {
+                name: "REQUEST_TIMEOUT_MS",
+                reason: "must be at least 100".into(),
+            });
+        }
+        Ok(ServeConfig {
+            id: position as u32 + 1,
+            members: members
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| (i as u32 + 1, m))
+                .collect(),
+            peer_addr,
+            client_addr,
+            data_dir: args.data_dir.clone(),
+            value_bytes_max: args.value_bytes_max,
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+        })
+    }
+
+    /// The member addresses in id order.
+    pub fn member_addrs(&self) -> Vec<String> {
+        self.members.iter().map(|(_, a)| a.clone()).collect()
+    }
+}
+
+/// The cluster file's content.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+struct ClusterFile {
+    members: Vec<String>,
+}
+
+/// Name of the cluster file inside the data directory.
+pub const CLUSTER_FILE: &str = "cluster.json";
+
+/// Records the member list in a fresh data directory, or checks it matches the one
+/// recorded there.
+pub fn check_cluster_file(
+    fs: &dyn vfs::Fs,
+    data_dir: &Path,
+    members: &[String],
+) -> Result<(), ConfigError> {
+    let path = data_dir.join(CLUSTER_FILE);
+    let file_err = |reason: String| ConfigError::ClusterFile {
+        path: path.clone(),
+        reason,
+    };
+    if fs.exists(&path) {
+        let bytes = fs.read_all(&path).map_err(|e| file_err(e.to_string()))?;
+        let recorded: ClusterFile =
+            serde_json::from_slice(&bytes).map_err(|e| file_err(format!("unreadable: {e}")))?;
+        if recorded.members != members {
+            return Err(ConfigError::OtherCluster {
+                data_dir: data_dir.to_path_buf(),
+                recorded: recorded.members,
+                given: members.to_vec(),
+            });
+        }
+        return Ok(());
+    }
+    fs.create_dir_all(data_dir)
+        .map_err(|e| file_err(format!("creating the data directory: {e}")))?;
+    let bytes = serde_json::to_vec(&ClusterFile {
+        members: members.to_vec(),
+    })
+    .map_err(|e| file_err(e.to_string()))?;
+    fs.write_atomic(&path, &bytes)
+        .map_err(|e| file_err(format!("writing: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn args(concierges: Option<&str>, port: u16) -> ServeArgs {
+        ServeArgs {
+            host: "10.0.0.2".into(),
+            actor_port: port,
+            client_port: 8080,
+            concierges: concierges.map(str::to_string),
+            data_dir: "./data".into(),
+            value_bytes_max: 1 << 20,
+            request_timeout_ms: 5000,
+        }
+    }
+
+    #[test]
+    fn concierges_parse_as_json_or_comma_list() {
+        let want = vec!["a:1".to_string(), "b:2".to_string()];
+        assert_eq!(parse_concierges(r#"["a:1","b:2"]"#), Ok(want.clone()));
+        assert_eq!(parse_concierges(" a:1 , b:2 "), Ok(want));
+        assert!(parse_concierges("a:1,,b:2").is_err());
+        assert!(parse_concierges("[\"a:1\"").is_err());
+        assert!(parse_concierges("a:1,a:1").is_err());
+        assert!(parse_concierges("a").is_err());
+        assert!(parse_concierges("a:99999").is_err());
+    }
+
+    #[test]
+    fn this_node_is_found_by_host_and_actor_port() {
+        let c = ServeConfig::resolve(&args(Some("10.0.0.1:7,10.0.0.2:7,10.0.0.3:7"), 7)).unwrap();
+        assert_eq!(c.id, 2);
+        assert_eq!(c.members.len(), 3);
+        assert_eq!(c.client_addr, "10.0.0.2:8080");
+        let err = ServeConfig::resolve(&args(Some("10.0.0.1:7,10.0.0.3:7"), 7)).unwrap_err();
+        assert!(err.to_string().contains("10.0.0.2:7"), "{err}");
+        let solo = ServeConfig::resolve(&args(None, 9)).unwrap();
+        assert_eq!((solo.id, solo.members.len()), (1, 1));
+    }
+
+    #[test]
+    fn data_dir_refuses_another_cluster() {
+        let fs = Arc::new(vfs::SimFs::new());
+        let dir = Path::new("/d");
+        let three: Vec<String> = vec!["a:1".into(), "b:1".into(), "c:1".into()];
+        check_cluster_file(fs.as_ref(), dir, &three).unwrap();
+        check_cluster_file(fs.as_ref(), dir, &three).unwrap();
+        let err = check_cluster_file(fs.as_ref(), dir, &three[..2]).unwrap_err();
+        assert!(matches!(err, ConfigError::OtherCluster { .. }), "{err}");
+    }
+}

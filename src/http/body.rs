@@ -1,0 +1,70 @@
+//! Reading request bodies under a size limit, without buffering more than the limit.
+//!
+//! A declared `Content-Length` over the limit is refused at once; an undeclared body
+//! is read chunk by chunk and refused as soon as it passes the limit. Before answering
+//! 413, a moderately oversized body is drained (read and dropped, never kept) so the
+//! client sees the answer instead of a reset connection.
+
+use crate::http::ApiError;
+use actix_web::{web, HttpRequest};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::time::Duration;
+
+/// Oversized bodies up to this many bytes are drained before the 413 answer.
+const DRAIN_BYTES_MAX: u64 = 32 << 20;
+/// Draining gives up after this long.
+const DRAIN_TIME_MAX: Duration = Duration::from_secs(2);
+
+fn content_length(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    req.headers()
+        .get("content-length")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::BadRequest("Content-Length is not a number".into()))
+        })
+        .transpose()
+}
+
+async fn drain(payload: &mut web::Payload, declared: u64) {
+    if declared > DRAIN_BYTES_MAX {
+        return;
+    }
+    let _ = tokio::time::timeout(DRAIN_TIME_MAX, async {
+        while let Some(Ok(_)) = payload.next().await {}
+    })
+    .await;
+}
+
+/// Reads the whole body if it is at most `max` bytes.
+pub async fn read_limited(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    max: usize,
+) -> Result<Bytes, ApiError> {
+    let max64 = max as u64;
+    let declared = content_length(req)?;
+    if let Some(len) = declared {
+        if len > max64 {
+            drain(payload, len).await;
+            return Err(ApiError::TooLarge { len, max: max64 });
+        }
+    }
+    let mut buf = BytesMut::with_capacity(declared.map_or(0, |l| l as usize));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("reading the body failed: {e}")))?;
+        if buf.len() + chunk.len() > max {
+            let seen = (buf.len() + chunk.len()) as u64;
+            drain(payload, seen).await;
+            return Err(ApiError::TooLarge {
+                len: seen,
+                max: max64,
+            });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}

@@ -1,0 +1,185 @@
+//! The API's errors: one enum, mapped to the exact status codes and JSON bodies of
+//! API.md (`{"error": "<code>", "message": "<text>"}`).
+//!
+//! A 503 (`no_quorum`, `not_ready`) carries `Retry-After` and promises the request was
+//! not applied; a 504 (`timeout`) means the outcome is unknown.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use std::fmt;
+
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    BadRequest(String),
+    KeyNotFound(String),
+    SessionNotFound(String),
+    VersionMismatch {
+        current_version: u64,
+    },
+    TooLarge {
+        len: u64,
+        max: u64,
+    },
+    NoQuorum(String),
+    NotReady(String),
+    Timeout(String),
+    Compacted {
+        compact_revision: u64,
+    },
+    /// No such route.
+    NotFound(String),
+    /// A bug or a local storage failure.
+    Internal(String),
+}
+
+impl ApiError {
+    /// The `error` code of the body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::KeyNotFound(_) => "key_not_found",
+            ApiError::SessionNotFound(_) => "session_not_found",
+            ApiError::VersionMismatch { .. } => "version_mismatch",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::NoQuorum(_) => "no_quorum",
+            ApiError::NotReady(_) => "not_ready",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Compacted { .. } => "compacted",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The human message of the body.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::KeyNotFound(m)
+            | ApiError::SessionNotFound(m)
+            | ApiError::NoQuorum(m)
+            | ApiError::NotReady(m)
+            | ApiError::Timeout(m)
+            | ApiError::NotFound(m)
+            | ApiError::Internal(m) => m.clone(),
+            ApiError::VersionMismatch { current_version } => {
+                format!("the key's current version is {current_version}")
+            }
+            ApiError::TooLarge { len, max } => {
+                format!("the request body of {len} bytes exceeds the limit of {max} bytes")
+            }
+            ApiError::Compacted { compact_revision } => format!(
+                "revisions up to {compact_revision} are no longer held; watch from {} or later",
+                compact_revision + 1
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::KeyNotFound(_) | ApiError::SessionNotFound(_) | ApiError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NoQuorum(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Compacted { .. } => StatusCode::GONE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({"error": self.code(), "message": self.message()});
+        match self {
+            ApiError::VersionMismatch { current_version } => {
+                body["current_version"] = json!(current_version);
+            }
+            ApiError::Compacted { compact_revision } => {
+                body["compact_revision"] = json!(compact_revision);
+            }
+            _ => {}
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            resp.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+        }
+        resp.json(body)
+    }
+}
+
+impl ApiError {
+    /// The error answer with the revision it reflects already stamped.
+    pub fn error_response_with_revision(&self, revision: u64) -> HttpResponse {
+        let mut resp = self.error_response();
+        resp.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(crate::http::headers::REVISION),
+            actix_web::http::header::HeaderValue::from(revision),
+        );
+        resp
+    }
+}
+
+impl From<crate::kv::KvError> for ApiError {
+    fn from(e: crate::kv::KvError) -> Self {
+        tracing::error!(error = %e, "state machine read failed");
+        ApiError::Internal(format!("local state read failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_statuses_match_the_contract() {
+        let cases = [
+            (ApiError::BadRequest("x".into()), 400, "bad_request"),
+            (ApiError::KeyNotFound("x".into()), 404, "key_not_found"),
+            (
+                ApiError::SessionNotFound("x".into()),
+                404,
+                "session_not_found",
+            ),
+            (
+                ApiError::VersionMismatch { current_version: 0 },
+                412,
+                "version_mismatch",
+            ),
+            (ApiError::TooLarge { len: 2, max: 1 }, 413, "too_large"),
+            (ApiError::NoQuorum("x".into()), 503, "no_quorum"),
+            (ApiError::NotReady("x".into()), 503, "not_ready"),
+            (ApiError::Timeout("x".into()), 504, "timeout"),
+            (
+                ApiError::Compacted {
+                    compact_revision: 4,
+                },
+                410,
+                "compacted",
+            ),
+        ];
+        for (e, status, code) in cases {
+            assert_eq!(e.status_code().as_u16(), status);
+            assert_eq!(e.code(), code);
+            let resp = e.error_response();
+            assert_eq!(
+                resp.headers().contains_key("retry-after"),
+                status == 503,
+                "{code}"
+            );
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `GET /metrics`: Prometheus text format (version 0.0.4) of this node's state and
+//! request counters.
+
+use crate::http::{ApiError, AppState};
+use actix_web::{web, HttpResponse};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Request counters, by status class (1xx..5xx).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    responses: [AtomicU64; 5],
+}
+
+impl Metrics {
+    /// Counts one response with `status`.
+    pub fn count(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let status = state.node.status();
+    let meta = state.reader.meta()?;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    };
+    gauge(
+        "concierge_revision",
+        "The cluster revision this node applied.",
+        meta.revision,
+    );
+    gauge(
+        "concierge_applied_index",
+        "The last slot this node applied.",
+        meta.applied_index,
+    );
+    gauge(
+        "concierge_commit_index",
+        "The last slot this node knows chosen.",
+        status.commit_index,
+    );
+    gauge(
+        "concierge_is_leader",
+        "1 when this node is the leader.",
+        u64::from(status.is_leader),
+    );
+    gauge(
+        "concierge_leader_id",
+        "The leader's node id (0 when none is known).",
+        u64::from(status.leader.unwrap_or(0)),
+    );
+    gauge(
+        "concierge_ballot_round",
+        "The round of the ballot this node follows.",
+        status.ballot.round,
+    );
+    gauge(
+        "concierge_sessions",
+        "Live sessions.",
+        state.leases.len() as u64,
+    );
+    gauge(
+        "concierge_history_compact_revision",
+        "Watches can start after this revision.",
+        meta.compact_revision,
+    );
+    let healthy = status.members.iter().filter(|m| m.healthy).count() as u64;
+    gauge(
+        "concierge_members_healthy",
+        "Members this node considers healthy.",
+        healthy,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP concierge_http_responses_total HTTP responses by status class.\n# TYPE concierge_http_responses_total counter"
+    );
+    for (i, c) in state.metrics.responses.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "concierge_http_responses_total{{class=\"{}xx\"}} {}",
+            i + 1,
+            c.load(Ordering::Relaxed)
+        );
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out))
+}

@@ -1,0 +1,169 @@
+//! `GET /v1/openapi.json`: an OpenAPI 3 description of the API (API.md).
+
+use actix_web::HttpResponse;
+use serde_json::{json, Value};
+
+fn param(name: &str, place: &str, schema: Value, description: &str) -> Value {
+    json!({"name": name, "in": place, "required": place == "path", "schema": schema, "description": description})
+}
+
+fn error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok_json(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn common_errors() -> Value {
+    json!({
+        "400": error("bad_request"),
+        "503": error("no_quorum / not_ready: not applied, retry (Retry-After)"),
+        "504": error("timeout: the outcome is unknown"),
+    })
+}
+
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    base
+}
+
+/// The document.
+pub fn document() -> Value {
+    let n = || json!({"type": "integer", "format": "int64", "minimum": 0});
+    let key = param(
+        "key",
+        "path",
+        json!({"type": "string"}),
+        "the key, percent-encoded; the rest of the path",
+    );
+    let consistency = param(
+        "consistency",
+        "query",
+        json!({"type": "string", "enum": ["linearizable", "serializable"]}),
+        "default linearizable",
+    );
+    let version = param(
+        "version",
+        "query",
+        n(),
+        "only if the current version is this (0 = absent)",
+    );
+    let idem = param(
+        "Idempotency-Key",
+        "header",
+        json!({"type": "string", "maxLength": 128}),
+        "a retry within 10 minutes returns the first answer",
+    );
+    let session_id = param("id", "path", json!({"type": "string"}), "session id");
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Concierge", "version": "1", "description": "A durable, replicated coordination service. Every response carries X-Concierge-Revision and X-Concierge-Leader."},
+        "paths": {
+            "/v1/keys/{key}": {
+                "put": {
+                    "summary": "Write a key",
+                    "parameters": [key, version, param("session", "query", json!({"type": "string"}), "make the key ephemeral, owned by this session"), param("sequential", "query", json!({"type": "boolean"}), "append a 20-digit increasing number to the key"), param("If-Match", "header", json!({"type": "string"}), "\"N\": as ?version=N"), param("If-None-Match", "header", json!({"type": "string"}), "*: only if absent"), idem],
+                    "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                    "responses": with(common_errors(), json!({
+                        "200": ok_json("updated", json!({"$ref": "#/components/schemas/PutResult"})),
+                        "201": ok_json("created", json!({"$ref": "#/components/schemas/PutResult"})),
+                        "404": error("session_not_found"),
+                        "412": error("version_mismatch (adds current_version)"),
+                        "413": error("too_large"),
+                    })),
+                },
+                "get": {
+                    "summary": "Read a key",
+                    "parameters": [key, consistency],
+                    "responses": with(common_errors(), json!({
+                        "200": {"description": "the raw value; ETag, X-Concierge-Version, -Create-Revision, -Mod-Revision, -Session", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                        "404": error("key_not_found"),
+                    })),
+                },
+                "delete": {
+                    "summary": "Delete a key, or every key with it as prefix",
+                    "parameters": [key, version, param("prefix", "query", json!({"type": "boolean"}), "delete every key starting with {key}"), idem],
+                    "responses": with(common_errors(), json!({
+                        "200": ok_json("deleted", json!({"type": "object", "properties": {"deleted": n(), "revision": n()}})),
+                        "404": error("key_not_found"),
+                        "412": error("version_mismatch"),
+                    })),
+                },
+            },
+            "/v1/keys": {"get": {
+                "summary": "List keys by prefix, in key order",
+                "parameters": [param("prefix", "query", json!({"type": "string"}), ""), param("limit", "query", json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}), ""), param("start_after", "query", json!({"type": "string"}), ""), param("keys_only", "query", json!({"type": "boolean"}), ""), consistency],
+                "responses": with(common_errors(), json!({"200": ok_json("a page", json!({"type": "object", "properties": {"revision": n(), "more": {"type": "boolean"}, "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}}))})),
+            }},
+            "/v1/txn": {"post": {
+                "summary": "All-or-nothing transaction at one revision (at most 128 ops)",
+                "parameters": [idem],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"if": {"type": "array"}, "then": {"type": "array"}, "else": {"type": "array"}}}}}},
+                "responses": with(common_errors(), json!({"200": ok_json("the branch taken", json!({"type": "object", "properties": {"succeeded": {"type": "boolean"}, "revision": n(), "results": {"type": "array"}}})), "404": error("session_not_found")})),
+            }},
+            "/v1/watch": {"get": {
+                "summary": "Server-Sent Events stream of changes",
+                "parameters": [param("key", "query", json!({"type": "string"}), ""), param("prefix", "query", json!({"type": "string"}), ""), param("from_revision", "query", n(), "default: the next revision"), param("Last-Event-ID", "header", n(), "resume after this revision")],
+                "responses": {"200": {"description": "id: <mod_revision>, data: an event", "content": {"text/event-stream": {}}}, "400": error("bad_request"), "410": error("compacted (adds compact_revision)")},
+            }},
+            "/v1/sessions": {
+                "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"}))}))},
+                "get": {"summary": "List sessions", "responses": with(common_errors(), json!({"200": ok_json("sessions", json!({"type": "object", "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}}}))}))},
+            },
+            "/v1/sessions/{id}": {
+                "get": {"summary": "A session and its ephemeral keys", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("the session", json!({"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n(), "keys": {"type": "array", "items": {"type": "string"}}}})), "404": error("session_not_found")}))},
+                "delete": {"summary": "Close a session, deleting its ephemeral keys in one revision", "parameters": [session_id, idem], "responses": with(common_errors(), json!({"200": ok_json("closed", json!({"type": "object", "properties": {"deleted_keys": n()}})), "404": error("session_not_found")}))},
+            },
+            "/v1/sessions/{id}/keepalive": {"post": {"summary": "Restart the session's TTL", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("alive", json!({"$ref": "#/components/schemas/Session"})), "404": error("session_not_found")}))}},
+            "/v1/cluster": {"get": {"summary": "Membership and consensus state", "responses": {"200": ok_json("the cluster as this node sees it", json!({"type": "object", "properties": {"node_id": n(), "leader_id": {"type": "integer", "nullable": true}, "ballot": {"type": "object"}, "commit_index": n(), "applied_index": n(), "revision": n(), "members": {"type": "array", "items": {"type": "object", "properties": {"id": n(), "peer_addr": {"type": "string"}, "client_addr": {"type": "string"}, "healthy": {"type": "boolean"}}}}}}))}}},
+            "/health": {"get": {"summary": "200 while the process runs", "responses": {"200": {"description": "alive"}}}},
+            "/ready": {"get": {"summary": "200 when a leader is known and this node is caught up", "responses": {"200": {"description": "ready"}, "503": error("not_ready")}}},
+            "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}}}},
+            "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
+            "PutResult": {"type": "object", "properties": {"key": {"type": "string"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
+            "Entry": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": "string", "format": "byte"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
+            "Session": {"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n()}},
+        }},
+    })
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_names_every_route() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        for p in [
+            "/v1/keys/{key}",
+            "/v1/keys",
+            "/v1/txn",
+            "/v1/watch",
+            "/v1/sessions",
+            "/v1/sessions/{id}",
+            "/v1/sessions/{id}/keepalive",
+            "/v1/cluster",
+            "/health",
+            "/ready",
+            "/metrics",
+            "/v1/openapi.json",
+        ] {
+            assert!(paths.contains_key(p), "{p}");
+        }
+        assert_eq!(doc["openapi"], "3.0.3");
+    }
+}

@@ -1,0 +1,206 @@
+//! `/v1/sessions`: create, keepalive, inspect, list and close sessions.
+//!
+//! Keepalives never go through the log: the leader's [`LeaseTable`] takes them. A
+//! follower forwards a keepalive to the leader's client address (marking it with
+//! [`FORWARDED`] so it is never forwarded twice) and relays the answer.
+//!
+//! [`LeaseTable`]: crate::kv::LeaseTable
+
+use crate::http::body::read_limited;
+use crate::http::consensus::{propose, read_barrier};
+use crate::http::headers::REVISION;
+use crate::http::keys::{failure, unexpected};
+use crate::http::{ApiError, AppState};
+use crate::kv::sessions::{SESSION_TTL_MS_MAX, SESSION_TTL_MS_MIN};
+use crate::kv::{Command, Outcome, SessionId};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Header marking a keepalive forwarded by a follower.
+pub const FORWARDED: &str = "x-concierge-forwarded";
+/// TTL of a session created without one.
+pub const SESSION_TTL_MS_DEFAULT: u64 = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    ttl_ms: Option<u64>,
+}
+
+/// A fresh random session id (SipHash keyed by the process's random state, over a
+/// counter and the time, so ids differ across calls, nodes and restarts).
+pub fn new_session_id() -> SessionId {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    h.write_u64(nanos);
+    SessionId(h.finish())
+}
+
+fn parse_id(req: &HttpRequest) -> Result<SessionId, ApiError> {
+    let raw = req.match_info().get("id").unwrap_or_default();
+    raw.parse()
+        .map_err(|e: crate::kv::command::BadSessionId| ApiError::BadRequest(e.to_string()))
+}
+
+fn not_found(id: SessionId) -> ApiError {
+    ApiError::SessionNotFound(format!("session {id} does not exist or has expired"))
+}
+
+/// `POST /v1/sessions`.
+pub async fn create(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(&req, &mut payload, state.limits.json_body_bytes_max).await?;
+    let ttl_ms = if body.iter().all(u8::is_ascii_whitespace) {
+        SESSION_TTL_MS_DEFAULT
+    } else {
+        let parsed: CreateBody = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("body is not {{\"ttl_ms\": N}}: {e}")))?;
+        parsed.ttl_ms.unwrap_or(SESSION_TTL_MS_DEFAULT)
+    };
+    if !(SESSION_TTL_MS_MIN..=SESSION_TTL_MS_MAX).contains(&ttl_ms) {
+        return Err(ApiError::BadRequest(format!(
+            "ttl_ms {ttl_ms} outside {SESSION_TTL_MS_MIN}..={SESSION_TTL_MS_MAX}"
+        )));
+    }
+    // A random 64-bit id collides with a live one essentially never; retry once anyway.
+    for _ in 0..2 {
+        let id = new_session_id();
+        let reply = propose(&req, &state, Command::CreateSession { id, ttl_ms }).await?;
+        match reply.outcome {
+            Outcome::SessionCreated { id, ttl_ms } => {
+                return Ok(HttpResponse::Created()
+                    .insert_header((REVISION, reply.revision))
+                    .json(json!({"id": id.to_string(), "ttl_ms": ttl_ms})))
+            }
+            Outcome::Rejected { .. } => continue,
+            _ => return Err(unexpected(&reply)),
+        }
+    }
+    Err(ApiError::Internal("session id collided twice".into()))
+}
+
+/// `POST /v1/sessions/{id}/keepalive`.
+pub async fn keepalive(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&req)?;
+    let status = state.node.status();
+    if status.is_leader {
+        let ttl_ms = match state.leases.keepalive(id) {
+            Some(ttl) => ttl,
+            None => {
+                // The session may be in a slot this leader has not applied yet.
+                read_barrier(&state).await?;
+                state.leases.keepalive(id).ok_or_else(|| not_found(id))?
+            }
+        };
+        return Ok(HttpResponse::Ok().json(json!({"id": id.to_string(), "ttl_ms": ttl_ms})));
+    }
+    if req.headers().contains_key(FORWARDED) {
+        return Err(ApiError::NotReady(
+            "this node is not the leader (any more); retry".into(),
+        ));
+    }
+    let Some(leader) = status.leader else {
+        return Err(ApiError::NoQuorum("no leader is known; retry".into()));
+    };
+    let Some(addr) = status
+        .members
+        .iter()
+        .find(|m| m.id == leader)
+        .map(|m| m.client_addr.clone())
+        .filter(|a| !a.is_empty())
+    else {
+        return Err(ApiError::NotReady(format!(
+            "the leader's ({leader}) client address is not known yet; retry"
+        )));
+    };
+    forward_keepalive(&state, &addr, id).await
+}
+
+async fn forward_keepalive(
+    state: &AppState,
+    leader_addr: &str,
+    id: SessionId,
+) -> Result<HttpResponse, ApiError> {
+    let url = format!("http://{leader_addr}/v1/sessions/{id}/keepalive");
+    let sent = state
+        .forward
+        .post(&url)
+        .header(FORWARDED, "1")
+        .timeout(state.limits.request_timeout)
+        .send()
+        .await;
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Err(ApiError::Timeout(format!("keepalive to the leader: {e}")))
+        }
+        // Not delivered: the leader did not record it, so a retry is safe.
+        Err(e) if e.is_connect() => {
+            return Err(ApiError::NotReady(format!("keepalive to the leader: {e}")))
+        }
+        Err(e) => return Err(ApiError::Timeout(format!("keepalive to the leader: {e}"))),
+    };
+    let status = actix_web::http::StatusCode::from_u16(resp.status().as_u16())
+        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ApiError::Timeout(format!("reading the leader's keepalive answer: {e}")))?;
+    let mut out = HttpResponse::build(status);
+    out.content_type("application/json");
+    if let Some(v) = retry_after.and_then(|v| v.to_str().ok().map(str::to_string)) {
+        out.insert_header(("Retry-After", v));
+    }
+    Ok(out.body(body))
+}
+
+/// `GET /v1/sessions/{id}`.
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&req)?;
+    read_barrier(&state).await?;
+    let record = state.reader.session(id)?.ok_or_else(|| not_found(id))?;
+    let keys = state.reader.session_keys(id)?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"id": id.to_string(), "ttl_ms": record.ttl_ms, "keys": keys})))
+}
+
+/// `GET /v1/sessions`.
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    read_barrier(&state).await?;
+    let sessions: Vec<_> = state
+        .reader
+        .sessions()?
+        .into_iter()
+        .map(|(id, r)| json!({"id": id.to_string(), "ttl_ms": r.ttl_ms}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
+}
+
+/// `DELETE /v1/sessions/{id}`.
+pub async fn close(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&req)?;
+    let reply = propose(&req, &state, Command::CloseSession { id }).await?;
+    if let Some(err) = failure(&reply) {
+        return Err(err);
+    }
+    match reply.outcome {
+        Outcome::SessionClosed { deleted_keys } => Ok(HttpResponse::Ok()
+            .insert_header((REVISION, reply.revision))
+            .json(json!({ "deleted_keys": deleted_keys }))),
+        _ => Err(unexpected(&reply)),
+    }
+}

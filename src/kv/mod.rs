@@ -1,0 +1,42 @@
+//! The replicated state machine: keys with versions and revisions, sessions and their
+//! ephemeral keys, and a bounded history of changes for watches.
+//!
+//! Commands ([`Command`]) arrive in log order through [`KvStateMachine::apply_slot`]
+//! (the node's `StateMachine::apply`); each slot's changes and the new applied index
+//! are one atomic storage batch, so a restart resumes exactly at the stored applied
+//! index. Nothing here reads a wall clock or a random source: every replica that
+//! applies the same slots holds the same bytes. Reads go through [`KvReader`], a
+//! cheap clone sharing the same `storage::Db`.
+//!
+//! Reading order: `command` (what is replicated), `outcome` (what the proposer gets
+//! back), `keyspace` (the storage layout), `pending` (one slot's overlay), `apply`,
+//! `sessions`, `txn`, `idempotency`, `history`, `read`, `snapshot`, `state_machine`
+//! (the node's trait), `lease` and `expiry` (the leader's session deadlines, not
+//! replicated).
+
+pub mod apply;
+pub mod command;
+pub mod error;
+pub mod expiry;
+pub mod history;
+pub mod idempotency;
+pub mod keyspace;
+pub mod lease;
+pub mod outcome;
+pub mod pending;
+pub mod read;
+pub mod sessions;
+pub mod snapshot;
+pub mod state_machine;
+pub mod txn;
+
+pub use apply::{KvOptions, KvStateMachine};
+pub use command::{Command, Compare, CompareTarget, LeaderBallot, SessionId, TxnOp};
+pub use error::KvError;
+pub use keyspace::{Event, EventKind, KeyRecord, Meta, SessionRecord};
+pub use lease::LeaseTable;
+pub use outcome::{Outcome, Reply, TxnResult};
+pub use read::KvReader;
+
+#[cfg(test)]
+mod tests;

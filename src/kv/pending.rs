@@ -1,0 +1,190 @@
+//! The writes of one slot in progress: an overlay over the Db.
+//!
+//! Commands of one slot apply in order and each must see the writes of those before it,
+//! yet the whole slot must reach the Db as one atomic batch with the new applied index.
+//! `Pending` answers reads from its own writes first, then from the Db, and turns into
+//! one `WriteBatch` at the end.
+
+use crate::kv::error::KvError;
+use crate::kv::keyspace::prefix_end;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use storage::{Db, WriteBatch};
+
+/// One (storage key, value) pair.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// One write's key and what the overlay held for it before (None = nothing).
+type Undo = (Vec<u8>, Option<Option<Vec<u8>>>);
+
+/// A point to roll the buffered writes back to.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    undo_len: usize,
+    bytes: u64,
+}
+
+/// Buffered writes (None = delete) over a Db.
+pub struct Pending<'a> {
+    db: &'a Db,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// For each write, the key and what `writes` held for it before.
+    undo: Vec<Undo>,
+    /// Approximate encoded size of the buffered writes.
+    bytes: u64,
+}
+
+fn entry_bytes(key: &[u8], value: &Option<Vec<u8>>) -> u64 {
+    (key.len() + value.as_ref().map_or(0, Vec::len) + 16) as u64
+}
+
+impl<'a> Pending<'a> {
+    /// An empty overlay over `db`.
+    pub fn new(db: &'a Db) -> Self {
+        Pending {
+            db,
+            writes: BTreeMap::new(),
+            undo: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The value of `key` as the slot's writes so far leave it.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.db.get(key)?),
+        }
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.bytes += entry_bytes(&key, &value);
+        let before = self.writes.insert(key.clone(), value);
+        if let Some(old) = &before {
+            self.bytes = self.bytes.saturating_sub(entry_bytes(&key, old));
+        }
+        self.undo.push((key, before));
+    }
+
+    /// Buffers a put.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.write(key, Some(value));
+    }
+
+    /// Buffers a delete.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.write(key, None);
+    }
+
+    /// Approximate encoded size of the buffered writes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The current point, to roll back to with [`Pending::rollback`].
+    pub fn mark(&self) -> Mark {
+        Mark {
+            undo_len: self.undo.len(),
+            bytes: self.bytes,
+        }
+    }
+
+    /// Undoes every write made since `mark`.
+    pub fn rollback(&mut self, mark: Mark) {
+        while self.undo.len() > mark.undo_len {
+            let Some((key, before)) = self.undo.pop() else {
+                break;
+            };
+            match before {
+                Some(v) => {
+                    self.writes.insert(key, v);
+                }
+                None => {
+                    self.writes.remove(&key);
+                }
+            }
+        }
+        self.bytes = mark.bytes;
+    }
+
+    /// Every live (key, value) whose key starts with `prefix`, in key order, merging the
+    /// Db with the slot's writes.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Pair>, KvError> {
+        let end = prefix_end(prefix);
+        let upper = match &end {
+            Some(e) => Bound::Excluded(e.as_slice()),
+            None => Bound::Unbounded,
+        };
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for item in self.db.iter(Bound::Included(prefix), upper)? {
+            let (k, v) = item?;
+            if !self.writes.contains_key(&k) {
+                merged.insert(k, v);
+            }
+        }
+        for (k, v) in self
+            .writes
+            .range::<[u8], _>((Bound::Included(prefix), upper))
+        {
+            if let Some(v) = v {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// Up to `count_max` live pairs with keys in `[lower, upper)`, in key order, merging
+    /// the Db with the slot's writes.
+    pub fn scan_range(
+        &self,
+        lower: &[u8],
+        upper: &[u8],
+        count_max: usize,
+    ) -> Result<Vec<Pair>, KvError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        // Overlay deletes may hide Db entries: read enough Db entries to still find
+        // `count_max` live ones.
+        let deletes_in_range = self
+            .writes
+            .range::<[u8], _>((Bound::Included(lower), Bound::Excluded(upper)))
+            .filter(|(_, v)| v.is_none())
+            .count();
+        let db_max = count_max + deletes_in_range;
+        for item in self
+            .db
+            .iter(Bound::Included(lower), Bound::Excluded(upper))?
+            .take(db_max)
+        {
+            let (k, v) = item?;
+            if !self.writes.contains_key(&k) {
+                merged.insert(k, v);
+            }
+        }
+        for (k, v) in self
+            .writes
+            .range::<[u8], _>((Bound::Included(lower), Bound::Excluded(upper)))
+        {
+            if let Some(v) = v {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Ok(merged.into_iter().take(count_max).collect())
+    }
+
+    /// True when nothing was buffered.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// The buffered writes as one batch.
+    pub fn into_batch(self) -> WriteBatch {
+        let mut batch = WriteBatch::default();
+        for (k, v) in self.writes {
+            match v {
+                Some(v) => batch.put(&k, &v),
+                None => batch.delete(&k),
+            }
+        }
+        batch
+    }
+}

@@ -1,0 +1,82 @@
+//! `concierge serve` refuses to start, with a clear message, when this node is not in
+//! CONCIERGES or when its data directory belongs to another cluster; with nothing set
+//! but ports and a data directory it runs a one-node cluster.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{free_port, temp_dir};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn serve(envs: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_concierge"));
+    cmd.arg("serve")
+        .env_remove("CONCIERGES")
+        .env_remove("HOST")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+#[test]
+fn serve_refuses_bad_configuration() {
+    let dir = temp_dir("config");
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let members = format!("[\"127.0.0.1:{p1}\",\"127.0.0.1:{p2}\"]");
+
+    // Not a member.
+    let out = serve(&[
+        ("ACTOR_PORT", p3.to_string()),
+        ("CLIENT_PORT", free_port().to_string()),
+        ("CONCIERGES", members.clone()),
+        ("DATA_DIR", dir.join("a").display().to_string()),
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("127.0.0.1:{p3}")) && err.contains("CONCIERGES"),
+        "{err}"
+    );
+
+    // A one-node cluster records its membership; a different CONCIERGES is refused.
+    let data = dir.join("b");
+    let client = free_port();
+    let mut child = serve(&[
+        ("ACTOR_PORT", p1.to_string()),
+        ("CLIENT_PORT", client.to_string()),
+        ("DATA_DIR", data.display().to_string()),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    while !data.join("cluster.json").exists() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the data directory never got its cluster file");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = serve(&[
+        ("ACTOR_PORT", p1.to_string()),
+        ("CLIENT_PORT", free_port().to_string()),
+        ("CONCIERGES", members),
+        ("DATA_DIR", data.display().to_string()),
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs to the cluster"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
