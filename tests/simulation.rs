@@ -2,7 +2,9 @@
 //! idea: any failure is reproduced from its seed). 3 or 5 nodes, one thread, one seeded
 //! RNG: a network that drops, delays, duplicates, reorders and partitions; crashes that
 //! keep exactly what was persisted (a Ready's messages leave only after its persist is
-//! applied to the node's durable model; a crash loses Readys still persisting); restarts,
+//! applied to the node's durable model; a crash loses Readys still persisting; extra
+//! crashes are aimed at nodes with a Ready still persisting, half of them just after that
+//! persist completed and before its messages left); restarts,
 //! compaction, snapshots; clients proposing unique commands and asking read indexes.
 //! Checked after every delivery: agreement, order, integrity, durability, read index;
 //! after the faults stop: liveness (everything delivered everywhere within a bound).
@@ -15,7 +17,13 @@
 //!   seed 0, agreement (22 of seeds 0..200 fail: 19 agreement, 3 read index);
 //! - acceptor accepts a ballot below its promise: seed 19, agreement (13 of 0..200);
 //! - promise reports the promised ballot, not the accepted one: seed 19, agreement (13 of 0..200);
-//! - read index answered without a quorum round: seed 575, read index.
+//! - read index answered without a quorum round: seed 575, read index;
+//! - candidate counts its own promise at once and sends itself no prepare (it leads and
+//!   accepts before its promise is durable): seed 14, agreement (73 of seeds 0..400 fail;
+//!   35 with the crashes aimed at pending persists turned off).
+//!
+//! The seed numbers above predate the leader's `Commit` message and the aimed crashes
+//! (both change every run's schedule); the last line was measured after them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

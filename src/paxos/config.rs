@@ -25,6 +25,10 @@ pub struct Config {
     pub proposals_queued_max: usize,
     /// A catch-up request asks for at most this many slots.
     pub catchup_slots_max: u64,
+    /// A catch-up reply carries at most about this many value bytes (command bytes plus
+    /// `VALUE_OVERHEAD_BYTES` per command), but always at least one slot: keeps replies
+    /// well below the transport's frame limit.
+    pub catchup_bytes_max: usize,
     /// At most this many read-index requests wait for a leadership confirmation.
     pub reads_pending_max: usize,
 }
@@ -77,6 +81,7 @@ impl Config {
             batch_bytes_max: 1 << 20,
             proposals_queued_max: 8192,
             catchup_slots_max: 256,
+            catchup_bytes_max: 8 << 20,
             reads_pending_max: 4096,
         }
     }
@@ -97,7 +102,7 @@ impl Config {
         if !self.members.contains(&self.id) {
             return Err(ConfigError::NotAMember { id: self.id });
         }
-        let positive: [(&'static str, u64); 7] = [
+        let positive: [(&'static str, u64); 8] = [
             ("heartbeat_ticks", u64::from(self.heartbeat_ticks)),
             ("suspect_ticks", u64::from(self.suspect_ticks)),
             ("window_slots_max", self.window_slots_max),
@@ -105,6 +110,7 @@ impl Config {
             ("batch_bytes_max", self.batch_bytes_max as u64),
             ("proposals_queued_max", self.proposals_queued_max as u64),
             ("catchup_slots_max", self.catchup_slots_max),
+            ("catchup_bytes_max", self.catchup_bytes_max as u64),
         ];
         for (name, v) in positive {
             if v == 0 {

@@ -30,6 +30,10 @@ pub struct Core {
     /// Commands a follower will forward on the next `ready()`.
     /// Invariant: len <= proposals_queued_max.
     forward: Vec<Bytes>,
+    /// The commit index this node last announced to every peer while leading (in a
+    /// periodic heartbeat, or per peer in an accept or `Commit`); `ready()` announces a
+    /// higher one at once.
+    commit_announced: Slot,
     /// No new phase 1 before this tick (jitter after a preemption).
     campaign_not_before: u64,
     /// SplitMix64 state, from the seed.
@@ -58,6 +62,7 @@ impl Core {
             reads: ReadIndex::new(config.members.len()),
             leader_hint: None,
             forward: Vec::new(),
+            commit_announced: 0,
             campaign_not_before: 0,
             rng: seed,
             out: Ready::default(),
@@ -89,7 +94,10 @@ impl Core {
                 .retransmit(&self.config, now, hb, commit, &mut self.out);
             let leading = self.proposer.leading();
             let read_round = match leading {
-                Some(_) => self.start_read_round(),
+                Some(_) => {
+                    self.commit_announced = commit;
+                    self.start_read_round()
+                }
                 None => 0,
             };
             for peer in self.detector.peer_ids() {
@@ -192,8 +200,13 @@ impl Core {
             }
             Message::ReadIndexReply { id, index } => self.out.reads.push((id, index)),
             Message::CatchUp { from: lo, to } => {
-                let max = self.config.catchup_slots_max;
-                self.learner.on_catchup(from, lo, to, max, &mut self.out);
+                let max = (self.config.catchup_slots_max, self.config.catchup_bytes_max);
+                self.learner.on_catchup(from, (lo, to), max, &mut self.out);
+            }
+            // Handled like a leader's heartbeat: a follower learns only the slots it accepted
+            // in exactly `ballot` and catches up on the rest.
+            Message::Commit { ballot, commit } => {
+                self.on_heartbeat(from, Some(ballot), commit, 0);
             }
             Message::CatchUpReply { entries, commit } => {
                 // A leader learns chosen values only through its own ballot (see learner.rs).
@@ -275,8 +288,45 @@ impl Core {
                     self.out.send.push((peer, msg));
                 }
             }
+            self.announce_commit(ballot, commit);
         }
         std::mem::take(&mut self.out)
+    }
+
+    /// Tells every peer the leader's commit index advanced (one `Commit` per `Ready`, not
+    /// per slot), so a command proposed through a follower is delivered there without
+    /// waiting for the next heartbeat. A peer that already gets an accept or heartbeat of
+    /// this ballot carrying `commit` in this `Ready` is skipped.
+    fn announce_commit(&mut self, ballot: Ballot, commit: Slot) {
+        if commit <= self.commit_announced {
+            return;
+        }
+        self.commit_announced = commit;
+        let told = |peer: NodeId, out: &Ready| {
+            out.send.iter().any(|(to, m)| {
+                *to == peer
+                    && match m {
+                        Message::Accept {
+                            ballot: b,
+                            commit: c,
+                            ..
+                        } => *b == ballot && *c >= commit,
+                        Message::Heartbeat {
+                            leading: Some(b),
+                            commit: c,
+                            ..
+                        } => *b == ballot && *c >= commit,
+                        _ => false,
+                    }
+            })
+        };
+        for peer in self.detector.peer_ids() {
+            if !told(peer, &self.out) {
+                self.out
+                    .send
+                    .push((peer, Message::Commit { ballot, commit }));
+            }
+        }
     }
 
     /// The state machine durably holds every slot <= `through` (clamped to the delivered

@@ -5,7 +5,8 @@
 //! accepted in exactly `b` (one value per ballot per slot, and the leader announces only
 //! slots its own ballot chose, so that accepted value is the chosen one); (3) from a peer's
 //! `CatchUpReply`. Anything known chosen but not fetchable (a heartbeat's commit index above
-//! what we have) is asked for with `CatchUp`, at most `catchup_slots_max` slots at a time.
+//! what we have) is asked for with `CatchUp`, at most `catchup_slots_max` slots at a time;
+//! a reply carries at most `catchup_bytes_max` bytes of values (but always one slot).
 
 use std::collections::BTreeMap;
 
@@ -125,8 +126,16 @@ impl Learner {
         self.catchup_not_before = 0;
     }
 
-    /// Answers a peer's `CatchUp`: the chosen values we have, or a snapshot if compacted.
-    pub fn on_catchup(&self, asker: NodeId, from: Slot, to: Slot, slots_max: u64, out: &mut Ready) {
+    /// Answers a peer's `CatchUp`: the chosen values we have (consecutive from `from`, at
+    /// most `slots_max` of them and, past the first, at most `bytes_max` by
+    /// [`Value::size_bytes`]), or a snapshot if compacted.
+    pub fn on_catchup(
+        &self,
+        asker: NodeId,
+        (from, to): (Slot, Slot),
+        (slots_max, bytes_max): (u64, usize),
+        out: &mut Ready,
+    ) {
         if from == 0 || to < from {
             return;
         }
@@ -137,9 +146,13 @@ impl Learner {
             return;
         }
         let to = to.min(from.saturating_add(slots_max - 1));
+        let mut bytes = 0usize;
         let entries: Vec<(Slot, Value)> = (from..)
             .zip(self.chosen.range(from..=to))
-            .take_while(|(want, (&slot, _))| *want == slot)
+            .take_while(|(want, (&slot, value))| {
+                bytes = bytes.saturating_add(value.size_bytes());
+                *want == slot && (slot == from || bytes <= bytes_max)
+            })
             .map(|(_, (&slot, value))| (slot, value.clone()))
             .collect();
         let commit = self.delivered;
@@ -224,9 +237,9 @@ mod tests {
         l.learn(1, cmd("a"), &mut out);
         l.learn(2, cmd("b"), &mut out);
         l.compact(1);
-        l.on_catchup(3, 1, 2, 10, &mut out);
+        l.on_catchup(3, (1, 2), (10, 1 << 20), &mut out);
         assert_eq!(out.snapshot_needed, vec![3]);
-        l.on_catchup(3, 2, 9, 10, &mut out);
+        l.on_catchup(3, (2, 9), (10, 1 << 20), &mut out);
         assert_eq!(
             out.send,
             vec![(
@@ -237,6 +250,35 @@ mod tests {
                 }
             )]
         );
+    }
+
+    #[test]
+    fn catchup_reply_is_bounded_by_bytes_but_carries_at_least_one_slot() {
+        let mut l = Learner::new(1, 0);
+        let mut out = Ready::default();
+        let big = || Value::Batch(vec![Bytes::from(vec![7u8; 600])]);
+        for slot in 1..=3 {
+            l.learn(slot, big(), &mut out);
+        }
+        let one = big().size_bytes();
+        let reply_slots = |bytes_max: usize| {
+            let mut out = Ready::default();
+            l.on_catchup(2, (1, 3), (100, bytes_max), &mut out);
+            match out.send.as_slice() {
+                [(2, Message::CatchUpReply { entries, commit: 3 })] => {
+                    entries.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(
+            reply_slots(10),
+            vec![1],
+            "one slot even if it alone is too big"
+        );
+        assert_eq!(reply_slots(2 * one), vec![1, 2]);
+        assert_eq!(reply_slots(3 * one - 1), vec![1, 2]);
+        assert_eq!(reply_slots(3 * one), vec![1, 2, 3]);
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum Message {
         entries: Vec<(Slot, Value)>,
         commit: Slot,
     },
+    /// The leader of `ballot` says every slot <= `commit` is chosen. Sent to every peer in
+    /// the `Ready` in which the leader's commit index advanced (once per `Ready`, not per
+    /// slot), so followers deliver without waiting for the next heartbeat or accept.
+    Commit { ballot: Ballot, commit: Slot },
 }
 
 impl Message {
@@ -79,6 +83,7 @@ impl Message {
             Message::ReadIndexReply { .. } => "read-index-reply",
             Message::CatchUp { .. } => "catch-up",
             Message::CatchUpReply { .. } => "catch-up-reply",
+            Message::Commit { .. } => "commit",
         }
     }
 }

@@ -143,6 +143,50 @@ fn omega_elects_the_highest_id_and_every_node_delivers_the_same_sequence() {
 }
 
 #[test]
+fn a_follower_learns_the_commit_of_its_forwarded_command_without_a_heartbeat() {
+    let mut c = Cluster::new(3, |_| {});
+    c.tick(3);
+    assert_eq!(c.leader(), Some(3));
+    c.core(1).propose(cmd(7)).unwrap();
+    // No tick: only the Readys the proposal caused (forward, accepts, commit).
+    c.settle();
+    assert_eq!(commands(&c.delivered[0]), vec![cmd(7)]);
+    assert_eq!(commands(&c.delivered[1]), vec![cmd(7)]);
+}
+
+#[test]
+fn a_commit_in_a_ballot_the_follower_did_not_accept_in_is_fetched_not_trusted() {
+    let mut f = Core::new(config(1, 3), DurableState::default(), 1);
+    let old = Ballot { round: 1, node: 3 };
+    let new = Ballot { round: 2, node: 3 };
+    let stale = Value::Batch(vec![cmd(1)]);
+    f.step(
+        3,
+        Message::Accept {
+            ballot: old,
+            slot: 1,
+            value: stale,
+            commit: 0,
+        },
+    );
+    f.step(
+        3,
+        Message::Commit {
+            ballot: new,
+            commit: 1,
+        },
+    );
+    let r = f.ready();
+    assert!(
+        r.deliver.is_empty(),
+        "slot 1 was accepted in another ballot"
+    );
+    f.tick();
+    let r = f.ready();
+    assert!(r.send.contains(&(3, Message::CatchUp { from: 1, to: 1 })));
+}
+
+#[test]
 fn a_silent_leader_is_suspected_and_the_next_highest_takes_over() {
     let mut c = Cluster::new(3, |_| {});
     c.tick(3);

@@ -40,6 +40,10 @@ impl std::fmt::Display for Ballot {
     }
 }
 
+/// Framing allowance per command and per value in [`Value::size_bytes`] (msgpack needs
+/// at most 5 bytes of length prefix per byte string; the slot number and tags fit too).
+pub const VALUE_OVERHEAD_BYTES: usize = 16;
+
 /// What a slot holds. Commands are opaque bytes; `Noop` fills a gap a new leader found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
@@ -50,6 +54,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// Roughly the encoded size: command bytes plus `VALUE_OVERHEAD_BYTES` per command
+    /// (and per value), for limits that must stay below a transport frame.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Value::Noop => VALUE_OVERHEAD_BYTES,
+            Value::Batch(commands) => commands.iter().fold(VALUE_OVERHEAD_BYTES, |n, c| {
+                n + c.len() + VALUE_OVERHEAD_BYTES
+            }),
+        }
+    }
+
     /// Number of commands in the value.
     pub fn commands(&self) -> usize {
         match self {

@@ -17,6 +17,10 @@ pub struct Params {
     pub net: NetFaults,
     /// Chance per tick that some node crashes during the faulty phase.
     pub crash_per_mille: u64,
+    /// Chance per tick that a node with a Ready still persisting crashes (half the time
+    /// right after that Ready's persist, before its messages leave): the window a driver
+    /// crash hits when the core relies on state not yet durable. Drawn from its own RNG.
+    pub crash_pending_per_mille: u64,
     /// Chance per tick that a partition starts during the faulty phase.
     pub partition_per_mille: u64,
     /// A Ready's persist takes 0..=this many ticks (its messages wait for it).
@@ -41,6 +45,7 @@ impl Params {
                 delay_max,
             },
             crash_per_mille: rng.below(12),
+            crash_pending_per_mille: 0,
             partition_per_mille: rng.below(8),
             persist_delay_max: rng.range(0, 3),
             faulty_ticks: 900,
@@ -95,6 +100,9 @@ const CLIENTS_OUTSTANDING_MAX: usize = 24;
 pub struct Sim {
     seed: u64,
     rng: Rng,
+    /// Separate stream for crashes aimed at pending persists (keeps `rng`'s draws as
+    /// they were for runs where none happens).
+    crash_rng: Rng,
     now: u64,
     params: Params,
     nodes: Vec<Node>,
@@ -115,7 +123,9 @@ pub struct Sim {
 impl Sim {
     pub fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
-        let params = Params::draw(&mut rng);
+        let mut params = Params::draw(&mut rng);
+        let mut crash_rng = Rng::new(seed ^ 0xC4A5_4ED0_0000_0001);
+        params.crash_pending_per_mille = crash_rng.range(1, 3) * 5;
         let nodes = (1..=params.nodes as NodeId)
             .map(|id| Node {
                 id,
@@ -136,6 +146,7 @@ impl Sim {
         let sim = Sim {
             seed,
             rng,
+            crash_rng,
             now: 0,
             nodes,
             net,
@@ -485,9 +496,11 @@ impl Sim {
         if self.rng.chance(self.params.crash_per_mille) {
             let i = self.rng.below(self.nodes.len() as u64) as usize;
             if self.nodes[i].core.is_some() {
-                self.crash(i);
+                let down = self.rng.range(5, 150);
+                self.crash(i, down);
             }
         }
+        self.crash_while_persisting();
         if self.net.is_partitioned() {
             if self.now >= self.partition_until {
                 self.net.heal();
@@ -503,8 +516,48 @@ impl Sim {
         }
     }
 
-    fn crash(&mut self, i: usize) {
-        let down = self.rng.range(5, 150);
+    /// Crashes a node that has a Ready with records still persisting, sometimes just after
+    /// the first such persist completed but before its messages left.
+    fn crash_while_persisting(&mut self) {
+        if !self.crash_rng.chance(self.params.crash_pending_per_mille) {
+            return;
+        }
+        let pending: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i].core.is_some()
+                    && self.nodes[i]
+                        .persisting
+                        .iter()
+                        .any(|p| !p.persist.is_empty())
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let i = pending[self.crash_rng.below(pending.len() as u64) as usize];
+        if self.crash_rng.chance(500) {
+            // Complete the persists up to and including the first one with records, and
+            // lose that one's messages (earlier ones' messages go out as usual).
+            while let Some(p) = self.nodes[i].persisting.pop_front() {
+                for record in &p.persist {
+                    self.nodes[i].durable.apply(record);
+                }
+                if !p.persist.is_empty() {
+                    let (id, n) = (self.nodes[i].id, p.send.len());
+                    self.log(|| format!("n{id} persisted a Ready; its {n} messages are lost"));
+                    break;
+                }
+                let from = self.nodes[i].id;
+                for (to, msg) in p.send {
+                    self.send(from, to, msg);
+                }
+            }
+        }
+        let down = self.crash_rng.range(5, 150);
+        self.crash(i, down);
+    }
+
+    fn crash(&mut self, i: usize, down: u64) {
         let node = &mut self.nodes[i];
         node.core = None;
         let lost = node.persisting.len();
@@ -591,6 +644,7 @@ fn describe(msg: &Message) -> String {
         Message::ReadIndex { id } => format!("read-index #{id}"),
         Message::ReadIndexReply { id, index } => format!("read-index-reply #{id} {index:?}"),
         Message::CatchUp { from, to } => format!("catch-up {from}..={to}"),
+        Message::Commit { ballot, commit } => format!("commit {ballot} through {commit}"),
         Message::CatchUpReply { entries, commit } => {
             let first = entries.first().map_or(0, |e| e.0);
             format!(
