@@ -272,17 +272,8 @@ pub fn history_revision_of(storage_key: &[u8]) -> Result<u64, KvError> {
 }
 
 /// The smallest storage key strictly greater than every key starting with `prefix`,
-/// or None when there is none (prefix of all 0xff).
-pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
+/// or None when there is none (prefix of all 0xff): the storage engine's own.
+pub use storage::prefix_successor as prefix_end;
 
 /// Encodes a record value.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
