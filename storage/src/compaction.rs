@@ -13,7 +13,8 @@
 //! snapshot at `s` sees the newest version with seqno <= `s`, which is the newest of
 //! its stripe, so it is kept; every other version is invisible to all readers. A
 //! tombstone in the oldest stripe is dropped too (with all it shadows) when the output
-//! is the bottommost level for its key range: no older version can exist below it.
+//! is the bottommost level for the key range of ALL inputs (output-level inputs can
+//! reach beyond the first level's range): no older version can exist below it.
 //!
 //! Outputs are cut at `table_target_bytes`, only between user keys, so no key's
 //! versions straddle two tables of a level.
@@ -129,6 +130,12 @@ pub fn pick(v: &Version, opts: &Options, pointers: &[Vec<u8>]) -> Option<Compact
     let (lo, hi) = key_range(&first)?;
     let next = v.overlapping(output_level, &lo, &hi);
     let trivial_move = next.is_empty() && (level > 0 || pairwise_disjoint(&first));
+    // Over the range of EVERY input: an output-level input can reach beyond `[lo, hi]`,
+    // and a tombstone there may still shadow an older version deeper down.
+    let (lo, hi) = match key_range(&next) {
+        Some((next_lo, next_hi)) => (lo.min(next_lo), hi.max(next_hi)),
+        None => (lo, hi),
+    };
     let bottommost = is_bottommost(v, output_level, &lo, &hi);
     let mut inputs = vec![(level, first)];
     if !next.is_empty() {
@@ -413,6 +420,26 @@ mod pick_tests {
         let c = pick(&v, &opts(), &[]).unwrap();
         assert!(c.trivial_move);
         assert!(!c.bottommost, "level 2 holds b");
+    }
+
+    #[test]
+    fn bottommost_covers_the_range_of_the_output_level_inputs_too() {
+        // Level 0 [b, d] picks level 1 [c, x]; level 2 holds x, outside [b, d] but
+        // inside the level-1 input, whose tombstone for x must survive.
+        let (fs, dir) = fs();
+        let l0a = table(&fs, &dir, 1, &["b", "c"], 10, 10);
+        let l0b = table(&fs, &dir, 2, &["c", "d"], 20, 10);
+        let l1 = table(&fs, &dir, 3, &["c", "x"], 5, 10);
+        let l2 = table(&fs, &dir, 4, &["x"], 1, 10);
+        let v = Version::empty(4)
+            .apply(&[], vec![(0, l0a), (0, l0b), (1, l1), (2, l2)])
+            .unwrap();
+        let c = pick(&v, &opts(), &[]).unwrap();
+        assert_eq!(c.input_count(), 3);
+        assert!(
+            !c.bottommost,
+            "level 2 holds x, inside the level-1 input's range"
+        );
     }
 
     #[test]

@@ -485,9 +485,11 @@ fn replay_that_fills_memtables_flushes_during_recovery() {
     }
     fs.crash(CrashMode::DropUnsynced);
     let db = Db::open(fs.clone(), dir(), small()).unwrap();
+    // Recovery wrote level-0 tables; the compaction thread may already have moved
+    // them down, so count every level.
     assert!(
-        db.level_table_counts()[0] > 0,
-        "recovery wrote level-0 tables"
+        db.level_table_counts().iter().sum::<usize>() > 0,
+        "recovery wrote tables"
     );
     assert_eq!(all(&db), model_all(&model));
     db.put(b"after", b"x", SYNC).unwrap();
