@@ -40,6 +40,15 @@ pub trait FileWrite: Send + Sync + Debug {
     /// Cuts (or extends with zeros) the file to `len` bytes; later writes append there.
     /// Durable after the next `sync_data`.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Reserves room for the file to grow to `bytes` without changing `len()` or where
+    /// the next write lands: on the real disk the file is extended sparsely, so later
+    /// writes inside it do not change its size and an fdatasync has no size to journal.
+    /// Whoever reads the file back must take a zero tail for unwritten space. The
+    /// default (and `SimFs`) reserves nothing.
+    fn preallocate(&mut self, bytes: u64) -> io::Result<()> {
+        let _ = bytes;
+        Ok(())
+    }
 }
 
 /// An exclusive lock on a file, released when dropped.

@@ -5,7 +5,7 @@
 
 use crate::{FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +21,11 @@ impl RealFs {
     }
 }
 
+/// A file written at an explicit position (`pwrite`), so that bytes reserved by
+/// `preallocate` past the logical end are overwritten in place, not appended after.
+///
+/// Invariant: `len` is the logical length: every byte below it was written (or set by
+/// `set_len`); the file on disk may be longer, by zeros, after `preallocate`.
 #[derive(Debug)]
 struct RealWrite {
     file: File,
@@ -29,7 +34,7 @@ struct RealWrite {
 
 impl FileWrite for RealWrite {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)?;
+        self.file.write_all_at(buf, self.len)?;
         self.len += buf.len() as u64;
         Ok(())
     }
@@ -45,7 +50,13 @@ impl FileWrite for RealWrite {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.file.set_len(len)?;
         self.len = len;
-        // Files are opened in append mode: the next write lands at the new end.
+        Ok(())
+    }
+
+    fn preallocate(&mut self, bytes: u64) -> io::Result<()> {
+        if self.file.metadata()?.len() < bytes {
+            self.file.set_len(bytes)?;
+        }
         Ok(())
     }
 }
@@ -85,14 +96,12 @@ impl Fs for RealFs {
             .write(true)
             .open(path)
             .map_err(|e| with_path(e, "create", path))?;
-        // Re-open in append mode so `set_len` followed by a write appends at the new end.
-        drop(file);
-        self.open_append(path)
+        Ok(Box::new(RealWrite { file, len: 0 }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(path)
             .map_err(|e| with_path(e, "open for append", path))?;
         let len = file.metadata()?.len();
@@ -174,6 +183,29 @@ impl Fs for RealFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_land_at_the_logical_end_inside_preallocated_room() {
+        let dir = std::env::temp_dir().join(format!("vfs-prealloc-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let mut f = RealFs.create(&path).unwrap();
+        f.write_all(b"head").unwrap();
+        f.preallocate(4096).unwrap();
+        assert_eq!(f.len(), 4);
+        f.write_all(b"tail").unwrap();
+        f.sync_data().unwrap();
+        let bytes = RealFs.read_all(&path).unwrap();
+        assert_eq!(bytes.len(), 4096, "the reserved room is on disk, as zeros");
+        assert_eq!(&bytes[..8], b"headtail");
+        assert!(bytes[8..].iter().all(|&b| b == 0));
+        drop(f);
+        let mut f = RealFs.open_append(&path).unwrap();
+        f.set_len(8).unwrap();
+        f.write_all(b"!").unwrap();
+        assert_eq!(RealFs.read_all(&path).unwrap(), b"headtail!");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_second_lock_on_the_same_file_fails_until_the_first_is_dropped() {

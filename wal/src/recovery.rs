@@ -65,7 +65,7 @@ pub(crate) fn recover(
     };
 
     let Some(last_k) = found.len().checked_sub(1) else {
-        let (file, seg) = create_segment(fs, dir, 1, stats)?;
+        let (file, seg) = create_segment(fs, dir, 1, opts.segment_bytes_max, stats)?;
         // The directory itself may be new: make its entry durable in its parent.
         let parent = vfs::parent_dir(dir);
         fs.sync_dir(parent)
@@ -104,7 +104,7 @@ pub(crate) fn recover(
         }
         if is_last && (bytes.len() < SEGMENT_HEADER_LEN || bytes.iter().all(|&b| b == 0)) {
             // Torn while being created (its header is written and synced before any record).
-            let (file, seg) = create_segment(fs, dir, first, stats)?;
+            let (file, seg) = create_segment(fs, dir, first, opts.segment_bytes_max, stats)?;
             tail_bytes_dropped = bytes.len() as u64;
             let writer = Writer::new(file, seg.path.clone());
             index.segments.push(seg);
@@ -138,7 +138,10 @@ pub(crate) fn recover(
                 .open_append(&path)
                 .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
             if scan.end < bytes.len() {
-                tail_bytes_dropped = (bytes.len() - scan.end) as u64;
+                // Zeros after the last non-zero byte are preallocated room, not a torn
+                // write: only what lies before them counts as dropped.
+                let written_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                tail_bytes_dropped = written_end.saturating_sub(scan.end) as u64;
                 w.set_len(scan.end as u64)
                     .map_err(|e| Error::io(format!("cut torn tail of {}", path.display()), e))?;
             }
@@ -149,6 +152,9 @@ pub(crate) fn recover(
             stats
                 .data_syncs
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Room to append without size changes again (see `create_segment`).
+            w.preallocate(opts.segment_bytes_max)
+                .map_err(|e| Error::io(format!("preallocate {}", path.display()), e))?;
             let writer = Writer::new(w, path);
             return Ok(Recovered {
                 index,

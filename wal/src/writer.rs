@@ -31,10 +31,17 @@ pub(crate) struct Writer {
 
 /// Creates the segment file whose first record will be `first_index`: header written
 /// and synced, directory synced. Returns its write handle and its (empty) index entry.
+///
+/// The file is preallocated to `segment_bytes_max` (sparse, zeros): appends inside it
+/// do not change the file's size, so the fdatasync of a durable append has no size
+/// change to journal (one data flush, nothing else). Recovery takes the zero tail of
+/// the last segment for unwritten room, and a segment is cut to its records when it
+/// is sealed, so only the last one ever has such a tail.
 pub(crate) fn create_segment(
     fs: &dyn Fs,
     dir: &Path,
     first_index: u64,
+    segment_bytes_max: u64,
     sh_stats: &crate::StatsCounters,
 ) -> Result<(Box<dyn FileWrite>, SegmentIndex), Error> {
     let path = dir.join(format::segment_file_name(first_index));
@@ -42,6 +49,8 @@ pub(crate) fn create_segment(
     let mut file = fs.create(&path).map_err(|e| Error::io(ctx("create"), e))?;
     file.write_all(&format::encode_segment_header(first_index))
         .map_err(|e| Error::io(ctx("write header of"), e))?;
+    file.preallocate(segment_bytes_max)
+        .map_err(|e| Error::io(ctx("preallocate"), e))?;
     file.sync_data().map_err(|e| Error::io(ctx("sync"), e))?;
     sh_stats.data_syncs.fetch_add(1, Relaxed);
     fs.sync_dir(dir)
@@ -123,10 +132,16 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals the active segment (synced) and starts a new one at `first_index`.
+    /// Seals the active segment (cut to its records, synced) and starts a new one at
+    /// `first_index`.
     fn roll(&mut self, sh: &Shared, first_index: u64) -> Result<(), Error> {
-        self.sync(sh)?;
-        let (file, seg) = create_segment(sh.fs.as_ref(), &sh.dir, first_index, &sh.stats)?;
+        let end = self.file.len();
+        self.file
+            .set_len(end)
+            .map_err(|e| Error::io(format!("seal {}", self.path.display()), e))?;
+        self.sync_always(sh)?;
+        let max = sh.opts.segment_bytes_max;
+        let (file, seg) = create_segment(sh.fs.as_ref(), &sh.dir, first_index, max, &sh.stats)?;
         self.file = file;
         self.path = seg.path.clone();
         self.unsynced = false;
