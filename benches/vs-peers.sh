@@ -76,6 +76,9 @@ run() {
     local cmd
     rm -rf "$dir"
     mkdir -p "$dir"
+    # Start every run with no writeback pending from the one before (fillsync's
+    # fdatasyncs would otherwise queue behind the previous run's dirty pages).
+    sync
     case $engine in
         rocksdb) cmd=("$ROCKSDB_BENCH" "--db=$dir" "${common[@]}" "$@" $ROCKSDB_EXTRA) ;;
         fjall | concierge) cmd=("$OUR_BENCH" "--engine=$engine" "--db=$dir" "${common[@]}" "$@") ;;
