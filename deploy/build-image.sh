@@ -4,13 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bin concierge
+bin="${CARGO_TARGET_DIR:-target}/release/concierge"
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 root="$ctx/rootfs"
 mkdir -p "$root/usr/local/bin" "$root/data" "$root/tmp"
-cp target/release/concierge "$root/usr/local/bin/concierge"
+cp "$bin" "$root/usr/local/bin/concierge"
 # Every library the binary loads, and the dynamic loader itself.
-ldd target/release/concierge | awk '/=> \// {print $3} /^\s*\/.*ld-linux/ {print $1}' |
+ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/.*ld-linux/ {print $1}' |
   while read -r lib; do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
