@@ -17,7 +17,7 @@ mod real;
 mod sim;
 
 pub use real::RealFs;
-pub use sim::{CrashMode, SimFs};
+pub use sim::{splitmix64, CrashMode, SimFs};
 
 use std::fmt::Debug;
 use std::io;

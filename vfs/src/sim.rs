@@ -76,8 +76,9 @@ fn stale() -> io::Error {
     io::Error::other("file handle from before a simulated crash")
 }
 
-/// SplitMix64: a tiny seeded generator, enough to pick tear points.
-fn splitmix(state: &mut u64) -> u64 {
+/// One step of SplitMix64 (Steele, Lea, Flood: "Fast splittable PRNGs"): a tiny seeded
+/// generator. Picks tear points here; the tests' seeded generators are built on it.
+pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -162,7 +163,7 @@ impl SimFs {
                 // Keep a random prefix of bytes appended after the durable ones.
                 if inode.data.len() > data.len() && inode.data.starts_with(&data) {
                     let pending = inode.data.len() - data.len();
-                    let keep = (splitmix(&mut rng) % (pending as u64 + 1)) as usize;
+                    let keep = (splitmix64(&mut rng) % (pending as u64 + 1)) as usize;
                     data.extend_from_slice(
                         &inode.data[inode.durable.len()..inode.durable.len() + keep],
                     );
