@@ -173,7 +173,7 @@ async fn start_inner(
     ));
 
     let incarnation = random_u64();
-    let core = Core::new(cfg.core_config(), durable, random_u64());
+    let core = Core::new(cfg.core_config(), durable, incarnation);
     let status: Status = core.status();
     let pending = Arc::new(Pending::new(cfg.proposals_pending_max));
     let stop = Arc::new(AtomicBool::new(false));

@@ -37,8 +37,29 @@ impl Acceptor {
         self.state.accepted.range(from..=to)
     }
 
-    /// Phase 1b: the reply to `Prepare { ballot, from }`.
-    pub fn on_prepare(&mut self, ballot: Ballot, from: Slot, out: &mut Ready) -> Message {
+    /// A candidate of this node promises its own new `ballot` before any Prepare of it
+    /// leaves (the record is in the same Ready as the Prepares), so a restart can never
+    /// campaign with the same ballot again: every reply carrying that ballot answers this
+    /// campaign. `ballot` must be above the current promise (the proposer picks it so).
+    pub fn promise_own(&mut self, ballot: Ballot, out: &mut Ready) {
+        assert!(
+            ballot > self.state.promised,
+            "own ballot {ballot} not above promise {}",
+            self.state.promised
+        );
+        self.state.promised = ballot;
+        out.persist.push(Persist::Promise(ballot));
+    }
+
+    /// Phase 1b: the reply to `Prepare { ballot, from }`, reporting at most
+    /// `limits = (slots, bytes)` of accepted values (always at least one slot).
+    pub fn on_prepare(
+        &mut self,
+        ballot: Ballot,
+        from: Slot,
+        limits: (u64, usize),
+        out: &mut Ready,
+    ) -> Message {
         if ballot < self.state.promised {
             return Message::Nack {
                 ballot,
@@ -49,14 +70,24 @@ impl Acceptor {
             self.state.promised = ballot;
             out.persist.push(Persist::Promise(ballot));
         }
-        let accepted = self
-            .state
-            .accepted
-            .range(from.max(1)..)
-            .map(|(&slot, (b, v))| (slot, *b, v.clone()))
-            .collect();
+        let (slots_max, bytes_max) = limits;
+        let mut accepted = Vec::new();
+        let mut bytes = 0usize;
+        let mut through = None;
+        for (&slot, (b, v)) in self.state.accepted.range(from.max(1)..) {
+            let size = v.size_bytes();
+            let full = accepted.len() as u64 >= slots_max || bytes + size > bytes_max;
+            if !accepted.is_empty() && full {
+                through = accepted.last().map(|(s, _, _)| *s);
+                break;
+            }
+            bytes += size;
+            accepted.push((slot, *b, v.clone()));
+        }
         Message::Promise {
             ballot,
+            from,
+            through,
             accepted,
             compacted_through: self.state.compacted_through,
         }
@@ -114,22 +145,51 @@ mod tests {
         Value::Batch(vec![Bytes::from_static(s.as_bytes())])
     }
 
+    const ALL: (u64, usize) = (u64::MAX, usize::MAX);
+
+    #[test]
+    fn a_promise_reports_in_chunks_bounded_by_slots_and_bytes() {
+        let mut a = Acceptor::new(DurableState::default());
+        let mut out = Ready::default();
+        for slot in 1..=10 {
+            a.on_accept(b(1, 1), slot, cmd("0123456789"), &mut out);
+        }
+        let size = cmd("0123456789").size_bytes();
+        let chunk = |m: Message| match m {
+            Message::Promise {
+                through, accepted, ..
+            } => (through, accepted.iter().map(|e| e.0).collect::<Vec<_>>()),
+            other => panic!("expected a promise, got {other:?}"),
+        };
+        let by_slots = a.on_prepare(b(2, 2), 3, (4, usize::MAX), &mut out);
+        assert_eq!(chunk(by_slots), (Some(6), vec![3, 4, 5, 6]));
+        let by_bytes = a.on_prepare(b(2, 2), 7, (100, 2 * size), &mut out);
+        assert_eq!(chunk(by_bytes), (Some(8), vec![7, 8]));
+        let last = a.on_prepare(b(2, 2), 9, (100, 2 * size), &mut out);
+        assert_eq!(chunk(last), (None, vec![9, 10]));
+        // One slot always goes, however small the budget.
+        let one = a.on_prepare(b(2, 2), 1, (100, 1), &mut out);
+        assert_eq!(chunk(one), (Some(1), vec![1]));
+    }
+
     #[test]
     fn promise_reports_accepted_ballot_not_promise() {
         // Paxos Made Simple, 2.2 (P2c): the proposer needs the ballot each value was accepted in.
         let mut a = Acceptor::new(DurableState::default());
         let mut out = Ready::default();
         a.on_accept(b(1, 1), 5, cmd("x"), &mut out);
-        let reply = a.on_prepare(b(2, 2), 1, &mut out);
+        let reply = a.on_prepare(b(2, 2), 1, ALL, &mut out);
         assert_eq!(
             reply,
             Message::Promise {
                 ballot: b(2, 2),
+                from: 1,
+                through: None,
                 accepted: vec![(5, b(1, 1), cmd("x"))],
                 compacted_through: 0
             }
         );
-        let reply = a.on_prepare(b(3, 3), 1, &mut out);
+        let reply = a.on_prepare(b(3, 3), 1, ALL, &mut out);
         match reply {
             Message::Promise { accepted, .. } => assert_eq!(accepted[0].1, b(1, 1)),
             other => panic!("expected a promise, got {other:?}"),
@@ -140,7 +200,7 @@ mod tests {
     fn accepts_equal_ballot_refuses_lower() {
         let mut a = Acceptor::new(DurableState::default());
         let mut out = Ready::default();
-        a.on_prepare(b(2, 1), 1, &mut out);
+        a.on_prepare(b(2, 1), 1, ALL, &mut out);
         assert_eq!(out.persist, vec![Persist::Promise(b(2, 1))]);
         assert_eq!(
             a.on_accept(b(2, 1), 1, cmd("a"), &mut out),
@@ -157,7 +217,7 @@ mod tests {
             }
         );
         assert_eq!(
-            a.on_prepare(b(1, 9), 1, &mut out),
+            a.on_prepare(b(1, 9), 1, ALL, &mut out),
             Message::Nack {
                 ballot: b(1, 9),
                 promised: b(2, 1)

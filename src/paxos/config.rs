@@ -31,6 +31,12 @@ pub struct Config {
     pub catchup_bytes_max: usize,
     /// At most this many read-index requests wait for a leadership confirmation.
     pub reads_pending_max: usize,
+    /// A Promise reports at most this many accepted slots; the candidate asks for the
+    /// rest in further chunks (recovery in chunks keeps every Promise below a frame).
+    pub promise_slots_max: u64,
+    /// A Promise reports at most about this many value bytes (as `catchup_bytes_max`
+    /// counts them), but always at least one slot.
+    pub promise_bytes_max: usize,
 }
 
 /// A configuration that cannot work.
@@ -83,6 +89,8 @@ impl Config {
             catchup_slots_max: 256,
             catchup_bytes_max: 8 << 20,
             reads_pending_max: 4096,
+            promise_slots_max: 4096,
+            promise_bytes_max: 8 << 20,
         }
     }
 
@@ -102,7 +110,7 @@ impl Config {
         if !self.members.contains(&self.id) {
             return Err(ConfigError::NotAMember { id: self.id });
         }
-        let positive: [(&'static str, u64); 8] = [
+        let positive: [(&'static str, u64); 10] = [
             ("heartbeat_ticks", u64::from(self.heartbeat_ticks)),
             ("suspect_ticks", u64::from(self.suspect_ticks)),
             ("window_slots_max", self.window_slots_max),
@@ -111,6 +119,8 @@ impl Config {
             ("proposals_queued_max", self.proposals_queued_max as u64),
             ("catchup_slots_max", self.catchup_slots_max),
             ("catchup_bytes_max", self.catchup_bytes_max as u64),
+            ("promise_slots_max", self.promise_slots_max),
+            ("promise_bytes_max", self.promise_bytes_max as u64),
         ];
         for (name, v) in positive {
             if v == 0 {

@@ -3,7 +3,7 @@
 //! (delivery, catch-up) and read index. The driver calls `tick`, `step`, `propose`,
 //! `read_index`, then takes `ready()` and carries it out in the order `Ready` documents.
 //!
-//! Pure: no I/O, no clock (time is `tick`), randomness only from the seed given to `new`.
+//! Pure: no I/O, no clock (time is `tick`), randomness only from the incarnation given to `new`.
 
 use bytes::Bytes;
 
@@ -12,7 +12,7 @@ use super::config::Config;
 use super::detector::Detector;
 use super::learner::Learner;
 use super::message::Message;
-use super::proposer::{PromiseOutcome, Proposer};
+use super::proposer::{PromiseOutcome, Proposer, Report};
 use super::read_index::{self, ReadIndex};
 use super::types::{Ballot, DurableState, NodeId, ProposeError, Ready, Slot, Status, Value};
 
@@ -36,7 +36,10 @@ pub struct Core {
     commit_announced: Slot,
     /// No new phase 1 before this tick (jitter after a preemption).
     campaign_not_before: u64,
-    /// SplitMix64 state, from the seed.
+    /// Distinct for every start of this node: tags this core's read-index requests so an
+    /// answer meant for an earlier incarnation (whose read ids were the same) is dropped.
+    incarnation: u64,
+    /// SplitMix64 state, from the incarnation.
     rng: u64,
     /// The Ready being built.
     out: Ready,
@@ -45,9 +48,11 @@ pub struct Core {
 impl Core {
     /// Builds a core from the acceptor state it persisted (rebuilt with
     /// [`DurableState::apply`]); delivery starts after `durable.compacted_through`.
-    /// `seed` feeds the election jitter. Panics if `config.validate()` fails: check the
-    /// configuration at start-up first.
-    pub fn new(config: Config, durable: DurableState, seed: u64) -> Core {
+    /// `incarnation` must differ for every start of this node (a random u64, as the node
+    /// draws, or a durable counter): replies to this core's requests echo it, and a reply
+    /// for another incarnation is dropped. It also seeds the election jitter. Panics if
+    /// `config.validate()` fails: check the configuration at start-up first.
+    pub fn new(config: Config, durable: DurableState, incarnation: u64) -> Core {
         assert!(
             config.validate().is_ok(),
             "invalid config: {:?}",
@@ -64,7 +69,8 @@ impl Core {
             forward: Vec::new(),
             commit_announced: 0,
             campaign_not_before: 0,
-            rng: seed,
+            incarnation,
+            rng: incarnation ^ u64::from(config.id).rotate_left(32),
             out: Ready::default(),
             config,
         }
@@ -82,8 +88,11 @@ impl Core {
         if self.detector.omega() == me && quorum_alive {
             if self.proposer.is_follower() && now >= self.campaign_not_before {
                 let from = self.learner.delivered() + 1;
-                self.proposer
+                let ballot = self
+                    .proposer
                     .start_phase1(&self.config, now, from, &mut self.out);
+                // Durable before the Prepares leave (same Ready): see `promise_own`.
+                self.acceptor.promise_own(ballot, &mut self.out);
             }
         } else if !self.proposer.is_follower() {
             self.step_down();
@@ -148,14 +157,28 @@ impl Core {
                     return;
                 }
                 self.observe(ballot);
-                let reply = self.acceptor.on_prepare(ballot, slot, &mut self.out);
+                let limits = (self.config.promise_slots_max, self.config.promise_bytes_max);
+                let reply = self
+                    .acceptor
+                    .on_prepare(ballot, slot, limits, &mut self.out);
                 self.out.send.push((from, reply));
             }
             Message::Promise {
                 ballot,
+                from: prepared_from,
+                through,
                 accepted,
                 compacted_through,
-            } => self.on_promise(from, ballot, accepted, compacted_through),
+            } => {
+                let report = Report {
+                    ballot,
+                    from: prepared_from,
+                    through,
+                    accepted,
+                    compacted_through,
+                };
+                self.on_promise(from, report);
+            }
             Message::Accept {
                 ballot,
                 slot,
@@ -190,15 +213,25 @@ impl Core {
                     }
                 }
             }
-            Message::ReadIndex { id } => {
+            Message::ReadIndex { incarnation, id } => {
+                let asker = (Some((from, incarnation)), id);
                 if self.proposer.is_follower() {
-                    read_index::answer((Some(from), id), None, &mut self.out);
+                    read_index::answer(asker, None, &mut self.out);
                 } else {
-                    self.reads
-                        .register(&self.config, (Some(from), id), &mut self.out);
+                    self.reads.register(&self.config, asker, &mut self.out);
                 }
             }
-            Message::ReadIndexReply { id, index } => self.out.reads.push((id, index)),
+            Message::ReadIndexReply {
+                incarnation,
+                id,
+                index,
+            } => {
+                // Read ids restart with each incarnation: an answer to an earlier one's
+                // read #id must not answer this one's.
+                if incarnation == self.incarnation {
+                    self.out.reads.push((id, index));
+                }
+            }
             Message::CatchUp { from: lo, to } => {
                 let max = (self.config.catchup_slots_max, self.config.catchup_bytes_max);
                 self.learner.on_catchup(from, (lo, to), max, &mut self.out);
@@ -247,7 +280,10 @@ impl Core {
         if !self.proposer.is_follower() {
             self.reads.register(&self.config, (None, id), &mut self.out);
         } else if let Some(leader) = self.leader() {
-            self.out.send.push((leader, Message::ReadIndex { id }));
+            let incarnation = self.incarnation;
+            self.out
+                .send
+                .push((leader, Message::ReadIndex { incarnation, id }));
         } else {
             self.out.reads.push((id, None));
         }
@@ -265,10 +301,8 @@ impl Core {
 
     /// Takes the actions to carry out, in the order documented on [`Ready`].
     pub fn ready(&mut self) -> Ready {
-        let now = self.detector.now();
         let commit = self.learner.delivered();
-        self.proposer
-            .fill_window(&self.config, now, commit, &mut self.out);
+        self.fill_window();
         if !self.forward.is_empty() {
             let commands = std::mem::take(&mut self.forward);
             // Without a leader the commands are dropped; the client's retry covers it.
@@ -291,6 +325,20 @@ impl Core {
             self.announce_commit(ballot, commit);
         }
         std::mem::take(&mut self.out)
+    }
+
+    /// Proposes what waits (recovered slots, then commands) while the window has room.
+    fn fill_window(&mut self) {
+        let now = self.detector.now();
+        let commit = self.learner.delivered();
+        let learner = &self.learner;
+        self.proposer.fill_window(
+            &self.config,
+            now,
+            commit,
+            |s| learner.is_chosen(s),
+            &mut self.out,
+        );
     }
 
     /// Tells every peer the leader's commit index advanced (one `Commit` per `Ready`, not
@@ -406,16 +454,11 @@ impl Core {
         }
     }
 
-    fn on_promise(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        accepted: Vec<(Slot, Ballot, Value)>,
-        compacted: Slot,
-    ) {
+    fn on_promise(&mut self, from: NodeId, report: Report) {
+        let compacted = report.compacted_through;
         match self
             .proposer
-            .on_promise(&self.config, from, ballot, accepted, compacted)
+            .on_promise(&self.config, from, report, &mut self.out)
         {
             PromiseOutcome::Waiting => {}
             PromiseOutcome::Behind => {
@@ -436,17 +479,9 @@ impl Core {
                 }
             }
             PromiseOutcome::Elected => {
-                let now = self.detector.now();
-                let commit = self.learner.delivered();
-                let learner = &self.learner;
-                self.proposer.become_leader(
-                    &self.config,
-                    now,
-                    commit,
-                    |s| learner.is_chosen(s),
-                    &mut self.out,
-                );
+                self.proposer.become_leader(self.learner.delivered());
                 self.leader_hint = self.proposer.leading();
+                self.fill_window();
             }
         }
     }

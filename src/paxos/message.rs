@@ -22,11 +22,19 @@ pub enum Message {
     /// An acceptor has promised nothing above `ballot`, as of receiving `read_round`.
     HeartbeatAck { ballot: Ballot, read_round: u64 },
     /// Phase 1a for every slot >= `from` (the candidate knows all below are chosen).
+    /// The candidate made `ballot` durable before sending this, so no later incarnation
+    /// of it ever uses `ballot` again.
     Prepare { ballot: Ballot, from: Slot },
-    /// Phase 1b: the acceptor promised `ballot`; for each slot >= the prepare's `from` it
-    /// reports the ballot it ACCEPTED in and that ballot's value.
+    /// Phase 1b: the acceptor promised `ballot`; for each slot >= `from` (up to
+    /// `through`) it reports the ballot it ACCEPTED in and that ballot's value. `ballot`
+    /// and `from` echo the Prepare answered: a candidate counts only a promise for its
+    /// own (ballot, from), and asks for the next chunk with a Prepare from `through + 1`.
     Promise {
         ballot: Ballot,
+        from: Slot,
+        /// `Some(t)`: the report stopped after slot `t` at a size limit (more follow on
+        /// request); `None`: it covers every slot >= `from`.
+        through: Option<Slot>,
         accepted: Vec<(Slot, Ballot, Value)>,
         /// Slots <= this were compacted here: a candidate with `from` <= this must catch up.
         compacted_through: Slot,
@@ -49,10 +57,16 @@ pub enum Message {
     },
     /// A follower forwards client commands to the leader.
     Forward { commands: Vec<Bytes> },
-    /// A follower forwards a read-index request to the leader.
-    ReadIndex { id: u64 },
-    /// The leader's answer to a forwarded read-index request.
-    ReadIndexReply { id: u64, index: Option<Slot> },
+    /// A follower forwards a read-index request to the leader. `incarnation` is the
+    /// asking core's (see `Core::new`): read ids restart with every incarnation.
+    ReadIndex { incarnation: u64, id: u64 },
+    /// The leader's answer to a forwarded read-index request, echoing the request's
+    /// incarnation and id; the asker drops an answer meant for another incarnation.
+    ReadIndexReply {
+        incarnation: u64,
+        id: u64,
+        index: Option<Slot>,
+    },
     /// Asks for the chosen values of slots `from..=to`.
     CatchUp { from: Slot, to: Slot },
     /// Chosen values, consecutive from the request's `from`, and the sender's commit index.

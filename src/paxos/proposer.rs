@@ -3,10 +3,20 @@
 //! infinitely many instances at once).
 //!
 //! A candidate picks a ballot `(round, id)` above every ballot it has seen, so no two
-//! proposers ever share one. It learns from a quorum of promises (its own included, so its
-//! own promise is durable before any accept in its ballot goes out and a restart can never
-//! reuse the ballot) every accepted value above its commit point, re-proposes the
-//! highest-ballot value per slot (P2c) and fills gaps with `Noop`.
+//! proposers ever share one, and the core makes it durable (as its own acceptor's promise)
+//! before any Prepare leaves, so no later incarnation reuses it: a reply carrying the
+//! ballot answers this campaign and no other. It learns from a quorum of promises for its
+//! (ballot, from) (its own included) every accepted value above its commit point,
+//! re-proposes the highest-ballot value per slot (P2c) and fills gaps with `Noop`.
+//!
+//! Recovery in chunks: an acceptor's promise reports at most `promise_slots_max` slots /
+//! `promise_bytes_max` bytes; the candidate asks that acceptor for the next chunk with a
+//! Prepare of the same ballot from the slot after the last one reported (answered without
+//! a new promise record). An acceptor that promised the ballot can accept nothing but
+//! this ballot's values afterwards, and this candidate proposes none before it leads, so
+//! reports taken at different times agree. Phase 1 ends when a quorum (this node included)
+//! has reported every slot from `from` on. The takeover re-proposes the recovered slots
+//! through the ordinary window, so it too is bounded in slots in flight.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -25,16 +35,53 @@ struct InFlight {
     sent_at: u64,
 }
 
+/// How far one acceptor's report for this campaign has come.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// No promise yet.
+    None,
+    /// Promised; reported every slot in `from..=t`; the next chunk starts at t + 1.
+    Partial(Slot),
+    /// Promised and reported every slot >= from.
+    Complete,
+}
+
 /// Phase 1 in progress.
 struct Candidate {
     ballot: Ballot,
     /// Prepare covers every slot >= from.
     from: Slot,
-    /// Members whose promise counted (bit set).
-    promised_by: u64,
+    /// Per member (index in `Config::members`), how far its report has come.
+    progress: Vec<Progress>,
     /// Per slot, the highest-ballot accepted value reported so far.
     recovered: BTreeMap<Slot, (Ballot, Value)>,
     sent_at: u64,
+}
+
+impl Candidate {
+    /// The Prepare that asks member `i` for what is missing of its report, if anything.
+    fn prepare_for(&self, i: usize) -> Option<Message> {
+        let from = match self.progress.get(i)? {
+            Progress::None => self.from,
+            Progress::Partial(t) => t + 1,
+            Progress::Complete => return None,
+        };
+        Some(Message::Prepare {
+            ballot: self.ballot,
+            from,
+        })
+    }
+}
+
+/// One Promise, as the proposer takes it.
+pub struct Report {
+    pub ballot: Ballot,
+    /// The `from` of the Prepare it answers.
+    pub from: Slot,
+    /// `Some(t)`: covers `from..=t` only; `None`: every slot >= from.
+    pub through: Option<Slot>,
+    pub accepted: Vec<(Slot, Ballot, Value)>,
+    pub compacted_through: Slot,
 }
 
 /// Phase 2: this node leads in `ballot`.
@@ -42,8 +89,11 @@ struct Leader {
     ballot: Ballot,
     /// The next slot to propose into. Invariant: every in-flight slot < next_slot.
     next_slot: Slot,
-    /// Slots up to here were open when phase 1 ended (a read index never goes below it).
+    /// Slots up to here were open when phase 1 ended (a read index never goes below it);
+    /// they are re-proposed (recovered value or Noop) before any new command.
     recovered_through: Slot,
+    /// Recovered values of slots >= next_slot still to re-propose.
+    recovered: BTreeMap<Slot, Value>,
     in_flight: BTreeMap<Slot, InFlight>,
 }
 
@@ -129,10 +179,13 @@ impl Proposer {
         true
     }
 
-    /// True if a command waits and the window has room.
+    /// True if a recovered slot or a command waits and the window has room.
     pub fn can_fill(&self, config: &Config, commit: Slot) -> bool {
         match &self.role {
-            Role::Leader(l) => !self.queue.is_empty() && window_room(config, l, commit),
+            Role::Leader(l) => {
+                let waiting = l.next_slot <= l.recovered_through || !self.queue.is_empty();
+                waiting && window_room(config, l, commit)
+            }
             _ => false,
         }
     }
@@ -143,8 +196,15 @@ impl Proposer {
         self.queue.clear();
     }
 
-    /// Starts phase 1 for every slot >= from.
-    pub fn start_phase1(&mut self, config: &Config, now: u64, from: Slot, out: &mut Ready) {
+    /// Starts phase 1 for every slot >= from; returns the new ballot, which the caller
+    /// must make durable in the same Ready (before the Prepares leave).
+    pub fn start_phase1(
+        &mut self,
+        config: &Config,
+        now: u64,
+        from: Slot,
+        out: &mut Ready,
+    ) -> Ballot {
         let ballot = Ballot {
             round: self.max_seen.round + 1,
             node: self.id,
@@ -156,36 +216,45 @@ impl Proposer {
         self.role = Role::Candidate(Candidate {
             ballot,
             from,
-            promised_by: 0,
+            progress: vec![Progress::None; config.members.len()],
             recovered: BTreeMap::new(),
             sent_at: now,
         });
+        ballot
     }
 
-    /// Phase 1b arrived from `from`.
-    #[allow(clippy::too_many_arguments)]
+    /// Phase 1b arrived from `from`: one chunk of its report. A chunk that is not the
+    /// next one expected from that member (another campaign's, a duplicate, a stale one)
+    /// is ignored; a partial one is followed up with a Prepare for the next chunk.
     pub fn on_promise(
         &mut self,
         config: &Config,
         from: NodeId,
-        ballot: Ballot,
-        accepted: Vec<(Slot, Ballot, Value)>,
-        compacted_through: Slot,
+        report: Report,
+        out: &mut Ready,
     ) -> PromiseOutcome {
         let Role::Candidate(c) = &mut self.role else {
             return PromiseOutcome::Waiting;
         };
-        let Some(bit) = config.member_bit(from) else {
+        let Some(i) = config.members.iter().position(|&m| m == from) else {
             return PromiseOutcome::Waiting;
         };
-        if ballot != c.ballot || c.promised_by & bit != 0 {
+        let expected = match c.progress[i] {
+            Progress::None => c.from,
+            Progress::Partial(t) => t + 1,
+            Progress::Complete => return PromiseOutcome::Waiting,
+        };
+        // A promise for another campaign (another ballot, or this ballot's Prepare with
+        // another `from`) does not vouch for the slots this one needs.
+        if report.ballot != c.ballot || report.from != expected {
             return PromiseOutcome::Waiting;
         }
-        if compacted_through >= c.from {
+        if report.compacted_through >= c.from {
             return PromiseOutcome::Behind;
         }
-        c.promised_by |= bit;
-        for (slot, b, v) in accepted {
+        let mut last = None;
+        for (slot, b, v) in report.accepted {
+            last = Some(slot);
             if slot < c.from || b > c.ballot {
                 continue;
             }
@@ -196,25 +265,29 @@ impl Proposer {
                 }
             }
         }
-        let own = config.member_bit(self.id).unwrap_or(0);
-        let quorum = c.promised_by.count_ones() as usize >= config.quorum();
-        if quorum && c.promised_by & own != 0 {
+        c.progress[i] = match report.through {
+            // A partial chunk must end at its last slot, after `expected`: else it is
+            // malformed and the member is asked again from the same point.
+            Some(t) if t >= expected && last == Some(t) => Progress::Partial(t),
+            Some(_) => c.progress[i],
+            None => Progress::Complete,
+        };
+        if let Some(next) = c.prepare_for(i) {
+            out.send.push((from, next));
+        }
+        let complete = |i: usize| c.progress.get(i) == Some(&Progress::Complete);
+        let own = config.members.iter().position(|&m| m == self.id);
+        let quorum = (0..c.progress.len()).filter(|&i| complete(i)).count() >= config.quorum();
+        if quorum && own.is_some_and(complete) {
             PromiseOutcome::Elected
         } else {
             PromiseOutcome::Waiting
         }
     }
 
-    /// Phase 1 done: re-propose recovered values, fill gaps with Noop, start phase 2.
-    /// `is_chosen` tells slots already known chosen (not proposed again).
-    pub fn become_leader(
-        &mut self,
-        config: &Config,
-        now: u64,
-        commit: Slot,
-        is_chosen: impl Fn(Slot) -> bool,
-        out: &mut Ready,
-    ) {
+    /// Phase 1 done: phase 2 starts. The recovered slots (highest-ballot value, or Noop
+    /// for a gap) are re-proposed through the window by `fill_window`, before any command.
+    pub fn become_leader(&mut self, commit: Slot) {
         let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {
             return;
         };
@@ -226,36 +299,52 @@ impl Proposer {
             .copied()
             .unwrap_or(0)
             .max(commit);
-        let mut leader = Leader {
+        let recovered = c
+            .recovered
+            .into_iter()
+            .filter(|(s, _)| *s >= first)
+            .map(|(s, (_, v))| (s, v))
+            .collect();
+        self.role = Role::Leader(Leader {
             ballot: c.ballot,
-            next_slot: last + 1,
+            next_slot: first,
             recovered_through: last,
+            recovered,
             in_flight: BTreeMap::new(),
-        };
-        let mut recovered = c.recovered;
-        for slot in first..=last {
-            if is_chosen(slot) {
-                continue;
-            }
-            let value = recovered.remove(&slot).map_or(Value::Noop, |(_, v)| v);
-            send_accepts(config, leader.ballot, slot, &value, commit, 0, out);
-            leader.in_flight.insert(
-                slot,
-                InFlight {
-                    value,
-                    acks: 0,
-                    sent_at: now,
-                },
-            );
-        }
-        self.role = Role::Leader(leader);
+        });
     }
 
-    /// Packs queued commands into new slots while the window has room.
-    pub fn fill_window(&mut self, config: &Config, now: u64, commit: Slot, out: &mut Ready) {
+    /// While the window has room: re-proposes the next recovered slot (skipping slots
+    /// `is_chosen` already knows), then packs queued commands into new slots.
+    pub fn fill_window(
+        &mut self,
+        config: &Config,
+        now: u64,
+        commit: Slot,
+        is_chosen: impl Fn(Slot) -> bool,
+        out: &mut Ready,
+    ) {
         let Role::Leader(l) = &mut self.role else {
             return;
         };
+        while l.next_slot <= l.recovered_through && window_room(config, l, commit) {
+            let slot = l.next_slot;
+            l.next_slot += 1;
+            let value = l.recovered.remove(&slot).unwrap_or(Value::Noop);
+            if is_chosen(slot) {
+                continue;
+            }
+            send_accepts(config, l.ballot, slot, &value, commit, 0, out);
+            let f = InFlight {
+                value,
+                acks: 0,
+                sent_at: now,
+            };
+            l.in_flight.insert(slot, f);
+        }
+        if l.next_slot <= l.recovered_through {
+            return;
+        }
         while !self.queue.is_empty() && window_room(config, l, commit) {
             let mut batch = Vec::new();
             let mut bytes = 0usize;
@@ -323,11 +412,7 @@ impl Proposer {
                 if now >= c.sent_at + after_ticks {
                     c.sent_at = now;
                     for (i, &m) in config.members.iter().enumerate() {
-                        if c.promised_by & (1 << i) == 0 {
-                            let msg = Message::Prepare {
-                                ballot: c.ballot,
-                                from: c.from,
-                            };
+                        if let Some(msg) = c.prepare_for(i) {
                             out.send.push((m, msg));
                         }
                     }

@@ -13,8 +13,9 @@ use super::config::Config;
 use super::message::Message;
 use super::types::{NodeId, Ready, Slot};
 
-/// Who asked: this node's driver (`None`) or a follower that forwarded the read.
-type Asker = (Option<NodeId>, u64);
+/// Who asked: this node's driver (`None`) or a follower (and the incarnation of it that
+/// asked) that forwarded the read; then the read's id.
+type Asker = (Option<(NodeId, u64)>, u64);
 
 /// One heartbeat round confirming leadership for a batch of reads.
 struct Round {
@@ -127,7 +128,14 @@ impl ReadIndex {
 pub fn answer(asker: Asker, index: Option<Slot>, out: &mut Ready) {
     match asker {
         (None, id) => out.reads.push((id, index)),
-        (Some(node), id) => out.send.push((node, Message::ReadIndexReply { id, index })),
+        (Some((node, incarnation)), id) => {
+            let reply = Message::ReadIndexReply {
+                incarnation,
+                id,
+                index,
+            };
+            out.send.push((node, reply));
+        }
     }
 }
 
@@ -159,12 +167,19 @@ mod tests {
         let mut r = ReadIndex::new(3);
         let mut out = Ready::default();
         r.register(&config, (None, 1), &mut out);
-        r.register(&config, (Some(2), 9), &mut out);
+        r.register(&config, (Some((2, 5)), 9), &mut out);
         r.fail_all(&mut out);
         assert_eq!(out.reads, vec![(1, None)]);
         assert_eq!(
             out.send,
-            vec![(2, Message::ReadIndexReply { id: 9, index: None })]
+            vec![(
+                2,
+                Message::ReadIndexReply {
+                    incarnation: 5,
+                    id: 9,
+                    index: None
+                }
+            )]
         );
     }
 }

@@ -202,8 +202,9 @@ fn a_silent_leader_is_suspected_and_the_next_highest_takes_over() {
 
 #[test]
 fn candidate_needs_its_own_durable_promise_before_leading() {
-    // Ballots are unique only if a restart can never reuse one: the candidate's own
-    // promise must be durable (stepped back after persist) before phase 2 starts.
+    // Ballots are unique only if a restart can never reuse one: the candidate's ballot is
+    // persisted in the same Ready as its Prepares (so before they leave), and its own
+    // promise counts only once stepped back after that persist.
     let mut c = Cluster::new(3, |_| {});
     c.core(3).tick();
     let r = c.core(3).ready();
@@ -221,9 +222,12 @@ fn candidate_needs_its_own_durable_promise_before_leading() {
         Message::Prepare { ballot, .. } => *ballot,
         _ => unreachable!(),
     };
+    assert_eq!(r.persist, vec![Persist::Promise(ballot)]);
     for peer in [1, 2] {
         let reply = Message::Promise {
             ballot,
+            from: 1,
+            through: None,
             accepted: Vec::new(),
             compacted_through: 0,
         };
@@ -235,7 +239,7 @@ fn candidate_needs_its_own_durable_promise_before_leading() {
     );
     c.core(3).step(3, Message::Prepare { ballot, from: 1 });
     let r = c.core(3).ready();
-    assert_eq!(r.persist, vec![Persist::Promise(ballot)]);
+    assert!(r.persist.is_empty(), "the ballot is durable already");
     let (to, own) = r
         .send
         .into_iter()
@@ -273,9 +277,12 @@ fn a_restarted_node_keeps_its_promise_and_uses_a_higher_ballot() {
     );
     let r = core.ready();
     assert!(r.persist.is_empty());
-    assert!(r.send.iter().any(
-        |(to, m)| *to == 1 && matches!(m, Message::Nack { promised: p, .. } if *p == promised)
-    ));
+    // It promised its own new ballot (8.3) when it started phase 1.
+    let own = Ballot { round: 8, node: 3 };
+    assert!(r
+        .send
+        .iter()
+        .any(|(to, m)| *to == 1 && matches!(m, Message::Nack { promised: p, .. } if *p == own)));
 }
 
 #[test]
@@ -294,12 +301,16 @@ fn new_leader_reproposes_the_highest_ballot_value_and_fills_gaps_with_noop() {
     let ballot = Ballot { round: 3, node: 3 };
     let reply = Message::Promise {
         ballot,
+        from: 1,
+        through: None,
         accepted: vec![(1, low, v(1)), (3, low, v(3))],
         compacted_through: 0,
     };
     core.step(1, reply);
     let reply = Message::Promise {
         ballot,
+        from: 1,
+        through: None,
         accepted: vec![(1, high, v(2))],
         compacted_through: 0,
     };
@@ -430,4 +441,90 @@ fn a_node_behind_the_compaction_point_gets_a_snapshot() {
         d.iter().all(|(s, _)| *s == 5),
         "slots <= 4 came in the snapshot"
     );
+}
+
+#[test]
+fn a_promise_answering_another_from_does_not_count() {
+    // Regression (stale promise): a Promise computed for a Prepare with a higher `from`
+    // omits the slots below it; counting it would let the candidate fill chosen slots with
+    // no-ops. Only a promise echoing this campaign's (ballot, from) counts.
+    let durable = DurableState {
+        promised: Ballot { round: 7, node: 2 },
+        ..DurableState::default()
+    };
+    let mut core = Core::new(config(3, 3), durable, 1);
+    core.tick();
+    let r = core.ready();
+    let (ballot, from) = r
+        .send
+        .iter()
+        .find_map(|(_, m)| match m {
+            Message::Prepare { ballot, from } => Some((*ballot, *from)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        r.persist,
+        vec![Persist::Promise(ballot)],
+        "ballot durable first"
+    );
+    core.step(3, Message::Prepare { ballot, from });
+    let own = core
+        .ready()
+        .send
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::Promise { .. }))
+        .unwrap();
+    core.step(3, own.1);
+    let stale = Message::Promise {
+        ballot,
+        from: from + 100,
+        through: None,
+        accepted: Vec::new(),
+        compacted_through: 0,
+    };
+    core.step(1, stale);
+    assert!(
+        !core.status().is_leader,
+        "a promise for another from counted"
+    );
+    let fresh = Message::Promise {
+        ballot,
+        from,
+        through: None,
+        accepted: Vec::new(),
+        compacted_through: 0,
+    };
+    core.step(1, fresh);
+    assert!(core.status().is_leader);
+}
+
+#[test]
+fn a_read_index_reply_for_an_earlier_incarnation_is_dropped() {
+    // Regression (stale read reply): read ids restart at 1 with each incarnation, so the
+    // reply to an earlier incarnation's read #1 must not answer this one's read #1.
+    let mut c = Cluster::new(3, |_| {});
+    c.tick(12);
+    assert_eq!(c.leader(), Some(3));
+    let incarnation = 1; // Cluster::new gives node 1 incarnation 1
+    c.core(1).read_index(1);
+    let r = c.core(1).ready();
+    assert!(r
+        .send
+        .iter()
+        .any(|(to, m)| *to == 3 && *m == Message::ReadIndex { incarnation, id: 1 }));
+    let stale = Message::ReadIndexReply {
+        incarnation: incarnation + 1,
+        id: 1,
+        index: Some(0),
+    };
+    c.core(1).step(3, stale);
+    assert!(c.core(1).ready().reads.is_empty(), "a stale reply answered");
+    let fresh = Message::ReadIndexReply {
+        incarnation,
+        id: 1,
+        index: Some(0),
+    };
+    c.core(1).step(3, fresh);
+    assert_eq!(c.core(1).ready().reads, vec![(1, Some(0))]);
 }

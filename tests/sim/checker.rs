@@ -29,14 +29,18 @@ pub struct Checker {
     pub created: u64,
 }
 
-pub fn command(id: u64) -> Bytes {
-    Bytes::copy_from_slice(&id.to_le_bytes())
+/// Command `id`: its 8-byte id, then `pad` bytes (values of varied sizes, as in production).
+pub fn command(id: u64, pad: usize) -> Bytes {
+    let mut c = id.to_le_bytes().to_vec();
+    c.resize(8 + pad, 0xA5);
+    Bytes::from(c)
 }
 
 fn command_id(c: &Bytes) -> Result<u64, String> {
-    let raw: [u8; 8] = c[..]
-        .try_into()
-        .map_err(|_| format!("integrity: command of {} bytes was never proposed", c.len()))?;
+    let raw: [u8; 8] = c
+        .get(..8)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| format!("integrity: command of {} bytes was never proposed", c.len()))?;
     Ok(u64::from_le_bytes(raw))
 }
 

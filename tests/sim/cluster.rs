@@ -1,13 +1,18 @@
 //! A whole cluster of real `Core`s in one thread: the driver loop of each node (persist
-//! before send, deliveries applied to a state-machine log), crashes that keep exactly what
-//! was persisted, restarts, snapshots, compaction, clients and reads, all from one seed.
+//! before send, deliveries applied to a state-machine log), the node's real acceptor log on
+//! a power-loss file system (`disk.rs`), crashes that keep exactly what was fsynced,
+//! restarts as new incarnations that receive frames queued for the old one, pauses,
+//! snapshots, compaction with a log tail, clients with values of varied sizes and reads
+//! with ids that restart per incarnation (as the driver's do), all from one seed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use concierge::paxos::{Config, Core, DurableState, Message, NodeId, Persist, Value};
+use concierge::paxos::{Config, Core, Message, NodeId, Persist, Value};
 
 use super::checker::{command, show, Check, Checker};
-use super::network::{Fate, NetFaults, Network};
+use super::describe::describe;
+use super::disk::Disk;
+use super::network::{Fate, NetFaults, Network, Proc};
 use super::rng::Rng;
 
 /// Everything a run varies, drawn from its seed.
@@ -32,17 +37,37 @@ pub struct Params {
     pub window_slots_max: u64,
     pub batch_commands_max: usize,
     pub catchup_slots_max: u64,
+    /// Chance per tick that a running node is paused (SIGSTOP) during the faulty phase.
+    pub pause_per_mille: u64,
+    /// Applied slots kept behind the compaction point (the node's `log_tail_slots`).
+    pub log_tail_slots: u64,
+    /// Applied slots between two compactions (the node's `compact_every_slots`).
+    pub compact_every_slots: u64,
+    /// Padding of a command beyond its 8-byte id: 0..=this.
+    pub command_pad_bytes_max: usize,
+    /// Command bytes per slot; the frame limit and the catch-up and promise budgets
+    /// scale with it as in production (1 MiB values, 64 MiB frames, 8 MiB replies).
+    pub batch_bytes_max: usize,
+    /// Accepted slots one Promise chunk reports.
+    pub promise_slots_max: u64,
 }
 
 impl Params {
-    pub fn draw(rng: &mut Rng) -> Params {
+    /// Draws a run's parameters; `extra` is a separate stream for the ones added later
+    /// (so older parameters keep their draws).
+    pub fn draw(rng: &mut Rng, extra: &mut Rng) -> Params {
         let delay_max = rng.range(1, 6);
+        let command_pad_bytes_max = extra.below(1024) as usize;
+        let batch_bytes_max = command_pad_bytes_max + 8 + extra.below(64) as usize;
         Params {
             nodes: if rng.below(2) == 0 { 3 } else { 5 },
             net: NetFaults {
                 drop_per_mille: rng.below(150),
                 dup_per_mille: rng.below(60),
                 delay_max,
+                held_max: extra.range(16, 1024) as usize,
+                // 64 values and a framing allowance, as 64 MiB frames and 1 MiB values.
+                frame_bytes_max: batch_bytes_max * 64 + FRAME_OVERHEAD_BYTES,
             },
             crash_per_mille: rng.below(12),
             crash_pending_per_mille: 0,
@@ -54,6 +79,12 @@ impl Params {
             window_slots_max: rng.range(1, 8),
             batch_commands_max: rng.range(1, 6) as usize,
             catchup_slots_max: rng.range(2, 16),
+            pause_per_mille: extra.below(4),
+            promise_slots_max: extra.range(1, 64),
+            log_tail_slots: extra.below(48),
+            compact_every_slots: extra.range(1, 16),
+            command_pad_bytes_max,
+            batch_bytes_max,
         }
     }
 
@@ -64,7 +95,10 @@ impl Params {
         c.suspect_ticks_increment = 4;
         c.window_slots_max = self.window_slots_max;
         c.batch_commands_max = self.batch_commands_max;
-        c.batch_bytes_max = 64;
+        c.batch_bytes_max = self.batch_bytes_max;
+        c.catchup_bytes_max = self.batch_bytes_max * 8;
+        c.promise_bytes_max = self.batch_bytes_max * 8;
+        c.promise_slots_max = self.promise_slots_max;
         c.proposals_queued_max = 64;
         c.catchup_slots_max = self.catchup_slots_max;
         c.reads_pending_max = 16;
@@ -83,18 +117,32 @@ struct Node {
     id: NodeId,
     /// None while crashed.
     core: Option<Core>,
-    /// What the node's disk holds (the acceptor log, compaction point).
-    durable: DurableState,
+    /// The node's acceptor log on its own power-loss file system.
+    disk: Disk,
     /// Readys taken but not yet durable, in order.
     persisting: VecDeque<Persisting>,
-    /// The state machine: log[s - 1] is slot s. Durable only up to durable.compacted_through.
+    /// The state machine: log[s - 1] is slot s. Durable only up to the disk's compaction
+    /// point (the state machine is synced before the log is checkpointed).
     log: Vec<Value>,
     incarnation: u64,
     down_until: u64,
+    /// Nonzero while paused (SIGSTOP): the tick it resumes at.
+    paused_until: u64,
+    /// The driver's next read id: restarts at 1 in each incarnation, like the node's.
+    next_read_id: u64,
     was_leader: bool,
 }
 
+impl Node {
+    fn running(&self) -> bool {
+        self.core.is_some() && self.paused_until == 0
+    }
+}
+
 const NEVER: u64 = u64::MAX;
+/// Room for slot numbers, ballots and framing beyond the value bytes of a frame (64 slots
+/// of ~20 bytes each, with margin; the node's allowance is `FRAME_OVERHEAD_BYTES`).
+const FRAME_OVERHEAD_BYTES: usize = 4096;
 const CLIENTS_OUTSTANDING_MAX: usize = 24;
 
 pub struct Sim {
@@ -111,9 +159,8 @@ pub struct Sim {
     trace: bool,
     /// Commands not yet delivered anywhere -> tick of the last propose attempt.
     outstanding: BTreeMap<u64, u64>,
-    /// Read id -> (node asked, highest slot delivered anywhere when asked).
-    reads: HashMap<u64, (NodeId, u64)>,
-    next_read_id: u64,
+    /// (node, incarnation, read id) -> highest slot delivered anywhere when asked.
+    reads: HashMap<(NodeId, u64, u64), u64>,
     /// (due tick, donor, receiver).
     snapshots: Vec<(u64, NodeId, NodeId)>,
     partition_until: u64,
@@ -121,27 +168,28 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn new(seed: u64, trace: bool) -> Sim {
+    pub fn new(seed: u64, trace: bool) -> Result<Sim, String> {
         let mut rng = Rng::new(seed);
-        let mut params = Params::draw(&mut rng);
+        let mut extra = Rng::new(seed ^ 0x5EED_0F00_0000_0007);
+        let mut params = Params::draw(&mut rng, &mut extra);
         let mut crash_rng = Rng::new(seed ^ 0xC4A5_4ED0_0000_0001);
         params.crash_pending_per_mille = crash_rng.range(1, 3) * 5;
-        let nodes = (1..=params.nodes as NodeId)
-            .map(|id| Node {
+        let mut nodes = Vec::new();
+        for id in 1..=params.nodes as NodeId {
+            let disk = Disk::new(params.net.frame_bytes_max as u32)?;
+            nodes.push(Node {
                 id,
-                core: Some(Core::new(
-                    params.config(id),
-                    DurableState::default(),
-                    seed ^ u64::from(id),
-                )),
-                durable: DurableState::default(),
+                core: Some(new_core(&params, id, &disk, seed, 0)),
+                disk,
                 persisting: VecDeque::new(),
                 log: Vec::new(),
                 incarnation: 0,
                 down_until: 0,
+                paused_until: 0,
+                next_read_id: 1,
                 was_leader: false,
-            })
-            .collect();
+            });
+        }
         let net = Network::new(params.nodes, params.net.clone());
         let sim = Sim {
             seed,
@@ -154,14 +202,13 @@ impl Sim {
             trace,
             outstanding: BTreeMap::new(),
             reads: HashMap::new(),
-            next_read_id: 1,
             snapshots: Vec::new(),
             partition_until: 0,
             healed: false,
             params,
         };
         sim.log(|| format!("params {:?}", sim.params));
-        sim
+        Ok(sim)
     }
 
     fn log(&self, line: impl FnOnce() -> String) {
@@ -176,16 +223,18 @@ impl Sim {
         while self.now <= end {
             let faulty = self.now < self.params.faulty_ticks;
             if !faulty && !self.healed {
-                self.heal_everything();
+                self.heal_everything()?;
             }
-            self.complete_persists();
+            self.resume_paused();
+            self.net.release(&mut self.rng, self.now);
+            self.complete_persists()?;
             self.deliver_messages()?;
             self.tick_nodes()?;
             self.clients()?;
-            self.compactions();
+            self.compactions()?;
             self.snapshots()?;
             if faulty {
-                self.faults();
+                self.faults()?;
             } else if self.quiescent() {
                 self.log(|| "quiescent: every command delivered everywhere".into());
                 return Ok(());
@@ -197,14 +246,21 @@ impl Sim {
             .iter()
             .map(|n| format!("n{}:{}", n.id, n.log.len()))
             .collect();
+        let leaders: Vec<String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.core.as_ref().map(|c| (n.id, c.status())))
+            .map(|(id, s)| format!("n{id}:{}{}", s.ballot, if s.is_leader { "*" } else { "" }))
+            .collect();
         Err(format!(
             "liveness: {} ticks after faults stopped, {} commands undelivered (first {:?}), \
-             chosen through {}, nodes applied {}",
+             chosen through {}, nodes applied {}, ballots {}",
             self.params.quiet_ticks_max,
             self.outstanding.len(),
             self.outstanding.keys().next(),
             self.checker.max_delivered,
-            lag.join(" ")
+            lag.join(" "),
+            leaders.join(" ")
         ))
     }
 
@@ -214,10 +270,10 @@ impl Sim {
             && self
                 .nodes
                 .iter()
-                .all(|n| n.core.is_some() && n.log.len() as u64 == self.checker.max_delivered)
+                .all(|n| n.running() && n.log.len() as u64 == self.checker.max_delivered)
     }
 
-    fn heal_everything(&mut self) {
+    fn heal_everything(&mut self) -> Check {
         self.healed = true;
         self.net.heal();
         self.net.faults.drop_per_mille = 0;
@@ -225,23 +281,41 @@ impl Sim {
         self.log(|| "faults stop: network healed, crashed nodes restart".into());
         for i in 0..self.nodes.len() {
             if self.nodes[i].core.is_none() {
-                self.restart(i);
+                self.restart(i)?;
+            }
+            if self.nodes[i].paused_until != 0 {
+                self.nodes[i].paused_until = self.now;
+            }
+        }
+        self.resume_paused();
+        Ok(())
+    }
+
+    /// Paused nodes whose pause is over run again (with everything queued for them).
+    fn resume_paused(&mut self) {
+        for i in 0..self.nodes.len() {
+            let n = &mut self.nodes[i];
+            if n.paused_until != 0 && self.now >= n.paused_until {
+                n.paused_until = 0;
+                let id = n.id;
+                self.net.set_state(id, Proc::Running);
+                self.log(|| format!("resume n{id}"));
             }
         }
     }
 
-    /// Persists that completed: make them durable, then release their messages.
-    fn complete_persists(&mut self) {
+    /// Persists that completed (on running nodes): make them durable, then release their
+    /// messages.
+    fn complete_persists(&mut self) -> Check {
         for i in 0..self.nodes.len() {
-            while self.nodes[i]
-                .persisting
-                .front()
-                .is_some_and(|p| p.done_at <= self.now)
+            while self.nodes[i].running()
+                && self.nodes[i]
+                    .persisting
+                    .front()
+                    .is_some_and(|p| p.done_at <= self.now)
             {
                 if let Some(p) = self.nodes[i].persisting.pop_front() {
-                    for record in &p.persist {
-                        self.nodes[i].durable.apply(record);
-                    }
+                    self.nodes[i].disk.persist(&p.persist)?;
                     let from = self.nodes[i].id;
                     for (to, msg) in p.send {
                         self.send(from, to, msg);
@@ -249,6 +323,7 @@ impl Sim {
                 }
             }
         }
+        Ok(())
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: Message) {
@@ -271,10 +346,11 @@ impl Sim {
         }
         if let Some(line) = line {
             let what = match fate {
-                Fate::Sent => "send",
-                Fate::Duplicated => "send (duplicated)",
-                Fate::Dropped => "drop",
-                Fate::Cut => "cut",
+                Fate::Sent => "send".to_string(),
+                Fate::Duplicated => "send (duplicated)".to_string(),
+                Fate::Dropped => "drop".to_string(),
+                Fate::Held => "hold".to_string(),
+                Fate::TooLarge(n) => format!("too large ({n} bytes)"),
             };
             self.log(|| format!("{what} n{from}->n{to} {line}"));
         }
@@ -285,7 +361,14 @@ impl Sim {
         let mut touched = vec![false; self.nodes.len()];
         for e in due {
             let i = e.to as usize - 1;
+            if !self.nodes[i].running() {
+                continue;
+            }
             if let Some(core) = self.nodes[i].core.as_mut() {
+                if self.trace {
+                    let (from, to, line) = (e.from, e.to, describe(&e.msg));
+                    println!("t={} recv n{from}->n{to} {line}", self.now);
+                }
                 core.step(e.from, e.msg);
                 touched[i] = true;
             }
@@ -300,6 +383,9 @@ impl Sim {
 
     fn tick_nodes(&mut self) -> Check {
         for i in 0..self.nodes.len() {
+            if !self.nodes[i].running() {
+                continue;
+            }
             let Some(core) = self.nodes[i].core.as_mut() else {
                 continue;
             };
@@ -329,7 +415,7 @@ impl Sim {
             return Ok(());
         }
         let ready = core.ready();
-        let id = self.nodes[i].id;
+        let (id, inc) = (self.nodes[i].id, self.nodes[i].incarnation);
         for (slot, value) in ready.deliver {
             let applied = self.nodes[i].log.len() as u64;
             self.checker.deliver(id, applied, slot, &value)?;
@@ -340,9 +426,11 @@ impl Sim {
             self.nodes[i].log.push(value);
         }
         for (read, index) in ready.reads {
-            // Kept after the answer: a duplicated forwarded reply answers twice.
-            let Some(&(_, asked_at)) = self.reads.get(&read) else {
-                return Err(format!("read index: n{id} answered unknown read {read}"));
+            // Kept after the answer: a duplicated forwarded reply answers twice. An id the
+            // node never asked in this incarnation is ignored, as the driver ignores it.
+            let Some(&asked_at) = self.reads.get(&(id, inc, read)) else {
+                self.log(|| format!("read n{id} #{read} -> {index:?} (not asked: ignored)"));
+                continue;
             };
             self.log(|| format!("read n{id} #{read} -> {index:?}"));
             if let Some(index) = index {
@@ -368,7 +456,7 @@ impl Sim {
                 send: ready.send,
             });
             if done_at <= self.now {
-                self.complete_persists();
+                self.complete_persists()?;
             }
         }
         Ok(())
@@ -376,7 +464,7 @@ impl Sim {
 
     fn up_node(&mut self) -> Option<usize> {
         let up: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].core.is_some())
+            .filter(|&i| self.nodes[i].running())
             .collect();
         if up.is_empty() {
             return None;
@@ -405,7 +493,8 @@ impl Sim {
             let Some(core) = self.nodes[i].core.as_mut() else {
                 continue;
             };
-            let result = core.propose(command(id));
+            let pad = (id as usize * 7919) % (self.params.command_pad_bytes_max + 1);
+            let result = core.propose(command(id, pad));
             if result.is_ok() {
                 self.checker.proposed(id);
             }
@@ -420,10 +509,11 @@ impl Sim {
         }
         if self.rng.chance(30) {
             if let Some(i) = self.up_node() {
-                let id = self.next_read_id;
-                self.next_read_id += 1;
-                let node = self.nodes[i].id;
-                self.reads.insert(id, (node, self.checker.max_delivered));
+                let id = self.nodes[i].next_read_id;
+                self.nodes[i].next_read_id += 1;
+                let (node, inc) = (self.nodes[i].id, self.nodes[i].incarnation);
+                self.reads
+                    .insert((node, inc, id), self.checker.max_delivered);
                 if let Some(core) = self.nodes[i].core.as_mut() {
                     core.read_index(id);
                 }
@@ -434,24 +524,31 @@ impl Sim {
         Ok(())
     }
 
-    fn compactions(&mut self) {
-        if !self.rng.chance(15) {
-            return;
+    /// As the node's driver: once `compact_every_slots` more slots are applied past the
+    /// compaction point and its tail, the state machine syncs and the core and the acceptor
+    /// log are compacted through `applied - log_tail_slots`.
+    fn compactions(&mut self) -> Check {
+        if !self.rng.chance(250) {
+            return Ok(());
         }
-        let Some(i) = self.up_node() else { return };
+        let Some(i) = self.up_node() else {
+            return Ok(());
+        };
         let applied = self.nodes[i].log.len() as u64;
-        let through = applied.saturating_sub(self.rng.below(4));
         let node = &mut self.nodes[i];
-        if through <= node.durable.compacted_through {
-            return;
+        let compacted = node.disk.state.compacted_through;
+        let trigger = compacted + self.params.log_tail_slots + self.params.compact_every_slots;
+        if applied < trigger {
+            return Ok(());
         }
-        // The state machine is durable through `through`; then the log is truncated.
-        node.durable.compact(through);
+        let through = applied - self.params.log_tail_slots;
         if let Some(core) = node.core.as_mut() {
             core.compact(through);
         }
+        node.disk.checkpoint(through)?;
         let id = node.id;
         self.log(|| format!("compact n{id} through {through}"));
+        Ok(())
     }
 
     fn snapshots(&mut self) -> Check {
@@ -460,7 +557,7 @@ impl Sim {
         self.snapshots = later;
         for (_, donor, receiver) in due {
             let (d, r) = (donor as usize - 1, receiver as usize - 1);
-            if self.nodes[d].core.is_none() || self.nodes[r].core.is_none() {
+            if !self.nodes[d].running() || !self.nodes[r].running() {
                 continue;
             }
             let through = self.nodes[d].log.len();
@@ -477,7 +574,7 @@ impl Sim {
             }
             let node = &mut self.nodes[r];
             node.log = log;
-            node.durable.compact(through as u64);
+            node.disk.checkpoint(through as u64)?;
             if let Some(core) = node.core.as_mut() {
                 core.install_snapshot(through as u64);
             }
@@ -487,10 +584,10 @@ impl Sim {
         Ok(())
     }
 
-    fn faults(&mut self) {
+    fn faults(&mut self) -> Check {
         for i in 0..self.nodes.len() {
             if self.nodes[i].core.is_none() && self.now >= self.nodes[i].down_until {
-                self.restart(i);
+                self.restart(i)?;
             }
         }
         if self.rng.chance(self.params.crash_per_mille) {
@@ -500,7 +597,8 @@ impl Sim {
                 self.crash(i, down);
             }
         }
-        self.crash_while_persisting();
+        self.crash_while_persisting()?;
+        self.pause_one();
         if self.net.is_partitioned() {
             if self.now >= self.partition_until {
                 self.net.heal();
@@ -514,17 +612,37 @@ impl Sim {
             self.log(|| format!("partition {sides:?} until t={}", self.partition_until));
             self.net.partition(sides);
         }
+        Ok(())
+    }
+
+    /// Pauses a running node (SIGSTOP) for longer than a suspicion: its ticks stop, its
+    /// persists stall, frames for it queue at the senders; then it resumes as it was.
+    fn pause_one(&mut self) {
+        if !self.crash_rng.chance(self.params.pause_per_mille) {
+            return;
+        }
+        let i = self.crash_rng.below(self.nodes.len() as u64) as usize;
+        if !self.nodes[i].running() {
+            return;
+        }
+        let suspect = u64::from(self.params.config(1).suspect_ticks);
+        let len = self.crash_rng.range(suspect, 3 * suspect + 40);
+        let node = &mut self.nodes[i];
+        node.paused_until = self.now + len;
+        let id = node.id;
+        self.net.set_state(id, Proc::Paused);
+        self.log(|| format!("pause n{id} for {len}"));
     }
 
     /// Crashes a node that has a Ready with records still persisting, sometimes just after
     /// the first such persist completed but before its messages left.
-    fn crash_while_persisting(&mut self) {
+    fn crash_while_persisting(&mut self) -> Check {
         if !self.crash_rng.chance(self.params.crash_pending_per_mille) {
-            return;
+            return Ok(());
         }
         let pending: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| {
-                self.nodes[i].core.is_some()
+                self.nodes[i].running()
                     && self.nodes[i]
                         .persisting
                         .iter()
@@ -532,16 +650,14 @@ impl Sim {
             })
             .collect();
         if pending.is_empty() {
-            return;
+            return Ok(());
         }
         let i = pending[self.crash_rng.below(pending.len() as u64) as usize];
         if self.crash_rng.chance(500) {
             // Complete the persists up to and including the first one with records, and
             // lose that one's messages (earlier ones' messages go out as usual).
             while let Some(p) = self.nodes[i].persisting.pop_front() {
-                for record in &p.persist {
-                    self.nodes[i].durable.apply(record);
-                }
+                self.nodes[i].disk.persist(&p.persist)?;
                 if !p.persist.is_empty() {
                     let (id, n) = (self.nodes[i].id, p.send.len());
                     self.log(|| format!("n{id} persisted a Ready; its {n} messages are lost"));
@@ -555,29 +671,55 @@ impl Sim {
         }
         let down = self.crash_rng.range(5, 150);
         self.crash(i, down);
+        Ok(())
     }
 
     fn crash(&mut self, i: usize, down: u64) {
+        let tear_seed = self.crash_rng.next_u64();
         let node = &mut self.nodes[i];
         node.core = None;
         let lost = node.persisting.len();
         node.persisting.clear();
-        node.log.truncate(node.durable.compacted_through as usize);
+        node.disk.crash(tear_seed);
+        node.log
+            .truncate(node.disk.state.compacted_through as usize);
         node.down_until = self.now + down;
+        node.paused_until = 0;
         node.was_leader = false;
         let id = node.id;
-        self.log(|| format!("crash n{id} ({lost} unpersisted readys lost), down for {down}"));
+        let frames = self.net.set_state(id, Proc::Crashed);
+        self.log(|| {
+            format!(
+                "crash n{id} ({lost} unpersisted readys and {frames} queued frames lost), \
+                 down for {down}"
+            )
+        });
     }
 
-    fn restart(&mut self, i: usize) {
+    fn restart(&mut self, i: usize) -> Check {
         let node = &mut self.nodes[i];
         node.incarnation += 1;
-        let seed = self.seed ^ u64::from(node.id) ^ (node.incarnation << 32);
-        let config = self.params.config(node.id);
-        node.core = Some(Core::new(config, node.durable.clone(), seed));
-        let (id, from) = (node.id, node.durable.compacted_through);
+        node.next_read_id = 1;
+        node.disk.restart()?;
+        node.core = Some(new_core(
+            &self.params,
+            node.id,
+            &node.disk,
+            self.seed,
+            node.incarnation,
+        ));
+        let (id, from) = (node.id, node.disk.state.compacted_through);
+        self.net.set_state(id, Proc::Running);
         self.log(|| format!("restart n{id} (redelivers after slot {from})"));
+        Ok(())
     }
+}
+
+/// A node's core as its driver builds it at start-up, from what its disk replayed, with
+/// an incarnation number distinct per start (the node draws a random one).
+fn new_core(params: &Params, id: NodeId, disk: &Disk, seed: u64, incarnation: u64) -> Core {
+    let incarnation = seed.rotate_left(17) ^ (u64::from(id) << 48) ^ incarnation;
+    Core::new(params.config(id), disk.state.clone(), incarnation)
 }
 
 fn commands(value: &Value) -> Vec<u64> {
@@ -585,72 +727,8 @@ fn commands(value: &Value) -> Vec<u64> {
         Value::Noop => Vec::new(),
         Value::Batch(cs) => cs
             .iter()
-            .filter_map(|c| <[u8; 8]>::try_from(&c[..]).ok().map(u64::from_le_bytes))
+            .filter_map(|c| c.get(..8))
+            .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(u64::from_le_bytes))
             .collect(),
-    }
-}
-
-/// One readable line per message.
-fn describe(msg: &Message) -> String {
-    match msg {
-        Message::Heartbeat {
-            leading,
-            commit,
-            read_round,
-        } => match leading {
-            Some(b) => format!("heartbeat leader {b} commit {commit} read-round {read_round}"),
-            None => format!("heartbeat commit {commit}"),
-        },
-        Message::HeartbeatAck { ballot, read_round } => {
-            format!("heartbeat-ack {ballot} round {read_round}")
-        }
-        Message::Prepare { ballot, from } => format!("prepare {ballot} from slot {from}"),
-        Message::Promise {
-            ballot,
-            accepted,
-            compacted_through,
-        } => {
-            let acc: Vec<String> = accepted
-                .iter()
-                .map(|(s, b, v)| format!("{s}@{b}={}", show(v)))
-                .collect();
-            format!(
-                "promise {ballot} compacted {compacted_through} accepted {{{}}}",
-                acc.join(", ")
-            )
-        }
-        Message::Accept {
-            ballot,
-            slot,
-            value,
-            commit,
-        } => {
-            format!(
-                "accept {ballot} slot {slot} {} commit {commit}",
-                show(value)
-            )
-        }
-        Message::Accepted { ballot, slot } => format!("accepted {ballot} slot {slot}"),
-        Message::Nack { ballot, promised } => format!("nack {ballot} promised {promised}"),
-        Message::AcceptCompacted {
-            ballot,
-            compacted_through,
-        } => {
-            format!("accept-compacted {ballot} through {compacted_through}")
-        }
-        Message::Forward { commands } => {
-            format!("forward {}", show(&Value::Batch(commands.clone())))
-        }
-        Message::ReadIndex { id } => format!("read-index #{id}"),
-        Message::ReadIndexReply { id, index } => format!("read-index-reply #{id} {index:?}"),
-        Message::CatchUp { from, to } => format!("catch-up {from}..={to}"),
-        Message::Commit { ballot, commit } => format!("commit {ballot} through {commit}"),
-        Message::CatchUpReply { entries, commit } => {
-            let first = entries.first().map_or(0, |e| e.0);
-            format!(
-                "catch-up-reply {} entries from {first} commit {commit}",
-                entries.len()
-            )
-        }
     }
 }

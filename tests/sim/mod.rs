@@ -2,5 +2,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod describe;
+pub mod disk;
 pub mod network;
 pub mod rng;
