@@ -6,9 +6,10 @@
 //! history holds exactly revisions `compact_revision + 1 ..= revision`; a watch from an
 //! older revision is answered `compacted`.
 
-use crate::kv::apply::{Ctx, KvOptions};
+use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Event};
+use crate::kv::options::KvOptions;
 
 /// Records `events` as revision `ctx.meta.revision` (already bumped) and trims.
 pub(crate) fn append(ctx: &mut Ctx<'_>, events: &[Event], opts: &KvOptions) -> Result<(), KvError> {

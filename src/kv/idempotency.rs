@@ -8,8 +8,8 @@
 //! through a time index. A retry answers the stored reply (with its original revision)
 //! and changes nothing else.
 
-use crate::kv::apply::Ctx;
 use crate::kv::command::Command;
+use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, IdempotencyRecord};
 use crate::kv::outcome::{Outcome, Reply};

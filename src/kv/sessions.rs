@@ -5,8 +5,8 @@
 //! revision (no revision when it owned no keys). Deadlines are not replicated: the
 //! leader keeps them ([`crate::kv::lease`]) and proposes `ExpireSessions`.
 
-use crate::kv::apply::Ctx;
 use crate::kv::command::{LeaderBallot, SessionId};
+use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, KeyRecord, SessionRecord};
 use crate::kv::lease::LeaseEffect;

@@ -6,9 +6,10 @@
 //! overlay, events and lease effects roll back to before the transaction and the
 //! failure is the answer: nothing of it is applied.
 
-use crate::kv::apply::{apply_delete_key, apply_put, Ctx};
 use crate::kv::command::{Compare, CompareTarget, TxnOp};
+use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
+use crate::kv::keys::{apply_delete_key, apply_put};
 use crate::kv::outcome::{Outcome, TxnResult};
 
 fn holds(ctx: &Ctx<'_>, compare: &Compare) -> Result<bool, KvError> {
