@@ -1,7 +1,7 @@
 //! Applying chosen slots: the deterministic heart of the state machine.
 //!
 //! [`KvStateMachine::apply_slot`] decodes each command of a slot, applies it to a
-//! [`Pending`] overlay, and writes the overlay plus the new [`Meta`] (applied index,
+//! [`SlotOverlay`], and writes the overlay plus the new [`Meta`] (applied index,
 //! revision) as one batch. Invariants:
 //! - a command that fails (compare mismatch, missing session, undecodable) changes
 //!   nothing and does not bump the revision;
@@ -19,7 +19,7 @@ use crate::kv::keyspace::{self, Area, Meta, Root, ROOT_KEY};
 use crate::kv::lease::LeaseTable;
 use crate::kv::options::KvOptions;
 use crate::kv::outcome::{Outcome, Reply};
-use crate::kv::pending::Pending;
+use crate::kv::overlay::SlotOverlay;
 use crate::kv::read::KvReader;
 use crate::kv::sessions;
 use bytes::Bytes;
@@ -163,7 +163,7 @@ impl KvStateMachine {
         }
         let mut ctx = Ctx {
             area: self.area,
-            pending: Pending::new(&self.db),
+            overlay: SlotOverlay::new(&self.db),
             meta: self.meta.clone(),
             events: Vec::new(),
             lease_effects: Vec::new(),
@@ -172,7 +172,7 @@ impl KvStateMachine {
         for bytes in commands {
             let outcome = match Command::decode(bytes) {
                 Ok(command) => {
-                    let mark = ctx.pending.mark();
+                    let mark = ctx.overlay.mark();
                     let meta_before = ctx.meta.clone();
                     let (events_len, effects_len) = (ctx.events.len(), ctx.lease_effects.len());
                     let outcome = apply_command(&mut ctx, command)?;
@@ -182,10 +182,10 @@ impl KvStateMachine {
                             (e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 48) as u64
                         })
                         .sum();
-                    if ctx.pending.bytes() + events_bytes > self.opts.slot_batch_bytes_max {
+                    if ctx.overlay.bytes() + events_bytes > self.opts.slot_batch_bytes_max {
                         // Deterministic on every replica: the command's writes would not
                         // fit the slot's storage batch, so it is refused, not applied.
-                        ctx.pending.rollback(mark);
+                        ctx.overlay.rollback(mark);
                         ctx.meta = meta_before;
                         ctx.events.truncate(events_len);
                         ctx.lease_effects.truncate(effects_len);
@@ -219,14 +219,14 @@ impl KvStateMachine {
         }
         ctx.meta.applied_index = slot;
         let Ctx {
-            mut pending,
+            mut overlay,
             meta,
             lease_effects,
             ..
         } = ctx;
-        pending.put(self.area.meta_key(), keyspace::encode(&meta));
+        overlay.put(self.area.meta_key(), keyspace::encode(&meta));
         self.db
-            .write(&pending.into_batch(), WriteOptions { sync: false })?;
+            .write(&overlay.into_batch(), WriteOptions { sync: false })?;
         self.meta = meta;
         self.leases.apply_effects(lease_effects);
         self.revision_tx.send_replace(self.meta.revision);

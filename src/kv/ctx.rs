@@ -12,12 +12,12 @@
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Area, Event, EventKind, KeyRecord, Meta};
 use crate::kv::lease::LeaseEffect;
-use crate::kv::pending::Pending;
+use crate::kv::overlay::SlotOverlay;
 
 /// The mutable context of one slot being applied.
 pub(crate) struct Ctx<'a> {
     pub area: Area,
-    pub pending: Pending<'a>,
+    pub overlay: SlotOverlay<'a>,
     pub meta: Meta,
     /// Changes of the command being applied; they become one revision.
     pub events: Vec<Event>,
@@ -33,7 +33,7 @@ impl Ctx<'_> {
     /// A key's record as the slot leaves it so far.
     pub fn read_key(&self, key: &str) -> Result<Option<KeyRecord>, KvError> {
         let sk = self.area.key_key(key);
-        match self.pending.get(&sk)? {
+        match self.overlay.get(&sk)? {
             Some(bytes) => Ok(Some(keyspace::decode(&sk, &bytes)?)),
             None => Ok(None),
         }
@@ -41,9 +41,9 @@ impl Ctx<'_> {
 
     /// Deletes a key (and its ephemeral index entry) and records the event.
     pub fn delete_key(&mut self, key: &str, record: &KeyRecord) {
-        self.pending.delete(self.area.key_key(key));
+        self.overlay.delete(self.area.key_key(key));
         if let Some(owner) = record.session {
-            self.pending.delete(self.area.ephemeral_key(owner, key));
+            self.overlay.delete(self.area.ephemeral_key(owner, key));
         }
         self.events.push(Event {
             kind: EventKind::Delete,

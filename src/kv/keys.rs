@@ -54,15 +54,15 @@ pub(crate) fn apply_put(
     };
     if let Some(old) = existing.as_ref().and_then(|r| r.session) {
         if Some(old) != session {
-            ctx.pending.delete(ctx.area.ephemeral_key(old, &key));
+            ctx.overlay.delete(ctx.area.ephemeral_key(old, &key));
         }
     }
     if let Some(owner) = session {
         let ik = ctx.area.ephemeral_key(owner, &key);
-        ctx.pending.put(ik, Vec::new());
+        ctx.overlay.put(ik, Vec::new());
     }
     let sk = ctx.area.key_key(&key);
-    ctx.pending.put(sk, keyspace::encode(&record));
+    ctx.overlay.put(sk, keyspace::encode(&record));
     ctx.events.push(Event {
         kind: EventKind::Put,
         key: key.clone(),
@@ -96,7 +96,7 @@ pub(crate) fn apply_put_sequential(
     session: Option<SessionId>,
 ) -> Result<Outcome, KvError> {
     let counter_key = ctx.area.sequence_key(&prefix);
-    let last: u64 = match ctx.pending.get(&counter_key)? {
+    let last: u64 = match ctx.overlay.get(&counter_key)? {
         Some(bytes) => keyspace::decode(&counter_key, &bytes)?,
         None => 0,
     };
@@ -116,7 +116,7 @@ pub(crate) fn apply_put_sequential(
     };
     let outcome = apply_put(ctx, key, value, Some(0), session)?;
     if matches!(outcome, Outcome::Put { .. }) {
-        ctx.pending.put(counter_key, keyspace::encode(&next));
+        ctx.overlay.put(counter_key, keyspace::encode(&next));
     }
     Ok(outcome)
 }
@@ -154,7 +154,7 @@ pub(crate) fn apply_delete_key(ctx: &mut Ctx<'_>, key: &str) -> Result<u64, KvEr
 }
 
 pub(crate) fn apply_delete_prefix(ctx: &mut Ctx<'_>, prefix: String) -> Result<Outcome, KvError> {
-    let found = ctx.pending.scan_prefix(&ctx.area.key_key(&prefix))?;
+    let found = ctx.overlay.scan_prefix(&ctx.area.key_key(&prefix))?;
     let mut count = 0;
     for (sk, bytes) in found {
         let record: KeyRecord = keyspace::decode(&sk, &bytes)?;

@@ -9,11 +9,11 @@
 //! cheap clone sharing the same `storage::Db`.
 //!
 //! Reading order: `command` (what is replicated), `outcome` (what the proposer gets
-//! back), `keyspace` (the storage layout), `options` (the limits), `pending` (one
-//! slot's overlay), `ctx` (one slot's context), `apply` (a slot, command by command),
-//! `keys`, `sessions`, `txn`, `idempotency`, `history`, `read`, `snapshot`,
-//! `state_machine` (the node's trait), `lease` and `expiry` (the leader's session
-//! deadlines, not replicated). Imports point one way: the appliers (`keys`,
+//! back), `keyspace` (the storage layout), `options` (the limits), `overlay` (one
+//! slot's writes over the Db), `ctx` (one slot's context), `apply` (a slot, command
+//! by command), `keys`, `sessions`, `txn`, `idempotency`, `history`, `read`,
+//! `snapshot`, `state_machine` (the node's trait), `lease` and `expiry` (the leader's
+//! session deadlines, not replicated). Imports point one way: the appliers (`keys`,
 //! `sessions`, `txn`, `idempotency`, `history`) use `ctx`, and only `apply` uses them.
 
 pub mod apply;
@@ -28,7 +28,7 @@ pub mod keyspace;
 pub mod lease;
 pub mod options;
 pub mod outcome;
-pub mod pending;
+pub mod overlay;
 pub mod read;
 pub mod sessions;
 pub mod snapshot;

@@ -35,7 +35,7 @@ pub(crate) fn apply_txn(
         }
     }
     let branch = if succeeded { success } else { failure };
-    let mark = ctx.pending.mark();
+    let mark = ctx.overlay.mark();
     let (events_len, effects_len) = (ctx.events.len(), ctx.lease_effects.len());
     let mut results = Vec::with_capacity(branch.len());
     for op in branch {
@@ -47,7 +47,7 @@ pub(crate) fn apply_txn(
             } => match apply_put(ctx, key, value, None, session)? {
                 Outcome::Put { entry, created } => TxnResult::Put { entry, created },
                 failed => {
-                    ctx.pending.rollback(mark);
+                    ctx.overlay.rollback(mark);
                     ctx.events.truncate(events_len);
                     ctx.lease_effects.truncate(effects_len);
                     return Ok(failed);
