@@ -15,40 +15,14 @@ use crate::kv::error::KvError;
 use crate::kv::history;
 use crate::kv::idempotency::{self, Idempotent};
 use crate::kv::keys;
-use crate::kv::keyspace::{self, Area, Meta, Root, ROOT_KEY};
-use crate::kv::lease::LeaseTable;
+use crate::kv::keyspace;
+use crate::kv::machine::KvStateMachine;
 use crate::kv::options::KvOptions;
 use crate::kv::outcome::{Outcome, Reply};
 use crate::kv::overlay::SlotOverlay;
-use crate::kv::read::KvReader;
 use crate::kv::sessions;
 use bytes::Bytes;
-use std::ops::Bound;
-use std::sync::Arc;
-use storage::{Db, WriteBatch, WriteOptions};
-
-/// The state machine over a storage Db.
-pub struct KvStateMachine {
-    pub(crate) db: Db,
-    /// The live area (the root record's).
-    pub(crate) area: Area,
-    /// Invariant: equal to the live area's meta record.
-    pub(crate) meta: Meta,
-    pub(crate) opts: KvOptions,
-    pub(crate) leases: Arc<LeaseTable>,
-    /// The slot of a snapshot being installed.
-    pub(crate) installing: Option<u64>,
-    /// Publishes the revision after every applied slot (watchers wait on it).
-    pub(crate) revision_tx: tokio::sync::watch::Sender<u64>,
-}
-
-/// The live area named by the root record (the first area in a fresh Db).
-pub(crate) fn read_area(db: &Db) -> Result<Area, KvError> {
-    match db.get(ROOT_KEY)? {
-        Some(bytes) => Area::from_root(keyspace::decode::<Root>(ROOT_KEY, &bytes)?),
-        None => Ok(keyspace::AREA_FIRST),
-    }
-}
+use storage::WriteOptions;
 
 /// Closes the current command: if it changed keys, they become the next revision.
 fn finish_command(ctx: &mut Ctx<'_>, opts: &KvOptions) -> Result<(), KvError> {
@@ -115,43 +89,6 @@ fn apply_command(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, KvError
 }
 
 impl KvStateMachine {
-    /// Opens the state machine over `db`, resuming at the stored applied index.
-    pub fn open(db: Db, opts: KvOptions, leases: Arc<LeaseTable>) -> Result<Self, KvError> {
-        let area = read_area(&db)?;
-        let meta_key = area.meta_key();
-        let meta = match db.get(&meta_key)? {
-            Some(bytes) => keyspace::decode::<Meta>(&meta_key, &bytes)?,
-            None => Meta::default(),
-        };
-        let (revision_tx, _) = tokio::sync::watch::channel(meta.revision);
-        let sm = KvStateMachine {
-            db,
-            area,
-            meta,
-            opts,
-            leases,
-            installing: None,
-            revision_tx,
-        };
-        sm.reload_leases()?;
-        Ok(sm)
-    }
-
-    /// A reader over the same Db.
-    pub fn reader(&self) -> KvReader {
-        KvReader::new(self.db.clone(), self.revision_tx.subscribe())
-    }
-
-    /// The last applied slot (0 = none).
-    pub fn applied_index(&self) -> u64 {
-        self.meta.applied_index
-    }
-
-    /// The current cluster revision.
-    pub fn revision(&self) -> u64 {
-        self.meta.revision
-    }
-
     /// Applies slot `slot` (must be `applied_index() + 1`); returns one encoded
     /// [`Reply`] per command.
     pub fn apply_slot(&mut self, slot: u64, commands: &[Bytes]) -> Result<Vec<Bytes>, KvError> {
@@ -231,43 +168,5 @@ impl KvStateMachine {
         self.leases.apply_effects(lease_effects);
         self.revision_tx.send_replace(self.meta.revision);
         Ok(replies)
-    }
-
-    /// Makes everything applied so far durable.
-    pub fn sync(&self) -> Result<(), KvError> {
-        Ok(self.db.sync_wal()?)
-    }
-
-    /// Deletes every record of `area` (in batches of a bounded size).
-    pub(crate) fn wipe(&self, area: Area) -> Result<(), KvError> {
-        const WIPE_BATCH_KEYS_MAX: usize = 4096;
-        let lower = area.prefix();
-        let upper = keyspace::prefix_end(&lower);
-        let upper = match &upper {
-            Some(u) => Bound::Excluded(u.as_slice()),
-            None => Bound::Unbounded,
-        };
-        loop {
-            let mut batch = WriteBatch::default();
-            for item in self.db.iter(Bound::Included(lower.as_slice()), upper)? {
-                let (k, _) = item?;
-                batch.delete(&k);
-                if batch.len() >= WIPE_BATCH_KEYS_MAX {
-                    break;
-                }
-            }
-            if batch.is_empty() {
-                return Ok(());
-            }
-            self.db.write(&batch, WriteOptions { sync: false })?;
-        }
-    }
-
-    /// Rebuilds the lease table from the stored sessions (every deadline restarts).
-    pub(crate) fn reload_leases(&self) -> Result<(), KvError> {
-        let all = self.reader().sessions()?;
-        self.leases
-            .load(all.into_iter().map(|(id, r)| (id, r.ttl_ms)).collect());
-        Ok(())
     }
 }

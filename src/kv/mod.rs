@@ -9,12 +9,13 @@
 //! cheap clone sharing the same `storage::Db`.
 //!
 //! Reading order: `command` (what is replicated), `outcome` (what the proposer gets
-//! back), `keyspace` (the storage layout), `options` (the limits), `overlay` (one
-//! slot's writes over the Db), `ctx` (one slot's context), `apply` (a slot, command
-//! by command), `keys`, `sessions`, `txn`, `idempotency`, `history`, `read`,
-//! `snapshot`, `state_machine` (the node's trait), `lease` and `expiry` (the leader's
-//! session deadlines, not replicated). Imports point one way: the appliers (`keys`,
-//! `sessions`, `txn`, `idempotency`, `history`) use `ctx`, and only `apply` uses them.
+//! back), `keyspace` (the storage layout), `options` (the limits), `machine` (the
+//! state, and the node's `StateMachine` trait), `overlay` (one slot's writes over the
+//! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `keys`,
+//! `sessions`, `txn`, `idempotency`, `history`, `read`, `snapshot`, `lease` and
+//! `expiry` (the leader's session deadlines, not replicated). Imports point one way:
+//! the appliers (`keys`, `sessions`, `txn`, `idempotency`, `history`) use `ctx`, and
+//! only `apply` uses them; `apply` and `snapshot` use `machine`, which uses neither.
 
 pub mod apply;
 pub mod command;
@@ -26,20 +27,20 @@ pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
 pub mod lease;
+pub mod machine;
 pub mod options;
 pub mod outcome;
 pub mod overlay;
 pub mod read;
 pub mod sessions;
 pub mod snapshot;
-pub mod state_machine;
 pub mod txn;
 
-pub use apply::KvStateMachine;
 pub use command::{Command, Compare, CompareTarget, LeaderBallot, SessionId, TxnOp};
 pub use error::KvError;
 pub use keyspace::{Event, EventKind, KeyRecord, Meta, SessionRecord};
 pub use lease::LeaseTable;
+pub use machine::KvStateMachine;
 pub use options::KvOptions;
 pub use outcome::{Outcome, Reply, TxnResult};
 pub use read::KvReader;
