@@ -12,16 +12,17 @@
 //! back), `keyspace` (the storage layout), `options` (the limits), `machine` (the
 //! state, and the node's `StateMachine` trait), `overlay` (one slot's writes over the
 //! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `keys`,
-//! `sessions`, `txn`, `idempotency`, `history`, `read`, `snapshot`, `lease` and
-//! `expiry` (the leader's session deadlines, not replicated). Imports point one way:
-//! the appliers (`keys`, `sessions`, `txn`, `idempotency`, `history`) use `ctx`, and
-//! only `apply` uses them; `apply` and `snapshot` use `machine`, which uses neither.
+//! `sessions`, `txn`, `idempotency`, `history`, `read`, `snapshot`, `lease` (the
+//! leader's session deadlines, not replicated; `crate::server::expiry` acts on them).
+//! Imports point one way: the appliers (`keys`, `sessions`, `txn`, `idempotency`,
+//! `history`) use `ctx`, and only `apply` uses them; `apply` and `snapshot` use
+//! `machine`, which uses neither. From `node`, `kv` uses only the `StateMachine` trait
+//! and its `SnapshotSource`.
 
 pub mod apply;
 pub mod command;
 mod ctx;
 pub mod error;
-pub mod expiry;
 pub mod history;
 pub mod idempotency;
 pub mod keys;
