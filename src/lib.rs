@@ -1,7 +1,8 @@
 //! Concierge: a durable, replicated coordination service.
 //!
 //! Reading order: `paxos` (the pure consensus core), `node` (drives it over the network
-//! and disk), `kv` (the replicated state machine), `http` (the REST API of API.md).
+//! and disk), `kv` (the replicated state machine), `http` (the REST API of API.md),
+//! `server` (what runs beside the node and the state machine: session expiry).
 
 pub mod node;
 pub mod paxos;
@@ -10,3 +11,4 @@ pub mod paxos;
 pub mod config;
 pub mod http;
 pub mod kv;
+pub mod server;

@@ -7,8 +7,9 @@
 use clap::Parser;
 use concierge::config::{check_cluster_file, Cli, CliCommand, ServeConfig};
 use concierge::http::{self, AppState, HttpLimits};
-use concierge::kv::{self, KvOptions, KvStateMachine, LeaseTable};
+use concierge::kv::{KvOptions, KvStateMachine, LeaseTable};
 use concierge::node::{Node, NodeConfig};
+use concierge::server;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -83,7 +84,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     let node = Node::start(node_config, Box::new(sm))
         .await
         .map_err(|e| format!("starting the node: {e}"))?;
-    let expiry = tokio::spawn(kv::expiry::run(node.clone(), Arc::clone(&leases)));
+    let expiry = tokio::spawn(server::expiry::run(node.clone(), Arc::clone(&leases)));
 
     let state = actix_web::web::Data::new(AppState {
         node: node.clone(),

@@ -3,7 +3,7 @@
 //! `bad_request` naming what was wrong.
 
 use crate::http::error::ApiError;
-use crate::kv::apply::KEY_BYTES_MAX;
+use crate::kv::keys::KEY_BYTES_MAX;
 use crate::kv::SessionId;
 use actix_web::HttpRequest;
 use percent_encoding::percent_decode;

@@ -8,8 +8,8 @@
 //! through a time index. A retry answers the stored reply (with its original revision)
 //! and changes nothing else.
 
-use crate::kv::apply::Ctx;
 use crate::kv::command::Command;
+use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, IdempotencyRecord};
 use crate::kv::outcome::{Outcome, Reply};
@@ -39,7 +39,7 @@ fn retire(ctx: &mut Ctx<'_>) -> Result<(), KvError> {
     let mut end = prefix.clone();
     end.extend_from_slice(&horizon.to_be_bytes());
     let old = ctx
-        .pending
+        .overlay
         .scan_range(&prefix, &end, IDEMPOTENCY_RETIRE_MAX)?;
     for (tk, _) in old {
         let key = tk
@@ -47,13 +47,13 @@ fn retire(ctx: &mut Ctx<'_>) -> Result<(), KvError> {
             .and_then(|k| std::str::from_utf8(k).ok())
             .ok_or_else(|| KvError::corrupt(&tk, "bad idempotency time index key".into()))?
             .to_string();
-        ctx.pending.delete(tk);
+        ctx.overlay.delete(tk);
         let rk = ctx.area.idempotency_key(&key);
         // Only if the record is still the one this index entry points at.
-        if let Some(bytes) = ctx.pending.get(&rk)? {
+        if let Some(bytes) = ctx.overlay.get(&rk)? {
             let rec: IdempotencyRecord = keyspace::decode(&rk, &bytes)?;
             if rec.stamp_ms < horizon {
-                ctx.pending.delete(rk);
+                ctx.overlay.delete(rk);
             }
         }
     }
@@ -70,7 +70,7 @@ pub(crate) fn begin(
     ctx.meta.idempotency_clock_ms = ctx.meta.idempotency_clock_ms.max(stamp_ms);
     retire(ctx)?;
     let rk = ctx.area.idempotency_key(key);
-    if let Some(bytes) = ctx.pending.get(&rk)? {
+    if let Some(bytes) = ctx.overlay.get(&rk)? {
         let rec: IdempotencyRecord = keyspace::decode(&rk, &bytes)?;
         let horizon = ctx
             .meta
@@ -99,7 +99,7 @@ pub(crate) fn record(
         },
     };
     let rk = ctx.area.idempotency_key(key);
-    ctx.pending.put(rk, keyspace::encode(&rec));
+    ctx.overlay.put(rk, keyspace::encode(&rec));
     let tk = ctx.area.idempotency_time_key(stamp_ms, key);
-    ctx.pending.put(tk, Vec::new());
+    ctx.overlay.put(tk, Vec::new());
 }

@@ -38,7 +38,8 @@ fn deadline_after(now: Instant, ttl_ms: u64) -> Instant {
 }
 
 impl LeaseTable {
-    /// An empty table, shared between the state machine, the HTTP layer and the expiry loop.
+    /// An empty table, shared between the state machine, the HTTP layer and the expiry
+    /// loop (`crate::server::expiry`).
     pub fn new() -> Arc<LeaseTable> {
         Arc::new(LeaseTable::default())
     }

@@ -9,32 +9,40 @@
 //! cheap clone sharing the same `storage::Db`.
 //!
 //! Reading order: `command` (what is replicated), `outcome` (what the proposer gets
-//! back), `keyspace` (the storage layout), `pending` (one slot's overlay), `apply`,
-//! `sessions`, `txn`, `idempotency`, `history`, `read`, `snapshot`, `state_machine`
-//! (the node's trait), `lease` and `expiry` (the leader's session deadlines, not
-//! replicated).
+//! back), `keyspace` (the storage layout), `options` (the limits), `machine` (the
+//! state, and the node's `StateMachine` trait), `overlay` (one slot's writes over the
+//! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `keys`,
+//! `sessions`, `txn`, `idempotency`, `history`, `read`, `snapshot`, `lease` (the
+//! leader's session deadlines, not replicated; `crate::server::expiry` acts on them).
+//! Imports point one way: the appliers (`keys`, `sessions`, `txn`, `idempotency`,
+//! `history`) use `ctx`, and only `apply` uses them; `apply` and `snapshot` use
+//! `machine`, which uses neither. From `node`, `kv` uses only the `StateMachine` trait
+//! and its `SnapshotSource`.
 
 pub mod apply;
 pub mod command;
+mod ctx;
 pub mod error;
-pub mod expiry;
 pub mod history;
 pub mod idempotency;
+pub mod keys;
 pub mod keyspace;
 pub mod lease;
+pub mod machine;
+pub mod options;
 pub mod outcome;
-pub mod pending;
+pub mod overlay;
 pub mod read;
 pub mod sessions;
 pub mod snapshot;
-pub mod state_machine;
 pub mod txn;
 
-pub use apply::{KvOptions, KvStateMachine};
 pub use command::{Command, Compare, CompareTarget, LeaderBallot, SessionId, TxnOp};
 pub use error::KvError;
 pub use keyspace::{Event, EventKind, KeyRecord, Meta, SessionRecord};
 pub use lease::LeaseTable;
+pub use machine::KvStateMachine;
+pub use options::KvOptions;
 pub use outcome::{Outcome, Reply, TxnResult};
 pub use read::KvReader;
 

@@ -5,8 +5,8 @@
 //! revision (no revision when it owned no keys). Deadlines are not replicated: the
 //! leader keeps them ([`crate::kv::lease`]) and proposes `ExpireSessions`.
 
-use crate::kv::apply::Ctx;
 use crate::kv::command::{LeaderBallot, SessionId};
+use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, KeyRecord, SessionRecord};
 use crate::kv::lease::LeaseEffect;
@@ -20,7 +20,7 @@ pub const SESSION_TTL_MS_MAX: u64 = 300_000;
 /// A session's record as the slot leaves it so far.
 pub(crate) fn read(ctx: &Ctx<'_>, id: SessionId) -> Result<Option<SessionRecord>, KvError> {
     let sk = ctx.area.session_key(id);
-    match ctx.pending.get(&sk)? {
+    match ctx.overlay.get(&sk)? {
         Some(bytes) => Ok(Some(keyspace::decode(&sk, &bytes)?)),
         None => Ok(None),
     }
@@ -38,7 +38,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>, id: SessionId, ttl_ms: u64) -> Result<Ou
         });
     }
     let sk = ctx.area.session_key(id);
-    ctx.pending
+    ctx.overlay
         .put(sk, keyspace::encode(&SessionRecord { ttl_ms }));
     ctx.lease_effects.push(LeaseEffect::Created { id, ttl_ms });
     Ok(Outcome::SessionCreated { id, ttl_ms })
@@ -46,11 +46,11 @@ pub(crate) fn create(ctx: &mut Ctx<'_>, id: SessionId, ttl_ms: u64) -> Result<Ou
 
 /// Deletes a live session and its ephemeral keys; returns how many keys went.
 fn remove(ctx: &mut Ctx<'_>, id: SessionId) -> Result<u64, KvError> {
-    let index = ctx.pending.scan_prefix(&ctx.area.ephemeral_prefix(id))?;
+    let index = ctx.overlay.scan_prefix(&ctx.area.ephemeral_prefix(id))?;
     let mut deleted = 0;
     for (ik, _) in index {
         let key = keyspace::ephemeral_user_key(&ik)?;
-        ctx.pending.delete(ik);
+        ctx.overlay.delete(ik);
         if let Some(record) = ctx.read_key(&key)? {
             let record: KeyRecord = record;
             if record.session == Some(id) {
@@ -60,7 +60,7 @@ fn remove(ctx: &mut Ctx<'_>, id: SessionId) -> Result<u64, KvError> {
         }
     }
     let sk = ctx.area.session_key(id);
-    ctx.pending.delete(sk);
+    ctx.overlay.delete(sk);
     ctx.lease_effects.push(LeaseEffect::Removed { id });
     Ok(deleted)
 }

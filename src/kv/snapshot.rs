@@ -10,12 +10,18 @@
 //! meta covers the promised slot and then switches the root record to the staged area
 //! in one durable write. An install that never finishes leaves the live state
 //! untouched; the next `begin_install` wipes the stage.
+//!
+//! `KvSnapshot` is what the node streams to a lagging peer: it implements the node's
+//! `SnapshotSource` here, beside the type.
 
-use crate::kv::apply::KvStateMachine;
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Meta, Root, ROOT_KEY};
+use crate::kv::machine::KvStateMachine;
 use crate::kv::read::View;
+use crate::node::SnapshotSource;
+use crate::paxos::Slot;
 use bytes::Bytes;
+use std::io;
 use std::ops::Bound;
 use storage::{WriteBatch, WriteOptions};
 
@@ -71,6 +77,16 @@ impl KvSnapshot {
                 Ok(None)
             }
         }
+    }
+}
+
+impl SnapshotSource for KvSnapshot {
+    fn slot(&self) -> Slot {
+        KvSnapshot::slot(self)
+    }
+
+    fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
+        Ok(KvSnapshot::next_chunk(self)?)
     }
 }
 

@@ -6,9 +6,10 @@
 //! overlay, events and lease effects roll back to before the transaction and the
 //! failure is the answer: nothing of it is applied.
 
-use crate::kv::apply::{apply_delete_key, apply_put, Ctx};
 use crate::kv::command::{Compare, CompareTarget, TxnOp};
+use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
+use crate::kv::keys::{apply_delete_key, apply_put};
 use crate::kv::outcome::{Outcome, TxnResult};
 
 fn holds(ctx: &Ctx<'_>, compare: &Compare) -> Result<bool, KvError> {
@@ -34,7 +35,7 @@ pub(crate) fn apply_txn(
         }
     }
     let branch = if succeeded { success } else { failure };
-    let mark = ctx.pending.mark();
+    let mark = ctx.overlay.mark();
     let (events_len, effects_len) = (ctx.events.len(), ctx.lease_effects.len());
     let mut results = Vec::with_capacity(branch.len());
     for op in branch {
@@ -46,7 +47,7 @@ pub(crate) fn apply_txn(
             } => match apply_put(ctx, key, value, None, session)? {
                 Outcome::Put { entry, created } => TxnResult::Put { entry, created },
                 failed => {
-                    ctx.pending.rollback(mark);
+                    ctx.overlay.rollback(mark);
                     ctx.events.truncate(events_len);
                     ctx.lease_effects.truncate(effects_len);
                     return Ok(failed);

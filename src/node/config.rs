@@ -1,9 +1,12 @@
 //! `NodeConfig`: who this node is, who its peers are, where its data lives, and every
 //! limit of the node layer (units last in the names), checked by `validate()`.
 //!
-//! The consensus timing is in ticks of `tick_ms`: with the defaults (10 ms ticks,
-//! heartbeats every 5 ticks, suspicion after 30 silent ticks) a crashed leader is
-//! suspected after about 300 ms and replaced well within 1-2 s.
+//! The consensus core's own configuration (this node's id, the member ids, the core's
+//! timing and limits) is held whole in `core`, not copied field by field: `new` builds
+//! it from the member list, and `validate` checks that `core.members` still lists the
+//! ids of `members` in order. The consensus timing is in ticks of `tick_ms`: with the
+//! defaults (10 ms ticks, heartbeats every 5 ticks, suspicion after 30 silent ticks) a
+//! crashed leader is suspected after about 300 ms and replaced well within 1-2 s.
 
 use std::path::PathBuf;
 
@@ -16,8 +19,11 @@ pub const FRAME_OVERHEAD_BYTES: u64 = 64 * 1024;
 /// The configuration of one node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// This node's id (its position in the member list, counting from 1).
-    pub id: NodeId,
+    /// The consensus core's configuration: this node's id (`core.id`, its position in
+    /// the member list, counting from 1), the member ids, and the core's timing in
+    /// ticks and limits. Invariant (`validate`): `core.members` is the ids of
+    /// `members`, in the same order.
+    pub core: paxos::Config,
     /// Every member `(id, peer address host:port)`, this node included.
     pub members: Vec<(NodeId, String)>,
     /// The address this node serves clients on (reported to peers in the handshake).
@@ -27,26 +33,8 @@ pub struct NodeConfig {
     /// The node keeps its acceptor log in `data_dir/paxos/`.
     pub data_dir: PathBuf,
 
-    /// Length of one consensus tick.
+    /// Length of one consensus tick (the core counts its timing in ticks).
     pub tick_ms: u64,
-    /// Heartbeat period, in ticks.
-    pub heartbeat_ticks: u32,
-    /// Silence after which a peer is suspected, in ticks.
-    pub suspect_ticks: u32,
-    /// Added to a peer's timeout after each false suspicion, in ticks.
-    pub suspect_ticks_increment: u32,
-    /// Slots the leader keeps in flight past its commit index.
-    pub window_slots_max: u64,
-    /// Commands per slot.
-    pub batch_commands_max: usize,
-    /// Command bytes per slot.
-    pub batch_bytes_max: usize,
-    /// Commands the core queues (leader) or holds to forward (follower).
-    pub proposals_queued_max: usize,
-    /// Slots per catch-up request.
-    pub catchup_slots_max: u64,
-    /// Read-index requests waiting for a leadership confirmation.
-    pub reads_pending_max: usize,
 
     /// Largest frame payload accepted or sent on a peer link.
     pub frame_bytes_max: u32,
@@ -109,21 +97,12 @@ impl NodeConfig {
     ) -> NodeConfig {
         let core = paxos::Config::new(id, members.iter().map(|(m, _)| *m).collect());
         NodeConfig {
-            id,
+            core,
             members,
             client_addr: client_addr.into(),
             peer_listen_addr: None,
             data_dir: data_dir.into(),
             tick_ms: 10,
-            heartbeat_ticks: core.heartbeat_ticks,
-            suspect_ticks: core.suspect_ticks,
-            suspect_ticks_increment: core.suspect_ticks_increment,
-            window_slots_max: core.window_slots_max,
-            batch_commands_max: core.batch_commands_max,
-            batch_bytes_max: core.batch_bytes_max,
-            proposals_queued_max: core.proposals_queued_max,
-            catchup_slots_max: core.catchup_slots_max,
-            reads_pending_max: core.reads_pending_max,
             frame_bytes_max: 64 << 20,
             peer_queue_messages_max: 8192,
             peer_queue_bulk_messages_max: 4,
@@ -149,27 +128,12 @@ impl NodeConfig {
         }
     }
 
-    /// The consensus core's configuration.
-    pub fn core_config(&self) -> paxos::Config {
-        let mut c = paxos::Config::new(self.id, self.members.iter().map(|(m, _)| *m).collect());
-        c.heartbeat_ticks = self.heartbeat_ticks;
-        c.suspect_ticks = self.suspect_ticks;
-        c.suspect_ticks_increment = self.suspect_ticks_increment;
-        c.window_slots_max = self.window_slots_max;
-        c.batch_commands_max = self.batch_commands_max;
-        c.batch_bytes_max = self.batch_bytes_max;
-        c.proposals_queued_max = self.proposals_queued_max;
-        c.catchup_slots_max = self.catchup_slots_max;
-        c.reads_pending_max = self.reads_pending_max;
-        c
-    }
-
     /// The address the peer listener binds.
     pub fn listen_addr(&self) -> Option<String> {
         self.peer_listen_addr.clone().or_else(|| {
             self.members
                 .iter()
-                .find(|(m, _)| *m == self.id)
+                .find(|(m, _)| *m == self.core.id)
                 .map(|(_, a)| a.clone())
         })
     }
@@ -177,11 +141,18 @@ impl NodeConfig {
     /// Checks that the configuration can work.
     pub fn validate(&self) -> Result<(), StartError> {
         let bad = |reason: String| Err(StartError::Config { reason });
-        self.core_config()
-            .validate()
-            .map_err(|e| StartError::Config {
-                reason: e.to_string(),
-            })?;
+        self.core.validate().map_err(|e| StartError::Config {
+            reason: e.to_string(),
+        })?;
+        if !self
+            .core
+            .members
+            .iter()
+            .copied()
+            .eq(self.members.iter().map(|(m, _)| *m))
+        {
+            return bad("core.members must list the ids of members, in the same order".into());
+        }
         if self.members.iter().any(|(_, a)| a.is_empty()) {
             return bad("a member has an empty peer address".into());
         }
@@ -239,7 +210,7 @@ impl NodeConfig {
             return bad("reconnect_backoff_ms_min exceeds reconnect_backoff_ms_max".into());
         }
         let frame = u64::from(self.frame_bytes_max);
-        if (self.batch_bytes_max as u64).saturating_add(FRAME_OVERHEAD_BYTES) > frame {
+        if (self.core.batch_bytes_max as u64).saturating_add(FRAME_OVERHEAD_BYTES) > frame {
             return bad("frame_bytes_max must exceed batch_bytes_max plus overhead".into());
         }
         if (self.snapshot_chunk_bytes_max as u64).saturating_add(FRAME_OVERHEAD_BYTES) > frame {
@@ -274,7 +245,13 @@ mod tests {
     fn defaults_validate_and_bad_values_do_not() {
         assert!(three().validate().is_ok());
         let mut c = three();
-        c.id = 4;
+        c.core.id = 4;
+        assert!(c.validate().is_err());
+        let mut c = three();
+        c.core.members = vec![1, 3, 2];
+        assert!(c.validate().is_err());
+        let mut c = three();
+        c.members.pop();
         assert!(c.validate().is_err());
         let mut c = three();
         c.frame_bytes_max = 1024;

@@ -122,7 +122,7 @@ pub struct Driver {
 
 impl Driver {
     pub fn new(p: DriverParts) -> Driver {
-        let id = p.cfg.id;
+        let id = p.cfg.core.id;
         let compacted = p.compacted_through;
         let delivered = *p.applied.borrow();
         Driver {
@@ -372,7 +372,7 @@ impl Driver {
                 }
             }
             Request::ReadIndex { reply } => {
-                if self.reads.len() >= self.p.cfg.reads_pending_max {
+                if self.reads.len() >= self.p.cfg.core.reads_pending_max {
                     let _ = reply.send(Err(NodeError::NotReady {
                         reason: "too many reads waiting",
                     }));

@@ -135,7 +135,7 @@ async fn start_inner(
     }
     let compacted_through = durable.compacted_through;
     info!(
-        id = cfg.id,
+        id = cfg.core.id,
         applied,
         compacted_through,
         promised = %durable.promised,
@@ -152,7 +152,7 @@ async fn start_inner(
         })?;
     let (inbound_tx, inbound_rx) = mpsc::channel(cfg.inbound_queue_messages_max);
     let ctx = LinkContext {
-        self_id: cfg.id,
+        self_id: cfg.core.id,
         cluster_id: transport::wire::cluster_id(&cfg.members),
         client_addr: cfg.client_addr.clone(),
         frame_bytes_max: cfg.frame_bytes_max,
@@ -173,7 +173,7 @@ async fn start_inner(
     ));
 
     let incarnation = random_u64();
-    let core = Core::new(cfg.core_config(), durable, incarnation);
+    let core = Core::new(cfg.core.clone(), durable, incarnation);
     let status: Status = core.status();
     let pending = Arc::new(Pending::new(cfg.proposals_pending_max));
     let stop = Arc::new(AtomicBool::new(false));
@@ -187,7 +187,7 @@ async fn start_inner(
     let applier = apply::Applier {
         sm,
         me: apply::Identity {
-            node: cfg.id,
+            node: cfg.core.id,
             incarnation,
         },
         pending: pending.clone(),
@@ -196,13 +196,15 @@ async fn start_inner(
         transport: transport.clone(),
         stop: stop.clone(),
     };
-    let apply_thread = spawn_thread(format!("apply-{}", cfg.id), move || applier.run(apply_rx))?;
+    let apply_thread = spawn_thread(format!("apply-{}", cfg.core.id), move || {
+        applier.run(apply_rx)
+    })?;
 
     let jobs_max = cfg.persist_batches_inflight_max + 2;
     let (persist_tx, persist_rx) = mpsc::channel(jobs_max);
     let (persisted_tx, persisted_rx) = mpsc::channel(jobs_max);
     let persist_stop = stop.clone();
-    let persist_thread = spawn_thread(format!("persist-{}", cfg.id), move || {
+    let persist_thread = spawn_thread(format!("persist-{}", cfg.core.id), move || {
         persist::run(log, persist_rx, persisted_tx, persist_stop)
     })?;
 
@@ -251,7 +253,7 @@ async fn start_inner(
     });
 
     let inner = HandleInner {
-        id: cfg.id,
+        id: cfg.core.id,
         incarnation,
         next_seq: AtomicU64::new(1),
         requests: requests_tx,

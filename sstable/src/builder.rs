@@ -19,7 +19,7 @@ use crate::format::{
     FOOTER_LEN, FORMAT_VERSION, INDEX_BYTES_MAX, KEY_BYTES_MAX, MAGIC, RESTART_INTERVAL_MAX,
     VALUE_BYTES_MAX,
 };
-use crate::table::TableInfo;
+use crate::info::TableInfo;
 use std::cmp::Ordering;
 use vfs::FileWrite;
 

@@ -26,8 +26,15 @@ pub struct TableIter {
     cursor: Cursor,
 }
 
+impl Table {
+    /// A cursor over the table's entries; position it with `seek_to_first` or `seek`.
+    pub fn iter(&self) -> TableIter {
+        TableIter::new(self.clone())
+    }
+}
+
 impl TableIter {
-    pub(crate) fn new(table: Table) -> TableIter {
+    fn new(table: Table) -> TableIter {
         TableIter {
             table,
             block_no: 0,

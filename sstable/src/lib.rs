@@ -60,7 +60,8 @@
 //! `clippy::indexing_slicing` and reads every length through bounds-checked `get`.
 //!
 //! Modules, in reading order: `format` (sizes and codecs), `entry` (order),
-//! `block_builder`, `block`, `bloom`, `builder`, `open` (validation), `table`, `iter`.
+//! `block_builder`, `block`, `bloom`, `info`, `builder`, `open` (validation), `table`,
+//! `iter` (which also gives `Table::iter`, so `table` does not import its cursor).
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
@@ -71,6 +72,7 @@ mod builder;
 mod entry;
 mod error;
 pub mod format;
+mod info;
 mod iter;
 mod open;
 mod table;
@@ -79,5 +81,6 @@ pub use bloom::hash64;
 pub use builder::{BuildOptions, TableBuilder};
 pub use entry::{compare, EntryRef, Kind};
 pub use error::Error;
+pub use info::TableInfo;
 pub use iter::TableIter;
-pub use table::{Table, TableInfo};
+pub use table::Table;

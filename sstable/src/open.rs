@@ -18,7 +18,7 @@ use crate::format::{
     block_crc, read_u32, read_u64, BlockKind, Handle, BLOCK_TRAILER_LEN, FOOTER_LEN,
     FORMAT_VERSION, HANDLE_LEN, MAGIC, META_FIXED_LEN, RESTART_COUNT_LEN,
 };
-use crate::table::TableInfo;
+use crate::info::TableInfo;
 
 /// False only in fuzzing builds (feature `fuzz-skip-checksums`), so a fuzzer can reach
 /// the decoders behind the checksums. Never enable that feature anywhere else.

@@ -32,25 +32,8 @@ use crate::bloom::BloomParams;
 use crate::entry::{compare, EntryRef};
 use crate::error::Error;
 use crate::format::{BlockKind, Handle};
-use crate::iter::TableIter;
+use crate::info::TableInfo;
 use crate::open::{checked_block, contents_range, key_prefix, validate, IndexEntry};
-
-/// What a table holds, from its meta block (or from the builder that wrote it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableInfo {
-    /// Number of entries (versions), tombstones included.
-    pub entries: u64,
-    /// Length of the whole file.
-    pub file_bytes: u64,
-    /// The first entry's user key (empty for an empty table).
-    pub smallest_key: Vec<u8>,
-    /// The last entry's user key (empty for an empty table).
-    pub largest_key: Vec<u8>,
-    /// The smallest seqno of any entry (0 for an empty table).
-    pub smallest_seqno: u64,
-    /// The largest seqno of any entry (0 for an empty table).
-    pub largest_seqno: u64,
-}
 
 /// A table opened for reading. Cheap to clone (an `Arc` inside); `Send + Sync`.
 #[derive(Clone)]
@@ -146,11 +129,6 @@ impl Table {
             }
         }
         Ok(None)
-    }
-
-    /// A cursor over the table's entries; position it with `seek_to_first` or `seek`.
-    pub fn iter(&self) -> TableIter {
-        TableIter::new(self.clone())
     }
 
     /// False only if no version of `key` is in the table (bloom filter).

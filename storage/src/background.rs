@@ -9,10 +9,10 @@
 //! stop with an error, reads go on.
 
 use crate::compaction::{self, Compaction, JobContext};
-use crate::db::{Inner, State};
 use crate::edit::{EditKind, TableMeta, VersionEdit};
 use crate::error::Error;
 use crate::flush::write_memtable;
+use crate::inner::{Frozen, Inner, State};
 use crate::table_file::finish_tables;
 use crate::version::TableHandle;
 use std::sync::atomic::Ordering;
@@ -40,7 +40,7 @@ pub(crate) fn flush_loop(inner: Arc<Inner>) {
     }
 }
 
-fn flush_frozen(inner: &Inner, frozen: &crate::db::Frozen) -> Result<(), Error> {
+fn flush_frozen(inner: &Inner, frozen: &Frozen) -> Result<(), Error> {
     let (snapshots, _) = inner.snapshots.live_and(|| 0);
     let number = inner.new_file_number();
     let meta = write_memtable(

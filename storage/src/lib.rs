@@ -74,6 +74,7 @@ mod db_iter;
 mod edit;
 mod error;
 mod flush;
+mod inner;
 mod internal_key;
 mod manifest;
 mod memtable;

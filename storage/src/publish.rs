@@ -15,17 +15,16 @@
 //! the ready prefix of the queue (stores the last seqno of it) and wakes the waiters.
 //!
 //! A failed fsync sets `failed`: nothing queued is ever published (the engine is
-//! latched anyway), and every writer still waiting returns `Poisoned`.
+//! latched anyway), and every writer still waiting gets [`SyncFailed`], which
+//! `Inner::wait_published` turns into a latch and `Poisoned`.
 //!
 //! Invariants: `pending` is in ascending seqno order, every entry is above
 //! `last_seqno`; it holds at most one entry per writer thread blocked in `commit`
 //! (each waits for its own entry), so it is bounded by the number of writer threads.
 
-use crate::db::Inner;
-use crate::error::Error;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A queued write: its last seqno, and whether its WAL bytes are durable enough.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +42,12 @@ struct Queue {
     waiters: u32,
 }
 
-/// The queue of written but unpublished writes (see the module doc).
+/// A WAL fsync failed before the write waited for was published: it never will be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SyncFailed;
+
+/// The queue of written but unpublished writes (see the module doc). It moves the
+/// engine's `last_seqno` (`Inner::last_seqno`, passed in by the caller).
 #[derive(Debug, Default)]
 pub(crate) struct Publisher {
     queue: Mutex<Queue>,
@@ -53,22 +57,22 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// Queues a write with seqnos up to `last` (call under the write lock, after its
     /// WAL append and memtable insert). `ready`: no fsync to wait for.
-    pub fn enqueue(&self, inner: &Inner, last: u64, ready: bool) {
+    pub fn enqueue(&self, last_seqno: &AtomicU64, last: u64, ready: bool) {
         let mut q = self.queue.lock();
         q.pending.push_back(Pending { last, ready });
         if ready {
-            self.advance(inner, &mut q);
+            self.advance(last_seqno, &mut q);
         }
     }
 
     /// Marks the write ending at `last` durable (its fsync succeeded) and publishes
     /// what can be published.
-    pub fn mark_ready(&self, inner: &Inner, last: u64) {
+    pub fn mark_ready(&self, last_seqno: &AtomicU64, last: u64) {
         let mut q = self.queue.lock();
         if let Some(p) = q.pending.iter_mut().find(|p| p.last == last) {
             p.ready = true;
         }
-        self.advance(inner, &mut q);
+        self.advance(last_seqno, &mut q);
     }
 
     /// A sync failed: no queued write will ever be published; wakes every waiter.
@@ -80,21 +84,19 @@ impl Publisher {
         }
     }
 
-    /// Waits until seqno `last` is published; `Poisoned` if it never will be.
-    pub fn wait_published(&self, inner: &Inner, last: u64) -> Result<(), Error> {
-        if inner.last_seqno.load(Ordering::Acquire) >= last {
+    /// Waits until seqno `last` is published; `SyncFailed` if it never will be (the
+    /// caller latches the engine).
+    pub fn wait_published(&self, last_seqno: &AtomicU64, last: u64) -> Result<(), SyncFailed> {
+        if last_seqno.load(Ordering::Acquire) >= last {
             return Ok(());
         }
         let mut q = self.queue.lock();
         loop {
-            if inner.last_seqno.load(Ordering::Acquire) >= last {
+            if last_seqno.load(Ordering::Acquire) >= last {
                 return Ok(());
             }
             if q.failed {
-                drop(q);
-                inner.poison("a WAL fsync failed before this write was published".into());
-                let reason = inner.poison_reason.lock().clone().unwrap_or_default();
-                return Err(Error::Poisoned { reason });
+                return Err(SyncFailed);
             }
             q.waiters += 1;
             self.cv.wait(&mut q);
@@ -103,7 +105,7 @@ impl Publisher {
     }
 
     /// Publishes the ready prefix of the queue.
-    fn advance(&self, inner: &Inner, q: &mut Queue) {
+    fn advance(&self, last_seqno: &AtomicU64, q: &mut Queue) {
         if q.failed {
             return;
         }
@@ -116,7 +118,7 @@ impl Publisher {
             q.pending.pop_front();
         }
         if let Some(last) = published {
-            inner.last_seqno.store(last, Ordering::Release);
+            last_seqno.store(last, Ordering::Release);
             if q.waiters > 0 {
                 self.cv.notify_all();
             }

@@ -20,9 +20,9 @@
 //! The directory layout: `CURRENT`, `manifest/` (a wal), `wal/` (a wal), `<n>.sst`.
 
 use crate::batch::BatchRecord;
-use crate::db::{Inner, State, WriteState};
 use crate::error::Error;
 use crate::flush::write_memtable;
+use crate::inner::{Inner, State, WriteState};
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
 use crate::options::Options;

@@ -28,8 +28,8 @@
 //! readers never see them (after a restart they may or may not be there).
 
 use crate::batch::{encode_single, BATCH_HEADER_BYTES, KEY_BYTES_MAX};
-use crate::db::{Frozen, Inner, State, WriteState};
 use crate::error::Error;
+use crate::inner::{Frozen, Inner, State, WriteState};
 use crate::memtable::Memtable;
 use crate::options::WriteOptions;
 use crate::WriteBatch;
@@ -131,7 +131,7 @@ fn commit(
             inner.last_seqno.store(last, Ordering::Release);
             return Ok(last);
         }
-        inner.publisher.enqueue(inner, last, !opts.sync);
+        inner.publisher.enqueue(&inner.last_seqno, last, !opts.sync);
         last
     };
     if opts.sync {
@@ -140,9 +140,9 @@ fn commit(
             inner.publisher.fail();
             return Err(e);
         }
-        inner.publisher.mark_ready(inner, last);
+        inner.publisher.mark_ready(&inner.last_seqno, last);
     }
-    inner.publisher.wait_published(inner, last)?;
+    inner.wait_published(last)?;
     Ok(last)
 }
 
@@ -183,7 +183,7 @@ fn make_room(inner: &Inner, w: &mut MutexGuard<'_, WriteState>) -> Result<(), Er
             // A frozen memtable must hold only published writes (flush and compaction
             // drop versions that no reader at `last_seqno` needs): wait for the syncs.
             drop(st);
-            inner.publisher.wait_published(inner, w.allocated)?;
+            inner.wait_published(w.allocated)?;
             continue;
         }
         if st.imm.is_some() {
@@ -224,7 +224,7 @@ pub(crate) fn flush(inner: &Inner) -> Result<(), Error> {
         let mut w = inner.write.lock();
         inner.check_poisoned()?;
         let allocated = w.allocated;
-        inner.publisher.wait_published(inner, allocated)?;
+        inner.wait_published(allocated)?;
         let mut st = inner.state.lock();
         loop {
             if let Some(reason) = &st.bg_error {

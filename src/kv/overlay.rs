@@ -1,9 +1,10 @@
-//! The writes of one slot in progress: an overlay over the Db.
+//! `SlotOverlay`: the writes of one slot in progress, an overlay over the Db.
 //!
 //! Commands of one slot apply in order and each must see the writes of those before it,
 //! yet the whole slot must reach the Db as one atomic batch with the new applied index.
-//! `Pending` answers reads from its own writes first, then from the Db, and turns into
-//! one `WriteBatch` at the end.
+//! `SlotOverlay` answers reads from its own writes first, then from the Db, and turns
+//! into one `WriteBatch` at the end. (Not to be confused with `node::pending::Pending`,
+//! the node's proposals waiting to be applied.)
 
 use crate::kv::error::KvError;
 use crate::kv::keyspace::prefix_end;
@@ -25,7 +26,7 @@ pub struct Mark {
 }
 
 /// Buffered writes (None = delete) over a Db.
-pub struct Pending<'a> {
+pub struct SlotOverlay<'a> {
     db: &'a Db,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// For each write, the key and what `writes` held for it before.
@@ -38,10 +39,10 @@ fn entry_bytes(key: &[u8], value: &Option<Vec<u8>>) -> u64 {
     (key.len() + value.as_ref().map_or(0, Vec::len) + 16) as u64
 }
 
-impl<'a> Pending<'a> {
+impl<'a> SlotOverlay<'a> {
     /// An empty overlay over `db`.
     pub fn new(db: &'a Db) -> Self {
-        Pending {
+        SlotOverlay {
             db,
             writes: BTreeMap::new(),
             undo: Vec::new(),
@@ -81,7 +82,7 @@ impl<'a> Pending<'a> {
         self.bytes
     }
 
-    /// The current point, to roll back to with [`Pending::rollback`].
+    /// The current point, to roll back to with [`SlotOverlay::rollback`].
     pub fn mark(&self) -> Mark {
         Mark {
             undo_len: self.undo.len(),

@@ -1,13 +1,16 @@
 //! The leader's session expiry loop (runs on every node; acts only while leader).
 //!
+//! It lives with the server's wiring, not in `kv`: it reads the node's status and
+//! proposes through the `NodeHandle`, while the state machine only applies the
+//! `ExpireSessions` commands it sends and keeps the `LeaseTable` it reads.
+//!
 //! Every `EXPIRY_TICK` it checks leadership: on becoming leader it restarts every
 //! session's TTL (`LeaseTable::restart_all`), so a leader change never expires a
 //! session; while leader it proposes one `ExpireSessions` for the sessions past their
 //! deadline (at most `EXPIRE_SESSIONS_MAX` per command), carrying its ballot. One
 //! proposal at a time: the loop awaits it before looking again.
 
-use crate::kv::command::{Command, LeaderBallot};
-use crate::kv::lease::LeaseTable;
+use crate::kv::{Command, LeaderBallot, LeaseTable};
 use crate::node::{NodeError, NodeHandle};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,58 @@
+//! `Ctx`: the mutable context of one slot being applied, shared by every module that
+//! applies part of a command (`apply`, `keys`, `sessions`, `txn`, `idempotency`,
+//! `history`).
+//!
+//! It holds the slot's overlay of writes over the Db, the meta as the slot leaves it
+//! so far, the events of the command being applied (they become one revision when the
+//! command finishes) and the lease effects to hand the lease table once the slot is
+//! written. Invariant: nothing in it reaches the Db before the whole slot is applied
+//! (`KvStateMachine::apply_slot` writes the overlay and the meta as one batch). This
+//! file imports none of the modules that use it.
+
+use crate::kv::error::KvError;
+use crate::kv::keyspace::{self, Area, Event, EventKind, KeyRecord, Meta};
+use crate::kv::lease::LeaseEffect;
+use crate::kv::overlay::SlotOverlay;
+
+/// The mutable context of one slot being applied.
+pub(crate) struct Ctx<'a> {
+    pub area: Area,
+    pub overlay: SlotOverlay<'a>,
+    pub meta: Meta,
+    /// Changes of the command being applied; they become one revision.
+    pub events: Vec<Event>,
+    pub lease_effects: Vec<LeaseEffect>,
+}
+
+impl Ctx<'_> {
+    /// The revision the current command's changes get.
+    pub fn next_revision(&self) -> u64 {
+        self.meta.revision + 1
+    }
+
+    /// A key's record as the slot leaves it so far.
+    pub fn read_key(&self, key: &str) -> Result<Option<KeyRecord>, KvError> {
+        let sk = self.area.key_key(key);
+        match self.overlay.get(&sk)? {
+            Some(bytes) => Ok(Some(keyspace::decode(&sk, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a key (and its ephemeral index entry) and records the event.
+    pub fn delete_key(&mut self, key: &str, record: &KeyRecord) {
+        self.overlay.delete(self.area.key_key(key));
+        if let Some(owner) = record.session {
+            self.overlay.delete(self.area.ephemeral_key(owner, key));
+        }
+        self.events.push(Event {
+            kind: EventKind::Delete,
+            key: key.to_string(),
+            value: None,
+            version: 0,
+            create_revision: record.create_revision,
+            mod_revision: self.next_revision(),
+            session: record.session,
+        });
+    }
+}

@@ -1,0 +1,151 @@
+//! `KvStateMachine`: the replicated key-value state machine over a storage `Db`, and
+//! its implementation of the node's `StateMachine` trait.
+//!
+//! This file holds the state (the Db, the live area, the meta, the lease table) and
+//! what opens, reads and syncs it; applying a slot is `apply.rs`, snapshots are
+//! `snapshot.rs` (both add methods to `KvStateMachine`, and neither is imported here).
+//! Invariant: `meta` equals the live area's stored meta record between calls. From
+//! `node` it imports the `StateMachine` trait and its `SnapshotSource`, nothing else.
+
+use crate::kv::error::KvError;
+use crate::kv::keyspace::{self, Area, Meta, Root, ROOT_KEY};
+use crate::kv::lease::LeaseTable;
+use crate::kv::options::KvOptions;
+use crate::kv::read::KvReader;
+use crate::node::{SnapshotSource, StateMachine};
+use crate::paxos::Slot;
+use bytes::Bytes;
+use std::io;
+use std::ops::Bound;
+use std::sync::Arc;
+use storage::{Db, WriteBatch, WriteOptions};
+
+/// The state machine over a storage Db.
+pub struct KvStateMachine {
+    pub(crate) db: Db,
+    /// The live area (the root record's).
+    pub(crate) area: Area,
+    /// Invariant: equal to the live area's meta record.
+    pub(crate) meta: Meta,
+    pub(crate) opts: KvOptions,
+    pub(crate) leases: Arc<LeaseTable>,
+    /// The slot of a snapshot being installed.
+    pub(crate) installing: Option<u64>,
+    /// Publishes the revision after every applied slot (watchers wait on it).
+    pub(crate) revision_tx: tokio::sync::watch::Sender<u64>,
+}
+
+/// The live area named by the root record (the first area in a fresh Db).
+pub(crate) fn read_area(db: &Db) -> Result<Area, KvError> {
+    match db.get(ROOT_KEY)? {
+        Some(bytes) => Area::from_root(keyspace::decode::<Root>(ROOT_KEY, &bytes)?),
+        None => Ok(keyspace::AREA_FIRST),
+    }
+}
+
+impl KvStateMachine {
+    /// Opens the state machine over `db`, resuming at the stored applied index.
+    pub fn open(db: Db, opts: KvOptions, leases: Arc<LeaseTable>) -> Result<Self, KvError> {
+        let area = read_area(&db)?;
+        let meta_key = area.meta_key();
+        let meta = match db.get(&meta_key)? {
+            Some(bytes) => keyspace::decode::<Meta>(&meta_key, &bytes)?,
+            None => Meta::default(),
+        };
+        let (revision_tx, _) = tokio::sync::watch::channel(meta.revision);
+        let sm = KvStateMachine {
+            db,
+            area,
+            meta,
+            opts,
+            leases,
+            installing: None,
+            revision_tx,
+        };
+        sm.reload_leases()?;
+        Ok(sm)
+    }
+
+    /// A reader over the same Db.
+    pub fn reader(&self) -> KvReader {
+        KvReader::new(self.db.clone(), self.revision_tx.subscribe())
+    }
+
+    /// The last applied slot (0 = none).
+    pub fn applied_index(&self) -> u64 {
+        self.meta.applied_index
+    }
+
+    /// The current cluster revision.
+    pub fn revision(&self) -> u64 {
+        self.meta.revision
+    }
+
+    /// Makes everything applied so far durable.
+    pub fn sync(&self) -> Result<(), KvError> {
+        Ok(self.db.sync_wal()?)
+    }
+
+    /// Deletes every record of `area` (in batches of a bounded size).
+    pub(crate) fn wipe(&self, area: Area) -> Result<(), KvError> {
+        const WIPE_BATCH_KEYS_MAX: usize = 4096;
+        let lower = area.prefix();
+        let upper = keyspace::prefix_end(&lower);
+        let upper = match &upper {
+            Some(u) => Bound::Excluded(u.as_slice()),
+            None => Bound::Unbounded,
+        };
+        loop {
+            let mut batch = WriteBatch::default();
+            for item in self.db.iter(Bound::Included(lower.as_slice()), upper)? {
+                let (k, _) = item?;
+                batch.delete(&k);
+                if batch.len() >= WIPE_BATCH_KEYS_MAX {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            self.db.write(&batch, WriteOptions { sync: false })?;
+        }
+    }
+
+    /// Rebuilds the lease table from the stored sessions (every deadline restarts).
+    pub(crate) fn reload_leases(&self) -> Result<(), KvError> {
+        let all = self.reader().sessions()?;
+        self.leases
+            .load(all.into_iter().map(|(id, r)| (id, r.ttl_ms)).collect());
+        Ok(())
+    }
+}
+
+impl StateMachine for KvStateMachine {
+    fn applied_index(&self) -> Slot {
+        KvStateMachine::applied_index(self)
+    }
+
+    fn apply(&mut self, slot: Slot, commands: &[Bytes]) -> io::Result<Vec<Bytes>> {
+        Ok(self.apply_slot(slot, commands)?)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(KvStateMachine::sync(self)?)
+    }
+
+    fn snapshot(&self) -> io::Result<Box<dyn SnapshotSource>> {
+        Ok(Box::new(KvStateMachine::snapshot(self)?))
+    }
+
+    fn begin_install(&mut self, slot: Slot) -> io::Result<()> {
+        Ok(KvStateMachine::begin_install(self, slot)?)
+    }
+
+    fn install_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
+        Ok(KvStateMachine::install_chunk(self, chunk)?)
+    }
+
+    fn finish_install(&mut self) -> io::Result<()> {
+        Ok(KvStateMachine::finish_install(self)?)
+    }
+}
