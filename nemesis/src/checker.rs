@@ -1,0 +1,487 @@
+//! The linearizability checker: Wing & Gong's search with Lowe's memoization (as in
+//! porcupine and knossos), run per key (every operation touches one key, and
+//! linearizability is local, Herlihy & Wing 1990, so a history is linearizable iff each
+//! key's sub-history is).
+//!
+//! The search linearizes operations one at a time. At each point the candidates are the
+//! open operations invoked no later than the earliest completion among open operations
+//! with a known outcome (anything invoked later must come after that one). An operation
+//! with an unknown outcome completes at +infinity: it may be linearized anywhere after
+//! its invocation, or never (the search succeeds once every definite operation is
+//! placed). Operations answered 503 are left out: they did not happen, so a read that
+//! saw their value fails the search. Definite candidates are tried before unknown ones;
+//! the order changes only the time taken, never the verdict. Memoization: a (set of
+//! linearized operations, model state) pair is explored at most once; sets are keyed by
+//! a 128-bit Zobrist hash (a collision, at odds of about 2^-64 per pair, could only
+//! hide a linearization, never invent one).
+//!
+//! Two reductions keep unknown operations (often hundreds per key) from blowing the
+//! search up, both exact:
+//! - an unknown operation is never linearized where it would not change the state (a
+//!   failed compare-and-set, a delete of nothing): it is optional, so skipping it there
+//!   loses no linearization;
+//! - values that no read returned are all the same value ("anonymous"): no answer can
+//!   tell them apart. Unknown operations with the same call on anonymous values are then
+//!   interchangeable once invoked (they stay candidates until linearized), so only the
+//!   earliest-invoked open one of each such class is tried.
+//!
+//! Bounded: past `steps_max` model steps or the deadline a key's verdict is `Unknown`.
+
+use crate::history::{Call, Op, Outcome};
+use crate::model::{step, KeyState, MCall, MRet};
+use crate::rng::Rng;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+/// Limits of one check.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Model steps allowed per key.
+    pub steps_max: u64,
+    /// No key's search runs past this instant.
+    pub deadline: Instant,
+}
+
+/// A key's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Linearizable,
+    /// No linearization exists; the text shows the longest linearizable prefix and the
+    /// operations that could not follow it.
+    Violation(String),
+    /// The budget ran out first.
+    Unknown(String),
+}
+
+/// The result for one key.
+#[derive(Clone, Debug)]
+pub struct KeyReport {
+    pub key: String,
+    pub verdict: Verdict,
+    /// Operations the search took in (503s and unknown reads are left out).
+    pub ops: usize,
+    /// Of those, operations with an unknown outcome.
+    pub unknown: usize,
+    pub steps: u64,
+}
+
+/// Checks every key of `ops`, in key order.
+pub fn check(ops: &[Op], budget: Budget) -> Vec<KeyReport> {
+    let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        by_key.entry(op.key.as_str()).or_default().push(i);
+    }
+    by_key
+        .into_iter()
+        .map(|(key, idxs)| check_key(key, ops, &idxs, budget))
+        .collect()
+}
+
+/// One operation as the search sees it.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    /// Index into the history.
+    op: usize,
+    call: MCall,
+    ret: MRet,
+    invoke: u64,
+    /// `u64::MAX` when unknown.
+    complete: u64,
+}
+
+impl Entry {
+    fn is_unknown(&self) -> bool {
+        self.complete == u64::MAX
+    }
+}
+
+/// Interns the values of one key.
+#[derive(Default)]
+struct Values<'a> {
+    ids: HashMap<&'a str, u32>,
+    names: Vec<&'a str>,
+}
+
+impl<'a> Values<'a> {
+    fn id(&mut self, v: &'a str) -> u32 {
+        if let Some(&id) = self.ids.get(v) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(v, id);
+        self.names.push(v);
+        id
+    }
+
+    fn show(&self, s: KeyState) -> String {
+        match s {
+            None => "absent".to_string(),
+            Some((v, ver)) => format!(
+                "{} at version {ver}",
+                self.names.get(v as usize).copied().unwrap_or("?")
+            ),
+        }
+    }
+}
+
+/// The id of every value that no read returned.
+const ANONYMOUS: u32 = 0;
+/// How reports show it.
+const ANONYMOUS_NAME: &str = "(a value no read returned)";
+
+/// The entries of one key, sorted by invocation, and the interned values.
+fn entries<'a>(ops: &'a [Op], idxs: &[usize]) -> (Vec<Entry>, Values<'a>) {
+    let mut values = Values::default();
+    let _ = values.id(ANONYMOUS_NAME);
+    let observed: HashSet<&str> = idxs
+        .iter()
+        .filter_map(|&i| match &ops.get(i)?.outcome {
+            Outcome::Found { value, .. } => Some(value.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::with_capacity(idxs.len());
+    for &i in idxs {
+        let Some(op) = ops.get(i) else { continue };
+        let call = match &op.call {
+            Call::Get => MCall::Get,
+            Call::Put { value, if_version } => MCall::Put {
+                value: if observed.contains(value.as_str()) {
+                    values.id(value)
+                } else {
+                    ANONYMOUS
+                },
+                if_version: *if_version,
+            },
+            Call::Delete { if_version } => MCall::Delete {
+                if_version: *if_version,
+            },
+        };
+        let ret = match &op.outcome {
+            Outcome::NotApplied { .. } => continue,
+            Outcome::Unknown { .. } | Outcome::Unexpected { .. } => {
+                if !op.call.is_write() {
+                    continue;
+                }
+                MRet::Unknown
+            }
+            Outcome::Found { value, version, .. } => MRet::Found {
+                value: values.id(value),
+                version: *version,
+            },
+            Outcome::NotFound => MRet::NotFound,
+            Outcome::Written { version, .. } => MRet::Written { version: *version },
+            Outcome::Deleted { .. } => MRet::Deleted,
+            Outcome::Mismatch { current_version } => MRet::Mismatch {
+                current_version: *current_version,
+            },
+        };
+        let complete = match (ret, op.complete_us) {
+            (MRet::Unknown, _) | (_, None) => u64::MAX,
+            (_, Some(c)) => c,
+        };
+        out.push(Entry {
+            op: i,
+            call,
+            ret,
+            invoke: op.invoke_us,
+            complete,
+        });
+    }
+    out.sort_by_key(|e| (e.invoke, e.op));
+    (out, values)
+}
+
+/// One level of the depth-first search.
+struct Frame {
+    candidates: Vec<usize>,
+    next: usize,
+    /// The entry this level linearized and the state before it (None at the root).
+    applied: Option<(usize, KeyState)>,
+}
+
+/// The furthest point the search reached, for the report.
+#[derive(Default)]
+struct Furthest {
+    definite_placed: usize,
+    state: KeyState,
+    tail: Vec<usize>,
+    stuck: Vec<usize>,
+}
+
+/// Operations shown before the point where the search got stuck.
+const TAIL_SHOWN: usize = 12;
+/// Open operations shown at that point.
+const STUCK_SHOWN: usize = 24;
+
+struct Search<'e> {
+    e: &'e [Entry],
+    zobrist: Vec<u128>,
+    /// Open definite entries by completion.
+    open_by_return: BTreeSet<(u64, usize)>,
+    /// Open definite entries in invocation order (entry index).
+    open_definite: BTreeSet<usize>,
+    /// Open unknown entries that are interchangeable within their class.
+    open_classes: BTreeMap<MCall, BTreeSet<usize>>,
+    /// Open unknown puts of values some read returned.
+    open_observed: BTreeSet<usize>,
+    hash: u128,
+    state: KeyState,
+    definite_placed: usize,
+}
+
+/// The class of an unknown entry, when it has one (see the module doc).
+fn class_of(e: &Entry) -> Option<MCall> {
+    match e.call {
+        MCall::Put { value, .. } if value != ANONYMOUS => None,
+        c => Some(c),
+    }
+}
+
+impl Search<'_> {
+    fn candidates(&self) -> Vec<usize> {
+        let Some(&(first_return, _)) = self.open_by_return.first() else {
+            return Vec::new();
+        };
+        let invoked = |i: &usize| self.e.get(*i).is_some_and(|e| e.invoke <= first_return);
+        let mut out: Vec<usize> = self
+            .open_definite
+            .iter()
+            .copied()
+            .take_while(invoked)
+            .collect();
+        out.extend(self.open_observed.iter().copied().take_while(invoked));
+        out.extend(
+            self.open_classes
+                .values()
+                .filter_map(|set| set.first().copied())
+                .filter(invoked),
+        );
+        out
+    }
+
+    fn set_open(&mut self, i: usize, e: &Entry, open: bool) {
+        if e.is_unknown() {
+            let set = match class_of(e) {
+                Some(c) => self.open_classes.entry(c).or_default(),
+                None => &mut self.open_observed,
+            };
+            if open {
+                set.insert(i);
+            } else {
+                set.remove(&i);
+            }
+        } else if open {
+            self.open_definite.insert(i);
+            self.open_by_return.insert((e.complete, i));
+            self.definite_placed -= 1;
+        } else {
+            self.open_definite.remove(&i);
+            self.open_by_return.remove(&(e.complete, i));
+            self.definite_placed += 1;
+        }
+        self.hash ^= self.zobrist.get(i).copied().unwrap_or_default();
+    }
+}
+
+/// Checks one key's operations (`idxs` index into `ops`).
+pub fn check_key(key: &str, ops: &[Op], idxs: &[usize], budget: Budget) -> KeyReport {
+    let (e, values) = entries(ops, idxs);
+    let unknown = e.iter().filter(|x| x.is_unknown()).count();
+    let mut rng = Rng::new(0x5eed, e.len() as u64);
+    let mut s = Search {
+        e: &e,
+        zobrist: (0..e.len())
+            .map(|_| (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64()))
+            .collect(),
+        open_by_return: BTreeSet::new(),
+        open_definite: BTreeSet::new(),
+        open_classes: BTreeMap::new(),
+        open_observed: BTreeSet::new(),
+        hash: 0,
+        state: None,
+        definite_placed: e.iter().filter(|x| !x.is_unknown()).count(),
+    };
+    for (i, x) in e.iter().enumerate() {
+        s.set_open(i, x, true);
+    }
+    s.hash = 0;
+    let mut seen: HashSet<(u128, KeyState)> = HashSet::new();
+    let mut frames = vec![Frame {
+        candidates: s.candidates(),
+        next: 0,
+        applied: None,
+    }];
+    let mut furthest = Furthest::default();
+    let mut steps: u64 = 0;
+    let report = |verdict, steps| KeyReport {
+        key: key.to_string(),
+        verdict,
+        ops: e.len(),
+        unknown,
+        steps,
+    };
+    loop {
+        if s.open_by_return.is_empty() {
+            return report(Verdict::Linearizable, steps);
+        }
+        let Some(top) = frames.last_mut() else {
+            let text = explain(key, ops, &e, &values, &furthest, steps);
+            return report(Verdict::Violation(text), steps);
+        };
+        let Some(&i) = top.candidates.get(top.next) else {
+            if let Some((j, before)) = top.applied {
+                if let Some(x) = e.get(j) {
+                    s.set_open(j, x, true);
+                }
+                s.state = before;
+            }
+            frames.pop();
+            continue;
+        };
+        top.next += 1;
+        steps += 1;
+        if steps > budget.steps_max
+            || (steps.is_multiple_of(4096) && Instant::now() > budget.deadline)
+        {
+            let why = format!(
+                "search budget spent after {steps} steps ({} of {} definite ops placed)",
+                furthest.definite_placed,
+                e.iter().filter(|x| !x.is_unknown()).count()
+            );
+            return report(Verdict::Unknown(why), steps);
+        }
+        let Some(x) = e.get(i) else { continue };
+        let Some(next) = step(s.state, x.call, x.ret) else {
+            continue;
+        };
+        if x.is_unknown() && next == s.state {
+            continue;
+        }
+        if !seen.insert((s.hash ^ s.zobrist.get(i).copied().unwrap_or_default(), next)) {
+            continue;
+        }
+        let before = s.state;
+        s.set_open(i, x, false);
+        s.state = next;
+        let candidates = s.candidates();
+        frames.push(Frame {
+            candidates,
+            next: 0,
+            applied: Some((i, before)),
+        });
+        if s.definite_placed > furthest.definite_placed {
+            furthest = Furthest {
+                definite_placed: s.definite_placed,
+                state: s.state,
+                tail: frames
+                    .iter()
+                    .rev()
+                    .filter_map(|f| f.applied.map(|(j, _)| j))
+                    .take(TAIL_SHOWN)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect(),
+                stuck: frames
+                    .last()
+                    .map(|f| f.candidates.iter().copied().take(STUCK_SHOWN).collect())
+                    .unwrap_or_default(),
+            };
+        }
+    }
+}
+
+/// The violation report of one key.
+fn explain(
+    key: &str,
+    ops: &[Op],
+    e: &[Entry],
+    values: &Values<'_>,
+    furthest: &Furthest,
+    steps: u64,
+) -> String {
+    let definite = e.iter().filter(|x| !x.is_unknown()).count();
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "key {key}: not linearizable ({} ops, {steps} search steps)",
+        e.len()
+    );
+    let _ = writeln!(
+        t,
+        "  longest linearizable prefix: {} of {definite} definite ops, leaving the key {}",
+        furthest.definite_placed,
+        values.show(furthest.state)
+    );
+    let show = |t: &mut String, j: usize| {
+        if let Some(op) = e.get(j).and_then(|x| ops.get(x.op)) {
+            let _ = writeln!(t, "    {}", op.describe());
+        }
+    };
+    if !furthest.tail.is_empty() {
+        let _ = writeln!(t, "  that prefix ends with:");
+        for &j in &furthest.tail {
+            show(&mut t, j);
+        }
+    }
+    let _ = writeln!(t, "  none of these can come next:");
+    let stuck: Vec<usize> = if furthest.definite_placed == 0 {
+        // The search never placed a definite op: show the first candidates.
+        let mut first = e
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| !x.is_unknown())
+            .map(|(i, x)| (x.complete, i))
+            .collect::<Vec<_>>();
+        first.sort_unstable();
+        let bound = first.first().map_or(0, |f| f.0);
+        e.iter()
+            .enumerate()
+            .filter(|(_, x)| x.invoke <= bound)
+            .map(|(i, _)| i)
+            .take(STUCK_SHOWN)
+            .collect()
+    } else {
+        furthest.stuck.clone()
+    };
+    for j in stuck {
+        show(&mut t, j);
+    }
+    for hint in hints(key, ops) {
+        let _ = writeln!(t, "  hint: {hint}");
+    }
+    t
+}
+
+/// Plain-language causes that can be read off the history directly: a read of a value
+/// written only by a 503'd put, or of a value never written to that key.
+pub fn hints(key: &str, ops: &[Op]) -> Vec<String> {
+    let mut writers: HashMap<&str, &Op> = HashMap::new();
+    for op in ops.iter().filter(|o| o.key == key) {
+        if let Call::Put { value, .. } = &op.call {
+            writers.insert(value.as_str(), op);
+        }
+    }
+    let mut out = Vec::new();
+    for op in ops.iter().filter(|o| o.key == key) {
+        if let Outcome::Found { value, .. } = &op.outcome {
+            match writers.get(value.as_str()) {
+                Some(w) if matches!(w.outcome, Outcome::NotApplied { .. }) => out.push(format!(
+                    "op {} read {value}, written by op {} which was answered 503 (not applied)",
+                    op.id, w.id
+                )),
+                Some(_) => {}
+                None => out.push(format!(
+                    "op {} read {value}, which no put to {key} wrote",
+                    op.id
+                )),
+            }
+        }
+        if out.len() >= 8 {
+            break;
+        }
+    }
+    out
+}
