@@ -384,3 +384,87 @@ fn long_sequential_history_is_quick() {
     assert_ok(&ops);
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn a_timed_out_write_cannot_take_effect_twice() {
+    // Versions 2 and 3 both need the one timed-out put: the relaxed search passes, the
+    // exact one must not.
+    let ops = [
+        op(1, 0, Some(1), put("a"), written(1)),
+        op(2, 2, None, put("x"), unknown()),
+        op(3, 10, Some(11), put("b"), written(4)),
+    ];
+    assert_ne!(verdict(&ops), Verdict::Linearizable);
+}
+
+#[test]
+fn a_stale_read_deep_in_a_long_history_with_timeouts_is_found() {
+    // Thousands of ops (puts with concurrent reads, a delete every tenth), timed-out
+    // writes all along, and one stale read in the middle.
+    let mut ops = Vec::new();
+    let mut t = 0;
+    let mut version = 0;
+    for i in 0..4000u64 {
+        if i % 10 == 9 {
+            ops.push(op(
+                i,
+                t,
+                Some(t + 3),
+                Call::Delete { if_version: None },
+                Outcome::Deleted { revision: 0 },
+            ));
+            version = 0;
+        } else {
+            version += 1;
+            ops.push(op(
+                i,
+                t,
+                Some(t + 3),
+                put(&format!("v{i}")),
+                written(version),
+            ));
+            ops.push(op(
+                100_000 + i,
+                t + 1,
+                Some(t + 4),
+                Call::Get,
+                found(&format!("v{i}"), version),
+            ));
+        }
+        if i % 7 == 0 {
+            ops.push(op(200_000 + i, t, None, put(&format!("u{i}")), unknown()));
+            ops.push(op(
+                300_000 + i,
+                t,
+                None,
+                cas(&format!("w{i}"), version),
+                unknown(),
+            ));
+            ops.push(op(
+                400_000 + i,
+                t,
+                None,
+                Call::Delete { if_version: None },
+                unknown(),
+            ));
+        }
+        if i == 1996 {
+            // v1995 was overwritten by v1996, which completed before this read began.
+            ops.push(op(
+                999_999,
+                t + 4,
+                Some(t + 5),
+                Call::Get,
+                found("v1995", 6),
+            ));
+        }
+        t += 5;
+    }
+    let started = Instant::now();
+    let text = assert_violation(&ops);
+    assert!(text.contains("op 999999"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // Without the stale read the same history passes.
+    ops.retain(|o| o.id != 999_999);
+    assert_ok(&ops);
+}

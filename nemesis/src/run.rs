@@ -31,7 +31,7 @@ pub const PROBE_MS_MAX: u64 = 60_000;
 /// How long the watch follower gets to reach the final revision, ms.
 pub const WATCH_CATCH_UP_MS: u64 = 30_000;
 /// Model steps per key for the checker.
-pub const CHECK_STEPS_MAX: u64 = 50_000_000;
+pub const CHECK_STEPS_MAX: u64 = 20_000_000;
 /// The file marking a directory as a nemesis out dir (only such are wiped).
 pub const MARKER: &str = ".concierge-nemesis";
 
