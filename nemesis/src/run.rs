@@ -231,9 +231,18 @@ fn heal_all(cluster: &mut Cluster, fw: Option<&Firewall>) -> Result<(), String> 
 }
 
 /// Writes to the probe key through random nodes until one write is acknowledged;
-/// every attempt goes into the history. Returns the time to the acknowledgement.
-async fn probe_write(sh: &Shared, rng: &mut Rng, ops: &mut Vec<Op>, tag: &str) -> Option<Duration> {
-    let start = Instant::now();
+/// every attempt goes into the history. Returns the attempts and the time from `start`
+/// to the acknowledgement.
+async fn probe_write(
+    sh: Arc<Shared>,
+    seed_stream: u64,
+    tag: &'static str,
+    start: Instant,
+) -> (Vec<Op>, Option<Duration>) {
+    let mut rng = Rng::new(sh.seed, seed_stream);
+    let mut ops = Vec::new();
+    let sh = &*sh;
+    let rng = &mut rng;
     let key = format!("{PREFIX}probe");
     let mut n = 0u64;
     while start.elapsed() < Duration::from_millis(PROBE_MS_MAX) {
@@ -247,11 +256,11 @@ async fn probe_write(sh: &Shared, rng: &mut Rng, ops: &mut Vec<Op>, tag: &str) -
         let ok = matches!(op.outcome, Outcome::Written { .. });
         ops.push(op);
         if ok {
-            return Some(start.elapsed());
+            return (ops, Some(start.elapsed()));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    None
+    (ops, None)
 }
 
 /// Reads each key (and the probe key) with a linearizable get until answered.
@@ -473,16 +482,18 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
         });
     }
     heal_all(&mut cluster, firewall.as_ref())?;
-    let healed = Instant::now();
+    // The probe runs while the clients finish their last operations (and retries).
+    let probe = tokio::spawn(probe_write(sh.clone(), 2, "heal", Instant::now()));
     let mut ops: Vec<Op> = Vec::new();
     for c in clients {
         ops.extend(c.await.map_err(|e| format!("client task: {e}"))?);
     }
-    let mut prng = Rng::new(cfg.seed, 2);
-    let mut recovery = Recovery::default();
-    let probed = probe_write(&sh, &mut prng, &mut ops, "heal").await;
-    // Measured from the heal: the clients' last in-flight ops may have delayed the probe.
-    recovery.after_heal_ms = probed.map(|_| healed.elapsed().as_millis() as u64);
+    let (probe_ops, probed) = probe.await.map_err(|e| format!("probe task: {e}"))?;
+    ops.extend(probe_ops);
+    let mut recovery = Recovery {
+        after_heal_ms: probed.map(|d| d.as_millis() as u64),
+        after_restart_ms: None,
+    };
     exits.extend(cluster.reap_exited());
 
     // A full restart: every acknowledged write must survive it.
@@ -491,9 +502,10 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
     for i in 0..cfg.nodes {
         cluster.start(i)?;
     }
-    let restarted = Instant::now();
-    let probed = probe_write(&sh, &mut prng, &mut ops, "restart").await;
-    recovery.after_restart_ms = probed.map(|_| restarted.elapsed().as_millis() as u64);
+    let (probe_ops, probed) = probe_write(sh.clone(), 3, "restart", Instant::now()).await;
+    ops.extend(probe_ops);
+    recovery.after_restart_ms = probed.map(|d| d.as_millis() as u64);
+    let mut prng = Rng::new(cfg.seed, 4);
     let reads = final_reads(&sh, &mut prng, &mut ops).await;
     let listed = listing(&sh, &mut prng).await;
     let final_revision = listed.as_ref().map_or(0, |l| l.1);
