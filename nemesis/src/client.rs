@@ -41,6 +41,9 @@ pub struct Shared {
     pub timeout: Duration,
     pub think_ms: u64,
     pub resolve_fraction: f64,
+    /// The clients' read consistency: "linearizable", or "serializable" to check that
+    /// the checker catches the stale reads that mode allows.
+    pub reads: String,
     next_id: AtomicU64,
 }
 
@@ -52,6 +55,7 @@ impl Shared {
         timeout: Duration,
         think_ms: u64,
         resolve_fraction: f64,
+        reads: &str,
     ) -> Result<Shared, String> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
@@ -67,6 +71,7 @@ impl Shared {
             timeout,
             think_ms,
             resolve_fraction,
+            reads: reads.to_string(),
             next_id: AtomicU64::new(1),
         })
     }
@@ -94,11 +99,11 @@ pub enum Answer {
 }
 
 /// The path and query of `call` on `key`.
-pub fn path_of(key: &str, call: &Call) -> (Method, String, Option<Vec<u8>>) {
+pub fn path_of(key: &str, call: &Call, reads: &str) -> (Method, String, Option<Vec<u8>>) {
     match call {
         Call::Get => (
             Method::GET,
-            format!("/v1/keys/{key}?consistency=linearizable"),
+            format!("/v1/keys/{key}?consistency={reads}"),
             None,
         ),
         Call::Put { value, if_version } => (
@@ -128,7 +133,7 @@ pub async fn send(
     call: &Call,
     idempotency_key: Option<&str>,
 ) -> Answer {
-    let (method, path, body) = path_of(key, call);
+    let (method, path, body) = path_of(key, call, &sh.reads);
     let base = sh.urls.get(node).cloned().unwrap_or_default();
     let mut req = sh
         .http

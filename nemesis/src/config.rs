@@ -54,6 +54,10 @@ pub struct Args {
     /// Time budget of the linearizability search, seconds.
     #[arg(long, default_value_t = 300)]
     pub check_seconds: u64,
+    /// Read consistency of the clients' gets: linearizable, or serializable (stale reads
+    /// allowed: a self-test that the checker catches them under partitions).
+    #[arg(long, default_value = "linearizable")]
+    pub reads: String,
     /// Keep the node data directories and history even when the run passes.
     #[arg(long)]
     pub keep: bool,
@@ -80,6 +84,7 @@ pub struct Config {
     pub recovery_bound_s: u64,
     pub check_seconds: u64,
     pub keep: bool,
+    pub reads: String,
 }
 
 /// Largest values accepted for the bounded flags.
@@ -157,6 +162,9 @@ impl Config {
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("/tmp/concierge-nemesis-{seed}")));
+        if a.reads != "linearizable" && a.reads != "serializable" {
+            return Err("--reads must be linearizable or serializable".into());
+        }
         Ok(Config {
             seconds: a.seconds,
             seed,
@@ -172,6 +180,7 @@ impl Config {
             recovery_bound_s: a.recovery_bound_s,
             check_seconds: a.check_seconds,
             keep: a.keep,
+            reads: a.reads.clone(),
         })
     }
 
@@ -179,7 +188,7 @@ impl Config {
     pub fn replay_command(&self) -> String {
         let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
         format!(
-            "concierge-nemesis --seed {} --seconds {} --nodes {} --faults {} --clients {} --keys {} --timeout-ms {} --think-ms {} --resolve-fraction {}",
+            "concierge-nemesis --seed {} --seconds {} --nodes {} --faults {} --clients {} --keys {} --timeout-ms {} --think-ms {} --resolve-fraction {} --reads {}",
             self.seed,
             self.seconds,
             self.nodes,
@@ -188,7 +197,8 @@ impl Config {
             self.keys,
             self.timeout_ms,
             self.think_ms,
-            self.resolve_fraction
+            self.resolve_fraction,
+            self.reads
         )
     }
 }

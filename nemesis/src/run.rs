@@ -409,6 +409,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
         Duration::from_millis(cfg.timeout_ms),
         cfg.think_ms,
         cfg.resolve_fraction,
+        &cfg.reads,
     )?);
     for i in 0..cfg.nodes {
         cluster.start(i)?;
