@@ -11,9 +11,10 @@
 //!   Wing & Gong / Lowe linearizability search over each key's history.
 //! - [`cluster`], [`accounts`] and [`firewall`]: node processes (each as its own Unix
 //!   user) and iptables rules that cut traffic between those users.
-//! - [`faults`]: the seeded fault schedule; [`client`] and [`watch`]: the workload and
-//!   the watch follower; [`checks`]: the final checks; [`run`]: one run end to end;
-//!   [`summary`]: the report.
+//! - [`faults`]: the seeded fault schedule, applied by [`inject`]; [`client`] and
+//!   [`watch`]: the workload and the watch follower; [`probes`]: the harness's own
+//!   requests (readiness, leader, recovery probes, final reads); [`checks`]: the other
+//!   checks; [`run`]: one run end to end; [`summary`]: the report.
 //!
 //! `docs/nemesis.md` explains the faults, the checks and how to replay a seed.
 
@@ -26,7 +27,9 @@ pub mod config;
 pub mod faults;
 pub mod firewall;
 pub mod history;
+pub mod inject;
 pub mod model;
+pub mod probes;
 pub mod rng;
 pub mod run;
 pub mod summary;

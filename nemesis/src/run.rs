@@ -8,16 +8,17 @@
 
 use crate::accounts::{self, Account};
 use crate::checker::{self, Budget, KeyReport};
-use crate::checks::{self, CheckResult, Listed};
-use crate::client::{self, Shared, PREFIX};
+use crate::checks::{self, CheckResult};
+use crate::client::{self, Shared};
 use crate::cluster::{Cluster, Exit};
 use crate::config::Config;
 use crate::faults::{plan_round, Fault, FaultKind};
 use crate::firewall::Firewall;
-use crate::history::{self, Call, Op, Outcome, PROBE_CLIENT};
+use crate::history::{self, Op, PROBE_CLIENT};
+use crate::inject::{heal_all, inject};
+use crate::probes::{final_reads, leader, listing, probe_write, wait_ready, PROBE_MS_MAX};
 use crate::rng::Rng;
 use crate::watch::{self, WatchLog};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +27,6 @@ use std::time::{Duration, Instant};
 
 /// How long nodes get to become ready at start, ms.
 pub const START_READY_MS: u64 = 60_000;
-/// How long a recovery probe keeps trying, ms (the bound itself is `--recovery-bound-s`).
-pub const PROBE_MS_MAX: u64 = 60_000;
 /// How long the watch follower gets to reach the final revision, ms.
 pub const WATCH_CATCH_UP_MS: u64 = 30_000;
 /// Model steps per key for the checker.
@@ -122,201 +121,6 @@ fn prepare_out(out: &Path, shared_with_users: bool) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Waits until every node answers /ready 200.
-async fn wait_ready(sh: &Shared, n: usize, limit: Duration) -> Result<(), usize> {
-    let start = Instant::now();
-    for i in 0..n {
-        loop {
-            let url = format!("{}/ready", sh.urls.get(i).cloned().unwrap_or_default());
-            let ok = sh
-                .http
-                .get(url)
-                .timeout(Duration::from_millis(500))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 200);
-            if ok {
-                break;
-            }
-            if start.elapsed() > limit {
-                return Err(i);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Ok(())
-}
-
-/// The leader as some running, unpaused node reports it.
-async fn leader(sh: &Shared, cluster: &Cluster) -> Option<usize> {
-    for (i, node) in cluster.nodes.iter().enumerate() {
-        if !node.is_running() || node.is_paused() {
-            continue;
-        }
-        let url = format!("{}/v1/cluster", cluster.url(i));
-        let Ok(resp) = sh
-            .http
-            .get(url)
-            .timeout(Duration::from_millis(300))
-            .send()
-            .await
-        else {
-            continue;
-        };
-        let Ok(v) = resp.json::<serde_json::Value>().await else {
-            continue;
-        };
-        if let Some(id) = v.get("leader_id").and_then(serde_json::Value::as_u64) {
-            if id >= 1 && (id as usize) <= cluster.nodes.len() {
-                return Some(id as usize - 1);
-            }
-        }
-    }
-    None
-}
-
-/// Applies the faults of a round.
-fn inject(cluster: &mut Cluster, fw: Option<&Firewall>, faults: &[Fault]) -> Result<(), String> {
-    for f in faults {
-        match f {
-            Fault::Kill { nodes, .. } => nodes.iter().for_each(|&i| cluster.kill(i)),
-            Fault::Stop { nodes, .. } => {
-                for &i in nodes {
-                    cluster.pause(i)?;
-                }
-            }
-            Fault::Partition { groups, .. } => {
-                let Some(fw) = fw else {
-                    return Err("partition planned without a firewall".into());
-                };
-                for (gi, g) in groups.iter().enumerate() {
-                    for (hi, h) in groups.iter().enumerate() {
-                        if gi == hi {
-                            continue;
-                        }
-                        for &a in g {
-                            let uid = cluster
-                                .nodes
-                                .get(a)
-                                .and_then(|n| n.account.as_ref())
-                                .map(|acc| acc.uid)
-                                .ok_or("partition without per-node users")?;
-                            let ports: Vec<u16> = h
-                                .iter()
-                                .filter_map(|&b| cluster.nodes.get(b))
-                                .flat_map(|n| [n.peer_port, n.client_port])
-                                .collect();
-                            fw.cut(uid, &ports)?;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Heals everything: partitions dropped, paused nodes resumed, dead nodes restarted.
-fn heal_all(cluster: &mut Cluster, fw: Option<&Firewall>) -> Result<(), String> {
-    if let Some(fw) = fw {
-        fw.heal()?;
-    }
-    for i in 0..cluster.nodes.len() {
-        cluster.resume(i)?;
-        cluster.start(i)?;
-    }
-    Ok(())
-}
-
-/// Writes to the probe key through random nodes until one write is acknowledged;
-/// every attempt goes into the history. Returns the attempts and the time from `start`
-/// to the acknowledgement.
-async fn probe_write(
-    sh: Arc<Shared>,
-    seed_stream: u64,
-    tag: &'static str,
-    start: Instant,
-) -> (Vec<Op>, Option<Duration>) {
-    let mut rng = Rng::new(sh.seed, seed_stream);
-    let mut ops = Vec::new();
-    let sh = &*sh;
-    let rng = &mut rng;
-    let key = format!("{PREFIX}probe");
-    let mut n = 0u64;
-    while start.elapsed() < Duration::from_millis(PROBE_MS_MAX) {
-        n += 1;
-        let call = Call::Put {
-            value: format!("probe-{tag}-{n}"),
-            if_version: None,
-        };
-        let node = rng.index(sh.urls.len());
-        let op = client::perform(sh, rng, PROBE_CLIENT, node, &key, call, None).await;
-        let ok = matches!(op.outcome, Outcome::Written { .. });
-        ops.push(op);
-        if ok {
-            return (ops, Some(start.elapsed()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (ops, None)
-}
-
-/// Reads each key (and the probe key) with a linearizable get until answered.
-async fn final_reads(sh: &Shared, rng: &mut Rng, ops: &mut Vec<Op>) -> Vec<Op> {
-    let mut keys = sh.keys.clone();
-    keys.push(format!("{PREFIX}probe"));
-    let mut out = Vec::new();
-    for key in keys {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(PROBE_MS_MAX) {
-            let node = rng.index(sh.urls.len());
-            let op = client::perform(sh, rng, PROBE_CLIENT, node, &key, Call::Get, None).await;
-            let done = op.outcome.is_definite();
-            ops.push(op.clone());
-            if done {
-                out.push(op);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    out
-}
-
-/// The final listing of the prefix and its revision.
-async fn listing(sh: &Shared, rng: &mut Rng) -> Option<(Vec<Listed>, u64)> {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(PROBE_MS_MAX) {
-        let base = sh
-            .urls
-            .get(rng.index(sh.urls.len()))
-            .cloned()
-            .unwrap_or_default();
-        let url = format!("{base}/v1/keys?prefix={PREFIX}&limit=10000");
-        if let Ok(resp) = sh.http.get(url).timeout(sh.timeout).send().await {
-            if resp.status().as_u16() == 200 {
-                let v: serde_json::Value = resp.json().await.ok()?;
-                let revision = v.get("revision")?.as_u64()?;
-                let mut out = Vec::new();
-                for e in v.get("entries")?.as_array()? {
-                    let value = base64::engine::general_purpose::STANDARD
-                        .decode(e.get("value")?.as_str()?)
-                        .ok()?;
-                    out.push(Listed {
-                        key: e.get("key")?.as_str()?.to_string(),
-                        value: String::from_utf8_lossy(&value).into_owned(),
-                        version: e.get("version")?.as_u64()?,
-                        mod_revision: e.get("mod_revision")?.as_u64()?,
-                    });
-                }
-                return Some((out, revision));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
 }
 
 fn save_json_lines<T: Serialize>(path: &Path, items: &[T]) -> Result<(), String> {
