@@ -30,8 +30,8 @@
 use crate::history::{Call, Op, Outcome};
 use crate::model::{step, KeyState, MCall, MRet};
 use crate::rng::Rng;
+use crate::violation::explain;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt::Write as _;
 use std::time::Instant;
 
 /// Limits of one check.
@@ -80,25 +80,25 @@ pub fn check(ops: &[Op], budget: Budget) -> Vec<KeyReport> {
 
 /// One operation as the search sees it.
 #[derive(Clone, Copy, Debug)]
-struct Entry {
+pub(crate) struct Entry {
     /// Index into the history.
-    op: usize,
-    call: MCall,
-    ret: MRet,
-    invoke: u64,
+    pub(crate) op: usize,
+    pub(crate) call: MCall,
+    pub(crate) ret: MRet,
+    pub(crate) invoke: u64,
     /// `u64::MAX` when unknown.
-    complete: u64,
+    pub(crate) complete: u64,
 }
 
 impl Entry {
-    fn is_unknown(&self) -> bool {
+    pub(crate) fn is_unknown(&self) -> bool {
         self.complete == u64::MAX
     }
 }
 
 /// Interns the values of one key.
 #[derive(Default)]
-struct Values<'a> {
+pub(crate) struct Values<'a> {
     ids: HashMap<&'a str, u32>,
     names: Vec<&'a str>,
 }
@@ -114,7 +114,7 @@ impl<'a> Values<'a> {
         id
     }
 
-    fn show(&self, s: KeyState) -> String {
+    pub(crate) fn show(&self, s: KeyState) -> String {
         match s {
             None => "absent".to_string(),
             Some((v, ver)) => format!(
@@ -203,17 +203,19 @@ struct Frame {
 
 /// The furthest point the search reached, for the report.
 #[derive(Default)]
-struct Furthest {
-    definite_placed: usize,
-    state: KeyState,
-    tail: Vec<usize>,
-    stuck: Vec<usize>,
+pub(crate) struct Furthest {
+    pub(crate) definite_placed: usize,
+    pub(crate) state: KeyState,
+    /// The last entries linearized.
+    pub(crate) tail: Vec<usize>,
+    /// The candidates at that point, none of which could follow.
+    pub(crate) stuck: Vec<usize>,
 }
 
 /// Operations shown before the point where the search got stuck.
 const TAIL_SHOWN: usize = 12;
 /// Open operations shown at that point.
-const STUCK_SHOWN: usize = 24;
+pub(crate) const STUCK_SHOWN: usize = 24;
 
 struct Search<'e> {
     e: &'e [Entry],
@@ -517,97 +519,4 @@ fn search(
             };
         }
     }
-}
-
-/// The violation report of one key.
-fn explain(
-    key: &str,
-    ops: &[Op],
-    e: &[Entry],
-    values: &Values<'_>,
-    furthest: &Furthest,
-    steps: u64,
-) -> String {
-    let definite = e.iter().filter(|x| !x.is_unknown()).count();
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "key {key}: not linearizable ({} ops, {steps} search steps)",
-        e.len()
-    );
-    let _ = writeln!(
-        t,
-        "  longest linearizable prefix: {} of {definite} definite ops, leaving the key {}",
-        furthest.definite_placed,
-        values.show(furthest.state)
-    );
-    let show = |t: &mut String, j: usize| {
-        if let Some(op) = e.get(j).and_then(|x| ops.get(x.op)) {
-            let _ = writeln!(t, "    {}", op.describe());
-        }
-    };
-    if !furthest.tail.is_empty() {
-        let _ = writeln!(t, "  that prefix ends with:");
-        for &j in &furthest.tail {
-            show(&mut t, j);
-        }
-    }
-    let _ = writeln!(t, "  none of these can come next:");
-    let stuck: Vec<usize> = if furthest.definite_placed == 0 {
-        // The search never placed a definite op: show the first candidates.
-        let mut first = e
-            .iter()
-            .enumerate()
-            .filter(|(_, x)| !x.is_unknown())
-            .map(|(i, x)| (x.complete, i))
-            .collect::<Vec<_>>();
-        first.sort_unstable();
-        let bound = first.first().map_or(0, |f| f.0);
-        e.iter()
-            .enumerate()
-            .filter(|(_, x)| x.invoke <= bound)
-            .map(|(i, _)| i)
-            .take(STUCK_SHOWN)
-            .collect()
-    } else {
-        furthest.stuck.clone()
-    };
-    for j in stuck {
-        show(&mut t, j);
-    }
-    for hint in hints(key, ops) {
-        let _ = writeln!(t, "  hint: {hint}");
-    }
-    t
-}
-
-/// Plain-language causes that can be read off the history directly: a read of a value
-/// written only by a 503'd put, or of a value never written to that key.
-pub fn hints(key: &str, ops: &[Op]) -> Vec<String> {
-    let mut writers: HashMap<&str, &Op> = HashMap::new();
-    for op in ops.iter().filter(|o| o.key == key) {
-        if let Call::Put { value, .. } = &op.call {
-            writers.insert(value.as_str(), op);
-        }
-    }
-    let mut out = Vec::new();
-    for op in ops.iter().filter(|o| o.key == key) {
-        if let Outcome::Found { value, .. } = &op.outcome {
-            match writers.get(value.as_str()) {
-                Some(w) if matches!(w.outcome, Outcome::NotApplied { .. }) => out.push(format!(
-                    "op {} read {value}, written by op {} which was answered 503 (not applied)",
-                    op.id, w.id
-                )),
-                Some(_) => {}
-                None => out.push(format!(
-                    "op {} read {value}, which no put to {key} wrote",
-                    op.id
-                )),
-            }
-        }
-        if out.len() >= 8 {
-            break;
-        }
-    }
-    out
 }

@@ -33,6 +33,7 @@ pub mod probes;
 pub mod rng;
 pub mod run;
 pub mod summary;
+pub mod violation;
 pub mod watch;
 
 #[cfg(test)]
