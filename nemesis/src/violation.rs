@@ -37,8 +37,20 @@ pub(crate) fn explain(
     };
     if !furthest.tail.is_empty() {
         let _ = writeln!(t, "  that prefix ends with:");
-        for &j in &furthest.tail {
+        // The relaxed search may apply one timed-out write several times in a row.
+        let mut tail = furthest.tail.iter().peekable();
+        while let Some(&j) = tail.next() {
+            let mut times = 1;
+            while tail.next_if(|&&k| k == j).is_some() {
+                times += 1;
+            }
             show(&mut t, j);
+            if times > 1 {
+                let _ = writeln!(
+                    t,
+                    "      (applied {times} times in a row by the relaxed search)"
+                );
+            }
         }
     }
     let _ = writeln!(t, "  none of these can come next:");
