@@ -198,13 +198,19 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
             }
         }
     }
-    let mut cluster = Cluster::new(
-        &cfg.binary,
-        &cfg.out,
-        cfg.nodes,
-        accounts.as_deref(),
-        cfg.seed,
-    )?;
+    // The node users may not be able to reach the binary where it was built (a clone
+    // under /root, say): they run a copy in the out dir, which they can traverse.
+    let binary = if accounts.is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = cfg.out.join("concierge");
+        std::fs::copy(&cfg.binary, &copy)
+            .and_then(|_| std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)))
+            .map_err(|e| format!("copying {} into the out dir: {e}", cfg.binary.display()))?;
+        copy
+    } else {
+        cfg.binary.clone()
+    };
+    let mut cluster = Cluster::new(&binary, &cfg.out, cfg.nodes, accounts.as_deref(), cfg.seed)?;
     let urls: Vec<String> = (0..cfg.nodes).map(|i| cluster.url(i)).collect();
     let sh = Arc::new(Shared::new(
         urls,
