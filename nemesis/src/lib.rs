@@ -8,7 +8,8 @@
 //! Reading order:
 //! - [`history`]: what an operation record holds ([`history::Op`]).
 //! - [`model`] and [`checker`]: the sequential specification of a versioned key and the
-//!   Wing & Gong / Lowe linearizability search over each key's history.
+//!   Wing & Gong / Lowe linearizability search over each key's history; [`violation`]
+//!   turns a failed search into a report.
 //! - [`cluster`], [`accounts`] and [`firewall`]: node processes (each as its own Unix
 //!   user) and iptables rules that cut traffic between those users.
 //! - [`faults`]: the seeded fault schedule, applied by [`inject`]; [`client`] and
