@@ -15,6 +15,13 @@
 //! a 128-bit Zobrist hash (a collision, at odds of about 2^-64 per pair, could only
 //! hide a linearization, never invent one).
 //!
+//! Besides the key's value and version (`model.rs`), the search tracks revisions:
+//! every applied write takes a new, larger cluster revision, so one key's writes must be
+//! linearized in increasing revision order. A write's revision is known from its answer
+//! (`mod_revision`, a delete's `revision`) or, for a timed-out put, from a read of its
+//! value; a write of unknown revision takes at least one. This pins the order of
+//! acknowledged writes and keeps the search narrow.
+//!
 //! Two reductions keep unknown operations (often hundreds per key) from blowing the
 //! search up, both exact:
 //! - an unknown operation is never linearized where it would not change the state (a
@@ -31,7 +38,7 @@ use crate::history::{Call, Op, Outcome};
 use crate::model::{step, KeyState, MCall, MRet};
 use crate::rng::Rng;
 use crate::violation::explain;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 /// Limits of one check.
@@ -88,6 +95,8 @@ pub(crate) struct Entry {
     pub(crate) invoke: u64,
     /// `u64::MAX` when unknown.
     pub(crate) complete: u64,
+    /// The revision this write took, when known (its answer, or the reads of its value).
+    pub(crate) rev: Option<u64>,
 }
 
 impl Entry {
@@ -134,10 +143,16 @@ const ANONYMOUS_NAME: &str = "(a value no read returned)";
 fn entries<'a>(ops: &'a [Op], idxs: &[usize]) -> (Vec<Entry>, Values<'a>) {
     let mut values = Values::default();
     let _ = values.id(ANONYMOUS_NAME);
-    let observed: HashSet<&str> = idxs
+    // Values some read returned, with the mod_revision it reported (revision 0 means
+    // "not given" in hand-written histories; real revisions start at 1).
+    let observed: HashMap<&str, u64> = idxs
         .iter()
         .filter_map(|&i| match &ops.get(i)?.outcome {
-            Outcome::Found { value, .. } => Some(value.as_str()),
+            Outcome::Found {
+                value,
+                mod_revision,
+                ..
+            } => Some((value.as_str(), *mod_revision)),
             _ => None,
         })
         .collect();
@@ -147,7 +162,7 @@ fn entries<'a>(ops: &'a [Op], idxs: &[usize]) -> (Vec<Entry>, Values<'a>) {
         let call = match &op.call {
             Call::Get => MCall::Get,
             Call::Put { value, if_version } => MCall::Put {
-                value: if observed.contains(value.as_str()) {
+                value: if observed.contains_key(value.as_str()) {
                     values.id(value)
                 } else {
                     ANONYMOUS
@@ -181,12 +196,22 @@ fn entries<'a>(ops: &'a [Op], idxs: &[usize]) -> (Vec<Entry>, Values<'a>) {
             (MRet::Unknown, _) | (_, None) => u64::MAX,
             (_, Some(c)) => c,
         };
+        let rev = match (&op.outcome, &op.call) {
+            (Outcome::Written { mod_revision, .. }, _) => Some(*mod_revision),
+            (Outcome::Deleted { revision }, _) => Some(*revision),
+            (_, Call::Put { value, .. }) if ret == MRet::Unknown => {
+                observed.get(value.as_str()).copied()
+            }
+            _ => None,
+        }
+        .filter(|r| *r > 0);
         out.push(Entry {
             op: i,
             call,
             ret,
             invoke: op.invoke_us,
             complete,
+            rev,
         });
     }
     out.sort_by_key(|e| (e.invoke, e.op));
@@ -197,8 +222,9 @@ fn entries<'a>(ops: &'a [Op], idxs: &[usize]) -> (Vec<Entry>, Values<'a>) {
 struct Frame {
     candidates: Vec<usize>,
     next: usize,
-    /// The entry this level linearized and the state before it (None at the root).
-    applied: Option<(usize, KeyState)>,
+    /// The entry this level linearized and the state and revision floor before it
+    /// (None at the root).
+    applied: Option<(usize, KeyState, u64)>,
 }
 
 /// The furthest point the search reached, for the report.
@@ -233,6 +259,8 @@ struct Search<'e> {
     /// The linearized unknown entries.
     used_unknown: BTreeSet<usize>,
     state: KeyState,
+    /// The least revision the next write to the key may take.
+    floor: u64,
     definite_placed: usize,
     /// The relaxation (see [`check_key`]): unknown writes of anonymous values may take
     /// effect any number of times, never above `version_cap`.
@@ -412,6 +440,7 @@ fn search(
         hash: 0,
         used_unknown: BTreeSet::new(),
         state: None,
+        floor: 0,
         definite_placed: e.iter().filter(|x| !x.is_unknown()).count(),
         relaxed,
         version_cap,
@@ -421,7 +450,7 @@ fn search(
     }
     s.hash = 0;
     s.used_unknown.clear();
-    let mut seen: HashMap<(u128, KeyState), Vec<Vec<usize>>> = HashMap::new();
+    let mut seen: HashMap<(u128, KeyState, u64), Vec<Vec<usize>>> = HashMap::new();
     let mut frames = vec![Frame {
         candidates: s.candidates(),
         next: 0,
@@ -438,11 +467,12 @@ fn search(
             return (Verdict::Violation(text), steps);
         };
         let Some(&i) = top.candidates.get(top.next) else {
-            if let Some((j, before)) = top.applied {
+            if let Some((j, before, floor)) = top.applied {
                 if let Some(x) = e.get(j) {
                     s.set_open(j, x, true);
                 }
                 s.state = before;
+                s.floor = floor;
             }
             frames.pop();
             continue;
@@ -452,8 +482,16 @@ fn search(
         if steps > budget.steps_max
             || (steps.is_multiple_of(4096) && Instant::now() > budget.deadline)
         {
+            let stuck_at = furthest
+                .tail
+                .last()
+                .and_then(|&j| e.get(j))
+                .and_then(|x| ops.get(x.op))
+                .map_or(String::new(), |op| {
+                    format!("; furthest after {}", op.describe())
+                });
             let why = format!(
-                "search budget spent after {steps} steps ({} of {} definite ops placed)",
+                "search budget spent after {steps} steps ({} of {} definite ops placed{stuck_at})",
                 furthest.definite_placed,
                 e.iter().filter(|x| !x.is_unknown()).count()
             );
@@ -473,6 +511,21 @@ fn search(
         if reusable && next.is_some_and(|(_, v)| v > s.version_cap) {
             continue;
         }
+        // Writes take increasing revisions in linearization order: a write that changes
+        // the key must not go below the floor, and raises it.
+        let floor = if next == s.state && !matches!(x.ret, MRet::Written { .. } | MRet::Deleted) {
+            s.floor
+        } else {
+            match x.rev {
+                Some(r) if r < s.floor => continue,
+                Some(r) => r + 1,
+                // A write of unknown revision took at least one (the relaxation lets
+                // reusable ones take none, so that it stays finite).
+                None if reusable => s.floor,
+                None if x.call.is_write() => s.floor + 1,
+                None => s.floor,
+            }
+        };
         let (hash, used) = if x.is_unknown() {
             let mut used: Vec<usize> = s.used_unknown.iter().copied().collect();
             if !reusable {
@@ -485,19 +538,20 @@ fn search(
             let used = s.used_unknown.iter().copied().collect();
             (s.hash ^ s.zobrist.get(i).copied().unwrap_or_default(), used)
         };
-        let explored = seen.entry((hash, next)).or_default();
+        let explored = seen.entry((hash, next, floor)).or_default();
         if explored.iter().any(|smaller| is_subset(smaller, &used)) {
             continue;
         }
         explored.push(used);
-        let before = s.state;
+        let (before, floor_before) = (s.state, s.floor);
         s.set_open(i, x, false);
         s.state = next;
+        s.floor = floor;
         let candidates = s.candidates();
         frames.push(Frame {
             candidates,
             next: 0,
-            applied: Some((i, before)),
+            applied: Some((i, before, floor_before)),
         });
         if s.definite_placed > furthest.definite_placed {
             furthest = Furthest {
@@ -506,7 +560,7 @@ fn search(
                 tail: frames
                     .iter()
                     .rev()
-                    .filter_map(|f| f.applied.map(|(j, _)| j))
+                    .filter_map(|f| f.applied.map(|(j, _, _)| j))
                     .take(TAIL_SHOWN)
                     .collect::<Vec<_>>()
                     .into_iter()

@@ -468,3 +468,53 @@ fn a_stale_read_deep_in_a_long_history_with_timeouts_is_found() {
     ops.retain(|o| o.id != 999_999);
     assert_ok(&ops);
 }
+
+fn written_at(version: u64, mod_revision: u64) -> Outcome {
+    Outcome::Written {
+        version,
+        mod_revision,
+    }
+}
+
+#[test]
+fn writes_must_take_increasing_revisions() {
+    // Versions allow a then b, but b's revision is older than a's.
+    assert_violation(&[
+        op(1, 0, Some(10), put("a"), written_at(1, 10)),
+        op(2, 1, Some(9), put("b"), written_at(2, 9)),
+    ]);
+    assert_ok(&[
+        op(1, 0, Some(10), put("a"), written_at(1, 9)),
+        op(2, 1, Some(9), put("b"), written_at(2, 10)),
+    ]);
+}
+
+#[test]
+fn a_timed_out_write_takes_a_revision() {
+    // Revisions 5 and 6 leave no room for the timed-out put that version 2 needs.
+    assert_violation(&[
+        op(1, 0, Some(1), put("a"), written_at(1, 5)),
+        op(2, 2, None, put("x"), unknown()),
+        op(3, 3, Some(4), put("b"), written_at(3, 6)),
+    ]);
+    assert_ok(&[
+        op(1, 0, Some(1), put("a"), written_at(1, 5)),
+        op(2, 2, None, put("x"), unknown()),
+        op(3, 3, Some(4), put("b"), written_at(3, 7)),
+    ]);
+}
+
+#[test]
+fn a_delete_takes_a_revision_too() {
+    assert_violation(&[
+        op(1, 0, Some(1), put("a"), written_at(1, 5)),
+        op(
+            2,
+            2,
+            Some(3),
+            Call::Delete { if_version: None },
+            Outcome::Deleted { revision: 7 },
+        ),
+        op(3, 4, Some(5), put("b"), written_at(1, 6)),
+    ]);
+}

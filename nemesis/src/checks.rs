@@ -163,7 +163,7 @@ pub fn watch_stream(
                 None => failures.push(format!("rev {}: put of {value} to {} that no client wrote", ev.revision, ev.key)),
                 Some(op) => match &op.outcome {
                     Outcome::NotApplied { .. } => failures.push(format!(
-                        "rev {}: the write of op {} took effect but was answered 503: {}",
+                        "rev {}: the write of op {} took effect but was answered 503 or never sent: {}",
                         ev.revision,
                         op.id,
                         op.describe()

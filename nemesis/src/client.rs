@@ -182,6 +182,8 @@ fn json_u64(v: &serde_json::Value, field: &str) -> Option<u64> {
 /// Turns an answer into an outcome, holding it to the contract.
 pub fn classify(call: &Call, answer: &Answer) -> Outcome {
     let (status, headers, body) = match answer {
+        // No connection was made, so the request was never sent: certainly not applied.
+        Answer::None(reason) if reason == "connect" => return Outcome::NotApplied { status: 0 },
         Answer::None(reason) => {
             return Outcome::Unknown {
                 reason: reason.clone(),

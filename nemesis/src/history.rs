@@ -5,7 +5,8 @@
 //! when the outcome is unknown (a timeout, a dropped connection, a 504, an unexpected
 //! answer to a write): the checker then lets the operation complete at +infinity, so
 //! it may or may not have taken effect. A 503 is `NotApplied`: by the contract the
-//! operation did not happen, and the checker holds the server to that.
+//! operation did not happen, and the checker holds the server to that; so is a request
+//! whose connection could not even be made (never sent).
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -64,7 +65,8 @@ pub enum Outcome {
     Deleted { revision: u64 },
     /// 412: the version condition failed; nothing changed.
     Mismatch { current_version: u64 },
-    /// 503: not applied and never will be.
+    /// 503: not applied and never will be; `status` 0: the connection could not be
+    /// made, so the request was never sent.
     NotApplied { status: u16 },
     /// No answer, or a 504: the operation may or may not have taken effect.
     Unknown { reason: String },

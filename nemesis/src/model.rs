@@ -19,6 +19,13 @@ pub enum MCall {
     Delete { if_version: Option<u64> },
 }
 
+impl MCall {
+    /// True for puts and deletes.
+    pub fn is_write(self) -> bool {
+        !matches!(self, MCall::Get)
+    }
+}
+
 /// An answer as the model sees it. `Unknown`: any answer (the op may still not be
 /// linearized at all; that is the checker's business).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -28,14 +28,14 @@ pub fn ops_table(ops: &[Op]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "  {:<11} {:>8} {:>9} {:>9} {:>8} {:>7}",
-        "kind", "ok", "404/412", "503", "unknown", "breach"
+        "  {:<11} {:>8} {:>9} {:>11} {:>8} {:>7}",
+        "kind", "ok", "404/412", "503/unsent", "unknown", "breach"
     );
     let mut total = [0u64; 5];
     for (kind, r) in &rows {
         let _ = writeln!(
             t,
-            "  {kind:<11} {:>8} {:>9} {:>9} {:>8} {:>7}",
+            "  {kind:<11} {:>8} {:>9} {:>11} {:>8} {:>7}",
             r[0], r[1], r[2], r[3], r[4]
         );
         for (a, b) in total.iter_mut().zip(r) {
@@ -44,7 +44,7 @@ pub fn ops_table(ops: &[Op]) -> String {
     }
     let _ = writeln!(
         t,
-        "  {:<11} {:>8} {:>9} {:>9} {:>8} {:>7}",
+        "  {:<11} {:>8} {:>9} {:>11} {:>8} {:>7}",
         "total", total[0], total[1], total[2], total[3], total[4]
     );
     let retried = ops.iter().filter(|o| o.attempts > 1).count();

@@ -96,7 +96,7 @@ pub fn hints(key: &str, ops: &[Op]) -> Vec<String> {
         if let Outcome::Found { value, .. } = &op.outcome {
             match writers.get(value.as_str()) {
                 Some(w) if matches!(w.outcome, Outcome::NotApplied { .. }) => out.push(format!(
-                    "op {} read {value}, written by op {} which was answered 503 (not applied)",
+                    "op {} read {value}, written by op {} which was answered 503 or never sent (not applied)",
                     op.id, w.id
                 )),
                 Some(_) => {}
