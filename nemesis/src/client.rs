@@ -383,3 +383,118 @@ pub async fn run_client(sh: Arc<Shared>, client: u32, deadline: Instant) -> Vec<
     }
     ops
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{classify, Answer};
+    use crate::history::{Call, Outcome};
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use reqwest::StatusCode;
+
+    fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Answer {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        Answer::Response {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: h,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn put() -> Call {
+        Call::Put {
+            value: "v".into(),
+            if_version: None,
+        }
+    }
+
+    #[test]
+    fn answers_map_to_outcomes_per_the_contract() {
+        assert_eq!(
+            classify(&put(), &Answer::None("connect".into())),
+            Outcome::NotApplied { status: 0 }
+        );
+        assert!(matches!(
+            classify(&put(), &Answer::None("timeout".into())),
+            Outcome::Unknown { .. }
+        ));
+        assert!(matches!(
+            classify(&put(), &answer(504, &[], "")),
+            Outcome::Unknown { .. }
+        ));
+        assert_eq!(
+            classify(&put(), &answer(503, &[], r#"{"error":"no_quorum"}"#)),
+            Outcome::NotApplied { status: 503 }
+        );
+        assert_eq!(
+            classify(
+                &put(),
+                &answer(201, &[], r#"{"version":1,"mod_revision":7}"#)
+            ),
+            Outcome::Written {
+                version: 1,
+                mod_revision: 7
+            }
+        );
+        // 201 is for a create only.
+        assert!(matches!(
+            classify(
+                &put(),
+                &answer(201, &[], r#"{"version":2,"mod_revision":7}"#)
+            ),
+            Outcome::Unexpected { .. }
+        ));
+        assert_eq!(
+            classify(
+                &put(),
+                &answer(
+                    412,
+                    &[],
+                    r#"{"error":"version_mismatch","current_version":3}"#
+                )
+            ),
+            Outcome::Mismatch { current_version: 3 }
+        );
+        assert!(matches!(
+            classify(&put(), &answer(500, &[], "{}")),
+            Outcome::Unexpected { .. }
+        ));
+        let get = Call::Get;
+        assert_eq!(
+            classify(
+                &get,
+                &answer(
+                    200,
+                    &[
+                        ("x-concierge-version", "2"),
+                        ("x-concierge-mod-revision", "9")
+                    ],
+                    "abc"
+                )
+            ),
+            Outcome::Found {
+                value: "abc".into(),
+                version: 2,
+                mod_revision: 9
+            }
+        );
+        assert_eq!(
+            classify(&get, &answer(404, &[], r#"{"error":"key_not_found"}"#)),
+            Outcome::NotFound
+        );
+        // A 404 that is not about the key (an unknown route) breaks the contract.
+        assert!(matches!(
+            classify(&get, &answer(404, &[], r#"{"error":"not_found"}"#)),
+            Outcome::Unexpected { .. }
+        ));
+        let delete = Call::Delete {
+            if_version: Some(1),
+        };
+        assert_eq!(
+            classify(&delete, &answer(200, &[], r#"{"deleted":1,"revision":12}"#)),
+            Outcome::Deleted { revision: 12 }
+        );
+    }
+}
