@@ -16,13 +16,8 @@ set -euo pipefail
 RESTARTS=${RESTARTS:-20}
 KILLS=${KILLS:-3}
 BASE=${BASE_PORT:-19000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${BIN:-$TARGET/release/concierge}
-LOAD=${LOAD:-$TARGET/release/examples/load}
-if [[ ! -x $BIN || ! -x $LOAD ]]; then
-    (cd "$ROOT" && cargo build --release --bin concierge --example load)
-fi
+# shellcheck source=benches/binaries.sh
+source "$(dirname "$0")/binaries.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/leader-stability.XXXXXX")
 PEERS="127.0.0.1:$((BASE + 1)),127.0.0.1:$((BASE + 2)),127.0.0.1:$((BASE + 3))"

@@ -24,13 +24,8 @@ CLIENTS=${CLIENTS:-16}
 VALUE_BYTES=${VALUE_BYTES:-32}
 CLIENT_PORT=${CLIENT_PORT:-18080}
 ACTOR_PORT=${ACTOR_PORT:-18081}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${BIN:-$TARGET/release/concierge}
-LOAD=${LOAD:-$TARGET/release/examples/load}
-if [[ ! -x $BIN || ! -x $LOAD ]]; then
-    (cd "$ROOT" && cargo build --release --bin concierge --example load)
-fi
+# shellcheck source=benches/binaries.sh
+source "$(dirname "$0")/binaries.sh"
 
 WORK=$(mktemp -d "${WORK_DIR:-${TMPDIR:-/tmp}}/restart-to-ready.XXXXXX")
 DATA=$WORK/data
