@@ -5,11 +5,16 @@
 //! burst of inputs it takes `ready()` and:
 //! 1. hands `deliver` to the apply thread at once (chosen values are facts), in order;
 //! 2. answers `reads`; starts snapshot transfers for `snapshot_needed`;
-//! 3. queues `persist` + `send` as ONE job for the persistence thread and keeps going; when
-//!    the job comes back durable, its messages are sent (those to ourselves go back into
-//!    `step`). Jobs complete in order, so messages leave in `Ready` order and never before
-//!    the state they vouch for is durable. A `Ready` with nothing to persist still waits
-//!    its turn behind earlier jobs (it may repeat a promise still being fsynced).
+//! 3. sends at once the messages that vouch for no state (`Message::waits_for_persist` is
+//!    false: heartbeats, commit notices, read-index and catch-up traffic), so they never
+//!    queue behind an fsync or a checkpoint rewrite and a busy disk does not get a healthy
+//!    leader suspected; fails `dropped` proposals at once (not applied);
+//! 4. queues `persist` + the other messages as ONE job for the persistence thread and keeps
+//!    going; when the job comes back durable, its messages are sent (those to ourselves go
+//!    back into `step`). Jobs complete in order, so these messages leave in `Ready` order
+//!    and never before the state they vouch for is durable. A `Ready` with nothing to
+//!    persist still waits its turn behind earlier jobs (it may repeat a promise still
+//!    being fsynced).
 //!
 //! Back-pressure, all bounded: at most `persist_batches_inflight_max` jobs in flight and at
 //! most `apply_lag_slots_max` deliveries waiting for the apply channel; beyond either the
@@ -205,7 +210,20 @@ impl Driver {
             deliver,
             reads,
             snapshot_needed,
+            dropped,
         } = rd;
+        for envelope in dropped {
+            if let (Some(origin), _) = super::envelope::unwrap(&envelope) {
+                if origin.node == self.id && origin.incarnation == self.p.incarnation {
+                    self.p
+                        .pending
+                        .complete(origin.sequence, Err(NodeError::NoQuorum));
+                }
+            }
+        }
+        let (send, early): (Vec<_>, Vec<_>) =
+            send.into_iter().partition(|(_, m)| m.waits_for_persist());
+        self.send_all(early);
         for (slot, value) in deliver {
             debug_assert!(slot > self.delivered || slot <= *self.p.applied.borrow());
             self.delivered = self.delivered.max(slot);

@@ -15,6 +15,14 @@ pub struct Config {
     pub suspect_ticks: u32,
     /// Each false suspicion raises that peer's timeout by this much (eventually strong).
     pub suspect_ticks_increment: u32,
+    /// A peer's timeout never grows past this.
+    pub suspect_ticks_max: u32,
+    /// A raised timeout falls back by one increment per this many ticks without a false
+    /// suspicion.
+    pub suspect_decay_ticks: u64,
+    /// A node whose commit index trails the highest known by more than this is not
+    /// chosen to lead (it would have to catch up first).
+    pub leader_lag_slots_max: u64,
     /// The leader keeps at most this many slots past its commit index in flight.
     pub window_slots_max: u64,
     /// At most this many commands go into one slot.
@@ -82,6 +90,9 @@ impl Config {
             heartbeat_ticks: 5,
             suspect_ticks: 30,
             suspect_ticks_increment: 10,
+            suspect_ticks_max: 90,
+            suspect_decay_ticks: 1000,
+            leader_lag_slots_max: 1024,
             window_slots_max: 64,
             batch_commands_max: 512,
             batch_bytes_max: 1 << 20,
@@ -129,6 +140,24 @@ impl Config {
                     reason: "must be positive",
                 });
             }
+        }
+        if self.suspect_ticks_max < self.suspect_ticks {
+            return Err(ConfigError::BadLimit {
+                name: "suspect_ticks_max",
+                reason: "must be at least suspect_ticks",
+            });
+        }
+        if self.suspect_decay_ticks == 0 {
+            return Err(ConfigError::BadLimit {
+                name: "suspect_decay_ticks",
+                reason: "must be positive",
+            });
+        }
+        if self.leader_lag_slots_max < self.window_slots_max {
+            return Err(ConfigError::BadLimit {
+                name: "leader_lag_slots_max",
+                reason: "must be at least window_slots_max (a healthy follower trails by that)",
+            });
         }
         if self.suspect_ticks <= self.heartbeat_ticks {
             return Err(ConfigError::BadLimit {

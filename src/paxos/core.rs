@@ -34,8 +34,11 @@ pub struct Core {
     /// periodic heartbeat, or per peer in an accept or `Commit`); `ready()` announces a
     /// higher one at once.
     commit_announced: Slot,
-    /// No new phase 1 before this tick (jitter after a preemption).
+    /// No new phase 1 before this tick (jitter after a preemption; one suspicion timeout
+    /// after start-up, to hear a leader that is already there).
     campaign_not_before: u64,
+    /// A pre-vote in progress: the ballot asked for, who granted it (bit set), when sent.
+    pre_vote: Option<(Ballot, u64, u64)>,
     /// Distinct for every start of this node: tags this core's read-index requests so an
     /// answer meant for an earlier incarnation (whose read ids were the same) is dropped.
     incarnation: u64,
@@ -68,7 +71,8 @@ impl Core {
             leader_hint: None,
             forward: Vec::new(),
             commit_announced: 0,
-            campaign_not_before: 0,
+            campaign_not_before: u64::from(config.suspect_ticks),
+            pre_vote: None,
             incarnation,
             rng: incarnation ^ u64::from(config.id).rotate_left(32),
             out: Ready::default(),
@@ -85,17 +89,20 @@ impl Core {
         // Lead only while Omega picks us and a quorum seems alive (a leader cut off in a
         // minority steps down, so its followers and clients stop waiting on it).
         let quorum_alive = self.detector.trusted() >= self.config.quorum();
-        if self.detector.omega() == me && quorum_alive {
+        let omega = self.detector.omega(
+            self.live_leader(),
+            self.learner.delivered(),
+            self.config.leader_lag_slots_max,
+        );
+        if omega == me && quorum_alive {
             if self.proposer.is_follower() && now >= self.campaign_not_before {
-                let from = self.learner.delivered() + 1;
-                let ballot = self
-                    .proposer
-                    .start_phase1(&self.config, now, from, &mut self.out);
-                // Durable before the Prepares leave (same Ready): see `promise_own`.
-                self.acceptor.promise_own(ballot, &mut self.out);
+                self.pre_vote(now);
             }
-        } else if !self.proposer.is_follower() {
-            self.step_down();
+        } else {
+            self.pre_vote = None;
+            if !self.proposer.is_follower() {
+                self.step_down();
+            }
         }
         if heartbeat {
             let commit = self.learner.delivered();
@@ -152,8 +159,23 @@ impl Core {
                     }
                 }
             }
+            Message::PreVote { ballot, commit } => {
+                self.detector.heard_commit(from, commit);
+                let granted = self.grants_pre_vote(from, commit);
+                let reply = Message::PreVoteReply { ballot, granted };
+                self.out.send.push((from, reply));
+            }
+            Message::PreVoteReply { ballot, granted } => {
+                self.on_pre_vote_reply(from, ballot, granted);
+            }
             Message::Prepare { ballot, from: slot } => {
                 if ballot.node != from {
+                    return;
+                }
+                // Leader stickiness: while this node hears a live leader, another node's
+                // campaign is ignored (not promised, not even observed), so a node coming
+                // back cannot depose a healthy leader. Ignoring a Prepare is always safe.
+                if from != self.config.id && self.live_leader().is_some_and(|l| l != from) {
                     return;
                 }
                 self.observe(ballot);
@@ -206,13 +228,22 @@ impl Core {
             }
             Message::Forward { commands } => {
                 if !self.proposer.is_follower() {
+                    let max = self.config.proposals_queued_max;
+                    let mut refused = Vec::new();
                     for c in commands {
-                        if !self.proposer.enqueue(c, self.config.proposals_queued_max) {
-                            break;
+                        if !refused.is_empty() || !self.proposer.enqueue(from, c.clone(), max) {
+                            refused.push(c);
                         }
                     }
+                    if !refused.is_empty() {
+                        let msg = Message::Refused { commands: refused };
+                        self.out.send.push((from, msg));
+                    }
+                } else {
+                    self.out.send.push((from, Message::Refused { commands }));
                 }
             }
+            Message::Refused { commands } => self.out.dropped.extend(commands),
             Message::ReadIndex { incarnation, id } => {
                 let asker = (Some((from, incarnation)), id);
                 if self.proposer.is_follower() {
@@ -257,10 +288,8 @@ impl Core {
     /// Proposes a command: queued at the leader (or a candidate), forwarded by a follower.
     pub fn propose(&mut self, command: Bytes) -> Result<(), ProposeError> {
         if !self.proposer.is_follower() {
-            if self
-                .proposer
-                .enqueue(command, self.config.proposals_queued_max)
-            {
+            let (me, max) = (self.config.id, self.config.proposals_queued_max);
+            if self.proposer.enqueue(me, command, max) {
                 return Ok(());
             }
             return Err(ProposeError::Busy);
@@ -305,9 +334,11 @@ impl Core {
         self.fill_window();
         if !self.forward.is_empty() {
             let commands = std::mem::take(&mut self.forward);
-            // Without a leader the commands are dropped; the client's retry covers it.
+            // Without a leader the commands are dropped: their callers fail at once.
             if let Some(leader) = self.leader() {
                 self.out.send.push((leader, Message::Forward { commands }));
+            } else {
+                self.out.dropped.extend(commands);
             }
         }
         if let Some(ballot) = self.proposer.leading() {
@@ -429,6 +460,7 @@ impl Core {
         read_round: u64,
     ) {
         self.learner.heard_commit(from, commit);
+        self.detector.heard_commit(from, commit);
         let Some(ballot) = leading else {
             if self.leader_hint.is_some_and(|h| h.node == from) {
                 self.leader_hint = None;
@@ -519,8 +551,82 @@ impl Core {
         }
     }
 
+    /// The leader this node hears: itself while it leads, else the announced leader while
+    /// it is not suspected.
+    fn live_leader(&self) -> Option<NodeId> {
+        if self.proposer.leading().is_some() {
+            return Some(self.config.id);
+        }
+        let hint = self.leader_hint?;
+        (hint.node != self.config.id && !self.detector.suspects(hint.node)).then_some(hint.node)
+    }
+
+    /// Asks the peers whether they would follow this node before it campaigns (a new
+    /// ballot preempts whoever leads); starts phase 1 once a quorum, itself included,
+    /// grants. A pre-vote unanswered for two heartbeats is asked again.
+    fn pre_vote(&mut self, now: u64) {
+        let hb = u64::from(self.config.heartbeat_ticks);
+        if self
+            .pre_vote
+            .is_some_and(|(_, _, sent)| now < sent + 2 * hb)
+        {
+            return;
+        }
+        let ballot = self.proposer.next_ballot();
+        let own = self.config.member_bit(self.config.id).unwrap_or(0);
+        self.pre_vote = Some((ballot, own, now));
+        let commit = self.learner.delivered();
+        for peer in self.detector.peer_ids() {
+            self.out
+                .send
+                .push((peer, Message::PreVote { ballot, commit }));
+        }
+        self.on_pre_vote_reply(self.config.id, ballot, true);
+    }
+
+    /// A pre-vote is granted unless this node hears a live leader other than the asker,
+    /// or the asker trails this node's commit index by more than `leader_lag_slots_max`.
+    fn grants_pre_vote(&self, from: NodeId, commit: Slot) -> bool {
+        let lag_max = self.config.leader_lag_slots_max;
+        let current = self.live_leader().is_some_and(|l| l != from);
+        !current && commit.saturating_add(lag_max) >= self.learner.delivered()
+    }
+
+    fn on_pre_vote_reply(&mut self, from: NodeId, ballot: Ballot, granted: bool) {
+        let Some((asked, votes, _)) = self.pre_vote.as_mut() else {
+            return;
+        };
+        if *asked != ballot || !granted || !self.proposer.is_follower() {
+            return;
+        }
+        *votes |= self.config.member_bit(from).unwrap_or(0);
+        if votes.count_ones() as usize >= self.config.quorum() {
+            self.pre_vote = None;
+            let now = self.detector.now();
+            let from = self.learner.delivered() + 1;
+            let ballot = self
+                .proposer
+                .start_phase1(&self.config, now, from, &mut self.out);
+            // Durable before the Prepares leave (same Ready): see `promise_own`.
+            self.acceptor.promise_own(ballot, &mut self.out);
+        }
+    }
+
     fn step_down(&mut self) {
-        self.proposer.step_down();
+        let me = self.config.id;
+        let mut refused: Vec<(NodeId, Vec<Bytes>)> = Vec::new();
+        for (origin, c) in self.proposer.step_down() {
+            if origin == me {
+                self.out.dropped.push(c);
+            } else if let Some((_, cs)) = refused.iter_mut().find(|(o, _)| *o == origin) {
+                cs.push(c);
+            } else {
+                refused.push((origin, vec![c]));
+            }
+        }
+        for (origin, commands) in refused {
+            self.out.send.push((origin, Message::Refused { commands }));
+        }
         self.reads.fail_all(&mut self.out);
         let hb = u64::from(self.config.heartbeat_ticks);
         let jitter = 1 + self.next_random() % hb;

@@ -2,10 +2,18 @@
 //!
 //! Every node heartbeats every `heartbeat_ticks`. A peer is suspected when nothing came
 //! from it for its timeout; a message from a suspected peer proves the suspicion false and
-//! raises that peer's timeout by `suspect_ticks_increment`, so once the network is timely
-//! again every live peer is eventually trusted forever (an eventually strong detector,
-//! Chandra & Toueg's <>S). Omega picks the highest id this node does not suspect (itself
-//! included): once the detector is accurate, every live node picks the same leader.
+//! raises that peer's timeout by `suspect_ticks_increment`, up to `suspect_ticks_max`, so
+//! once the network is timely again every live peer is eventually trusted (an eventually
+//! strong detector, Chandra & Toueg's <>S); a timeout then decays back by one increment per
+//! `suspect_decay_ticks` without a false suspicion, so one bad minute does not slow every
+//! later failover.
+//!
+//! Omega, made sticky: a leader this node hears (and does not suspect) stays its choice,
+//! so a node that comes back (restart, pause, healed partition) never deposes a healthy
+//! leader. Without one, Omega picks the highest id among the trusted nodes (itself
+//! included) that are not behind: a node whose reported commit index trails the highest
+//! known by more than `leader_lag_slots_max` is passed over until it catches up. Once the
+//! detector is accurate and commit indexes are exchanged, every live node picks the same.
 
 use super::config::Config;
 use super::types::NodeId;
@@ -15,10 +23,15 @@ struct Watch {
     id: NodeId,
     /// Tick of the last message from this peer.
     last_heard: u64,
-    /// Ticks of silence after which the peer is suspected. Invariant: >= suspect_ticks.
+    /// Ticks of silence after which the peer is suspected.
+    /// Invariant: suspect_ticks <= timeout <= suspect_ticks_max.
     timeout: u64,
+    /// Tick the timeout last changed (decay counts from here).
+    changed_at: u64,
     /// True while this peer is suspected to have crashed.
     suspected: bool,
+    /// The commit index this peer last reported.
+    commit: u64,
 }
 
 /// The failure detector and Omega.
@@ -29,7 +42,10 @@ pub struct Detector {
     /// Every member but this node.
     peers: Vec<Watch>,
     heartbeat_ticks: u64,
+    suspect_ticks: u64,
     suspect_ticks_increment: u64,
+    suspect_ticks_max: u64,
+    suspect_decay_ticks: u64,
     /// Tick at which the next heartbeat goes out.
     heartbeat_due: u64,
 }
@@ -45,7 +61,9 @@ impl Detector {
                 id,
                 last_heard: 0,
                 timeout: u64::from(config.suspect_ticks),
+                changed_at: 0,
                 suspected: false,
+                commit: 0,
             })
             .collect();
         Detector {
@@ -53,7 +71,10 @@ impl Detector {
             now: 0,
             peers,
             heartbeat_ticks: u64::from(config.heartbeat_ticks),
+            suspect_ticks: u64::from(config.suspect_ticks),
             suspect_ticks_increment: u64::from(config.suspect_ticks_increment),
+            suspect_ticks_max: u64::from(config.suspect_ticks_max),
+            suspect_decay_ticks: config.suspect_decay_ticks,
             heartbeat_due: 0,
         }
     }
@@ -70,6 +91,14 @@ impl Detector {
             if !p.suspected && self.now - p.last_heard > p.timeout {
                 p.suspected = true;
             }
+            let calm = self.now - p.changed_at >= self.suspect_decay_ticks;
+            if !p.suspected && p.timeout > self.suspect_ticks && calm {
+                p.timeout = p
+                    .timeout
+                    .saturating_sub(self.suspect_ticks_increment)
+                    .max(self.suspect_ticks);
+                p.changed_at = self.now;
+            }
         }
         if self.now >= self.heartbeat_due {
             self.heartbeat_due = self.now + self.heartbeat_ticks;
@@ -83,10 +112,25 @@ impl Detector {
         if let Some(p) = self.peers.iter_mut().find(|p| p.id == from) {
             if p.suspected {
                 p.suspected = false;
-                p.timeout += self.suspect_ticks_increment;
+                p.timeout = (p.timeout + self.suspect_ticks_increment).min(self.suspect_ticks_max);
+                p.changed_at = self.now;
             }
             p.last_heard = self.now;
         }
+    }
+
+    /// `from` reported that every slot <= `commit` is applied there. The latest report
+    /// counts, not the highest: a restart takes a node back to its compaction point.
+    pub fn heard_commit(&mut self, from: NodeId, commit: u64) {
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == from) {
+            p.commit = commit;
+        }
+    }
+
+    /// Ticks of silence after which `node` will be suspected.
+    #[cfg(test)]
+    pub fn timeout(&self, node: NodeId) -> Option<u64> {
+        self.peers.iter().find(|p| p.id == node).map(|p| p.timeout)
     }
 
     /// True if `node` is a peer this node currently suspects.
@@ -94,13 +138,24 @@ impl Detector {
         self.peers.iter().any(|p| p.id == node && p.suspected)
     }
 
-    /// Omega: the highest id not suspected, this node included.
-    pub fn omega(&self) -> NodeId {
-        self.peers
-            .iter()
-            .filter(|p| !p.suspected)
+    /// Omega (see the module doc): `leader` if this node hears it, else the highest id
+    /// among trusted nodes whose commit index is within `lag_max` of the highest known;
+    /// `own_commit` is this node's.
+    pub fn omega(&self, leader: Option<NodeId>, own_commit: u64, lag_max: u64) -> NodeId {
+        if let Some(l) = leader {
+            if l == self.id || self.peers.iter().any(|p| p.id == l && !p.suspected) {
+                return l;
+            }
+        }
+        let trusted = || self.peers.iter().filter(|p| !p.suspected);
+        let top = trusted().map(|p| p.commit).fold(own_commit, u64::max);
+        let eligible = |commit: u64| commit.saturating_add(lag_max) >= top;
+        let own = eligible(own_commit).then_some(self.id);
+        trusted()
+            .filter(|p| eligible(p.commit))
             .map(|p| p.id)
-            .fold(self.id, NodeId::max)
+            .fold(own, |best, id| Some(best.map_or(id, |b| b.max(id))))
+            .unwrap_or(self.id)
     }
 
     /// Members trusted, this node included.
@@ -128,20 +183,66 @@ mod tests {
         c.heartbeat_ticks = 2;
         c.suspect_ticks = 5;
         c.suspect_ticks_increment = 3;
+        c.suspect_ticks_max = 11;
+        c.suspect_decay_ticks = 40;
         c
+    }
+
+    #[test]
+    fn timeouts_are_capped_and_decay_back() {
+        let mut d = Detector::new(&config());
+        for _ in 0..5 {
+            // Silence long enough to be suspected, then a message: a false suspicion.
+            for _ in 0..20 {
+                d.tick();
+                d.heard(2);
+            }
+            d.heard(3);
+        }
+        assert_eq!(d.timeout(3), Some(11), "5 raises of 3 from 5, capped at 11");
+        for _ in 0..200 {
+            d.tick();
+            d.heard(2);
+            d.heard(3);
+        }
+        assert_eq!(
+            d.timeout(3),
+            Some(5),
+            "a calm peer's timeout decays to the base"
+        );
+    }
+
+    #[test]
+    fn omega_keeps_a_heard_leader_and_passes_over_a_lagging_node() {
+        let mut d = Detector::new(&config());
+        d.heard_commit(2, 100);
+        d.heard_commit(3, 10);
+        assert_eq!(d.omega(None, 100, 50), 2, "3 is behind by more than 50");
+        assert_eq!(d.omega(None, 100, 95), 3, "within the lag, the highest id");
+        assert_eq!(d.omega(Some(1), 100, 50), 1, "a heard leader stays");
+        for _ in 0..6 {
+            d.tick();
+            d.heard(3);
+        }
+        assert!(d.suspects(2));
+        assert_eq!(
+            d.omega(Some(2), 100, 50),
+            1,
+            "a suspected leader is dropped"
+        );
     }
 
     #[test]
     fn silent_peer_is_suspected_and_omega_moves_down() {
         let mut d = Detector::new(&config());
-        assert_eq!(d.omega(), 3);
+        assert_eq!(d.omega(None, 0, 0), 3);
         for _ in 0..6 {
             d.tick();
             d.heard(2);
         }
         assert!(d.suspects(3));
         assert!(!d.suspects(2));
-        assert_eq!(d.omega(), 2);
+        assert_eq!(d.omega(None, 0, 0), 2);
     }
 
     #[test]
@@ -153,7 +254,7 @@ mod tests {
         assert!(d.suspects(3));
         d.heard(3);
         assert!(!d.suspects(3));
-        assert_eq!(d.omega(), 3);
+        assert_eq!(d.omega(None, 0, 0), 3);
         // Now 8 ticks of silence are tolerated instead of 5.
         for _ in 0..8 {
             d.tick();

@@ -21,6 +21,13 @@ pub enum Message {
     },
     /// An acceptor has promised nothing above `ballot`, as of receiving `read_round`.
     HeartbeatAck { ballot: Ballot, read_round: u64 },
+    /// Before campaigning (which makes a new ballot durable and preempts the leader), a
+    /// node asks whether a quorum would follow it: a peer grants unless it hears a live
+    /// leader or is ahead of `commit` by more than `leader_lag_slots_max` (etcd raft's
+    /// PreVote). Changes no state anywhere.
+    PreVote { ballot: Ballot, commit: Slot },
+    /// The answer to `PreVote` (echoing its ballot).
+    PreVoteReply { ballot: Ballot, granted: bool },
     /// Phase 1a for every slot >= `from` (the candidate knows all below are chosen).
     /// The candidate made `ballot` durable before sending this, so no later incarnation
     /// of it ever uses `ballot` again.
@@ -57,6 +64,9 @@ pub enum Message {
     },
     /// A follower forwards client commands to the leader.
     Forward { commands: Vec<Bytes> },
+    /// A leader that stepped down returns forwarded commands it never put in a slot, so
+    /// their node fails them at once as not applied (a Forward is delivered at most once).
+    Refused { commands: Vec<Bytes> },
     /// A follower forwards a read-index request to the leader. `incarnation` is the
     /// asking core's (see `Core::new`): read ids restart with every incarnation.
     ReadIndex { incarnation: u64, id: u64 },
@@ -81,11 +91,27 @@ pub enum Message {
 }
 
 impl Message {
+    /// True for the messages that vouch for this node's acceptor state or ballot
+    /// (prepares, promises, accepts, accepted): they must not leave before the Readys
+    /// taken before them are durable. Every other message states facts (chosen values,
+    /// commit indexes) or asks for something, and may leave at once.
+    pub fn waits_for_persist(&self) -> bool {
+        matches!(
+            self,
+            Message::Prepare { .. }
+                | Message::Promise { .. }
+                | Message::Accept { .. }
+                | Message::Accepted { .. }
+        )
+    }
+
     /// A short name for traces.
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Heartbeat { .. } => "heartbeat",
             Message::HeartbeatAck { .. } => "heartbeat-ack",
+            Message::PreVote { .. } => "pre-vote",
+            Message::PreVoteReply { .. } => "pre-vote-reply",
             Message::Prepare { .. } => "prepare",
             Message::Promise { .. } => "promise",
             Message::Accept { .. } => "accept",
@@ -93,6 +119,7 @@ impl Message {
             Message::Nack { .. } => "nack",
             Message::AcceptCompacted { .. } => "accept-compacted",
             Message::Forward { .. } => "forward",
+            Message::Refused { .. } => "refused",
             Message::ReadIndex { .. } => "read-index",
             Message::ReadIndexReply { .. } => "read-index-reply",
             Message::CatchUp { .. } => "catch-up",

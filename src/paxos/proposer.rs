@@ -119,8 +119,9 @@ pub struct Proposer {
     role: Role,
     /// The highest ballot seen anywhere. Invariant: >= every ballot this node used.
     max_seen: Ballot,
-    /// Commands waiting for a slot. Invariant: len <= proposals_queued_max.
-    queue: VecDeque<Bytes>,
+    /// Commands waiting for a slot, with the node that proposed each.
+    /// Invariant: len <= proposals_queued_max.
+    queue: VecDeque<(NodeId, Bytes)>,
 }
 
 impl Proposer {
@@ -170,12 +171,12 @@ impl Proposer {
         matches!(self.ballot(), Some(mine) if ballot > mine)
     }
 
-    /// Queues a command; false if the queue is full.
-    pub fn enqueue(&mut self, command: Bytes, queued_max: usize) -> bool {
+    /// Queues a command proposed at `origin`; false if the queue is full.
+    pub fn enqueue(&mut self, origin: NodeId, command: Bytes, queued_max: usize) -> bool {
         if self.queue.len() >= queued_max {
             return false;
         }
-        self.queue.push_back(command);
+        self.queue.push_back((origin, command));
         true
     }
 
@@ -190,10 +191,19 @@ impl Proposer {
         }
     }
 
-    /// Becomes a follower; queued commands are dropped (their clients retry).
-    pub fn step_down(&mut self) {
+    /// Becomes a follower; returns the queued commands (with their origins), which were
+    /// never put in a slot and never will be.
+    pub fn step_down(&mut self) -> Vec<(NodeId, Bytes)> {
         self.role = Role::Follower;
-        self.queue.clear();
+        self.queue.drain(..).collect()
+    }
+
+    /// The ballot the next `start_phase1` would use (for a pre-vote).
+    pub fn next_ballot(&self) -> Ballot {
+        Ballot {
+            round: self.max_seen.round + 1,
+            node: self.id,
+        }
     }
 
     /// Starts phase 1 for every slot >= from; returns the new ballot, which the caller
@@ -348,13 +358,13 @@ impl Proposer {
         while !self.queue.is_empty() && window_room(config, l, commit) {
             let mut batch = Vec::new();
             let mut bytes = 0usize;
-            while let Some(next) = self.queue.front() {
+            while let Some((_, next)) = self.queue.front() {
                 let fits = bytes + next.len() <= config.batch_bytes_max;
                 if batch.len() >= config.batch_commands_max || (!batch.is_empty() && !fits) {
                     break;
                 }
                 bytes += next.len();
-                if let Some(c) = self.queue.pop_front() {
+                if let Some((_, c)) = self.queue.pop_front() {
                     batch.push(c);
                 }
             }

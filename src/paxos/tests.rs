@@ -105,6 +105,36 @@ impl Cluster {
     }
 }
 
+/// Ticks after start-up by which a healthy cluster has a leader: one suspicion timeout
+/// of waiting to hear an existing leader, then a pre-vote and phase 1.
+const ELECTED_BY: u32 = 8;
+
+/// Makes a lone core campaign: waits out its start-up quiet time, grants its pre-vote on
+/// behalf of `peer`, and returns the Ready with its Prepares.
+fn start_campaign(core: &mut Core, peer: NodeId) -> Ready {
+    let mut asked = None;
+    for _ in 0..=ELECTED_BY {
+        core.tick();
+        let r = core.ready();
+        asked = r.send.iter().find_map(|(_, m)| match m {
+            Message::PreVote { ballot, .. } => Some(*ballot),
+            _ => None,
+        });
+        if asked.is_some() {
+            break;
+        }
+    }
+    let ballot = asked.expect("the core asked for a pre-vote");
+    core.step(
+        peer,
+        Message::PreVoteReply {
+            ballot,
+            granted: true,
+        },
+    );
+    core.ready()
+}
+
 fn cmd(i: u32) -> Bytes {
     Bytes::from(i.to_le_bytes().to_vec())
 }
@@ -122,7 +152,7 @@ fn commands(delivered: &[(Slot, Value)]) -> Vec<Bytes> {
 #[test]
 fn omega_elects_the_highest_id_and_every_node_delivers_the_same_sequence() {
     let mut c = Cluster::new(3, |_| {});
-    c.tick(3);
+    c.tick(ELECTED_BY);
     assert_eq!(c.leader(), Some(3));
     for i in 0..10 {
         c.core(1 + i % 3).propose(cmd(i)).unwrap();
@@ -145,7 +175,7 @@ fn omega_elects_the_highest_id_and_every_node_delivers_the_same_sequence() {
 #[test]
 fn a_follower_learns_the_commit_of_its_forwarded_command_without_a_heartbeat() {
     let mut c = Cluster::new(3, |_| {});
-    c.tick(3);
+    c.tick(ELECTED_BY);
     assert_eq!(c.leader(), Some(3));
     c.core(1).propose(cmd(7)).unwrap();
     // No tick: only the Readys the proposal caused (forward, accepts, commit).
@@ -189,7 +219,7 @@ fn a_commit_in_a_ballot_the_follower_did_not_accept_in_is_fetched_not_trusted() 
 #[test]
 fn a_silent_leader_is_suspected_and_the_next_highest_takes_over() {
     let mut c = Cluster::new(3, |_| {});
-    c.tick(3);
+    c.tick(ELECTED_BY);
     c.core(3).propose(cmd(1)).unwrap();
     c.tick(1);
     c.down.push(3);
@@ -206,8 +236,7 @@ fn candidate_needs_its_own_durable_promise_before_leading() {
     // persisted in the same Ready as its Prepares (so before they leave), and its own
     // promise counts only once stepped back after that persist.
     let mut c = Cluster::new(3, |_| {});
-    c.core(3).tick();
-    let r = c.core(3).ready();
+    let r = start_campaign(c.core(3), 1);
     let prepares: Vec<_> = r
         .send
         .iter()
@@ -258,8 +287,7 @@ fn a_restarted_node_keeps_its_promise_and_uses_a_higher_ballot() {
         ..DurableState::default()
     };
     let mut core = Core::new(config(3, 3), durable, 1);
-    core.tick();
-    let r = core.ready();
+    let r = start_campaign(&mut core, 1);
     let ballot = r.send.iter().find_map(|(_, m)| match m {
         Message::Prepare { ballot, .. } => Some(*ballot),
         _ => None,
@@ -296,8 +324,7 @@ fn new_leader_reproposes_the_highest_ballot_value_and_fills_gaps_with_noop() {
         ..DurableState::default()
     };
     let mut core = Core::new(config(3, 3), durable, 1);
-    core.tick();
-    core.ready();
+    start_campaign(&mut core, 1);
     let ballot = Ballot { round: 3, node: 3 };
     let reply = Message::Promise {
         ballot,
@@ -347,7 +374,7 @@ fn new_leader_reproposes_the_highest_ballot_value_and_fills_gaps_with_noop() {
 fn followers_forward_and_refuse_without_a_leader() {
     let mut c = Cluster::new(3, |cfg| cfg.proposals_queued_max = 2);
     assert_eq!(c.core(1).propose(cmd(1)), Err(ProposeError::NoLeader));
-    c.tick(3);
+    c.tick(ELECTED_BY);
     assert_eq!(c.core(1).status().leader, Some(3));
     c.core(1).propose(cmd(1)).unwrap();
     c.core(1).propose(cmd(2)).unwrap();
@@ -370,7 +397,7 @@ fn leader_batches_queued_commands_and_keeps_a_window_of_slots() {
         cfg.batch_commands_max = 3;
         cfg.window_slots_max = 2;
     });
-    c.tick(3);
+    c.tick(ELECTED_BY);
     for i in 0..10 {
         c.core(3).propose(cmd(i)).unwrap();
     }
@@ -401,7 +428,7 @@ fn leader_batches_queued_commands_and_keeps_a_window_of_slots() {
 #[test]
 fn read_index_is_confirmed_by_a_quorum_and_forwarded_from_followers() {
     let mut c = Cluster::new(3, |_| {});
-    c.tick(3);
+    c.tick(ELECTED_BY);
     c.core(3).propose(cmd(1)).unwrap();
     c.settle();
     c.core(3).read_index(7);
@@ -421,7 +448,7 @@ fn read_index_is_confirmed_by_a_quorum_and_forwarded_from_followers() {
 #[test]
 fn a_node_behind_the_compaction_point_gets_a_snapshot() {
     let mut c = Cluster::new(3, |_| {});
-    c.tick(3);
+    c.tick(ELECTED_BY);
     c.down.push(1);
     for i in 0..5 {
         c.core(3).propose(cmd(i)).unwrap();
@@ -453,8 +480,7 @@ fn a_promise_answering_another_from_does_not_count() {
         ..DurableState::default()
     };
     let mut core = Core::new(config(3, 3), durable, 1);
-    core.tick();
-    let r = core.ready();
+    let r = start_campaign(&mut core, 1);
     let (ballot, from) = r
         .send
         .iter()

@@ -149,6 +149,13 @@ pub enum Persist {
 ///    once the state machine has applied `index`; `None`: not leader / leadership lost, retry.
 /// 5. `snapshot_needed`: peers that asked for slots this node has compacted away: stream
 ///    them a snapshot; the receiver's driver then calls `install_snapshot(through)`.
+/// 6. `dropped`: commands proposed at this node that were never put in a slot and never
+///    will be (the leader stepped down with them queued, or no leader took them): fail
+///    their callers at once as not applied.
+///
+/// Messages in `send` for which [`Message::waits_for_persist`] is false vouch for no
+/// state of this node (heartbeats, commit notices, read-index traffic, catch-up): they
+/// may leave at once, ahead of earlier Readys still persisting.
 #[derive(Debug, Default)]
 pub struct Ready {
     /// Records to make durable before anything in `send` is sent.
@@ -161,6 +168,8 @@ pub struct Ready {
     pub reads: Vec<(u64, Option<Slot>)>,
     /// Peers behind our compaction point: stream them a snapshot.
     pub snapshot_needed: Vec<NodeId>,
+    /// Commands proposed here that will never be chosen: fail them (not applied).
+    pub dropped: Vec<Bytes>,
 }
 
 impl Ready {
@@ -171,6 +180,7 @@ impl Ready {
             && self.deliver.is_empty()
             && self.reads.is_empty()
             && self.snapshot_needed.is_empty()
+            && self.dropped.is_empty()
     }
 }
 

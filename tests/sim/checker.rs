@@ -4,8 +4,10 @@
 //!   one global sequence (with agreement), including after restarts and snapshots
 //!   (durability: a restarted node redelivers from its compacted point and must match);
 //! - integrity: every delivered command was proposed, and a command appears in the global
-//!   sequence at most as many times as `propose()` accepted it (clients re-propose
-//!   commands that seem lost; the node layer dedupes by envelope, the checker by id);
+//!   sequence at most as many times as `propose()` accepted it less the times a core
+//!   reported it dropped (never to be chosen: its caller is told "not applied"); clients
+//!   re-propose commands that seem lost; the node layer dedupes by envelope, the checker
+//!   by id;
 //! - read index: an answer is >= every slot delivered anywhere before the read was asked.
 
 use std::collections::HashMap;
@@ -25,6 +27,8 @@ pub struct Checker {
     proposed_ok: HashMap<u64, u32>,
     /// Command id -> times it appears in the global sequence.
     occurrences: HashMap<u64, u32>,
+    /// Command id -> times a core reported a proposal of it dropped (never chosen).
+    dropped: HashMap<u64, u32>,
     /// Commands created by clients (ids 0..created).
     pub created: u64,
 }
@@ -47,6 +51,26 @@ fn command_id(c: &Bytes) -> Result<u64, String> {
 impl Checker {
     pub fn proposed(&mut self, id: u64) {
         *self.proposed_ok.entry(id).or_default() += 1;
+    }
+
+    /// A core reported a proposal of `id` dropped: it must never be chosen.
+    pub fn dropped(&mut self, id: u64) -> Check {
+        *self.dropped.entry(id).or_default() += 1;
+        self.within_proposals(id)
+    }
+
+    /// The command's occurrences fit the proposals that may still be chosen.
+    fn within_proposals(&self, id: u64) -> Check {
+        let ok = self.proposed_ok.get(&id).copied().unwrap_or(0);
+        let dropped = self.dropped.get(&id).copied().unwrap_or(0);
+        let seen = self.occurrences.get(&id).copied().unwrap_or(0);
+        if seen + dropped > ok {
+            return Err(format!(
+                "integrity: c{id} appears {seen} times and was dropped {dropped} times but \
+                 was proposed {ok} times"
+            ));
+        }
+        Ok(())
     }
 
     pub fn chosen_prefix(&self, len: usize) -> Vec<Value> {
@@ -81,16 +105,11 @@ impl Checker {
                     for c in cs {
                         let id = command_id(c)?;
                         let ok = self.proposed_ok.get(&id).copied().unwrap_or(0);
-                        let seen = self.occurrences.entry(id).or_default();
-                        *seen += 1;
+                        *self.occurrences.entry(id).or_default() += 1;
                         if ok == 0 || id >= self.created {
                             return Err(format!("integrity: c{id} delivered but never proposed"));
                         }
-                        if *seen > ok {
-                            return Err(format!(
-                                "integrity: c{id} appears {seen} times but was proposed {ok} times"
-                            ));
-                        }
+                        self.within_proposals(id)?;
                     }
                 }
                 self.chosen[i] = Some(value.clone());

@@ -93,6 +93,9 @@ impl Params {
         c.heartbeat_ticks = self.heartbeat_ticks;
         c.suspect_ticks = self.heartbeat_ticks * 3 + 2 * self.net.delay_max as u32 + 4;
         c.suspect_ticks_increment = 4;
+        c.suspect_ticks_max = c.suspect_ticks * 3;
+        c.suspect_decay_ticks = 200;
+        c.leader_lag_slots_max = self.window_slots_max * 2 + 8;
         c.window_slots_max = self.window_slots_max;
         c.batch_commands_max = self.batch_commands_max;
         c.batch_bytes_max = self.batch_bytes_max;
@@ -332,18 +335,7 @@ impl Sim {
         } else {
             None
         };
-        let forwarded = match &msg {
-            Message::Forward { commands } => commands.clone(),
-            _ => Vec::new(),
-        };
         let fate = self.net.send(&mut self.rng, self.now, from, to, msg);
-        if matches!(fate, Fate::Duplicated) {
-            // A duplicated forward proposes its commands again (the node layer's envelopes
-            // make that harmless); count it so the integrity check stays exact.
-            for c in commands(&Value::Batch(forwarded)) {
-                self.checker.proposed(c);
-            }
-        }
         if let Some(line) = line {
             let what = match fate {
                 Fate::Sent => "send".to_string(),
@@ -442,7 +434,19 @@ impl Sim {
             self.log(|| format!("snapshot needed: n{id} will stream to n{peer}"));
             self.snapshots.push((due, id, peer));
         }
-        if !ready.persist.is_empty() || !ready.send.is_empty() {
+        for c in commands(&Value::Batch(ready.dropped)) {
+            self.log(|| format!("dropped n{id} c{c} (not applied)"));
+            self.checker.dropped(c)?;
+        }
+        // As the driver: messages that vouch for no state leave at once.
+        let (send, early): (Vec<_>, Vec<_>) = ready
+            .send
+            .into_iter()
+            .partition(|(_, m)| m.waits_for_persist());
+        for (to, msg) in early {
+            self.send(id, to, msg);
+        }
+        if !ready.persist.is_empty() || !send.is_empty() {
             let last = self.nodes[i].persisting.back().map_or(0, |p| p.done_at);
             let delay = if ready.persist.is_empty() {
                 0
@@ -453,7 +457,7 @@ impl Sim {
             self.nodes[i].persisting.push_back(Persisting {
                 done_at,
                 persist: ready.persist,
-                send: ready.send,
+                send,
             });
             if done_at <= self.now {
                 self.complete_persists()?;

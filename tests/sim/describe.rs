@@ -58,6 +58,13 @@ pub fn describe(msg: &Message) -> String {
         Message::Forward { commands } => {
             format!("forward {}", show(&Value::Batch(commands.clone())))
         }
+        Message::Refused { commands } => {
+            format!("refused {}", show(&Value::Batch(commands.clone())))
+        }
+        Message::PreVote { ballot, commit } => format!("pre-vote {ballot} commit {commit}"),
+        Message::PreVoteReply { ballot, granted } => {
+            format!("pre-vote-reply {ballot} granted {granted}")
+        }
         Message::ReadIndex { incarnation, id } => format!("read-index #{id} of {incarnation:x}"),
         Message::ReadIndexReply {
             incarnation,

@@ -172,7 +172,11 @@ impl Network {
             return Fate::Dropped;
         }
         let mut fate = Fate::Sent;
-        if rng.chance(self.faults.dup_per_mille) {
+        // The transport writes a frame once: only messages the protocol itself may
+        // retransmit are duplicated (a Forward or Refused is delivered at most once, which
+        // is what lets a refused command be failed as not applied).
+        let once = matches!(msg, Message::Forward { .. } | Message::Refused { .. });
+        if rng.chance(self.faults.dup_per_mille) && !once {
             let at = now + rng.range(1, self.faults.delay_max);
             let copy = Envelope {
                 from,
