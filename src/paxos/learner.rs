@@ -7,6 +7,9 @@
 //! `CatchUpReply`. Anything known chosen but not fetchable (a heartbeat's commit index above
 //! what we have) is asked for with `CatchUp`, at most `catchup_slots_max` slots at a time;
 //! a reply carries at most `catchup_bytes_max` bytes of values (but always one slot).
+//! A request unanswered for `CATCHUP_RETRY_HEARTBEATS` heartbeats is sent again to the
+//! next peer (by id, round robin) that reported having the slots, so a source that died or
+//! went silent does not stall catch-up.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +35,10 @@ pub struct Learner {
     known_commit: Slot,
     /// The peer that reported `known_commit` (it can serve those slots).
     commit_source: Option<NodeId>,
+    /// The commit index each peer last reported.
+    reported: BTreeMap<NodeId, Slot>,
+    /// The peer asked by the outstanding catch-up request, if it has not answered.
+    asked: Option<NodeId>,
     /// No catch-up request before this tick (one outstanding at a time).
     catchup_not_before: u64,
 }
@@ -46,6 +53,8 @@ impl Learner {
             compacted_through,
             known_commit: compacted_through,
             commit_source: None,
+            reported: BTreeMap::new(),
+            asked: None,
             catchup_not_before: 0,
         }
     }
@@ -79,6 +88,9 @@ impl Learner {
 
     /// A peer says every slot <= `commit` is chosen.
     pub fn heard_commit(&mut self, from: NodeId, commit: Slot) {
+        if from != self.id {
+            self.reported.insert(from, commit);
+        }
         if commit > self.known_commit && from != self.id {
             self.known_commit = commit;
             self.commit_source = Some(from);
@@ -114,16 +126,31 @@ impl Learner {
         if self.known_commit <= self.delivered || now < self.catchup_not_before {
             return None;
         }
-        let to_node = self.commit_source.or(fallback).filter(|&n| n != self.id)?;
+        let first = self.commit_source.or(fallback).filter(|&n| n != self.id);
+        let to_node = match self.asked {
+            // The last request went unanswered: move on to the next peer that has them.
+            Some(silent) => self.next_source(silent).or(first)?,
+            None => first?,
+        };
+        self.asked = Some(to_node);
         self.catchup_not_before = now + CATCHUP_RETRY_HEARTBEATS * heartbeat_ticks;
         let from = self.delivered + 1;
         let to = self.known_commit.min(self.delivered + catchup_slots_max);
         Some((to_node, Message::CatchUp { from, to }))
     }
 
+    /// The peer after `silent` (by id, wrapping) that reported the next slot we need.
+    fn next_source(&self, silent: NodeId) -> Option<NodeId> {
+        let need = self.delivered + 1;
+        let has = |(&n, &c): (&NodeId, &Slot)| (c >= need && n != self.id).then_some(n);
+        let after = self.reported.range(silent + 1..).find_map(has);
+        after.or_else(|| self.reported.range(..=silent).find_map(has))
+    }
+
     /// Forgets that a catch-up request is outstanding (an answer came): ask again at once.
     pub fn catchup_answered(&mut self) {
         self.catchup_not_before = 0;
+        self.asked = None;
     }
 
     /// Answers a peer's `CatchUp`: the chosen values we have (consecutive from `from`, at
@@ -228,6 +255,31 @@ mod tests {
         // Slot 2 holds a value of another ballot: it must be fetched.
         let req = l.catchup_request(10, 5, 100, None);
         assert_eq!(req, Some((2, Message::CatchUp { from: 2, to: 2 })));
+    }
+
+    #[test]
+    fn an_unanswered_catch_up_moves_to_another_source() {
+        let mut l = Learner::new(1, 0);
+        l.heard_commit(2, 10);
+        l.heard_commit(3, 8);
+        let first = l.catchup_request(0, 5, 100, None);
+        assert_eq!(first, Some((2, Message::CatchUp { from: 1, to: 10 })));
+        assert_eq!(
+            l.catchup_request(5, 5, 100, None),
+            None,
+            "too early to retry"
+        );
+        let retry = l.catchup_request(10, 5, 100, None);
+        assert_eq!(retry, Some((3, Message::CatchUp { from: 1, to: 10 })));
+        let again = l.catchup_request(20, 5, 100, None);
+        assert_eq!(again.map(|r| r.0), Some(2), "round robin wraps");
+        l.catchup_answered();
+        let next = l.catchup_request(21, 5, 100, None);
+        assert_eq!(
+            next.map(|r| r.0),
+            Some(2),
+            "after an answer, the best source again"
+        );
     }
 
     #[test]

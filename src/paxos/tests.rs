@@ -18,6 +18,8 @@ struct Cluster {
     snapshots: Vec<(NodeId, NodeId)>,
     /// Messages to these nodes are dropped.
     down: Vec<NodeId>,
+    /// Per node, the proposals its Readys reported dropped (never to be chosen).
+    dropped: Vec<Vec<Bytes>>,
 }
 
 fn config(id: NodeId, n: u32) -> Config {
@@ -44,7 +46,18 @@ impl Cluster {
             reads: vec![Vec::new(); n as usize],
             snapshots: Vec::new(),
             down: Vec::new(),
+            dropped: vec![Vec::new(); n as usize],
         }
+    }
+
+    /// Node `id` restarts from what it persisted, as incarnation `incarnation`.
+    fn restart(&mut self, id: NodeId, incarnation: u64) {
+        let i = id as usize - 1;
+        let n = self.cores.len() as u32;
+        let durable = self.durable[i].clone();
+        self.cores[i] = Core::new(config(id, n), durable, incarnation);
+        self.delivered[i].clear();
+        self.down.retain(|&d| d != id);
     }
 
     fn core(&mut self, id: NodeId) -> &mut Core {
@@ -69,6 +82,7 @@ impl Cluster {
                     self.queue.push_back((id, to, m));
                 }
                 self.delivered[i].extend(r.deliver);
+                self.dropped[i].extend(r.dropped);
                 self.reads[i].extend(r.reads);
                 self.snapshots
                     .extend(r.snapshot_needed.into_iter().map(|p| (id, p)));
@@ -553,4 +567,85 @@ fn a_read_index_reply_for_an_earlier_incarnation_is_dropped() {
     };
     c.core(1).step(3, fresh);
     assert_eq!(c.core(1).ready().reads, vec![(1, Some(0))]);
+}
+
+#[test]
+fn a_returning_node_does_not_depose_a_healthy_leader() {
+    // Sticky leadership: node 3 (the highest id) comes back while node 2 leads; it hears
+    // node 2 within its start-up quiet time and neither campaigns nor bumps a ballot.
+    let mut c = Cluster::new(3, |_| {});
+    c.tick(ELECTED_BY);
+    assert_eq!(c.leader(), Some(3));
+    c.down.push(3);
+    c.tick(12);
+    assert_eq!(c.leader(), Some(2));
+    let ballot = c.core(2).status().ballot;
+    c.restart(3, 99);
+    c.tick(40);
+    assert_eq!(c.leader(), Some(2), "the returning node took over");
+    assert_eq!(c.core(2).status().ballot, ballot, "an election happened");
+    assert_eq!(c.core(3).status().leader, Some(2));
+}
+
+#[test]
+fn a_node_far_behind_gets_no_pre_vote() {
+    // A node whose commit index trails by more than leader_lag_slots_max would have to
+    // catch up before it could serve: peers refuse to let it campaign.
+    let mut c = Cluster::new(3, |cfg| cfg.leader_lag_slots_max = 64);
+    c.tick(ELECTED_BY);
+    for i in 0..100 {
+        c.core(3).propose(cmd(i)).unwrap();
+        c.settle();
+    }
+    c.down.push(3);
+    c.tick(12);
+    let ballot = Ballot { round: 50, node: 1 };
+    c.core(2).step(1, Message::PreVote { ballot, commit: 10 });
+    let r = c.core(2).ready();
+    let reply = Message::PreVoteReply {
+        ballot,
+        granted: false,
+    };
+    assert!(r.send.contains(&(1, reply)), "a lagging node was granted");
+}
+
+#[test]
+fn a_leader_that_steps_down_fails_its_queued_proposals_at_once() {
+    // Commands queued at the leader (window full) were never put in a slot: when it steps
+    // down, its own are reported dropped and a forwarder's are sent back as Refused.
+    let mut c = Cluster::new(3, |cfg| {
+        cfg.window_slots_max = 1;
+        cfg.batch_commands_max = 1;
+    });
+    c.tick(ELECTED_BY);
+    assert_eq!(c.leader(), Some(3));
+    c.down.extend([1, 2]);
+    for i in 0..3 {
+        c.core(3).propose(cmd(i)).unwrap();
+    }
+    c.core(3).step(
+        1,
+        Message::Forward {
+            commands: vec![cmd(9)],
+        },
+    );
+    c.settle();
+    let higher = Ballot { round: 99, node: 2 };
+    let ballot = c.core(3).status().ballot;
+    let nack = Message::Nack {
+        ballot,
+        promised: higher,
+    };
+    c.core(3).step(2, nack);
+    let r = c.core(3).ready();
+    assert!(!c.core(3).status().is_leader);
+    assert_eq!(
+        r.dropped,
+        vec![cmd(1), cmd(2)],
+        "slot 1 holds cmd 0: unknown"
+    );
+    let refused = Message::Refused {
+        commands: vec![cmd(9)],
+    };
+    assert!(r.send.contains(&(1, refused)));
 }

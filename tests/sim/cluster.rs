@@ -26,6 +26,10 @@ pub struct Params {
     /// right after that Ready's persist, before its messages leave): the window a driver
     /// crash hits when the core relies on state not yet durable. Drawn from its own RNG.
     pub crash_pending_per_mille: u64,
+    /// Chance that a node whose Ready sends Prepares (a new campaign) crashes within a few
+    /// ticks: aimed at a candidate whose ballot or promise may not be durable yet, so that
+    /// promises for that campaign reach its next incarnation. Drawn from its own RNG.
+    pub crash_campaign_per_mille: u64,
     /// Chance per tick that a partition starts during the faulty phase.
     pub partition_per_mille: u64,
     /// A Ready's persist takes 0..=this many ticks (its messages wait for it).
@@ -71,6 +75,7 @@ impl Params {
             },
             crash_per_mille: rng.below(12),
             crash_pending_per_mille: 0,
+            crash_campaign_per_mille: 0,
             partition_per_mille: rng.below(8),
             persist_delay_max: rng.range(0, 3),
             faulty_ticks: 900,
@@ -166,6 +171,8 @@ pub struct Sim {
     reads: HashMap<(NodeId, u64, u64), u64>,
     /// (due tick, donor, receiver).
     snapshots: Vec<(u64, NodeId, NodeId)>,
+    /// (due tick, node, incarnation): crashes aimed at fresh campaigns.
+    campaign_crashes: Vec<(u64, usize, u64)>,
     partition_until: u64,
     healed: bool,
 }
@@ -177,6 +184,7 @@ impl Sim {
         let mut params = Params::draw(&mut rng, &mut extra);
         let mut crash_rng = Rng::new(seed ^ 0xC4A5_4ED0_0000_0001);
         params.crash_pending_per_mille = crash_rng.range(1, 3) * 5;
+        params.crash_campaign_per_mille = crash_rng.range(0, 3) * 50;
         let mut nodes = Vec::new();
         for id in 1..=params.nodes as NodeId {
             let disk = Disk::new(params.net.frame_bytes_max as u32)?;
@@ -206,6 +214,7 @@ impl Sim {
             outstanding: BTreeMap::new(),
             reads: HashMap::new(),
             snapshots: Vec::new(),
+            campaign_crashes: Vec::new(),
             partition_until: 0,
             healed: false,
             params,
@@ -429,6 +438,15 @@ impl Sim {
                 self.checker.read(id, read, asked_at, index)?;
             }
         }
+        let campaigns = ready
+            .send
+            .iter()
+            .any(|(_, m)| matches!(m, Message::Prepare { .. }));
+        let faulty = self.now < self.params.faulty_ticks;
+        if campaigns && faulty && self.crash_rng.chance(self.params.crash_campaign_per_mille) {
+            let at = self.now + self.crash_rng.range(0, 3);
+            self.campaign_crashes.push((at, i, inc));
+        }
         for peer in ready.snapshot_needed {
             let due = self.now + self.rng.range(2, 10);
             self.log(|| format!("snapshot needed: n{id} will stream to n{peer}"));
@@ -602,6 +620,7 @@ impl Sim {
             }
         }
         self.crash_while_persisting()?;
+        self.crash_campaigns();
         self.pause_one();
         if self.net.is_partitioned() {
             if self.now >= self.partition_until {
@@ -617,6 +636,22 @@ impl Sim {
             self.net.partition(sides);
         }
         Ok(())
+    }
+
+    /// Crashes the candidates picked in `drain` once their moment comes (if still the same
+    /// incarnation and running).
+    fn crash_campaigns(&mut self) {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.campaign_crashes.drain(..).partition(|c| c.0 <= now);
+        self.campaign_crashes = later;
+        for (_, i, inc) in due {
+            if self.nodes[i].running() && self.nodes[i].incarnation == inc {
+                let down = self.crash_rng.range(5, 60);
+                self.log(|| format!("crash aimed at n{}'s campaign", i + 1));
+                self.crash(i, down);
+            }
+        }
     }
 
     /// Pauses a running node (SIGSTOP) for longer than a suspicion: its ticks stop, its
