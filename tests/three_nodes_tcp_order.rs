@@ -561,6 +561,10 @@ fn tiny_tail(cfg: &mut NodeConfig) {
     cfg.compact_every_slots = 20;
     cfg.snapshot_chunk_bytes_max = 1024;
     cfg.wal_segment_bytes_max = 16 * 1024; // truncation drops whole segments
+    // A peer's outbound queue keeps frames for a node that is down (or has never run):
+    // small enough here that it cannot hold the whole history, which a node that starts
+    // late would otherwise replay from it and never need a snapshot.
+    cfg.peer_queue_messages_max = 64;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
