@@ -112,8 +112,21 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     .shutdown_timeout(2)
     .run();
     tracing::info!(addr = %config.client_addr, "serving clients");
+    // A node that halts on its own (its acceptor log failed, or its peers refuse its data
+    // directory) must not go on answering 503s: stop serving and exit with the reason.
+    let halted = {
+        let (node, server) = (node.clone(), server.handle());
+        tokio::spawn(async move {
+            let reason = node.stopped().await;
+            server.stop(true).await;
+            reason
+        })
+    };
     let result = server.await;
     expiry.abort();
     node.shutdown().await;
+    if let Ok(Some(reason)) = halted.await {
+        return Err(format!("the node stopped: {reason}").into());
+    }
     result.map_err(|e| format!("HTTP server: {e}").into())
 }

@@ -2,8 +2,9 @@
 //! 10,000 commands proposed concurrently through all three; midway the leader is shut
 //! down hard and restarted from its data dir (its state machine rolled back to what it
 //! had synced). At the end every node has applied the same commands in the same order,
-//! each exactly once. A second scenario starts a node only after the others truncated
-//! their logs (tiny tail), so it can only catch up through a snapshot.
+//! each exactly once. A second scenario brings a node back only after the others truncated
+//! their logs (tiny tail), so it can only catch up through a snapshot. A third wipes a
+//! node's directory after it voted: it must stop instead of voting again.
 //!
 //! The state machine is a recorder: it appends each applied command to an in-memory log
 //! (the observer). Commands carry an id; a retried command (after an ambiguous error such
@@ -561,9 +562,9 @@ fn tiny_tail(cfg: &mut NodeConfig) {
     cfg.compact_every_slots = 20;
     cfg.snapshot_chunk_bytes_max = 1024;
     cfg.wal_segment_bytes_max = 16 * 1024; // truncation drops whole segments
-    // A peer's outbound queue keeps frames for a node that is down (or has never run):
-    // small enough here that it cannot hold the whole history, which a node that starts
-    // late would otherwise replay from it and never need a snapshot.
+                                           // A peer's outbound queue keeps frames for a node that is down (or has never run):
+                                           // small enough here that it cannot hold the whole history, which a node that starts
+                                           // late would otherwise replay from it and never need a snapshot.
     cfg.peer_queue_messages_max = 64;
 }
 
@@ -571,9 +572,13 @@ fn tiny_tail(cfg: &mut NodeConfig) {
 async fn a_node_behind_the_truncation_point_catches_up_by_snapshot() {
     let root = TempDir::new("snapshot");
     let cluster = Arc::new(Cluster::new(&root.0, tiny_tail));
-    cluster.start(1).await;
-    cluster.start(2).await;
+    // A brand-new cluster serves once every member has started (node/dir_ids.rs): start
+    // all three, then take node 3 down at once.
+    for id in 1..=3 {
+        cluster.start(id).await;
+    }
     cluster.leader(Duration::from_secs(10)).await;
+    cluster.kill(3).await;
 
     // Few workers: small batches, many slots, so the two logs truncate several times.
     const FIRST: usize = 600;
@@ -590,7 +595,7 @@ async fn a_node_behind_the_truncation_point_catches_up_by_snapshot() {
     let slots = cluster.node(1).unwrap().status().applied_index;
     assert!(slots > 100, "only {slots} slots; the logs did not truncate");
 
-    // Node 3 has never run: slot 1 is long gone from every log.
+    // Node 3 has been down since the start: what it missed is long gone from every log.
     cluster.start(3).await;
     const TOTAL: usize = 800;
     ambiguous.extend(
@@ -608,5 +613,51 @@ async fn a_node_behind_the_truncation_point_catches_up_by_snapshot() {
     let installs = cluster.states[2].lock().unwrap().installs;
     assert!(installs >= 1, "node 3 caught up without a snapshot");
     eprintln!("node 3 caught up with {installs} snapshot install(s) over {slots}+ slots");
+    cluster.shutdown_all().await;
+}
+
+/// A node whose data directory was wiped after it voted must not vote again as if it had
+/// promised nothing: its peers remember the old directory and refuse it, it stops with a
+/// message saying why, and the other two keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_directory_was_wiped_stops_instead_of_voting() {
+    let root = TempDir::new("wiped");
+    let cluster = Arc::new(Cluster::new(&root.0, fast_failover));
+    for id in 1..=3 {
+        cluster.start(id).await;
+    }
+    cluster.leader(Duration::from_secs(10)).await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let max_slot = Arc::new(AtomicU64::new(0));
+    propose_all(cluster.clone(), 0..50, 2, acked.clone(), max_slot.clone()).await;
+    wait_all_applied(&cluster, 50, Duration::from_secs(30)).await;
+
+    cluster.kill(3).await;
+    std::fs::remove_dir_all(&cluster.dirs[2]).unwrap();
+    cluster.start(3).await;
+    let node3 = cluster.node(3).unwrap();
+    let start = Instant::now();
+    let reason = loop {
+        if let Some(reason) = node3.status().failed {
+            break reason;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "node 3 came back with an empty directory and did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        reason.contains("remembers an earlier data directory"),
+        "node 3 stopped for another reason: {reason}"
+    );
+    assert_eq!(node3.status().leader, None, "node 3 took part in consensus");
+
+    // The other two still form a quorum and serve.
+    propose_all(cluster.clone(), 50..80, 2, acked.clone(), max_slot.clone()).await;
+    for id in 1..=2 {
+        let s = cluster.states[id - 1].lock().unwrap().log.len();
+        assert!(s >= 80, "node {id} applied only {s} commands");
+    }
     cluster.shutdown_all().await;
 }

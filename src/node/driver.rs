@@ -34,10 +34,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::{error, info, warn};
 
 use super::apply::{ApplyEvent, ApplyOp, Chunk};
 use super::config::NodeConfig;
+use super::dir_ids::DirIds;
 use super::error::NodeError;
 use super::pending::Pending;
 use super::persist::{PersistDone, PersistJob};
@@ -91,6 +92,9 @@ pub struct DriverParts {
     pub leader: watch::Sender<Option<NodeId>>,
     pub shutdown: watch::Receiver<bool>,
     pub incarnation: u64,
+    /// Until `dir_ids.confirmed()`, the core neither ticks nor hears peers: a new data
+    /// directory takes no part in consensus before every peer vouches for it.
+    pub dir_ids: Arc<DirIds>,
 }
 
 struct Outgoing {
@@ -118,6 +122,8 @@ pub struct Driver {
     outgoing: HashMap<NodeId, Outgoing>,
     last_transfer_end: HashMap<NodeId, Instant>,
     next_transfer: u64,
+    /// Ticks left before the next "waiting for peers to confirm" log line.
+    confirm_log_in: u64,
 }
 
 impl Driver {
@@ -141,6 +147,7 @@ impl Driver {
             outgoing: HashMap::new(),
             last_transfer_end: HashMap::new(),
             next_transfer: 0,
+            confirm_log_in: 0,
         }
     }
 
@@ -312,6 +319,9 @@ impl Driver {
     }
 
     fn on_inbound(&mut self, item: Inbound) {
+        if !self.p.dir_ids.confirmed() {
+            return; // a new directory hears nothing before it may vote (see `on_tick`)
+        }
         match item {
             Inbound::Paxos(from, msg) => self.p.core.step(from, msg),
             Inbound::Snapshot(
@@ -407,7 +417,33 @@ impl Driver {
         }
     }
 
+    /// False while this node's data directory is new and not yet vouched for by every
+    /// peer (`dir_ids.rs`); halts the node if a peer remembers another directory of it.
+    fn may_take_part(&mut self) -> bool {
+        if self.p.dir_ids.confirmed() {
+            return true;
+        }
+        if let Some(reason) = self.p.dir_ids.refused() {
+            error!(%reason, "this node must not vote: stopping");
+            self.halt(reason);
+            return false;
+        }
+        if self.confirm_log_in == 0 {
+            self.confirm_log_in = 5000 / self.p.cfg.tick_ms.max(1);
+            info!(
+                waiting_on = ?self.p.dir_ids.waiting_on(),
+                "new data directory: taking part once every peer confirms it remembers no \
+                 earlier directory of this node"
+            );
+        }
+        self.confirm_log_in -= 1;
+        false
+    }
+
     fn on_tick(&mut self) {
+        if !self.may_take_part() {
+            return;
+        }
         self.p.core.tick();
         let applied = *self.p.applied.borrow();
         let trigger = self

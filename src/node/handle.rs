@@ -243,6 +243,15 @@ impl NodeHandle {
         self.inner.leader.clone()
     }
 
+    /// Resolves once the node has stopped: shut down, or halted on its own (its acceptor
+    /// log failed, or a peer remembers another data directory of it). Gives why it failed,
+    /// if it did.
+    pub async fn stopped(&self) -> Option<String> {
+        let mut stopped = self.inner.stopped.clone();
+        let _ = stopped.wait_for(|s| *s).await;
+        self.status().failed
+    }
+
     /// Stops the node: no further persist, send or apply; waiting requests fail with
     /// `Shutdown`. Returns once its threads and sockets are released.
     pub async fn shutdown(&self) {

@@ -12,10 +12,13 @@
 //!   order; `envelope.rs` lets it recognise this node's commands and answer their callers.
 //! - `snapshot.rs`: streams a snapshot to a peer behind our compaction point, and the
 //!   receiving side's bookkeeping.
+//! - `dir_ids.rs`: data-directory ids; a node whose directory is new takes part only once
+//!   every peer confirms it never counted a vote from an earlier one.
 //! - `handle.rs`: `NodeHandle`, the API the HTTP layer uses.
 
 pub mod apply;
 pub mod config;
+pub mod dir_ids;
 pub mod driver;
 pub mod envelope;
 pub mod error;
@@ -43,7 +46,8 @@ pub use error::{NodeError, StartError};
 pub use handle::{MemberStatus, NodeHandle, NodeStatus};
 pub use state_machine::{SnapshotSource, StateMachine};
 
-use crate::paxos::{Core, Status};
+use crate::paxos::{Core, NodeId, Status};
+use dir_ids::DirIds;
 use driver::{Driver, DriverParts, View};
 use handle::HandleInner;
 use pending::Pending;
@@ -134,6 +138,29 @@ async fn start_inner(
         });
     }
     let compacted_through = durable.compacted_through;
+    let has_state = durable.promised != crate::paxos::Ballot::ZERO
+        || !durable.accepted.is_empty()
+        || compacted_through > 0;
+    let member_ids: Vec<NodeId> = cfg.members.iter().map(|(id, _)| *id).collect();
+    let dir_ids = {
+        let (fs, dir, me) = (fs.clone(), dir.clone(), cfg.core.id);
+        tokio::task::spawn_blocking(move || {
+            DirIds::open(fs, &dir, me, &member_ids, has_state, random_u64())
+        })
+        .await
+        .map_err(|e| StartError::Io {
+            context: "opening the data directory ids".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??
+    };
+    let dir_ids = Arc::new(dir_ids);
+    if !dir_ids.confirmed() {
+        info!(
+            dir = format_args!("{:#x}", dir_ids.dir()),
+            "this data directory is new: the node takes part in consensus once every peer \
+             confirms it remembers no earlier directory of this node"
+        );
+    }
     info!(
         id = cfg.core.id,
         applied,
@@ -162,6 +189,7 @@ async fn start_inner(
         reconnect_backoff_ms_min: cfg.reconnect_backoff_ms_min,
         reconnect_backoff_ms_max: cfg.reconnect_backoff_ms_max,
         inbound_connections_max: cfg.inbound_connections_max,
+        dir_ids: dir_ids.clone(),
     };
     let transport = Arc::new(Transport::start(
         ctx,
@@ -233,6 +261,7 @@ async fn start_inner(
         leader: leader_tx,
         shutdown: shutdown_rx,
         incarnation,
+        dir_ids,
     };
     let driver_transport = transport.clone();
     tokio::spawn(async move {

@@ -152,6 +152,8 @@ mod tests {
             cluster_id: 0xfeed,
             node: 2,
             client_addr: "127.0.0.1:8080".into(),
+            dir: 9,
+            you_were: Some(8),
         })
     }
 

@@ -2,7 +2,10 @@
 //! hand them to the driver.
 //!
 //! A connection is refused (closed with a warning) when its `Hello` names another
-//! protocol, another cluster id, a node that is not a member, or ourselves. A frame that
+//! protocol, another cluster id, a node that is not a member, or ourselves; and after the
+//! reply when the peer presents a data directory other than the one we remember for it
+//! (`node/dir_ids.rs`: a node that lost its promises must not vote). A peer's directory
+//! is remembered durably before anything after its `Hello` is read. A frame that
 //! is oversize, torn or undecodable closes that connection with a `warn!`; nothing a peer
 //! sends can panic this task. Delivery to the driver awaits channel capacity, so a busy
 //! driver pushes back on the TCP connection and loss happens at the sender's bounded
@@ -71,19 +74,36 @@ async fn serve(
     .await
     .map_err(|_| "handshake timed out".to_string())?
     .map_err(|e| e.to_string())?;
-    let from = match first {
-        Some(Wire::Hello(h)) => check_hello(&h, ctx, peers)?,
+    let hello = match first {
+        Some(Wire::Hello(h)) => h,
         Some(_) => return Err("first frame is not a hello".into()),
         None => return Ok(()),
     };
+    let from = check_hello(&hello, ctx, peers)?;
+    let ids = ctx.dir_ids.clone();
+    let presented = hello.dir;
+    let you_were = tokio::task::spawn_blocking(move || ids.remember(from, presented))
+        .await
+        .map_err(|e| format!("remembering node {from}'s data directory: {e}"))?
+        .map_err(|e| format!("remembering node {from}'s data directory: {e}"))?;
     let reply = Wire::Hello(Hello {
         protocol: PROTOCOL_VERSION,
         cluster_id: ctx.cluster_id,
         node: ctx.self_id,
         client_addr: ctx.client_addr.clone(),
+        dir: ctx.dir_ids.dir(),
+        you_were,
     });
     let bytes = frame::encode(&reply, ctx.frame_bytes_max).map_err(|e| e.to_string())?;
     stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    if let Some(known) = you_were.filter(|&d| d != presented) {
+        return Err(format!(
+            "node {from} presented data directory {presented:#x}, but it voted from {known:#x}: refused (a node that lost its promises must not vote)"
+        ));
+    }
+    if let Some(link) = peers.get(&from) {
+        link.set_client_addr(hello.client_addr);
+    }
     debug!(peer = from, "inbound peer connection accepted");
 
     loop {
@@ -116,9 +136,8 @@ fn check_hello(h: &Hello, ctx: &LinkContext, peers: &PeerTable) -> Result<NodeId
     if h.node == ctx.self_id {
         return Err("a node may not connect to itself".into());
     }
-    let link = peers
-        .get(&h.node)
-        .ok_or_else(|| format!("node {} is not a member", h.node))?;
-    link.set_client_addr(h.client_addr.clone());
+    if !peers.contains_key(&h.node) {
+        return Err(format!("node {} is not a member", h.node));
+    }
     Ok(h.node)
 }

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::node::dir_ids::DirIds;
 use crate::paxos::{Message, NodeId};
 use peer::PeerLink;
 use queue::PeerQueue;
@@ -49,6 +50,8 @@ pub struct LinkContext {
     pub reconnect_backoff_ms_min: u64,
     pub reconnect_backoff_ms_max: u64,
     pub inbound_connections_max: usize,
+    /// This node's data-directory id and what it remembers of its peers'.
+    pub dir_ids: Arc<DirIds>,
 }
 
 /// Why a bulk frame was not queued.

@@ -19,6 +19,7 @@ use super::frame::{self, FrameError};
 use super::queue::PeerQueue;
 use super::wire::{Hello, Wire, PROTOCOL_VERSION};
 use super::LinkContext;
+use crate::node::dir_ids::Answer;
 use crate::paxos::NodeId;
 
 /// Everything known about one peer: its queue and the state of our connection to it.
@@ -133,6 +134,8 @@ async fn connect(link: &PeerLink, ctx: &LinkContext) -> Result<TcpStream, LinkEr
         cluster_id: ctx.cluster_id,
         node: ctx.self_id,
         client_addr: ctx.client_addr.clone(),
+        dir: ctx.dir_ids.dir(),
+        you_were: None,
     });
     let bytes = frame::encode(&hello, ctx.frame_bytes_max).map_err(LinkError::Frame)?;
     let handshake = async {
@@ -162,6 +165,17 @@ async fn connect(link: &PeerLink, ctx: &LinkContext) -> Result<TcpStream, LinkEr
                 return Err(LinkError::Refused(format!(
                     "expected node {}, got {}",
                     link.id, h.node
+                )));
+            }
+            let ids = ctx.dir_ids.clone();
+            let (peer, you_were) = (link.id, h.you_were);
+            let answer = tokio::task::spawn_blocking(move || ids.answered(peer, you_were))
+                .await
+                .map_err(|e| LinkError::Refused(format!("recording the answer: {e}")))?
+                .map_err(|e| LinkError::Refused(format!("recording the answer: {e}")))?;
+            if let Answer::Remembers(old) = answer {
+                return Err(LinkError::Refused(format!(
+                    "it remembers an earlier data directory of ours ({old:#x})"
                 )));
             }
             link.set_client_addr(h.client_addr);

@@ -25,6 +25,10 @@ fn ctx(id: NodeId, members: &[(NodeId, String)]) -> LinkContext {
         reconnect_backoff_ms_min: 10,
         reconnect_backoff_ms_max: 100,
         inbound_connections_max: 8,
+        dir_ids: crate::node::dir_ids::DirIds::in_memory(
+            id,
+            &members.iter().map(|(m, _)| *m).collect::<Vec<_>>(),
+        ),
     }
 }
 
@@ -97,6 +101,8 @@ async fn foreign_cluster_is_refused_and_garbage_closes_only_that_connection() {
         cluster_id: cluster_id(&members) ^ 1,
         node: 1,
         client_addr: "evil".into(),
+        dir: 7,
+        you_were: None,
     });
     foreign
         .write_all(&frame::encode(&hello, 1 << 20).unwrap())
@@ -116,6 +122,8 @@ async fn foreign_cluster_is_refused_and_garbage_closes_only_that_connection() {
         cluster_id: cluster_id(&members),
         node: 1,
         client_addr: "client-1".into(),
+        dir: 1 << 32 | 1,
+        you_were: None,
     });
     rogue
         .write_all(&frame::encode(&hello, 1 << 20).unwrap())

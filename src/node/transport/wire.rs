@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::paxos::{Message, NodeId, Slot};
 
 /// Version of this wire protocol; a peer speaking another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// One frame's payload.
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,13 +24,19 @@ pub enum Wire {
     Snapshot(SnapshotMsg),
 }
 
-/// The handshake: who is speaking, for which cluster, and where it serves clients.
+/// The handshake: who is speaking, for which cluster, from which data directory, and
+/// where it serves clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     pub protocol: u32,
     pub cluster_id: u64,
     pub node: NodeId,
     pub client_addr: String,
+    /// The speaker's data-directory id (`node/dir_ids.rs`).
+    pub dir: u64,
+    /// In the listener's reply: the directory id it remembered for the dialer before this
+    /// handshake (None the first time). Always None in the dialer's hello.
+    pub you_were: Option<u64>,
 }
 
 /// Snapshot streaming: the sender sends `Chunk`s (numbered from 0, the last one flagged);
