@@ -4,7 +4,8 @@
 //! had synced). At the end every node has applied the same commands in the same order,
 //! each exactly once. A second scenario brings a node back only after the others truncated
 //! their logs (tiny tail), so it can only catch up through a snapshot. A third wipes a
-//! node's directory after it voted: it must stop instead of voting again.
+//! node's directory after it voted: it must stop instead of voting again. A fourth
+//! stalls the leader's fsyncs past the suspicion timeout: it must not be deposed.
 //!
 //! The state machine is a recorder: it appends each applied command to an in-memory log
 //! (the observer). Commands carry an id; a retried command (after an ambiguous error such
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use concierge::node::{Node, NodeConfig, NodeError, NodeHandle, SnapshotSource, StateMachine};
 use concierge::paxos::{NodeId, Slot};
+use vfs::{FileLock, FileRead, FileWrite, Fs, Mapped, RealFs};
 
 // ---------------------------------------------------------------------------------------
 // The recording state machine.
@@ -228,6 +230,85 @@ struct Cluster {
     states: Vec<Arc<Mutex<Recorded>>>,
     nodes: RwLock<Vec<Option<NodeHandle>>>,
     tweak: fn(&mut NodeConfig),
+    /// Per node, milliseconds every fsync of its acceptor log takes (0: the disk's own).
+    sync_delay_ms: Vec<Arc<AtomicU64>>,
+}
+
+/// The real file system, with every `sync_data` stalled by `delay_ms` (a slow disk, or a
+/// large checkpoint's writeback ahead of the fsync).
+#[derive(Debug)]
+struct SlowSyncFs {
+    delay_ms: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct SlowSyncFile {
+    inner: Box<dyn FileWrite>,
+    delay_ms: Arc<AtomicU64>,
+}
+
+impl FileWrite for SlowSyncFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        let ms = self.delay_ms.load(Ordering::Relaxed);
+        if ms > 0 {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        self.inner.sync_data()
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl SlowSyncFs {
+    fn wrap(&self, inner: Box<dyn FileWrite>) -> Box<dyn FileWrite> {
+        Box::new(SlowSyncFile {
+            inner,
+            delay_ms: self.delay_ms.clone(),
+        })
+    }
+}
+
+impl Fs for SlowSyncFs {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(self.wrap(RealFs.create(path)?))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
+        Ok(self.wrap(RealFs.open_append(path)?))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileRead>> {
+        RealFs.open_read(path)
+    }
+    fn map(&self, path: &Path) -> io::Result<Mapped> {
+        RealFs.map(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        RealFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        RealFs.remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        RealFs.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        RealFs.list_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        RealFs.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        RealFs.exists(path)
+    }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        RealFs.lock(path)
+    }
 }
 
 impl Cluster {
@@ -246,6 +327,7 @@ impl Cluster {
             nodes: RwLock::new(vec![None, None, None]),
             members,
             tweak,
+            sync_delay_ms: (0..3).map(|_| Arc::new(AtomicU64::new(0))).collect(),
         }
     }
 
@@ -265,7 +347,10 @@ impl Cluster {
         // The port was just released by the previous incarnation; retry briefly.
         let mut tries = 0;
         let handle = loop {
-            match Node::start(cfg.clone(), Box::new(sm_clone(&sm))).await {
+            let fs = Arc::new(SlowSyncFs {
+                delay_ms: self.sync_delay_ms[i].clone(),
+            });
+            match Node::start_with_fs(cfg.clone(), fs, Box::new(sm_clone(&sm))).await {
                 Ok(h) => break h,
                 Err(e) if tries < 50 && e.kind() == io::ErrorKind::AddrInUse => {
                     tries += 1;
@@ -660,4 +745,55 @@ async fn a_node_whose_directory_was_wiped_stops_instead_of_voting() {
         assert!(s >= 80, "node {id} applied only {s} commands");
     }
     cluster.shutdown_all().await;
+}
+
+/// A leader whose fsyncs stall (a slow disk, a large checkpoint's writeback) is not
+/// deposed: heartbeats and commit notices vouch for no acceptor state and leave without
+/// waiting for the fsync (`Message::waits_for_persist`), so its followers keep hearing
+/// it. Before, every message waited behind the fsync, and a stall longer than the
+/// suspicion timeout cost an election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_fsyncs_stall_is_not_deposed() {
+    let root = TempDir::new("slow-fsync");
+    let cluster = Arc::new(Cluster::new(&root.0, one_second_suspicion));
+    for id in 1..=3 {
+        cluster.start(id).await;
+    }
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let max_slot = Arc::new(AtomicU64::new(0));
+    propose_all(cluster.clone(), 0..20, 2, acked.clone(), max_slot.clone()).await;
+    let ballot = cluster.node(leader).unwrap().status().ballot;
+
+    // Each fsync of the leader now takes 3 suspicion timeouts.
+    let stall_ms = 3 * 1000;
+    cluster.sync_delay_ms[leader as usize - 1].store(stall_ms, Ordering::Relaxed);
+    let writes = tokio::spawn(propose_all(
+        cluster.clone(),
+        20..22,
+        1,
+        acked.clone(),
+        max_slot.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(2 * stall_ms)).await;
+    for id in 1..=3 {
+        let st = cluster.node(id).unwrap().status();
+        assert_eq!(
+            (st.leader, st.ballot),
+            (Some(leader), ballot),
+            "node {id} moved to another leader or ballot while the leader's fsyncs stalled"
+        );
+    }
+    cluster.sync_delay_ms[leader as usize - 1].store(0, Ordering::Relaxed);
+    writes.await.unwrap();
+    wait_all_applied(&cluster, 22, Duration::from_secs(30)).await;
+    cluster.shutdown_all().await;
+}
+
+/// Ticks of 10 ms, a peer suspected after 1 s of silence: long enough that only the
+/// stalled fsync, not a busy test machine, could silence a leader.
+fn one_second_suspicion(cfg: &mut NodeConfig) {
+    fast_failover(cfg);
+    cfg.core.suspect_ticks = 100;
+    cfg.core.suspect_ticks_max = 300;
 }

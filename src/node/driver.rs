@@ -14,11 +14,15 @@
 //!    back into `step`). Jobs complete in order, so these messages leave in `Ready` order
 //!    and never before the state they vouch for is durable. A `Ready` with nothing to
 //!    persist still waits its turn behind earlier jobs (it may repeat a promise still
-//!    being fsynced).
+//!    being fsynced), but takes no job: its messages are held in the driver and leave
+//!    when the last job queued before them completes.
 //!
 //! Back-pressure, all bounded: at most `persist_batches_inflight_max` jobs in flight and at
 //! most `apply_lag_slots_max` deliveries waiting for the apply channel; beyond either the
-//! driver stops taking `ready()` until they drain (the core buffers meanwhile).
+//! driver stops taking `ready()` until they drain (the core buffers meanwhile). Only
+//! Readys with records take a job, so a stalled fsync fills the job limit with new
+//! records, not with retransmits, and heartbeats keep leaving. Held messages are capped
+//! at `HELD_MESSAGES_MAX`, oldest dropped beyond it (Paxos tolerates loss).
 //!
 //! Snapshot transfers (both directions) live in `driver/transfers.rs`.
 //!
@@ -124,7 +128,17 @@ pub struct Driver {
     next_transfer: u64,
     /// Ticks left before the next "waiting for peers to confirm" log line.
     confirm_log_in: u64,
+    /// Persist jobs queued and completed since start (jobs complete in order).
+    jobs_queued: u64,
+    jobs_done: u64,
+    /// Messages of Readys that had nothing to persist, each tagged with the last job
+    /// queued before it: they leave once that job is done. Invariant: tags ascend.
+    held: VecDeque<(u64, Vec<(NodeId, Message)>)>,
+    held_messages: usize,
 }
+
+/// Messages held behind in-flight persist jobs at most (the oldest are dropped beyond).
+const HELD_MESSAGES_MAX: usize = 8192;
 
 impl Driver {
     pub fn new(p: DriverParts) -> Driver {
@@ -148,6 +162,10 @@ impl Driver {
             last_transfer_end: HashMap::new(),
             next_transfer: 0,
             confirm_log_in: 0,
+            jobs_queued: 0,
+            jobs_done: 0,
+            held: VecDeque::new(),
+            held_messages: 0,
         }
     }
 
@@ -247,8 +265,12 @@ impl Driver {
         if persist.is_empty() && send.is_empty() {
             return;
         }
-        if persist.is_empty() && self.persist_inflight == 0 {
-            self.send_all(send); // nothing earlier is in flight: order is kept
+        if persist.is_empty() {
+            if self.persist_inflight == 0 {
+                self.send_all(send); // nothing earlier is in flight: order is kept
+            } else {
+                self.hold(send);
+            }
             return;
         }
         let job = PersistJob::Records {
@@ -261,8 +283,44 @@ impl Driver {
     fn queue_persist(&mut self, job: PersistJob) {
         // Capacity is persist_batches_inflight_max (+ checkpoint slack), so this fits.
         match self.p.persist.try_send(job) {
-            Ok(()) => self.persist_inflight += 1,
+            Ok(()) => {
+                self.persist_inflight += 1;
+                self.jobs_queued += 1;
+            }
             Err(e) => self.halt(format!("persistence thread unavailable: {e}")),
+        }
+    }
+
+    /// Holds `send` until the last job queued so far is durable.
+    fn hold(&mut self, send: Vec<(NodeId, Message)>) {
+        let tag = self.jobs_queued;
+        self.held_messages += send.len();
+        match self.held.back_mut() {
+            Some((t, msgs)) if *t == tag => msgs.extend(send),
+            _ => self.held.push_back((tag, send)),
+        }
+        while self.held_messages > HELD_MESSAGES_MAX {
+            let excess = self.held_messages - HELD_MESSAGES_MAX;
+            let Some((_, msgs)) = self.held.front_mut() else {
+                break;
+            };
+            if msgs.len() <= excess {
+                self.held_messages -= msgs.len();
+                self.held.pop_front();
+            } else {
+                msgs.drain(..excess);
+                self.held_messages -= excess;
+            }
+        }
+    }
+
+    /// Sends the held messages whose job is done.
+    fn release_held(&mut self) {
+        while self.held.front().is_some_and(|(t, _)| *t <= self.jobs_done) {
+            if let Some((_, msgs)) = self.held.pop_front() {
+                self.held_messages -= msgs.len();
+                self.send_all(msgs);
+            }
         }
     }
 
@@ -297,8 +355,12 @@ impl Driver {
 
     fn on_persisted(&mut self, done: PersistDone) {
         self.persist_inflight = self.persist_inflight.saturating_sub(1);
+        self.jobs_done += 1;
         match done {
-            PersistDone::Released(send) => self.send_all(send),
+            PersistDone::Released(send) => {
+                self.send_all(send);
+                self.release_held();
+            }
             PersistDone::Failed(reason) => self.halt(reason),
         }
     }
