@@ -25,6 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,11 @@ pub struct DirIds {
     path: PathBuf,
     /// Every member but this node.
     peers: BTreeSet<NodeId>,
+    /// This directory's id (immutable).
+    dir: u64,
+    /// Mirrors `state.file.confirmed`, read on every tick without the lock (which a
+    /// file write may hold).
+    confirmed: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -116,6 +122,8 @@ impl DirIds {
             fs,
             path,
             peers,
+            dir: file.dir,
+            confirmed: AtomicBool::new(file.confirmed),
             state: Mutex::new(State {
                 file,
                 confirmed_by: BTreeSet::new(),
@@ -148,12 +156,12 @@ impl DirIds {
 
     /// This directory's id (sent in every `Hello`).
     pub fn dir(&self) -> u64 {
-        self.lock().file.dir
+        self.dir
     }
 
     /// True once every peer confirmed this directory (or it was never new).
     pub fn confirmed(&self) -> bool {
-        self.lock().file.confirmed
+        self.confirmed.load(Ordering::Acquire)
     }
 
     /// Why this node must stop, if a peer remembers another directory of it.
@@ -214,6 +222,7 @@ impl DirIds {
                         next.confirmed = true;
                         self.fs.write_atomic(&self.path, &encode(&next)?)?;
                         s.file = next;
+                        self.confirmed.store(true, Ordering::Release);
                     }
                 }
             }
