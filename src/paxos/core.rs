@@ -27,6 +27,11 @@ pub struct Core {
     /// The highest ballot a leader announced to us (heartbeat or accept) and that is not
     /// known to have ended; its node is where proposals are forwarded.
     leader_hint: Option<Ballot>,
+    /// `(ballot, through)`: every slot <= `through` this acceptor had accepted when the
+    /// leader of `ballot` announced a commit >= `through` was checked against it. Later
+    /// announcements scan only above `through` (an Accept for a slot already committed
+    /// is learnt on arrival), so a follower far behind does linear, not quadratic, work.
+    leader_scan: Option<(Ballot, Slot)>,
     /// Commands a follower will forward on the next `ready()`.
     /// Invariant: len <= proposals_queued_max.
     forward: Vec<Bytes>,
@@ -69,6 +74,7 @@ impl Core {
             learner: Learner::new(config.id, compacted),
             reads: ReadIndex::new(config.members.len()),
             leader_hint: None,
+            leader_scan: None,
             forward: Vec::new(),
             commit_announced: 0,
             campaign_not_before: u64::from(config.suspect_ticks),
@@ -523,9 +529,17 @@ impl Core {
             return;
         }
         self.observe(ballot);
+        let committed = (slot <= commit).then(|| value.clone());
         let reply = self.acceptor.on_accept(ballot, slot, value, &mut self.out);
         if matches!(reply, Message::Accepted { .. }) {
             self.learner.heard_commit(from, commit);
+            if let Some(value) = committed {
+                // Accepted in `ballot`, whose leader says it is chosen (see heard_leader).
+                let entry = (slot, (ballot, value));
+                let one = std::iter::once((&entry.0, &entry.1));
+                self.learner
+                    .learn_from_leader(ballot, commit, one, &mut self.out);
+            }
             self.heard_leader(ballot, commit);
         }
         self.out.send.push((from, reply));
@@ -536,11 +550,17 @@ impl Core {
         if self.leader_hint.is_none_or(|h| ballot >= h) {
             self.leader_hint = Some(ballot);
         }
-        let from = self.learner.delivered() + 1;
+        let mut from = self.learner.delivered() + 1;
+        if let Some((scanned, through)) = self.leader_scan {
+            if scanned == ballot {
+                from = from.max(through.saturating_add(1));
+            }
+        }
         if commit >= from {
             let accepted = self.acceptor.accepted_range(from, commit);
             self.learner
                 .learn_from_leader(ballot, commit, accepted, &mut self.out);
+            self.leader_scan = Some((ballot, commit));
         }
     }
 

@@ -230,6 +230,42 @@ fn a_commit_in_a_ballot_the_follower_did_not_accept_in_is_fetched_not_trusted() 
     assert!(r.send.contains(&(3, Message::CatchUp { from: 1, to: 1 })));
 }
 
+/// The leader's commit covered slot 2 before this follower accepted it (a retransmitted
+/// Accept after the follower missed the first): learnt on arrival, although the commit
+/// was scanned already (the scan does not revisit slots below what it checked).
+#[test]
+fn an_accept_for_a_slot_already_committed_is_learnt_on_arrival() {
+    let mut f = Core::new(config(1, 3), DurableState::default(), 1);
+    let b = Ballot { round: 1, node: 3 };
+    let accept = |slot, commit| Message::Accept {
+        ballot: b,
+        slot,
+        value: Value::Batch(vec![cmd(slot as u32)]),
+        commit,
+    };
+    f.step(3, accept(1, 0));
+    f.step(3, accept(3, 0));
+    f.step(
+        3,
+        Message::Commit {
+            ballot: b,
+            commit: 3,
+        },
+    );
+    let r = f.ready();
+    assert_eq!(
+        r.deliver.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![1]
+    );
+    f.step(3, accept(2, 3));
+    let r = f.ready();
+    assert_eq!(
+        r.deliver.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![2, 3],
+        "slot 2 arrived after the commit that covers it"
+    );
+}
+
 #[test]
 fn a_silent_leader_is_suspected_and_the_next_highest_takes_over() {
     let mut c = Cluster::new(3, |_| {});
