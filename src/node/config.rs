@@ -40,6 +40,10 @@ pub struct NodeConfig {
     pub frame_bytes_max: u32,
     /// Consensus frames queued per peer (the oldest is dropped beyond this).
     pub peer_queue_messages_max: usize,
+    /// Bytes of consensus frames queued per peer (the oldest are dropped beyond this):
+    /// a peer that is down costs at most this much memory whatever the value sizes.
+    /// At least `frame_bytes_max`.
+    pub peer_queue_bytes_max: usize,
     /// Snapshot frames queued per peer (new ones wait beyond this).
     pub peer_queue_bulk_messages_max: usize,
     /// Received messages waiting for the driver (readers wait beyond this).
@@ -105,6 +109,7 @@ impl NodeConfig {
             tick_ms: 10,
             frame_bytes_max: 64 << 20,
             peer_queue_messages_max: 8192,
+            peer_queue_bytes_max: 64 << 20,
             peer_queue_bulk_messages_max: 4,
             inbound_queue_messages_max: 8192,
             inbound_connections_max: 64,
@@ -159,7 +164,8 @@ impl NodeConfig {
         if self.client_addr.is_empty() {
             return bad("client_addr is empty".into());
         }
-        let positive: [(&str, u64); 22] = [
+        let positive: [(&str, u64); 23] = [
+            ("peer_queue_bytes_max", self.peer_queue_bytes_max as u64),
             ("tick_ms", self.tick_ms),
             ("frame_bytes_max", u64::from(self.frame_bytes_max)),
             (
@@ -217,6 +223,9 @@ impl NodeConfig {
             return bad(
                 "frame_bytes_max must exceed snapshot_chunk_bytes_max plus overhead".into(),
             );
+        }
+        if (self.peer_queue_bytes_max as u64) < frame {
+            return bad("peer_queue_bytes_max must be at least frame_bytes_max".into());
         }
         if self.snapshot_window_chunks > self.peer_queue_bulk_messages_max {
             return bad("snapshot_window_chunks exceeds peer_queue_bulk_messages_max".into());

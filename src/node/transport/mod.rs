@@ -50,6 +50,8 @@ pub struct LinkContext {
     pub reconnect_backoff_ms_min: u64,
     pub reconnect_backoff_ms_max: u64,
     pub inbound_connections_max: usize,
+    /// Bytes of consensus frames queued per peer (the oldest dropped beyond this).
+    pub peer_queue_bytes_max: usize,
     /// This node's data-directory id and what it remembers of its peers'.
     pub dir_ids: Arc<DirIds>,
 }
@@ -86,7 +88,11 @@ impl Transport {
             .iter()
             .filter(|(id, _)| *id != ctx.self_id)
             .map(|(id, addr)| {
-                let queue = PeerQueue::new(peer_queue_messages_max, peer_queue_bulk_max);
+                let queue = PeerQueue::new(
+                    peer_queue_messages_max,
+                    ctx.peer_queue_bytes_max,
+                    peer_queue_bulk_max,
+                );
                 (*id, Arc::new(PeerLink::new(*id, addr.clone(), queue)))
             })
             .collect();

@@ -3,8 +3,10 @@
 //! Two lanes of encoded frames: `msgs` (consensus traffic) drops its OLDEST frame when
 //! full, because Paxos tolerates loss and newer messages supersede older ones; `bulk`
 //! (snapshot chunks and their flow control) refuses NEW frames when full, so the snapshot
-//! sender notices and waits. Drops are counted. Invariant: `msgs.len() <= msgs_max` and
-//! `bulk.len() <= bulk_max`, so a slow or dead peer costs bounded memory.
+//! sender notices and waits. Drops are counted. Invariant: `msgs.len() <= msgs_max`, the
+//! bytes in `msgs` are at most `msgs_bytes_max` (or one frame, if that frame alone is
+//! larger), and `bulk.len() <= bulk_max`, so a slow or dead peer costs bounded memory
+//! whatever the size of the values in flight.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +21,7 @@ pub struct PeerQueue {
     lanes: Mutex<Lanes>,
     notify: Notify,
     msgs_max: usize,
+    msgs_bytes_max: usize,
     bulk_max: usize,
     dropped: AtomicU64,
 }
@@ -26,21 +29,24 @@ pub struct PeerQueue {
 #[derive(Debug, Default)]
 struct Lanes {
     msgs: VecDeque<Bytes>,
+    /// Sum of the lengths of `msgs`.
+    msgs_bytes: usize,
     bulk: VecDeque<Bytes>,
     /// Alternate between lanes so neither starves the other.
     bulk_turn: bool,
 }
 
 impl PeerQueue {
-    pub fn new(msgs_max: usize, bulk_max: usize) -> PeerQueue {
+    pub fn new(msgs_max: usize, msgs_bytes_max: usize, bulk_max: usize) -> PeerQueue {
         assert!(
-            msgs_max > 0 && bulk_max > 0,
+            msgs_max > 0 && msgs_bytes_max > 0 && bulk_max > 0,
             "queue limits must be positive"
         );
         PeerQueue {
             lanes: Mutex::new(Lanes::default()),
             notify: Notify::new(),
             msgs_max,
+            msgs_bytes_max,
             bulk_max,
             dropped: AtomicU64::new(0),
         }
@@ -51,14 +57,21 @@ impl PeerQueue {
         self.lanes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a consensus frame, dropping the oldest one when the lane is full.
+    /// Queues a consensus frame, dropping the oldest ones while the lane is full by count
+    /// or by bytes.
     pub fn push(&self, frame: Bytes) {
         {
             let mut lanes = self.lanes();
-            if lanes.msgs.len() >= self.msgs_max {
-                lanes.msgs.pop_front();
+            while lanes.msgs.len() >= self.msgs_max
+                || (!lanes.msgs.is_empty()
+                    && lanes.msgs_bytes.saturating_add(frame.len()) > self.msgs_bytes_max)
+            {
+                if let Some(old) = lanes.msgs.pop_front() {
+                    lanes.msgs_bytes -= old.len();
+                }
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
+            lanes.msgs_bytes += frame.len();
             lanes.msgs.push_back(frame);
             debug_assert!(lanes.msgs.len() <= self.msgs_max);
         }
@@ -92,7 +105,11 @@ impl PeerQueue {
         if take_bulk {
             lanes.bulk.pop_front()
         } else {
-            lanes.msgs.pop_front()
+            let frame = lanes.msgs.pop_front();
+            if let Some(f) = &frame {
+                lanes.msgs_bytes -= f.len();
+            }
+            frame
         }
     }
 
@@ -125,7 +142,7 @@ mod tests {
 
     #[test]
     fn msgs_lane_drops_oldest_and_counts() {
-        let q = PeerQueue::new(3, 1);
+        let q = PeerQueue::new(3, 1 << 20, 1);
         for i in 0..5u8 {
             q.push(Bytes::from(vec![i]));
         }
@@ -136,8 +153,28 @@ mod tests {
     }
 
     #[test]
+    fn msgs_lane_drops_oldest_beyond_its_byte_budget() {
+        let q = PeerQueue::new(100, 10, 1);
+        for i in 0..4u8 {
+            q.push(Bytes::from(vec![i; 4]));
+        }
+        // 4-byte frames in a 10-byte budget: two fit.
+        assert_eq!((q.len(), q.dropped()), (2, 2));
+        // A frame larger than the whole budget still goes, alone.
+        q.push(Bytes::from(vec![9u8; 25]));
+        assert_eq!((q.len(), q.dropped()), (1, 4));
+        assert_eq!(q.pop().map(|b| b.len()), Some(25));
+        q.push(Bytes::from(vec![1u8; 10]));
+        assert_eq!(
+            (q.len(), q.dropped()),
+            (1, 4),
+            "the budget was given back on pop"
+        );
+    }
+
+    #[test]
     fn bulk_lane_refuses_new_and_lanes_alternate() {
-        let q = PeerQueue::new(4, 1);
+        let q = PeerQueue::new(4, 1 << 20, 1);
         assert!(q.push_bulk(Bytes::from_static(b"b1")));
         assert!(!q.push_bulk(Bytes::from_static(b"b2")));
         q.push(Bytes::from_static(b"m1"));

@@ -25,6 +25,7 @@ fn ctx(id: NodeId, members: &[(NodeId, String)]) -> LinkContext {
         reconnect_backoff_ms_min: 10,
         reconnect_backoff_ms_max: 100,
         inbound_connections_max: 8,
+        peer_queue_bytes_max: 64 << 20,
         dir_ids: crate::node::dir_ids::DirIds::in_memory(
             id,
             &members.iter().map(|(m, _)| *m).collect::<Vec<_>>(),
