@@ -549,6 +549,32 @@ fn snapshot_install_reproduces_the_state() {
     assert_eq!(r.revision, want.0.revision + 1);
 }
 
+/// The wipe that clears the destination before an install runs in batches, each
+/// resuming after the last key it deleted: a destination of several batches' worth of
+/// keys (and their history) is replaced whole.
+#[test]
+fn an_install_replaces_a_destination_larger_than_one_wipe_batch() {
+    let (_fs, mut src) = fresh();
+    for i in 0..50 {
+        one(&mut src, put(&format!("src/{i:03}"), "v"));
+    }
+    let want = dump(&src.reader());
+    let (_fs2, mut dst) = fresh();
+    let keys: Vec<Command> = (0..10_000)
+        .map(|i| put(&format!("dst/{i:05}"), "x"))
+        .collect();
+    for chunk in keys.chunks(500) {
+        apply(&mut dst, chunk);
+    }
+    let mut snap = src.snapshot().unwrap();
+    dst.begin_install(snap.slot()).unwrap();
+    while let Some(chunk) = snap.next_chunk().unwrap() {
+        dst.install_chunk(&chunk).unwrap();
+    }
+    dst.finish_install().unwrap();
+    assert_eq!(dump(&dst.reader()), want);
+}
+
 #[test]
 fn an_unfinished_install_leaves_the_state_untouched() {
     let (_src_fs, mut src) = fresh();
