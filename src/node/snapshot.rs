@@ -202,7 +202,8 @@ pub struct Incoming {
 /// What the driver should do with a received chunk.
 #[derive(Debug)]
 pub enum ChunkVerdict {
-    /// Start a new install (abort the current one, if any).
+    /// Start a new install (abort the current one, if any: only ever one of the same
+    /// sender, whose earlier transfer is dead).
     Start,
     /// Forward it to the running install.
     Continue,
@@ -211,6 +212,10 @@ pub enum ChunkVerdict {
 }
 
 /// Classifies chunk `seq` of `transfer` from `from` against the running install.
+/// First come, first served: a transfer from another sender is refused while one runs
+/// (the stall timer ends an install whose sender went silent). Letting each newcomer
+/// preempt the running install livelocked two senders (catch-up had asked both), each
+/// aborting the other's transfer and retrying, and the node never caught up.
 pub fn judge_chunk(
     current: Option<&Incoming>,
     from: NodeId,
@@ -218,6 +223,9 @@ pub fn judge_chunk(
     seq: u64,
 ) -> ChunkVerdict {
     match current {
+        Some(c) if seq == 0 && c.from != from => ChunkVerdict::Refuse {
+            abort_current: false,
+        },
         _ if seq == 0 => ChunkVerdict::Start,
         Some(c) if c.from == from && c.transfer == transfer => {
             if c.next_seq == seq {

@@ -195,8 +195,15 @@ fn chunks_are_judged_against_the_running_install() {
         last_activity: Instant::now(),
     };
     assert!(matches!(judge_chunk(None, 1, 5, 0), ChunkVerdict::Start));
+    // Another sender waits its turn; the same sender's new transfer replaces its old one.
     assert!(matches!(
         judge_chunk(Some(&running), 2, 9, 0),
+        ChunkVerdict::Refuse {
+            abort_current: false
+        }
+    ));
+    assert!(matches!(
+        judge_chunk(Some(&running), 1, 6, 0),
         ChunkVerdict::Start
     ));
     assert!(matches!(
