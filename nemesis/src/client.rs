@@ -209,7 +209,9 @@ pub fn classify(call: &Call, answer: &Answer) -> Outcome {
     let json = || serde_json::from_slice::<serde_json::Value>(body).ok();
     let error_code = || json().and_then(|j| j.get("error")?.as_str().map(str::to_string));
     match code {
-        503 => return Outcome::NotApplied { status: code },
+        // 408: the server's deadline for the request head passed before it read the
+        // request (a node stopped with the request in its socket); no handler ran.
+        408 | 503 => return Outcome::NotApplied { status: code },
         504 => {
             return Outcome::Unknown {
                 reason: "504".into(),
@@ -427,6 +429,10 @@ mod tests {
         assert_eq!(
             classify(&put(), &answer(503, &[], r#"{"error":"no_quorum"}"#)),
             Outcome::NotApplied { status: 503 }
+        );
+        assert_eq!(
+            classify(&put(), &answer(408, &[], "")),
+            Outcome::NotApplied { status: 408 }
         );
         assert_eq!(
             classify(
