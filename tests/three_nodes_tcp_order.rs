@@ -701,6 +701,29 @@ async fn a_node_behind_the_truncation_point_catches_up_by_snapshot() {
     cluster.shutdown_all().await;
 }
 
+/// Starts all three nodes, waits for a leader, and writes commands `0..count` through
+/// two workers. Returns the leader and the counters `propose_all` keeps going with.
+async fn start_all_and_write(
+    cluster: &Arc<Cluster>,
+    count: usize,
+) -> (NodeId, Arc<AtomicUsize>, Arc<AtomicU64>) {
+    for id in 1..=3 {
+        cluster.start(id).await;
+    }
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let max_slot = Arc::new(AtomicU64::new(0));
+    propose_all(
+        cluster.clone(),
+        0..count,
+        2,
+        acked.clone(),
+        max_slot.clone(),
+    )
+    .await;
+    (leader, acked, max_slot)
+}
+
 /// A node whose data directory was wiped after it voted must not vote again as if it had
 /// promised nothing: its peers remember the old directory and refuse it, it stops with a
 /// message saying why, and the other two keep serving.
@@ -708,13 +731,7 @@ async fn a_node_behind_the_truncation_point_catches_up_by_snapshot() {
 async fn a_node_whose_directory_was_wiped_stops_instead_of_voting() {
     let root = TempDir::new("wiped");
     let cluster = Arc::new(Cluster::new(&root.0, fast_failover));
-    for id in 1..=3 {
-        cluster.start(id).await;
-    }
-    cluster.leader(Duration::from_secs(10)).await;
-    let acked = Arc::new(AtomicUsize::new(0));
-    let max_slot = Arc::new(AtomicU64::new(0));
-    propose_all(cluster.clone(), 0..50, 2, acked.clone(), max_slot.clone()).await;
+    let (_, acked, max_slot) = start_all_and_write(&cluster, 50).await;
     wait_all_applied(&cluster, 50, Duration::from_secs(30)).await;
 
     cluster.kill(3).await;
@@ -756,13 +773,7 @@ async fn a_node_whose_directory_was_wiped_stops_instead_of_voting() {
 async fn a_leader_whose_fsyncs_stall_is_not_deposed() {
     let root = TempDir::new("slow-fsync");
     let cluster = Arc::new(Cluster::new(&root.0, one_second_suspicion));
-    for id in 1..=3 {
-        cluster.start(id).await;
-    }
-    let leader = cluster.leader(Duration::from_secs(10)).await;
-    let acked = Arc::new(AtomicUsize::new(0));
-    let max_slot = Arc::new(AtomicU64::new(0));
-    propose_all(cluster.clone(), 0..20, 2, acked.clone(), max_slot.clone()).await;
+    let (leader, acked, max_slot) = start_all_and_write(&cluster, 20).await;
     let ballot = cluster.node(leader).unwrap().status().ballot;
 
     // Each fsync of the leader now takes 3 suspicion timeouts.
