@@ -32,13 +32,23 @@ pub struct Cluster {
     pub http: Client,
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port (bound then released), never one this process handed out
+/// before: the kernel may give a just-released port again, and two nodes of one cluster
+/// then got the same address (seen in CI: "entry ... appears twice").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A fresh temporary directory.
