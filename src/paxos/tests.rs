@@ -626,23 +626,36 @@ fn a_returning_node_does_not_depose_a_healthy_leader() {
 #[test]
 fn a_node_far_behind_gets_no_pre_vote() {
     // A node whose commit index trails by more than leader_lag_slots_max would have to
-    // catch up before it could serve: peers refuse to let it campaign.
+    // catch up before it could serve: peers refuse to let it campaign. Nodes 1 and 3 are
+    // cut off, so node 2 hears no live leader and only the lag can refuse.
     let mut c = Cluster::new(3, |cfg| cfg.leader_lag_slots_max = 64);
     c.tick(ELECTED_BY);
     for i in 0..100 {
         c.core(3).propose(cmd(i)).unwrap();
         c.settle();
     }
-    c.down.push(3);
-    c.tick(12);
+    c.down.extend([1, 3]);
+    c.tick(40);
+    assert_eq!(
+        c.core(2).status().leader,
+        None,
+        "node 2 still hears a leader"
+    );
     let ballot = Ballot { round: 50, node: 1 };
-    c.core(2).step(1, Message::PreVote { ballot, commit: 10 });
-    let r = c.core(2).ready();
-    let reply = Message::PreVoteReply {
-        ballot,
-        granted: false,
+    let ask = |c: &mut Cluster, commit| {
+        c.core(2).step(1, Message::PreVote { ballot, commit });
+        c.core(2).ready().send.iter().any(|m| {
+            *m == (
+                1,
+                Message::PreVoteReply {
+                    ballot,
+                    granted: true,
+                },
+            )
+        })
     };
-    assert!(r.send.contains(&(1, reply)), "a lagging node was granted");
+    assert!(!ask(&mut c, 10), "a node 90 slots behind was granted");
+    assert!(ask(&mut c, 60), "a node within the lag was refused");
 }
 
 #[test]
