@@ -433,6 +433,12 @@ impl Core {
         }
     }
 
+    /// Accepted entries examined against leaders' commits so far (work, for tests).
+    #[cfg(test)]
+    pub fn leader_scan_steps(&self) -> u64 {
+        self.learner.leader_scan_steps()
+    }
+
     /// A view for status pages and routing.
     pub fn status(&self) -> Status {
         let leading = self.proposer.leading();

@@ -41,6 +41,9 @@ pub struct Learner {
     asked: Option<NodeId>,
     /// No catch-up request before this tick (one outstanding at a time).
     catchup_not_before: u64,
+    /// Accepted entries examined against a leader's commit, in all: the work
+    /// `learn_from_leader` did (tests hold it linear in the slots).
+    leader_scan_steps: u64,
 }
 
 impl Learner {
@@ -56,6 +59,7 @@ impl Learner {
             reported: BTreeMap::new(),
             asked: None,
             catchup_not_before: 0,
+            leader_scan_steps: 0,
         }
     }
 
@@ -106,13 +110,21 @@ impl Learner {
         accepted: impl Iterator<Item = (&'a Slot, &'a (Ballot, Value))>,
         out: &mut Ready,
     ) {
+        let steps = &mut self.leader_scan_steps;
         let found: Vec<(Slot, Value)> = accepted
+            .inspect(|_| *steps += 1)
             .filter(|(s, (b, _))| **s <= commit && *b == ballot && !self.chosen.contains_key(s))
             .map(|(s, (_, v))| (*s, v.clone()))
             .collect();
         for (slot, value) in found {
             self.learn(slot, value, out);
         }
+    }
+
+    /// Accepted entries examined against a leader's commit so far.
+    #[cfg(test)]
+    pub fn leader_scan_steps(&self) -> u64 {
+        self.leader_scan_steps
     }
 
     /// A catch-up request, if this node knows of chosen slots it cannot deliver.
