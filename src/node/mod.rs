@@ -189,14 +189,16 @@ async fn start_inner(
         reconnect_backoff_ms_min: cfg.reconnect_backoff_ms_min,
         reconnect_backoff_ms_max: cfg.reconnect_backoff_ms_max,
         inbound_connections_max: cfg.inbound_connections_max,
-        peer_queue_bytes_max: cfg.peer_queue_bytes_max,
         dir_ids: dir_ids.clone(),
     };
     let transport = Arc::new(Transport::start(
         ctx,
         &cfg.members,
-        cfg.peer_queue_messages_max,
-        cfg.peer_queue_bulk_messages_max,
+        transport::QueueLimits {
+            messages_max: cfg.peer_queue_messages_max,
+            bytes_max: cfg.peer_queue_bytes_max,
+            bulk_max: cfg.peer_queue_bulk_messages_max,
+        },
         listener,
         inbound_tx,
     ));

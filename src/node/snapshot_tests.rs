@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use crate::node::transport::wire::cluster_id;
-use crate::node::transport::{Inbound, LinkContext};
+use crate::node::transport::{Inbound, LinkContext, QueueLimits};
 
 struct Source(Bytes);
 
@@ -39,7 +39,6 @@ fn ctx(id: NodeId, members: &[(NodeId, String)]) -> LinkContext {
         reconnect_backoff_ms_min: 10,
         reconnect_backoff_ms_max: 50,
         inbound_connections_max: 8,
-        peer_queue_bytes_max: 64 << 20,
         dir_ids: crate::node::dir_ids::DirIds::in_memory(
             id,
             &members.iter().map(|(m, _)| *m).collect::<Vec<_>>(),
@@ -104,8 +103,14 @@ async fn broken_transfer_fails_and_a_fresh_one_delivers_everything() {
     ];
     let (tx1, _rx1) = mpsc::channel(64);
     let (tx2, mut rx2) = mpsc::channel(64);
-    let t1 = Arc::new(Transport::start(ctx(1, &members), &members, 64, 4, l1, tx1));
-    let t2 = Transport::start(ctx(2, &members), &members, 64, 4, l2, tx2);
+    let t1 = Arc::new(Transport::start(
+        ctx(1, &members),
+        &members,
+        queue_limits(4),
+        l1,
+        tx1,
+    ));
+    let t2 = Transport::start(ctx(2, &members), &members, queue_limits(4), l2, tx2);
     wait_connected(&t1, 2).await;
     let limits = SendLimits {
         chunk_bytes_max: 1024,
@@ -134,7 +139,7 @@ async fn broken_transfer_fails_and_a_fresh_one_delivers_everything() {
     // The receiver comes back on the same address; transfer B runs to the end.
     let l2 = TcpListener::bind(&members[1].1).await.unwrap();
     let (tx2, mut rx2) = mpsc::channel(64);
-    let t2 = Transport::start(ctx(2, &members), &members, 64, 4, l2, tx2);
+    let t2 = Transport::start(ctx(2, &members), &members, queue_limits(4), l2, tx2);
     wait_connected(&t1, 2).await;
     let (acks_b, acks_rx) = mpsc::channel(8);
     let b = tokio::spawn(send_snapshot(2, 8, t1.clone(), apply, acks_rx, limits));
@@ -228,4 +233,13 @@ fn chunks_are_judged_against_the_running_install() {
             abort_current: false
         }
     ));
+}
+
+/// Queue bounds for these tests: 64 frames, 64 MiB, `bulk_max` bulk frames.
+fn queue_limits(bulk_max: usize) -> QueueLimits {
+    QueueLimits {
+        messages_max: 64,
+        bytes_max: 64 << 20,
+        bulk_max,
+    }
 }

@@ -25,6 +25,7 @@ use crate::node::dir_ids::DirIds;
 use crate::paxos::{Message, NodeId};
 use peer::PeerLink;
 use queue::PeerQueue;
+pub use queue::QueueLimits;
 use wire::{SnapshotMsg, Wire};
 
 /// The peers by id (ourselves excluded).
@@ -50,8 +51,6 @@ pub struct LinkContext {
     pub reconnect_backoff_ms_min: u64,
     pub reconnect_backoff_ms_max: u64,
     pub inbound_connections_max: usize,
-    /// Bytes of consensus frames queued per peer (the oldest dropped beyond this).
-    pub peer_queue_bytes_max: usize,
     /// This node's data-directory id and what it remembers of its peers'.
     pub dir_ids: Arc<DirIds>,
 }
@@ -78,8 +77,7 @@ impl Transport {
     pub fn start(
         ctx: LinkContext,
         members: &[(NodeId, String)],
-        peer_queue_messages_max: usize,
-        peer_queue_bulk_max: usize,
+        limits: QueueLimits,
         listener: TcpListener,
         inbound: mpsc::Sender<Inbound>,
     ) -> Transport {
@@ -88,11 +86,7 @@ impl Transport {
             .iter()
             .filter(|(id, _)| *id != ctx.self_id)
             .map(|(id, addr)| {
-                let queue = PeerQueue::new(
-                    peer_queue_messages_max,
-                    ctx.peer_queue_bytes_max,
-                    peer_queue_bulk_max,
-                );
+                let queue = PeerQueue::new(limits);
                 (*id, Arc::new(PeerLink::new(*id, addr.clone(), queue)))
             })
             .collect();

@@ -15,6 +15,17 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+/// The bounds of one peer's queue (every peer gets the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Consensus frames queued at most (the oldest dropped beyond this).
+    pub messages_max: usize,
+    /// Bytes of consensus frames queued at most (the oldest dropped beyond this).
+    pub bytes_max: usize,
+    /// Bulk frames (snapshot chunks) queued at most (new ones refused beyond this).
+    pub bulk_max: usize,
+}
+
 /// A bounded two-lane frame queue with a wake-up for its single consumer.
 #[derive(Debug)]
 pub struct PeerQueue {
@@ -37,7 +48,12 @@ struct Lanes {
 }
 
 impl PeerQueue {
-    pub fn new(msgs_max: usize, msgs_bytes_max: usize, bulk_max: usize) -> PeerQueue {
+    pub fn new(limits: QueueLimits) -> PeerQueue {
+        let QueueLimits {
+            messages_max: msgs_max,
+            bytes_max: msgs_bytes_max,
+            bulk_max,
+        } = limits;
         assert!(
             msgs_max > 0 && msgs_bytes_max > 0 && bulk_max > 0,
             "queue limits must be positive"
@@ -142,7 +158,11 @@ mod tests {
 
     #[test]
     fn msgs_lane_drops_oldest_and_counts() {
-        let q = PeerQueue::new(3, 1 << 20, 1);
+        let q = PeerQueue::new(QueueLimits {
+            messages_max: 3,
+            bytes_max: 1 << 20,
+            bulk_max: 1,
+        });
         for i in 0..5u8 {
             q.push(Bytes::from(vec![i]));
         }
@@ -154,7 +174,11 @@ mod tests {
 
     #[test]
     fn msgs_lane_drops_oldest_beyond_its_byte_budget() {
-        let q = PeerQueue::new(100, 10, 1);
+        let q = PeerQueue::new(QueueLimits {
+            messages_max: 100,
+            bytes_max: 10,
+            bulk_max: 1,
+        });
         for i in 0..4u8 {
             q.push(Bytes::from(vec![i; 4]));
         }
@@ -174,7 +198,11 @@ mod tests {
 
     #[test]
     fn bulk_lane_refuses_new_and_lanes_alternate() {
-        let q = PeerQueue::new(4, 1 << 20, 1);
+        let q = PeerQueue::new(QueueLimits {
+            messages_max: 4,
+            bytes_max: 1 << 20,
+            bulk_max: 1,
+        });
         assert!(q.push_bulk(Bytes::from_static(b"b1")));
         assert!(!q.push_bulk(Bytes::from_static(b"b2")));
         q.push(Bytes::from_static(b"m1"));

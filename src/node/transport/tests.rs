@@ -25,7 +25,6 @@ fn ctx(id: NodeId, members: &[(NodeId, String)]) -> LinkContext {
         reconnect_backoff_ms_min: 10,
         reconnect_backoff_ms_max: 100,
         inbound_connections_max: 8,
-        peer_queue_bytes_max: 64 << 20,
         dir_ids: crate::node::dir_ids::DirIds::in_memory(
             id,
             &members.iter().map(|(m, _)| *m).collect::<Vec<_>>(),
@@ -46,8 +45,8 @@ async fn pair() -> (
     ];
     let (tx1, rx1) = mpsc::channel(16);
     let (tx2, rx2) = mpsc::channel(16);
-    let t1 = Transport::start(ctx(1, &members), &members, 64, 2, l1, tx1);
-    let t2 = Transport::start(ctx(2, &members), &members, 64, 2, l2, tx2);
+    let t1 = Transport::start(ctx(1, &members), &members, queue_limits(2), l1, tx1);
+    let t2 = Transport::start(ctx(2, &members), &members, queue_limits(2), l2, tx2);
     (members, vec![t1, t2], vec![rx1, rx2])
 }
 
@@ -160,7 +159,7 @@ async fn a_dead_peer_costs_bounded_memory() {
     ];
     drop(dead); // nobody listens there any more
     let (tx, _rx) = mpsc::channel(16);
-    let t = Transport::start(ctx(1, &members), &members, 64, 2, l1, tx);
+    let t = Transport::start(ctx(1, &members), &members, queue_limits(2), l1, tx);
     for i in 0..1000 {
         t.send(2, &Wire::Paxos(heartbeat(i)));
     }
@@ -169,4 +168,13 @@ async fn a_dead_peer_costs_bounded_memory() {
     assert_eq!(link.queue.dropped(), 1000 - 64);
     assert!(!link.connected());
     t.shutdown().await;
+}
+
+/// Queue bounds for these tests: 64 frames, 64 MiB, `bulk_max` bulk frames.
+fn queue_limits(bulk_max: usize) -> QueueLimits {
+    QueueLimits {
+        messages_max: 64,
+        bytes_max: 64 << 20,
+        bulk_max,
+    }
 }
