@@ -2,7 +2,12 @@
 //!
 //! [`KvStateMachine::apply_slot`] decodes each command of a slot, applies it to a
 //! [`SlotOverlay`], and writes the overlay plus the new [`Meta`] (applied index,
-//! revision) as one batch. Invariants:
+//! revision) as one batch. A slot whose commands together outgrow
+//! `slot_batch_bytes_max` goes to the Db in several batches, split between commands;
+//! each batch's meta counts the commands of the slot already written
+//! (`slot_commands_done`), so a replay after a crash skips exactly those. Invariants:
+//! - the change cap holds each command alone, never the slot: commands of one slot
+//!   never refuse each other, and no batch exceeds the cap plus the meta;
 //! - a command that fails (compare mismatch, missing session, undecodable) changes
 //!   nothing and does not bump the revision;
 //! - a command that changes the key space bumps the revision by exactly one, and its
@@ -16,10 +21,11 @@ use crate::kv::history;
 use crate::kv::idempotency::{self, Idempotent};
 use crate::kv::keys;
 use crate::kv::keyspace;
+use crate::kv::keyspace::Meta;
 use crate::kv::machine::KvStateMachine;
 use crate::kv::options::KvOptions;
 use crate::kv::outcome::{Outcome, Reply};
-use crate::kv::overlay::SlotOverlay;
+use crate::kv::overlay::{Mark, SlotOverlay};
 use crate::kv::sessions;
 use bytes::Bytes;
 use storage::WriteOptions;
@@ -88,7 +94,89 @@ fn apply_command(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, KvError
     }
 }
 
+/// What a command's rollback restores besides the overlay.
+struct Saved {
+    mark: Mark,
+    meta: Meta,
+    events: usize,
+    effects: usize,
+}
+
+fn save(ctx: &Ctx<'_>) -> Saved {
+    Saved {
+        mark: ctx.overlay.mark(),
+        meta: ctx.meta.clone(),
+        events: ctx.events.len(),
+        effects: ctx.lease_effects.len(),
+    }
+}
+
+fn rollback(ctx: &mut Ctx<'_>, saved: Saved) {
+    ctx.overlay.rollback(saved.mark);
+    ctx.meta = saved.meta;
+    ctx.events.truncate(saved.events);
+    ctx.lease_effects.truncate(saved.effects);
+}
+
+/// Bytes the events recorded since `from` add to the history.
+fn events_bytes(ctx: &Ctx<'_>, from: usize) -> u64 {
+    ctx.events[from..]
+        .iter()
+        .map(|e| (e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 48) as u64)
+        .sum()
+}
+
+/// Reply given for a command of a half-applied slot that a previous run of this node
+/// applied before it stopped (nobody waits for it: proposals do not survive a restart).
+const APPLIED_BEFORE_RESTART: &str = "applied before this node restarted; its reply is gone";
+
 impl KvStateMachine {
+    /// Writes the slot's commands so far as one batch, with a meta saying how many of
+    /// slot `applied_index + 1` are done, and starts the overlay empty.
+    fn write_part(&self, ctx: &mut Ctx<'_>, done: usize) -> Result<(), KvError> {
+        ctx.meta.slot_commands_done = u32::try_from(done).unwrap_or(u32::MAX);
+        ctx.overlay
+            .put(self.area.meta_key(), keyspace::encode(&ctx.meta));
+        let batch = ctx.overlay.take_batch();
+        self.db.write(&batch, WriteOptions { sync: false })?;
+        Ok(())
+    }
+
+    /// Applies one command within the change cap: a command whose own changes exceed it
+    /// is refused (rolled back); one that fits alone but not with the slot's earlier
+    /// commands first sends those to the Db ([`Self::write_part`]) and is applied again
+    /// on the empty overlay (the same state, so the same outcome on every replica).
+    fn apply_capped(
+        &self,
+        ctx: &mut Ctx<'_>,
+        command: Command,
+        index: usize,
+    ) -> Result<Outcome, KvError> {
+        let cap = self.opts.slot_batch_bytes_max;
+        // The earlier commands' events are already in the overlay (finish_command).
+        let earlier = ctx.overlay.bytes();
+        let saved = save(ctx);
+        let mark = saved.mark;
+        let outcome = apply_command(ctx, command.clone())?;
+        let events = events_bytes(ctx, saved.events);
+        if ctx.overlay.bytes_since(mark) + events > cap {
+            // Deterministic on every replica: the command's writes would not fit one
+            // storage batch, so it is refused, not applied.
+            rollback(ctx, saved);
+            return Ok(Outcome::Rejected {
+                reason: format!(
+                    "the command's changes exceed {cap} bytes; split it (e.g. delete smaller prefixes)"
+                ),
+            });
+        }
+        if earlier == 0 || ctx.overlay.bytes() + events <= cap {
+            return Ok(outcome);
+        }
+        rollback(ctx, saved);
+        self.write_part(ctx, index)?;
+        apply_command(ctx, command)
+    }
+
     /// Applies slot `slot` (must be `applied_index() + 1`); returns one encoded
     /// [`Reply`] per command.
     pub fn apply_slot(&mut self, slot: u64, commands: &[Bytes]) -> Result<Vec<Bytes>, KvError> {
@@ -105,37 +193,29 @@ impl KvStateMachine {
             events: Vec::new(),
             lease_effects: Vec::new(),
         };
+        let done = usize::try_from(self.meta.slot_commands_done).unwrap_or(usize::MAX);
+        if done > commands.len() {
+            return Err(KvError::corrupt(
+                &self.area.meta_key(),
+                format!(
+                    "meta says {done} commands of slot {slot} are applied; it has {}",
+                    commands.len()
+                ),
+            ));
+        }
         let mut replies = Vec::with_capacity(commands.len());
-        for bytes in commands {
+        for _ in 0..done {
+            let reply = Reply {
+                revision: self.meta.revision,
+                outcome: Outcome::Rejected {
+                    reason: APPLIED_BEFORE_RESTART.into(),
+                },
+            };
+            replies.push(reply.encode());
+        }
+        for (index, bytes) in commands.iter().enumerate().skip(done) {
             let outcome = match Command::decode(bytes) {
-                Ok(command) => {
-                    let mark = ctx.overlay.mark();
-                    let meta_before = ctx.meta.clone();
-                    let (events_len, effects_len) = (ctx.events.len(), ctx.lease_effects.len());
-                    let outcome = apply_command(&mut ctx, command)?;
-                    let events_bytes: u64 = ctx.events[events_len..]
-                        .iter()
-                        .map(|e| {
-                            (e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 48) as u64
-                        })
-                        .sum();
-                    if ctx.overlay.bytes() + events_bytes > self.opts.slot_batch_bytes_max {
-                        // Deterministic on every replica: the command's writes would not
-                        // fit the slot's storage batch, so it is refused, not applied.
-                        ctx.overlay.rollback(mark);
-                        ctx.meta = meta_before;
-                        ctx.events.truncate(events_len);
-                        ctx.lease_effects.truncate(effects_len);
-                        Outcome::Rejected {
-                            reason: format!(
-                                "the command's changes exceed {} bytes; split it (e.g. delete smaller prefixes)",
-                                self.opts.slot_batch_bytes_max
-                            ),
-                        }
-                    } else {
-                        outcome
-                    }
-                }
+                Ok(command) => self.apply_capped(&mut ctx, command, index)?,
                 Err(e) => {
                     tracing::warn!(slot, error = %e, "skipping an undecodable command");
                     Outcome::Rejected {
@@ -155,6 +235,7 @@ impl KvStateMachine {
             replies.push(reply.encode());
         }
         ctx.meta.applied_index = slot;
+        ctx.meta.slot_commands_done = 0;
         let Ctx {
             mut overlay,
             meta,

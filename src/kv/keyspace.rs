@@ -61,6 +61,11 @@ pub struct Meta {
     /// Highest proposer clock seen in an idempotent command (Unix ms): the state
     /// machine's notion of "now" for retiring idempotency records.
     pub idempotency_clock_ms: u64,
+    /// Commands of slot `applied_index + 1` already in the Db: a slot too large for one
+    /// batch is written in several, each with this count, so a replay after a crash
+    /// skips them. 0 between slots. (Absent in metas written before it existed.)
+    #[serde(default)]
+    pub slot_commands_done: u32,
 }
 
 /// The first reply given to an idempotency key.

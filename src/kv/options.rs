@@ -11,8 +11,9 @@ pub struct KvOptions {
     pub history_bytes_max: u64,
     /// Target size of one snapshot chunk.
     pub snapshot_chunk_bytes: usize,
-    /// Most bytes one slot may write (below the storage engine's batch limit, with room
-    /// for the meta and history trimming); a command past it is refused.
+    /// Most bytes one command may write (below the storage engine's batch limit, with
+    /// room for the meta and history trimming); a command past it is refused. A slot
+    /// whose commands together write more goes to the Db in batches of about this size.
     pub slot_batch_bytes_max: u64,
 }
 

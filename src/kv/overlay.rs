@@ -1,9 +1,9 @@
 //! `SlotOverlay`: the writes of one slot in progress, an overlay over the Db.
 //!
 //! Commands of one slot apply in order and each must see the writes of those before it,
-//! yet the whole slot must reach the Db as one atomic batch with the new applied index.
-//! `SlotOverlay` answers reads from its own writes first, then from the Db, and turns
-//! into one `WriteBatch` at the end. (Not to be confused with `node::pending::Pending`,
+//! yet they must reach the Db as atomic batches of whole commands with the meta that
+//! says how far the slot got. `SlotOverlay` answers reads from its own writes first,
+//! then from the Db, and turns into a `WriteBatch` when a batch is due. (Not to be confused with `node::pending::Pending`,
 //! the node's proposals waiting to be applied.)
 
 use crate::kv::error::KvError;
@@ -80,6 +80,11 @@ impl<'a> SlotOverlay<'a> {
     /// Approximate encoded size of the buffered writes.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Approximate bytes buffered since `mark` (writes since then, net of overwrites).
+    pub fn bytes_since(&self, mark: Mark) -> u64 {
+        self.bytes.saturating_sub(mark.bytes)
     }
 
     /// The current point, to roll back to with [`SlotOverlay::rollback`].
@@ -178,14 +183,23 @@ impl<'a> SlotOverlay<'a> {
     }
 
     /// The buffered writes as one batch.
-    pub fn into_batch(self) -> WriteBatch {
+    /// Turns the buffered writes into a batch and starts empty again (earlier marks are
+    /// void).
+    pub fn take_batch(&mut self) -> WriteBatch {
+        self.undo.clear();
+        self.bytes = 0;
         let mut batch = WriteBatch::default();
-        for (k, v) in self.writes {
+        for (k, v) in std::mem::take(&mut self.writes) {
             match v {
                 Some(v) => batch.put(&k, &v),
                 None => batch.delete(&k),
             }
         }
         batch
+    }
+
+    /// The buffered writes as one batch.
+    pub fn into_batch(mut self) -> WriteBatch {
+        self.take_batch()
     }
 }

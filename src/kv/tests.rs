@@ -864,3 +864,78 @@ fn a_command_too_big_for_one_batch_is_refused_whole() {
     );
     assert_eq!(r.outcome, Outcome::Deleted { count: 20 });
 }
+
+/// The change cap holds each command alone: commands sharing a slot never refuse each
+/// other however much the slot writes in all (the slot reaches the Db in several
+/// batches once it outgrows one).
+#[test]
+fn a_command_is_capped_alone_not_with_the_commands_of_its_slot() {
+    let fs = Arc::new(vfs::SimFs::new());
+    let opts = KvOptions {
+        slot_batch_bytes_max: 10_000,
+        ..KvOptions::default()
+    };
+    let mut sm = open(&fs, opts);
+    for chunk in 0..10 {
+        let puts: Vec<Command> = (0..20)
+            .map(|i| put(&format!("big/{chunk:02}-{i:02}"), "v"))
+            .collect();
+        apply(&mut sm, &puts);
+    }
+    let mut slot: Vec<Command> = (0..10)
+        .map(|chunk| Command::DeletePrefix {
+            prefix: format!("big/{chunk:02}"),
+        })
+        .collect();
+    slot.push(put("small", "v"));
+    let replies = apply(&mut sm, &slot);
+    for r in &replies[..10] {
+        assert_eq!(r.outcome, Outcome::Deleted { count: 20 }, "{r:?}");
+    }
+    assert!(
+        matches!(replies[10].outcome, Outcome::Put { .. }),
+        "{replies:?}"
+    );
+    let (meta, keys, _) = dump(&sm.reader());
+    assert!(
+        keys.len() == 1 && keys[0].starts_with("small="),
+        "every big/ key deleted: {keys:?}"
+    );
+    assert_eq!(meta.applied_index, 11);
+}
+
+/// A slot written in several batches survives a crash between them: the replay skips
+/// the commands already applied, so the state is the one a crash-free run reaches.
+#[test]
+fn a_crash_inside_a_slot_written_in_several_batches_replays_only_the_rest() {
+    let opts = || KvOptions {
+        slot_batch_bytes_max: 10_000,
+        ..KvOptions::default()
+    };
+    let slot: Vec<Command> = (0..40)
+        .map(|i| put(&format!("k{:02}", i % 25), &"v".repeat(400)))
+        .collect();
+    let want = {
+        let fs = Arc::new(vfs::SimFs::new());
+        let mut sm = open(&fs, opts());
+        apply(&mut sm, &slot);
+        dump(&sm.reader())
+    };
+    let mut partial = 0;
+    for seed in 0..24 {
+        let fs = Arc::new(vfs::SimFs::new());
+        let mut sm = open(&fs, opts());
+        sm.sync().unwrap();
+        apply(&mut sm, &slot);
+        drop(sm);
+        fs.crash(vfs::CrashMode::TearUnsynced { seed });
+        let mut sm = open(&fs, opts());
+        let (meta, _, _) = dump(&sm.reader());
+        if meta.applied_index == 0 {
+            partial += u64::from(meta.revision > 0);
+            apply(&mut sm, &slot);
+        }
+        assert_eq!(dump(&sm.reader()), want, "seed {seed}");
+    }
+    assert!(partial > 0, "no crash fell between two batches of the slot");
+}
