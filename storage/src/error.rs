@@ -59,6 +59,15 @@ pub enum Error {
         /// What the file system said.
         source: io::Error,
     },
+    /// The directory holds a database's files (tables, a WAL, manifest records) but no
+    /// `CURRENT`: it was damaged or half copied. Starting it as a new database would
+    /// delete those files, so open refuses and touches nothing.
+    MissingCurrent {
+        /// The database directory.
+        dir: String,
+        /// What was found there, for the operator.
+        found: String,
+    },
     /// The options are unusable.
     InvalidOptions {
         /// Why.
@@ -98,7 +107,7 @@ impl Error {
     /// True when the error means bytes on disk are bad (as opposed to I/O failing).
     pub fn is_corruption(&self) -> bool {
         match self {
-            Error::Corrupt { .. } => true,
+            Error::Corrupt { .. } | Error::MissingCurrent { .. } => true,
             Error::Table { source, .. } => source.is_corruption(),
             Error::Wal { source, .. } => matches!(source, wal::Error::Corrupt { .. }),
             _ => false,
@@ -126,6 +135,12 @@ impl fmt::Display for Error {
                 f,
                 "database {dir} is already open (its LOCK is held by another engine): {source}"
             ),
+            Error::MissingCurrent { dir, found } => write!(
+                f,
+                "database {dir} has no CURRENT file but holds {found}; refusing to start it \
+                 as a new database (that would delete them): restore CURRENT from a backup \
+                 or move the directory away"
+            ),
             Error::InvalidOptions { reason } => write!(f, "invalid options: {reason}"),
         }
     }
@@ -147,7 +162,7 @@ impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
             Error::Io { source, .. } => source.kind(),
-            Error::Corrupt { .. } => io::ErrorKind::InvalidData,
+            Error::Corrupt { .. } | Error::MissingCurrent { .. } => io::ErrorKind::InvalidData,
             Error::TooLarge { .. } | Error::InvalidOptions { .. } => io::ErrorKind::InvalidInput,
             Error::AlreadyOpen { .. } => io::ErrorKind::WouldBlock,
             _ => io::ErrorKind::Other,

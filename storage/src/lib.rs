@@ -58,7 +58,8 @@
 //! - `merge_iter`, `db_iter`: merging sources, hiding old versions and tombstones.
 //! - `snapshot`: seqno + pinned super version, registered for compaction.
 //! - `flush`, `compaction`, `background`: the flush thread and the compaction thread.
-//! - `recovery`: open: manifest, tables, WAL replay, cleanup.
+//! - `recovery`: open: manifest, tables, WAL replay, cleanup; `fresh`: refusing a
+//!   directory that lost its `CURRENT` instead of starting it empty.
 //!
 //! Every byte goes through [`vfs::Fs`], so the engine runs on `vfs::SimFs` in tests
 //! (power loss included). Errors are [`Error`]; a damaged table, manifest or WAL
@@ -74,6 +75,7 @@ mod db_iter;
 mod edit;
 mod error;
 mod flush;
+mod fresh;
 mod inner;
 mod internal_key;
 mod manifest;
