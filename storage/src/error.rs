@@ -68,6 +68,14 @@ pub enum Error {
         /// What was found there, for the operator.
         found: String,
     },
+    /// A write needs seqnos past the last one the engine can hand out (`2^56 - 2`).
+    /// Nothing was written; reads and smaller writes go on.
+    SeqnosExhausted {
+        /// The last seqno handed out so far.
+        last: u64,
+        /// How many more the refused write needed.
+        wanted: u64,
+    },
     /// The options are unusable.
     InvalidOptions {
         /// Why.
@@ -140,6 +148,11 @@ impl fmt::Display for Error {
                 "database {dir} has no CURRENT file but holds {found}; refusing to start it \
                  as a new database (that would delete them): restore CURRENT from a backup \
                  or move the directory away"
+            ),
+            Error::SeqnosExhausted { last, wanted } => write!(
+                f,
+                "no sequence numbers left: the last one handed out is {last} and a write \
+                 needs {wanted} more"
             ),
             Error::InvalidOptions { reason } => write!(f, "invalid options: {reason}"),
         }

@@ -100,3 +100,5 @@ pub use snapshot::Snapshot;
 
 #[cfg(test)]
 mod db_tests;
+#[cfg(test)]
+mod disk_values_tests;

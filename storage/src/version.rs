@@ -56,10 +56,12 @@ impl TableHandle {
         if info.entries != meta.entries
             || info.smallest_key != meta.smallest_key
             || info.largest_key != meta.largest_key
+            || info.smallest_seqno != meta.smallest_seqno
+            || info.largest_seqno != meta.largest_seqno
         {
             return Err(Error::corrupt(
                 context(),
-                "table contents disagree with the manifest (entries or key range)",
+                "table contents disagree with the manifest (entries, key or seqno range)",
             ));
         }
         Ok(TableHandle {

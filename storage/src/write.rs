@@ -30,6 +30,7 @@
 use crate::batch::{encode_single, BATCH_HEADER_BYTES, KEY_BYTES_MAX};
 use crate::error::Error;
 use crate::inner::{Frozen, Inner, State, WriteState};
+use crate::internal_key::SEQNO_MAX;
 use crate::memtable::Memtable;
 use crate::options::WriteOptions;
 use crate::WriteBatch;
@@ -113,6 +114,12 @@ fn commit(
         inner.check_poisoned()?;
         if count == 0 {
             return Ok(inner.last_seqno.load(Ordering::Acquire));
+        }
+        if w.allocated.saturating_add(count) >= SEQNO_MAX {
+            return Err(Error::SeqnosExhausted {
+                last: w.allocated,
+                wanted: count,
+            });
         }
         make_room(inner, &mut w)?;
         let first = w.allocated + 1;
