@@ -2,7 +2,8 @@
 //!
 //! Rules (also in `docs/format-wal.md`):
 //! - Segments are the files named `<20-digit first index>.wal`, ordered by that index;
-//!   other files are ignored. An empty directory becomes a new log starting at index 1
+//!   other files are ignored. Indexes must lie in `1..INDEX_LIMIT` (2^63): anything
+//!   else is `Corrupt`, so index arithmetic never overflows. An empty directory becomes a new log starting at index 1
 //!   (and the directory's own entry is synced in its parent).
 //! - Every segment but the last must be whole: valid header naming the same first
 //!   index as the file name, then valid records up to exactly the end of the file, and
@@ -88,6 +89,15 @@ pub(crate) fn recover(
             offset,
             reason,
         };
+        if first == 0 || first >= format::INDEX_LIMIT {
+            return Err(corrupt(
+                0,
+                format!(
+                    "segment first index {first} outside 1..{}",
+                    format::INDEX_LIMIT
+                ),
+            ));
+        }
         let bytes = fs
             .read_all(&path)
             .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
@@ -123,6 +133,17 @@ pub(crate) fn recover(
         }
         let scan =
             scan_records(&bytes, first, is_last, max).map_err(|(at, r)| corrupt(at as u64, r))?;
+        // `first < INDEX_LIMIT`, so this cannot overflow; the records must stay below it.
+        if scan.offsets.len() as u64 > format::INDEX_LIMIT - first {
+            return Err(corrupt(
+                0,
+                format!(
+                    "{} records from index {first} run past the index limit {}",
+                    scan.offsets.len(),
+                    format::INDEX_LIMIT
+                ),
+            ));
+        }
         let file = fs
             .open_read(&path)
             .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
