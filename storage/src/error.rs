@@ -42,6 +42,8 @@ pub enum Error {
     Poisoned {
         /// The failure that latched the engine.
         reason: String,
+        /// True when that failure was bad bytes on disk (see [`Error::is_corruption`]).
+        corruption: bool,
     },
     /// A key, value or batch is over a limit.
     TooLarge {
@@ -116,6 +118,7 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         match self {
             Error::Corrupt { .. } | Error::MissingCurrent { .. } => true,
+            Error::Poisoned { corruption, .. } => *corruption,
             Error::Table { source, .. } => source.is_corruption(),
             Error::Wal { source, .. } => matches!(source, wal::Error::Corrupt { .. }),
             _ => false,
@@ -130,7 +133,7 @@ impl fmt::Display for Error {
             Error::Corrupt { context, reason } => write!(f, "corruption in {context}: {reason}"),
             Error::Wal { context, source } => write!(f, "log error while {context}: {source}"),
             Error::Table { context, source } => write!(f, "table error while {context}: {source}"),
-            Error::Poisoned { reason } => {
+            Error::Poisoned { reason, .. } => {
                 write!(
                     f,
                     "storage engine refuses writes after an earlier failure: {reason}"

@@ -55,7 +55,8 @@
 //! - `edit`, `manifest`: the version edits and the manifest log with its `CURRENT`.
 //! - `version`, `super_version`: immutable sets of tables and memtables that readers
 //!   pin through `Arc`; obsolete table files go when the last pin drops.
-//! - `merge_iter`, `db_iter`: merging sources, hiding old versions and tombstones.
+//! - `merge_iter`, `db_iter`: merging sources, hiding old versions and tombstones;
+//!   `scan_cursor`: compaction's inputs, read with checked positioned reads.
 //! - `snapshot`: seqno + pinned super version, registered for compaction.
 //! - `flush`, `compaction`, `background`: the flush thread and the compaction thread.
 //! - `recovery`: open: manifest, tables, WAL replay, cleanup; `fresh`: refusing a
@@ -78,12 +79,14 @@ mod flush;
 mod fresh;
 mod inner;
 mod internal_key;
+mod latch;
 mod manifest;
 mod memtable;
 mod merge_iter;
 mod options;
 mod publish;
 mod recovery;
+mod scan_cursor;
 mod snapshot;
 mod super_version;
 mod table_file;

@@ -73,6 +73,15 @@ impl TableHandle {
         })
     }
 
+    /// A checked, positioned-read scan of the table's file (compaction's reader).
+    pub fn scan(&self) -> Result<sstable::TableScan, Error> {
+        let file = self
+            .fs
+            .open_read(&self.path)
+            .map_err(|e| Error::io(format!("opening {} for a scan", self.path.display()), e))?;
+        Ok(sstable::TableScan::new(&self.table, file))
+    }
+
     /// Marks the file for deletion once the last reference drops.
     pub fn mark_obsolete(&self) {
         self.obsolete.store(true, AtomicOrdering::Release);

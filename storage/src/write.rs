@@ -172,10 +172,8 @@ fn make_room(inner: &Inner, w: &mut MutexGuard<'_, WriteState>) -> Result<(), Er
             continue;
         }
         let mut st = inner.state.lock();
-        if let Some(reason) = &st.bg_error {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
+        if let Some(failure) = &st.bg_error {
+            return Err(failure.error());
         }
         if st.version.levels[0].len() >= opts.l0_stop_writes {
             let t = Instant::now();
@@ -234,10 +232,8 @@ pub(crate) fn flush(inner: &Inner) -> Result<(), Error> {
         inner.wait_published(allocated)?;
         let mut st = inner.state.lock();
         loop {
-            if let Some(reason) = &st.bg_error {
-                return Err(Error::Poisoned {
-                    reason: reason.clone(),
-                });
+            if let Some(failure) = &st.bg_error {
+                return Err(failure.error());
             }
             if st.imm.is_none() {
                 break;
@@ -251,10 +247,8 @@ pub(crate) fn flush(inner: &Inner) -> Result<(), Error> {
     };
     let mut st = inner.state.lock();
     while st.flushes_done < ticket {
-        if let Some(reason) = &st.bg_error {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
+        if let Some(failure) = &st.bg_error {
+            return Err(failure.error());
         }
         inner.cv.wait(&mut st);
     }

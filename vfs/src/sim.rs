@@ -8,7 +8,8 @@
 //! at a random point. Handles opened before a crash fail afterwards.
 //!
 //! Faults on demand: [`SimFs::fail_sync_after`] makes the n-th next sync fail (and
-//! persist nothing); [`SimFs::fail_writes`] makes writes fail, like a full disk.
+//! persist nothing); [`SimFs::fail_writes`] makes writes fail, like a full disk;
+//! [`SimFs::fail_reads`] makes reads fail, like unreadable sectors.
 //!
 //! Invariant: `durable` of an inode is only ever replaced by a copy of `data` taken
 //! at a successful sync; directories are not modelled (they exist once created).
@@ -45,6 +46,8 @@ struct State {
     /// When `Some(n)`: the n-th next sync (0 = the very next) fails.
     fail_sync_in: Option<u64>,
     fail_writes: bool,
+    /// When set, reads (`read_at`, `map`) fail like a disk that cannot read a sector.
+    fail_reads: bool,
     syncs: u64,
     /// Held locks: path -> the id of the guard holding it. A crash releases them all.
     locks: HashMap<PathBuf, u64>,
@@ -70,6 +73,10 @@ fn not_found(path: &Path) -> io::Error {
         io::ErrorKind::NotFound,
         format!("no such file {}", path.display()),
     )
+}
+
+fn read_failure() -> io::Error {
+    io::Error::other("injected read failure")
 }
 
 fn stale() -> io::Error {
@@ -142,6 +149,7 @@ impl SimFs {
         st.locks.clear();
         st.fail_sync_in = None;
         st.fail_writes = false;
+        st.fail_reads = false;
         let mut rng = match mode {
             CrashMode::DropUnsynced => 0,
             CrashMode::TearUnsynced { seed } => seed,
@@ -183,6 +191,12 @@ impl SimFs {
     /// Makes every write fail (true) or succeed again (false).
     pub fn fail_writes(&self, on: bool) {
         self.state().fail_writes = on;
+    }
+
+    /// Makes every read (`read_at` and `map`) fail with an I/O error (true), or
+    /// succeed again (false): a disk with unreadable sectors.
+    pub fn fail_reads(&self, on: bool) {
+        self.state().fail_reads = on;
     }
 
     /// How many syncs (file and directory) have been asked for so far.
@@ -289,6 +303,9 @@ impl FileRead for SimRead {
         if st.generation != self.generation {
             return Err(stale());
         }
+        if st.fail_reads {
+            return Err(read_failure());
+        }
         let inode = st.inodes.get(&self.inode).ok_or_else(stale)?;
         let start = usize::try_from(offset)
             .unwrap_or(usize::MAX)
@@ -352,6 +369,9 @@ impl Fs for SimFs {
     fn map(&self, path: &Path) -> io::Result<Mapped> {
         let st = self.state();
         let id = st.lookup(path)?;
+        if st.fail_reads {
+            return Err(read_failure());
+        }
         let data = st
             .inodes
             .get(&id)
