@@ -17,8 +17,9 @@
 //!   further on, the bad record is damage in the middle of the log: `Corrupt`.
 //! - A last segment shorter than its header, or all zeros, was torn while being
 //!   created: it is recreated empty.
-//! - The last segment is synced once at open: records a crashed process wrote but
-//!   never synced are part of the log now, so they must be durable too.
+//! - The last segment is written again and synced once at open: records a crashed
+//!   process wrote but never synced are part of the log now, so they must be durable
+//!   too, and a sync alone does not write pages an earlier failed fsync dropped.
 
 use crate::error::Error;
 use crate::format::{self, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
@@ -167,7 +168,14 @@ pub(crate) fn recover(
                     .map_err(|e| Error::io(format!("cut torn tail of {}", path.display()), e))?;
             }
             // Records a crashed process wrote but never synced are now part of the log:
-            // make them durable, so `sync` and `Durable` later mean what they say.
+            // make them durable, so `sync` and `Durable` later mean what they say. Write
+            // them again first: if that process's fsync failed, the kernel may hold
+            // them in pages that read back fine but were never written and that no
+            // later fsync writes (Linux marks them clean); appending after such a hole
+            // would turn it into damage in the middle of the log at the next power loss.
+            let kept = bytes.get(..scan.end).unwrap_or_default();
+            w.rewrite(0, kept)
+                .map_err(|e| Error::io(format!("rewrite {}", path.display()), e))?;
             w.sync_data()
                 .map_err(|e| Error::io(format!("sync {}", path.display()), e))?;
             stats
