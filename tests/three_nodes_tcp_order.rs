@@ -264,6 +264,9 @@ impl FileWrite for SlowSyncFile {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+    fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.inner.rewrite(offset, buf)
+    }
 }
 
 impl SlowSyncFs {

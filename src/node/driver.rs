@@ -117,8 +117,9 @@ pub struct Driver {
     compacted: Slot,
     sync_in_flight: bool,
     failed: Option<String>,
-    /// Set when the acceptor log failed: the node must stop at once (it can no longer
-    /// keep its promises durable, so it must not send anything more).
+    /// Set when the acceptor log or the state machine failed: the node must stop at
+    /// once (it can no longer keep its promises or its applied state durable, so it
+    /// must not send or answer anything more).
     halted: bool,
     reads: HashMap<u64, (Instant, oneshot::Sender<Result<Slot, NodeError>>)>,
     next_read_id: u64,
@@ -365,7 +366,12 @@ impl Driver {
         }
     }
 
+    /// Stops the node for good: nothing more is persisted, sent or applied, waiting
+    /// requests fail, and `NodeHandle::stopped()` resolves with `reason`.
     fn halt(&mut self, reason: String) {
+        if !self.halted {
+            error!(%reason, "node halting: it can no longer keep its state durable");
+        }
         self.fail(reason);
         self.halted = true;
     }
@@ -475,7 +481,10 @@ impl Driver {
                 }
                 self.delivered = self.delivered.max(slot);
             }
-            ApplyEvent::Failed(reason) => self.fail(reason),
+            // The state machine cannot go on (its storage failed, or a slot would not
+            // apply): fail-stop, like a failed acceptor log, rather than linger
+            // answering errors. The process exits and says why (`main.rs`).
+            ApplyEvent::Failed(reason) => self.halt(reason),
         }
     }
 

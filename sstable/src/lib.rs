@@ -55,13 +55,18 @@
 //! filter and meta blocks; each data block is checked the first time it is read
 //! through that `Table` and remembered in a bitset (one bit per block), so repeated
 //! lookups do not pay for a 4 KiB crc nor pull the whole block into the cache.
+//! A [`TableScan`] (compaction's reader) instead reads blocks with positioned reads
+//! into its own buffer and checks every block it reads, every time: what it reads is
+//! written again under a new checksum, and a bad disk must show as an error there,
+//! not as a SIGBUS on a mapped page.
 //! Corrupt or truncated bytes give [`Error::Corrupt`] or
 //! [`Error::ChecksumMismatch`], never a panic: the crate denies
 //! `clippy::indexing_slicing` and reads every length through bounds-checked `get`.
 //!
 //! Modules, in reading order: `format` (sizes and codecs), `entry` (order),
 //! `block_builder`, `block`, `bloom`, `info`, `builder`, `open` (validation), `table`,
-//! `iter` (which also gives `Table::iter`, so `table` does not import its cursor).
+//! `iter` (which also gives `Table::iter`, so `table` does not import its cursor),
+//! `scan` (the verifying reader for compaction).
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
@@ -75,6 +80,7 @@ pub mod format;
 mod info;
 mod iter;
 mod open;
+mod scan;
 mod table;
 
 pub use bloom::hash64;
@@ -83,4 +89,5 @@ pub use entry::{compare, EntryRef, Kind};
 pub use error::Error;
 pub use info::TableInfo;
 pub use iter::TableIter;
+pub use scan::{TableScan, READ_AHEAD_BYTES};
 pub use table::Table;

@@ -65,27 +65,38 @@ pub(crate) fn checked_block(bytes: &[u8], handle: Handle, kind: BlockKind) -> Re
             format!("{kind:?} block handle past the end of the file"),
         )
     })?;
-    let end = range.end;
-    let contents = bytes.get(range).unwrap_or_default();
-    let stored_kind = bytes.get(end).copied();
-    let stored_crc = read_u32(bytes, end + 1);
+    let block = bytes
+        .get(range.start..range.end + BLOCK_TRAILER_LEN)
+        .unwrap_or_default();
+    check_trailer(block, handle.offset, kind)
+}
+
+/// Checks `block` (one block's contents followed by its trailer, read from file
+/// offset `offset`): the trailer's crc, then its kind. Returns the contents.
+pub(crate) fn check_trailer(block: &[u8], offset: u64, kind: BlockKind) -> Result<&[u8], Error> {
+    let Some(end) = block.len().checked_sub(BLOCK_TRAILER_LEN) else {
+        return Err(Error::corrupt(offset, "block shorter than its trailer"));
+    };
+    let contents = block.get(..end).unwrap_or_default();
+    let stored_kind = block.get(end).copied();
+    let stored_crc = read_u32(block, end + 1);
     let (Some(stored_kind), Some(expected)) = (stored_kind, stored_crc) else {
         return Err(Error::corrupt(
-            handle.offset,
+            offset,
             "block trailer past the end of the file",
         ));
     };
     let actual = block_crc(contents, stored_kind);
     if actual != expected && CHECKSUMS_ON {
         return Err(Error::ChecksumMismatch {
-            offset: handle.offset,
+            offset,
             expected,
             actual,
         });
     }
     if stored_kind != kind as u8 {
         return Err(Error::corrupt(
-            handle.offset,
+            offset,
             format!("expected a {kind:?} block, found block kind {stored_kind}"),
         ));
     }

@@ -222,6 +222,24 @@ impl Table {
         Ok((block, start..start + contents.len()))
     }
 
+    /// The handle of data block `i`, if there is one.
+    pub(crate) fn data_block_handle(&self, i: usize) -> Option<Handle> {
+        self.inner.blocks.get(i).map(|e| e.handle)
+    }
+
+    /// File offset just past the last data block (where the filter block starts).
+    pub(crate) fn data_end(&self) -> u64 {
+        self.inner.filter.offset
+    }
+
+    /// Makes readers check data block `i` again on their next use (its bytes were
+    /// found bad by someone who read them from the disk).
+    pub(crate) fn forget_verified(&self, i: usize) {
+        if let Some(w) = self.inner.verified.get(i / 64) {
+            w.fetch_and(!(1u64 << (i % 64)), AtomicOrdering::Relaxed);
+        }
+    }
+
     /// A data block already returned by `data_block`, re-read from its range.
     #[inline]
     pub(crate) fn block_at(&self, range: Range<usize>) -> Result<Block<'_>, Error> {

@@ -13,6 +13,7 @@ use crate::edit::{EditKind, TableMeta, VersionEdit};
 use crate::error::Error;
 use crate::flush::write_memtable;
 use crate::inner::{Frozen, Inner, State};
+use crate::latch::Failure;
 use crate::table_file::finish_tables;
 use crate::version::TableHandle;
 use std::sync::atomic::Ordering;
@@ -34,7 +35,7 @@ pub(crate) fn flush_loop(inner: Arc<Inner>) {
             }
         };
         if let Err(e) = guarded(|| flush_frozen(&inner, &frozen)) {
-            fail(&inner, format!("flush failed: {e}"));
+            fail(&inner, Failure::of("flush failed", &e));
             return;
         }
     }
@@ -127,16 +128,14 @@ fn apply_edit(
 fn guarded<T>(job: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
         Ok(result) => result,
-        Err(_) => Err(Error::Poisoned {
-            reason: "a background job panicked".into(),
-        }),
+        Err(_) => Err(Failure::new("a background job panicked".into(), false).error()),
     }
 }
 
-fn fail(inner: &Inner, reason: String) {
-    inner.poison(reason.clone());
+fn fail(inner: &Inner, failure: Failure) {
+    inner.poison(failure.clone());
     let mut st = inner.state.lock();
-    st.bg_error.get_or_insert(reason);
+    st.bg_error.get_or_insert(failure);
     inner.cv.notify_all();
 }
 
@@ -176,7 +175,7 @@ pub(crate) fn compaction_loop(inner: Arc<Inner>) {
             }
             Ok(false) => return,
             Err(e) => {
-                fail(&inner, format!("compaction failed: {e}"));
+                fail(&inner, Failure::of("compaction failed", &e));
                 return;
             }
         }

@@ -10,12 +10,14 @@
 //! ```
 //!
 //! The i-th op (from 0) gets seqno `first_seqno + i`. Decoding checks every length
-//! against the remaining bytes, the op count, the kind byte and that nothing trails.
+//! against the remaining bytes, the op count, the kind byte, that nothing trails,
+//! that every seqno is in `1..SEQNO_MAX` and every key within `KEY_BYTES_MAX`.
 //!
 //! Invariant: `WriteBatch::ops` always holds exactly `count` well-formed ops, so the
 //! engine encodes a record by writing the 12-byte header and copying `ops` once.
 
 use crate::error::Error;
+use crate::internal_key::SEQNO_MAX;
 use sstable::Kind;
 
 /// Bytes of the record header: first seqno (8) and op count (4).
@@ -164,9 +166,12 @@ impl<'a> BatchRecord<'a> {
         if count == 0 {
             return Err("batch record with no ops".into());
         }
-        if first_seqno == 0 || first_seqno.checked_add(u64::from(count)).is_none() {
+        // Seqnos run from 1 to SEQNO_MAX - 1 (SEQNO_MAX is the lookup sentinel, and
+        // the memtable's entry tag holds 56 bits).
+        let last = first_seqno.checked_add(u64::from(count) - 1);
+        if first_seqno == 0 || last.is_none_or(|last| last >= SEQNO_MAX) {
             return Err(format!(
-                "batch seqno range {first_seqno}+{count} is invalid"
+                "batch seqno range {first_seqno}+{count} is outside 1..{SEQNO_MAX}"
             ));
         }
         let record = BatchRecord {
@@ -176,7 +181,13 @@ impl<'a> BatchRecord<'a> {
         };
         let mut seen = 0u32;
         for op in record.iter() {
-            op.map_err(|e| e.to_string())?;
+            let op = op.map_err(|e| e.to_string())?;
+            if op.key.len() > KEY_BYTES_MAX {
+                return Err(format!(
+                    "op {seen} has a key of {} bytes, above the limit of {KEY_BYTES_MAX}",
+                    op.key.len()
+                ));
+            }
             seen += 1;
         }
         debug_assert_eq!(seen, count);
@@ -389,6 +400,23 @@ mod tests {
         let mut empty = Vec::new();
         WriteBatch::new().encode_record(5, &mut empty);
         assert!(BatchRecord::decode(&empty).is_err());
+    }
+
+    #[test]
+    fn seqnos_from_1_to_below_seqno_max_only() {
+        let mut b = WriteBatch::new();
+        b.put(b"a", b"1");
+        b.delete(b"b");
+        let mut rec = Vec::new();
+        b.encode_record(SEQNO_MAX - 2, &mut rec);
+        assert_eq!(
+            BatchRecord::decode(&rec).unwrap().last_seqno(),
+            SEQNO_MAX - 1
+        );
+        for first in [SEQNO_MAX - 1, SEQNO_MAX, 1 << 56, u64::MAX - 1, u64::MAX] {
+            b.encode_record(first, &mut rec);
+            assert!(BatchRecord::decode(&rec).is_err(), "first seqno {first}");
+        }
     }
 
     #[test]

@@ -21,8 +21,9 @@
 
 use crate::edit::TableMeta;
 use crate::error::Error;
-use crate::merge_iter::{LevelIter, MergeIter, Source, TableCursor};
+use crate::merge_iter::{MergeIter, Source};
 use crate::options::Options;
+use crate::scan_cursor::ScanCursor;
 use crate::table_file::{remove_tables, TableWriter};
 use crate::version::{TableHandle, Version};
 use sstable::Kind;
@@ -238,12 +239,18 @@ pub fn run(
     snapshots: Vec<u64>,
     ctx: &JobContext<'_>,
 ) -> Result<Option<Vec<TableMeta>>, Error> {
+    // Inputs are read with checked positioned reads, never through the map: what is
+    // read here is written again under a fresh checksum (`scan_cursor.rs`).
     let mut sources = Vec::new();
     for (level, tables) in &c.inputs {
         if *level == 0 {
-            sources.extend(tables.iter().map(|t| Source::Table(TableCursor::new(t))));
+            sources.extend(
+                tables
+                    .iter()
+                    .map(|t| Source::Scan(ScanCursor::new(vec![Arc::clone(t)]))),
+            );
         } else {
-            sources.push(Source::Level(LevelIter::new(tables.clone())));
+            sources.push(Source::Scan(ScanCursor::new(tables.clone())));
         }
     }
     let mut merge = MergeIter::new(sources);

@@ -163,10 +163,8 @@ impl Db {
         let ticket = st.manual_requested;
         inner.cv.notify_all();
         while st.manual_done < ticket {
-            if let Some(reason) = &st.bg_error {
-                return Err(Error::Poisoned {
-                    reason: reason.clone(),
-                });
+            if let Some(failure) = &st.bg_error {
+                return Err(failure.error());
             }
             inner.cv.wait(&mut st);
         }

@@ -18,10 +18,12 @@
 //! ```
 //!
 //! Decoding checks every length, the kind, level bounds, key order of each table
-//! (smallest <= largest) and that nothing trails.
+//! (smallest <= largest), that nothing trails, and the seqnos: `flushed_seqno <=
+//! last_seqno < SEQNO_MAX`, and every table's seqnos are at most `flushed_seqno`.
 
 use crate::batch::{get_varint32, put_varint32};
 use crate::error::Error;
+use crate::internal_key::SEQNO_MAX;
 
 /// Level numbers stored in edits are below this.
 pub const LEVELS_LIMIT: u8 = 16;
@@ -126,6 +128,11 @@ impl VersionEdit {
                 "flushed seqno {flushed_seqno} above last seqno {last_seqno}"
             ));
         }
+        if last_seqno >= SEQNO_MAX {
+            return Err(format!(
+                "last seqno {last_seqno} is not below the largest possible {SEQNO_MAX}"
+            ));
+        }
         let n_added = r.u32()? as usize;
         // Each added table takes at least 43 bytes: bound the allocation by the input.
         let mut added = Vec::with_capacity(n_added.min(bytes.len() / 43));
@@ -140,6 +147,14 @@ impl VersionEdit {
             let largest_key = r.bytes()?.to_vec();
             if smallest_key > largest_key || smallest_seqno > largest_seqno {
                 return Err(format!("table {number} has inverted key or seqno bounds"));
+            }
+            if largest_seqno > flushed_seqno {
+                // Tables hold flushed writes only; a later seqno could be handed out
+                // again to a new write (two versions with one seqno).
+                return Err(format!(
+                    "table {number} holds seqno {largest_seqno}, above the flushed seqno \
+                     {flushed_seqno}"
+                ));
             }
             if number >= next_file {
                 return Err(format!(
@@ -293,6 +308,29 @@ mod tests {
         let mut buf = Vec::new();
         e.encode(&mut buf);
         assert!(VersionEdit::decode(&buf).is_err());
+    }
+
+    #[test]
+    fn seqnos_out_of_range_are_rejected() {
+        let encode = |e: &VersionEdit| {
+            let mut buf = Vec::new();
+            e.encode(&mut buf);
+            buf
+        };
+        let mut e = sample();
+        e.last_seqno = SEQNO_MAX - 1;
+        assert!(VersionEdit::decode(&encode(&e)).is_ok());
+        for last in [SEQNO_MAX, u64::MAX] {
+            e.last_seqno = last;
+            assert!(
+                VersionEdit::decode(&encode(&e)).is_err(),
+                "last seqno {last}"
+            );
+        }
+        // A table may hold only flushed seqnos.
+        let mut e = sample();
+        e.added[1].1.largest_seqno = e.flushed_seqno + 1;
+        assert!(VersionEdit::decode(&encode(&e)).is_err());
     }
 
     #[test]

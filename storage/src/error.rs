@@ -42,6 +42,8 @@ pub enum Error {
     Poisoned {
         /// The failure that latched the engine.
         reason: String,
+        /// True when that failure was bad bytes on disk (see [`Error::is_corruption`]).
+        corruption: bool,
     },
     /// A key, value or batch is over a limit.
     TooLarge {
@@ -58,6 +60,23 @@ pub enum Error {
         dir: String,
         /// What the file system said.
         source: io::Error,
+    },
+    /// The directory holds a database's files (tables, a WAL, manifest records) but no
+    /// `CURRENT`: it was damaged or half copied. Starting it as a new database would
+    /// delete those files, so open refuses and touches nothing.
+    MissingCurrent {
+        /// The database directory.
+        dir: String,
+        /// What was found there, for the operator.
+        found: String,
+    },
+    /// A write needs seqnos past the last one the engine can hand out (`2^56 - 2`).
+    /// Nothing was written; reads and smaller writes go on.
+    SeqnosExhausted {
+        /// The last seqno handed out so far.
+        last: u64,
+        /// How many more the refused write needed.
+        wanted: u64,
     },
     /// The options are unusable.
     InvalidOptions {
@@ -98,7 +117,8 @@ impl Error {
     /// True when the error means bytes on disk are bad (as opposed to I/O failing).
     pub fn is_corruption(&self) -> bool {
         match self {
-            Error::Corrupt { .. } => true,
+            Error::Corrupt { .. } | Error::MissingCurrent { .. } => true,
+            Error::Poisoned { corruption, .. } => *corruption,
             Error::Table { source, .. } => source.is_corruption(),
             Error::Wal { source, .. } => matches!(source, wal::Error::Corrupt { .. }),
             _ => false,
@@ -113,7 +133,7 @@ impl fmt::Display for Error {
             Error::Corrupt { context, reason } => write!(f, "corruption in {context}: {reason}"),
             Error::Wal { context, source } => write!(f, "log error while {context}: {source}"),
             Error::Table { context, source } => write!(f, "table error while {context}: {source}"),
-            Error::Poisoned { reason } => {
+            Error::Poisoned { reason, .. } => {
                 write!(
                     f,
                     "storage engine refuses writes after an earlier failure: {reason}"
@@ -125,6 +145,17 @@ impl fmt::Display for Error {
             Error::AlreadyOpen { dir, source } => write!(
                 f,
                 "database {dir} is already open (its LOCK is held by another engine): {source}"
+            ),
+            Error::MissingCurrent { dir, found } => write!(
+                f,
+                "database {dir} has no CURRENT file but holds {found}; refusing to start it \
+                 as a new database (that would delete them): restore CURRENT from a backup \
+                 or move the directory away"
+            ),
+            Error::SeqnosExhausted { last, wanted } => write!(
+                f,
+                "no sequence numbers left: the last one handed out is {last} and a write \
+                 needs {wanted} more"
             ),
             Error::InvalidOptions { reason } => write!(f, "invalid options: {reason}"),
         }
@@ -147,7 +178,7 @@ impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
             Error::Io { source, .. } => source.kind(),
-            Error::Corrupt { .. } => io::ErrorKind::InvalidData,
+            Error::Corrupt { .. } | Error::MissingCurrent { .. } => io::ErrorKind::InvalidData,
             Error::TooLarge { .. } | Error::InvalidOptions { .. } => io::ErrorKind::InvalidInput,
             Error::AlreadyOpen { .. } => io::ErrorKind::WouldBlock,
             _ => io::ErrorKind::Other,

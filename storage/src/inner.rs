@@ -17,6 +17,7 @@
 //! `background`); `publish` gets the seqno to move, not `Inner`.
 
 use crate::error::Error;
+use crate::latch::Failure;
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
 use crate::options::Options;
@@ -60,7 +61,7 @@ pub(crate) struct State {
     /// Per level: the largest key compacted last (round-robin pointer).
     pub pointers: Vec<Vec<u8>>,
     /// Set when a background job failed; the engine takes no more writes.
-    pub bg_error: Option<String>,
+    pub bg_error: Option<Failure>,
 }
 
 /// A frozen memtable waiting for its flush.
@@ -91,7 +92,7 @@ pub(crate) struct Inner {
     pub shutdown: AtomicBool,
     /// Latched after a failed fsync/write or background error: `reason` says why.
     pub poisoned: AtomicBool,
-    pub poison_reason: Mutex<Option<String>>,
+    pub poison_reason: Mutex<Option<Failure>>,
     /// Level-0 table count, for the writer's fast path.
     pub l0_tables: AtomicUsize,
     /// Writer stalls (waits and delays for back-pressure) and their total time.
@@ -137,29 +138,40 @@ impl Inner {
             .store(st.version.levels[0].len(), Ordering::Release);
     }
 
-    /// Latches the engine: every later write fails with `Poisoned { reason }`.
-    pub fn poison(&self, reason: String) {
-        tracing::error!(%reason, "storage engine latched read-only");
+    /// Latches the engine (`latch.rs`): every later write fails with the first
+    /// failure, as `Poisoned`.
+    pub fn poison(&self, failure: Failure) {
+        tracing::error!(
+            reason = failure.reason(),
+            "storage engine latched read-only"
+        );
         let mut r = self.poison_reason.lock();
         if r.is_none() {
-            *r = Some(reason);
+            *r = Some(failure);
         }
         self.poisoned.store(true, Ordering::Release);
+    }
+
+    /// The error of the failure that latched the engine (it is latched).
+    fn latched_error(&self) -> Error {
+        match &*self.poison_reason.lock() {
+            Some(failure) => failure.error(),
+            None => Failure::new(String::new(), false).error(),
+        }
     }
 
     /// Err when latched.
     #[inline]
     pub fn check_poisoned(&self) -> Result<(), Error> {
         if self.poisoned.load(Ordering::Acquire) {
-            let reason = self.poison_reason.lock().clone().unwrap_or_default();
-            return Err(Error::Poisoned { reason });
+            return Err(self.latched_error());
         }
         Ok(())
     }
 
     /// Wraps a failure that leaves durability unknown: latches, returns the error.
     pub fn latch(&self, e: Error) -> Error {
-        self.poison(e.to_string());
+        self.poison(Failure::new(e.to_string(), e.is_corruption()));
         e
     }
 
@@ -169,9 +181,11 @@ impl Inner {
         self.publisher
             .wait_published(&self.last_seqno, last)
             .map_err(|SyncFailed| {
-                self.poison("a WAL fsync failed before this write was published".into());
-                let reason = self.poison_reason.lock().clone().unwrap_or_default();
-                Error::Poisoned { reason }
+                self.poison(Failure::new(
+                    "a WAL fsync failed before this write was published".into(),
+                    false,
+                ));
+                self.latched_error()
             })
     }
 

@@ -55,10 +55,12 @@
 //! - `edit`, `manifest`: the version edits and the manifest log with its `CURRENT`.
 //! - `version`, `super_version`: immutable sets of tables and memtables that readers
 //!   pin through `Arc`; obsolete table files go when the last pin drops.
-//! - `merge_iter`, `db_iter`: merging sources, hiding old versions and tombstones.
+//! - `merge_iter`, `db_iter`: merging sources, hiding old versions and tombstones;
+//!   `scan_cursor`: compaction's inputs, read with checked positioned reads.
 //! - `snapshot`: seqno + pinned super version, registered for compaction.
 //! - `flush`, `compaction`, `background`: the flush thread and the compaction thread.
-//! - `recovery`: open: manifest, tables, WAL replay, cleanup.
+//! - `recovery`: open: manifest, tables, WAL replay, cleanup; `fresh`: refusing a
+//!   directory that lost its `CURRENT` instead of starting it empty.
 //!
 //! Every byte goes through [`vfs::Fs`], so the engine runs on `vfs::SimFs` in tests
 //! (power loss included). Errors are [`Error`]; a damaged table, manifest or WAL
@@ -74,14 +76,17 @@ mod db_iter;
 mod edit;
 mod error;
 mod flush;
+mod fresh;
 mod inner;
 mod internal_key;
+mod latch;
 mod manifest;
 mod memtable;
 mod merge_iter;
 mod options;
 mod publish;
 mod recovery;
+mod scan_cursor;
 mod snapshot;
 mod super_version;
 mod table_file;
@@ -98,3 +103,5 @@ pub use snapshot::Snapshot;
 
 #[cfg(test)]
 mod db_tests;
+#[cfg(test)]
+mod disk_values_tests;

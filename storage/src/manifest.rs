@@ -177,6 +177,11 @@ impl Manifest {
         Ok((manifest, Some(state)))
     }
 
+    /// The manifest log itself (to inspect it when `CURRENT` is missing).
+    pub fn log(&self) -> &Wal {
+        &self.log
+    }
+
     fn replay(&self, start: u64) -> Result<ManifestState, Error> {
         let ctx = |index: u64| format!("manifest record {index}");
         let iter = self.log.iter_from(start).map_err(|e| {

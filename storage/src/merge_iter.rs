@@ -1,7 +1,9 @@
 //! Merging many sorted sources of versions into one stream in engine order.
 //!
 //! Sources: a memtable cursor, one table's cursor, or a whole sorted level (a
-//! concatenating cursor that opens one table at a time). [`MergeIter`] keeps the valid
+//! concatenating cursor that opens one table at a time), all reading tables through
+//! their memory map; or, for compaction, a [`ScanCursor`] that reads tables with
+//! checked positioned reads. [`MergeIter`] keeps the valid
 //! sources in a binary min-heap of indexes; a step advances the top source and sifts
 //! it down: about `2 log2(n)` key comparisons, no allocation.
 //!
@@ -13,6 +15,7 @@
 use crate::error::Error;
 use crate::internal_key::compare;
 use crate::memtable::MemIter;
+use crate::scan_cursor::ScanCursor;
 use crate::version::{table_file_name, TableHandle};
 use sstable::{Kind, TableIter};
 use std::cmp::Ordering;
@@ -134,6 +137,8 @@ pub enum Source {
     Table(TableCursor),
     /// A whole sorted level.
     Level(LevelIter),
+    /// Compaction input: tables read with checked positioned reads (`scan_cursor.rs`).
+    Scan(ScanCursor),
 }
 
 impl Source {
@@ -146,6 +151,7 @@ impl Source {
             }
             Source::Table(t) => t.iter.seek_to_first().map_err(|e| table_err(t.number, e)),
             Source::Level(l) => l.seek_to_first(),
+            Source::Scan(s) => s.seek_to_first(),
         }
     }
 
@@ -158,6 +164,7 @@ impl Source {
             }
             Source::Table(t) => t.iter.seek(key).map_err(|e| table_err(t.number, e)),
             Source::Level(l) => l.seek(key),
+            Source::Scan(s) => s.seek(key),
         }
     }
 
@@ -168,6 +175,7 @@ impl Source {
             Source::Mem(m) => m.valid(),
             Source::Table(t) => t.iter.valid(),
             Source::Level(l) => l.valid(),
+            Source::Scan(s) => s.valid(),
         }
     }
 
@@ -178,6 +186,7 @@ impl Source {
             Source::Mem(m) => m.key(),
             Source::Table(t) => t.iter.key(),
             Source::Level(l) => l.cur().key(),
+            Source::Scan(s) => s.key(),
         }
     }
 
@@ -188,6 +197,7 @@ impl Source {
             Source::Mem(m) => m.seqno(),
             Source::Table(t) => t.iter.seqno(),
             Source::Level(l) => l.cur().seqno(),
+            Source::Scan(s) => s.seqno(),
         }
     }
 
@@ -198,6 +208,7 @@ impl Source {
             Source::Mem(m) => m.kind(),
             Source::Table(t) => t.iter.kind(),
             Source::Level(l) => l.cur().kind(),
+            Source::Scan(s) => s.kind(),
         }
     }
 
@@ -208,6 +219,7 @@ impl Source {
             Source::Mem(m) => m.value(),
             Source::Table(t) => t.iter.value(),
             Source::Level(l) => l.cur().value(),
+            Source::Scan(s) => s.value(),
         }
     }
 
@@ -221,6 +233,7 @@ impl Source {
             }
             Source::Table(t) => t.iter.next().map_err(|e| table_err(t.number, e)),
             Source::Level(l) => l.next(),
+            Source::Scan(s) => s.next(),
         }
     }
 }

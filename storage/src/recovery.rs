@@ -6,7 +6,9 @@
 //!    before it touches anything: two engines on one directory would delete each
 //!    other's WAL segments and tables.
 //! 1. Open the manifest (`manifest.rs`); a directory without `CURRENT` is a new
-//!    database and gets an initial snapshot.
+//!    database and gets an initial snapshot, unless it holds tables, a WAL or
+//!    manifest records: then it lost its `CURRENT` and open fails with
+//!    [`Error::MissingCurrent`] before writing anything (`fresh.rs`).
 //! 2. Open every table the manifest names, checking each against its metadata; a
 //!    missing or damaged table is an error naming it.
 //! 3. Replay the WAL into a memtable: every record whose seqnos are above the
@@ -58,10 +60,15 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
             Error::io(format!("locking {}", dir.join(LOCK_FILE).display()), e)
         }
     })?;
+    let wal_dir = dir.join(WAL_DIR);
+    if !Manifest::exists(fs.as_ref(), dir) {
+        crate::fresh::check_files(fs.as_ref(), dir, &wal_dir)?;
+    }
     let (mut manifest, state) = Manifest::open(&fs, dir)?;
     let mut mstate = match state {
         Some(s) => s,
         None => {
+            crate::fresh::check_manifest(manifest.log(), dir)?;
             let s = ManifestState {
                 next_file: 1,
                 log_index: 1,
@@ -88,7 +95,6 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
     }
     let mut version = Version::empty(opts.levels_max).apply(&[], added)?;
 
-    let wal_dir = dir.join(WAL_DIR);
     let wal_opts = wal::Options {
         segment_bytes_max: opts.wal_segment_bytes,
         record_bytes_max: opts.batch_bytes_max,

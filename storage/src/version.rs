@@ -56,10 +56,12 @@ impl TableHandle {
         if info.entries != meta.entries
             || info.smallest_key != meta.smallest_key
             || info.largest_key != meta.largest_key
+            || info.smallest_seqno != meta.smallest_seqno
+            || info.largest_seqno != meta.largest_seqno
         {
             return Err(Error::corrupt(
                 context(),
-                "table contents disagree with the manifest (entries or key range)",
+                "table contents disagree with the manifest (entries, key or seqno range)",
             ));
         }
         Ok(TableHandle {
@@ -69,6 +71,15 @@ impl TableHandle {
             fs: Arc::clone(fs),
             obsolete: AtomicBool::new(false),
         })
+    }
+
+    /// A checked, positioned-read scan of the table's file (compaction's reader).
+    pub fn scan(&self) -> Result<sstable::TableScan, Error> {
+        let file = self
+            .fs
+            .open_read(&self.path)
+            .map_err(|e| Error::io(format!("opening {} for a scan", self.path.display()), e))?;
+        Ok(sstable::TableScan::new(&self.table, file))
     }
 
     /// Marks the file for deletion once the last reference drops.

@@ -30,6 +30,7 @@
 use crate::batch::{encode_single, BATCH_HEADER_BYTES, KEY_BYTES_MAX};
 use crate::error::Error;
 use crate::inner::{Frozen, Inner, State, WriteState};
+use crate::internal_key::SEQNO_MAX;
 use crate::memtable::Memtable;
 use crate::options::WriteOptions;
 use crate::WriteBatch;
@@ -114,6 +115,12 @@ fn commit(
         if count == 0 {
             return Ok(inner.last_seqno.load(Ordering::Acquire));
         }
+        if w.allocated.saturating_add(count) >= SEQNO_MAX {
+            return Err(Error::SeqnosExhausted {
+                last: w.allocated,
+                wanted: count,
+            });
+        }
         make_room(inner, &mut w)?;
         let first = w.allocated + 1;
         let WriteState { mem, buf, .. } = &mut *w;
@@ -165,10 +172,8 @@ fn make_room(inner: &Inner, w: &mut MutexGuard<'_, WriteState>) -> Result<(), Er
             continue;
         }
         let mut st = inner.state.lock();
-        if let Some(reason) = &st.bg_error {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
+        if let Some(failure) = &st.bg_error {
+            return Err(failure.error());
         }
         if st.version.levels[0].len() >= opts.l0_stop_writes {
             let t = Instant::now();
@@ -227,10 +232,8 @@ pub(crate) fn flush(inner: &Inner) -> Result<(), Error> {
         inner.wait_published(allocated)?;
         let mut st = inner.state.lock();
         loop {
-            if let Some(reason) = &st.bg_error {
-                return Err(Error::Poisoned {
-                    reason: reason.clone(),
-                });
+            if let Some(failure) = &st.bg_error {
+                return Err(failure.error());
             }
             if st.imm.is_none() {
                 break;
@@ -244,10 +247,8 @@ pub(crate) fn flush(inner: &Inner) -> Result<(), Error> {
     };
     let mut st = inner.state.lock();
     while st.flushes_done < ticket {
-        if let Some(reason) = &st.bg_error {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
+        if let Some(failure) = &st.bg_error {
+            return Err(failure.error());
         }
         inner.cv.wait(&mut st);
     }

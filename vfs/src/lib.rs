@@ -40,6 +40,15 @@ pub trait FileWrite: Send + Sync + Debug {
     /// Cuts (or extends with zeros) the file to `len` bytes; later writes append there.
     /// Durable after the next `sync_data`.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Writes `buf` again over bytes `offset..offset + buf.len()`, which must already be
+    /// in the file (below `len()`); the length and the append position do not change.
+    /// Durable after the next `sync_data`.
+    ///
+    /// For recovery: after a failed fsync the kernel may keep pages that read back fine
+    /// but were never written to the disk, and that no later fsync will write (Linux
+    /// marks them clean). Bytes read back from a file and about to be declared durable
+    /// are rewritten first, so the sync that follows really writes them.
+    fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// Reserves room for the file to grow to `bytes` without changing `len()` or where
     /// the next write lands: on the real disk the file is extended sparsely, so later
     /// writes inside it do not change its size and an fdatasync has no size to journal.
@@ -154,6 +163,19 @@ pub trait Fs: Send + Sync + Debug + 'static {
         self.rename(&tmp, path)?;
         self.sync_dir(parent_dir(path))
     }
+}
+
+/// Checks that `offset..offset + len` lies inside a file of `file_len` bytes (for
+/// [`FileWrite::rewrite`]).
+pub fn check_rewrite(offset: u64, len: usize, file_len: u64) -> io::Result<()> {
+    let end = offset.checked_add(len as u64);
+    if end.is_none_or(|end| end > file_len) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("rewrite of {len} bytes at {offset} past the end of a {file_len}-byte file"),
+        ));
+    }
+    Ok(())
 }
 
 /// The directory holding `path` (`.` for a bare file name).

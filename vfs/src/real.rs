@@ -3,7 +3,7 @@
 //! `sync_data` is `fdatasync(2)`; `sync_dir` opens the directory and fsyncs it;
 //! `map` memory-maps the file read-only (only ever used on immutable, synced files).
 
-use crate::{FileLock, FileRead, FileWrite, Fs, Mapped};
+use crate::{check_rewrite, FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -51,6 +51,11 @@ impl FileWrite for RealWrite {
         self.file.set_len(len)?;
         self.len = len;
         Ok(())
+    }
+
+    fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        check_rewrite(offset, buf.len(), self.len)?;
+        self.file.write_all_at(buf, offset)
     }
 
     fn preallocate(&mut self, bytes: u64) -> io::Result<()> {

@@ -7,11 +7,22 @@
 //! revert, and unsynced bytes are dropped or, with [`CrashMode::TearUnsynced`], cut
 //! at a random point. Handles opened before a crash fail afterwards.
 //!
-//! Faults on demand: [`SimFs::fail_sync_after`] makes the n-th next sync fail (and
-//! persist nothing); [`SimFs::fail_writes`] makes writes fail, like a full disk.
+//! Faults on demand, with the errors Linux gives:
+//! - [`SimFs::fail_sync_after`] makes the n-th next sync fail with `EIO`. As on Linux
+//!   (since 4.13), a failed `fsync` drops the dirty pages it could not write: the
+//!   file's unsynced bytes stay readable until a crash but are lost for good (a later
+//!   sync that succeeds does not persist them; a crash leaves zeros in their place if
+//!   later bytes were synced). So code that retries an fsync "as if it had worked"
+//!   loses data here as it would on a real disk.
+//! - [`SimFs::fail_writes_after`] is a disk that fills up: writes go on for a number of
+//!   bytes, the write that crosses it keeps what fits and fails with `ENOSPC` (a short
+//!   write: half a record on disk), every later write fails. [`SimFs::fail_writes`] is
+//!   the same with no room left at all.
+//! - [`SimFs::fail_reads`] makes reads fail with `EIO`, like unreadable sectors.
 //!
 //! Invariant: `durable` of an inode is only ever replaced by a copy of `data` taken
-//! at a successful sync; directories are not modelled (they exist once created).
+//! at a successful sync, with the `lost` ranges zeroed; directories are not modelled
+//! (they exist once created).
 
 use crate::{FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -32,7 +43,14 @@ pub enum CrashMode {
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
+    /// Byte ranges whose pages a failed sync dropped: never durable (zeros on disk).
+    lost: Vec<(usize, usize)>,
 }
+
+/// Linux's `EIO`: what a failed `fsync` or an unreadable sector returns.
+const EIO: i32 = 5;
+/// Linux's `ENOSPC`: no space left on the device.
+const ENOSPC: i32 = 28;
 
 #[derive(Debug, Default)]
 struct State {
@@ -44,7 +62,10 @@ struct State {
     durable_entries: BTreeMap<PathBuf, BTreeMap<String, u64>>,
     /// When `Some(n)`: the n-th next sync (0 = the very next) fails.
     fail_sync_in: Option<u64>,
-    fail_writes: bool,
+    /// When `Some(n)`: writes may add `n` more bytes, then fail with ENOSPC.
+    write_room: Option<u64>,
+    /// When set, reads (`read_at`, `map`) fail like a disk that cannot read a sector.
+    fail_reads: bool,
     syncs: u64,
     /// Held locks: path -> the id of the guard holding it. A crash releases them all.
     locks: HashMap<PathBuf, u64>,
@@ -70,6 +91,15 @@ fn not_found(path: &Path) -> io::Error {
         io::ErrorKind::NotFound,
         format!("no such file {}", path.display()),
     )
+}
+
+fn read_failure() -> io::Error {
+    io::Error::from_raw_os_error(EIO)
+}
+
+/// Length of the longest common prefix of `a` and `b`.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 fn stale() -> io::Error {
@@ -112,7 +142,7 @@ impl State {
         match self.fail_sync_in {
             Some(0) => {
                 self.fail_sync_in = None;
-                Err(io::Error::other("injected fsync failure"))
+                Err(io::Error::from_raw_os_error(EIO))
             }
             Some(n) => {
                 self.fail_sync_in = Some(n - 1);
@@ -141,7 +171,8 @@ impl SimFs {
         st.generation += 1;
         st.locks.clear();
         st.fail_sync_in = None;
-        st.fail_writes = false;
+        st.write_room = None;
+        st.fail_reads = false;
         let mut rng = match mode {
             CrashMode::DropUnsynced => 0,
             CrashMode::TearUnsynced { seed } => seed,
@@ -171,6 +202,7 @@ impl SimFs {
             }
             inode.data = data.clone();
             inode.durable = data;
+            inode.lost.clear();
         }
         st.entries = durable_entries;
     }
@@ -180,9 +212,23 @@ impl SimFs {
         self.state().fail_sync_in = Some(n);
     }
 
-    /// Makes every write fail (true) or succeed again (false).
+    /// Makes every write (and file creation) fail with ENOSPC (true), or succeed again
+    /// (false): a full disk.
     pub fn fail_writes(&self, on: bool) {
-        self.state().fail_writes = on;
+        self.state().write_room = on.then_some(0);
+    }
+
+    /// A disk with `bytes` of room left: writes succeed until they have added that
+    /// many bytes; the one that crosses the limit writes the part that fits and fails
+    /// with ENOSPC (a short write); later writes fail. `fail_writes(false)` frees it.
+    pub fn fail_writes_after(&self, bytes: u64) {
+        self.state().write_room = Some(bytes);
+    }
+
+    /// Makes every read (`read_at` and `map`) fail with an I/O error (true), or
+    /// succeed again (false): a disk with unreadable sectors.
+    pub fn fail_reads(&self, on: bool) {
+        self.state().fail_reads = on;
     }
 
     /// How many syncs (file and directory) have been asked for so far.
@@ -234,28 +280,53 @@ impl SimWrite {
 impl FileWrite for SimWrite {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.with(|st, id| {
-            if st.fail_writes {
-                return Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "injected write failure",
-                ));
-            }
+            let room = st.write_room;
             let inode = st.inodes.get_mut(&id).ok_or_else(stale)?;
-            inode.data.extend_from_slice(buf);
-            Ok(())
+            match room {
+                Some(room) if (buf.len() as u64) > room => {
+                    let fits = usize::try_from(room).unwrap_or(usize::MAX).min(buf.len());
+                    inode.data.extend_from_slice(&buf[..fits]);
+                    st.write_room = Some(0);
+                    Err(io::Error::from_raw_os_error(ENOSPC))
+                }
+                Some(room) => {
+                    inode.data.extend_from_slice(buf);
+                    st.write_room = Some(room - buf.len() as u64);
+                    Ok(())
+                }
+                None => {
+                    inode.data.extend_from_slice(buf);
+                    Ok(())
+                }
+            }
         })
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.with(|st, id| {
-            st.take_sync_fault()?;
+            let fault = st.take_sync_fault();
             let inode = st.inodes.get_mut(&id).ok_or_else(stale)?;
+            if let Err(e) = fault {
+                // Linux marks the pages it failed to write clean: whatever was not
+                // durable yet never will be, even if a later sync succeeds.
+                let from = common_prefix(&inode.data, &inode.durable);
+                if from < inode.data.len() {
+                    inode.lost.push((from, inode.data.len()));
+                }
+                return Err(e);
+            }
             if inode.data.starts_with(&inode.durable) {
                 let from = inode.durable.len();
                 let tail = inode.data[from..].to_vec();
                 inode.durable.extend_from_slice(&tail);
             } else {
                 inode.durable = inode.data.clone();
+            }
+            for &(start, end) in &inode.lost {
+                let end = end.min(inode.durable.len());
+                if start < end {
+                    inode.durable[start..end].fill(0);
+                }
             }
             Ok(())
         })
@@ -266,11 +337,39 @@ impl FileWrite for SimWrite {
             .unwrap_or(0)
     }
 
+    fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.with(|st, id| {
+            let inode = st.inodes.get_mut(&id).ok_or_else(stale)?;
+            crate::check_rewrite(offset, buf.len(), inode.data.len() as u64)?;
+            let start =
+                usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
+            let end = start + buf.len();
+            inode.data[start..end].copy_from_slice(buf);
+            // The rewritten pages are dirty again: the next sync writes them.
+            let mut kept = Vec::with_capacity(inode.lost.len() + 1);
+            for &(a, b) in &inode.lost {
+                if a < start {
+                    kept.push((a, b.min(start)));
+                }
+                if b > end {
+                    kept.push((a.max(end), b));
+                }
+            }
+            inode.lost = kept;
+            Ok(())
+        })
+    }
+
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         self.with(|st, id| {
             let inode = st.inodes.get_mut(&id).ok_or_else(stale)?;
             let len = usize::try_from(len).map_err(|_| io::Error::other("length too large"))?;
             inode.data.resize(len, 0);
+            // Cut pages are gone; bytes written there later are new pages.
+            inode.lost.retain(|&(start, _)| start < len);
+            for range in &mut inode.lost {
+                range.1 = range.1.min(len);
+            }
             Ok(())
         })
     }
@@ -288,6 +387,9 @@ impl FileRead for SimRead {
         let st = self.fs.state();
         if st.generation != self.generation {
             return Err(stale());
+        }
+        if st.fail_reads {
+            return Err(read_failure());
         }
         let inode = st.inodes.get(&self.inode).ok_or_else(stale)?;
         let start = usize::try_from(offset)
@@ -312,11 +414,8 @@ impl Fs for SimFs {
         let (dir, name) = split(path)?;
         let mut st = self.state();
         st.ensure_dir(&dir)?;
-        if st.fail_writes {
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "injected write failure",
-            ));
+        if st.write_room == Some(0) {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
         }
         st.next_inode += 1;
         let id = st.next_inode;
@@ -352,6 +451,9 @@ impl Fs for SimFs {
     fn map(&self, path: &Path) -> io::Result<Mapped> {
         let st = self.state();
         let id = st.lookup(path)?;
+        if st.fail_reads {
+            return Err(read_failure());
+        }
         let data = st
             .inodes
             .get(&id)
@@ -529,6 +631,63 @@ mod tests {
         drop(again); // a pre-crash guard must not release the new holder's lock
         assert!(fs.lock(&d.join("LOCK")).is_err());
         drop(after_crash);
+    }
+
+    #[test]
+    fn bytes_a_failed_sync_dropped_are_never_durable() {
+        let (fs, d) = dir();
+        let mut f = fs.create(&d.join("a")).unwrap();
+        fs.sync_dir(&d).unwrap();
+        f.write_all(b"good").unwrap();
+        f.sync_data().unwrap();
+        f.write_all(b"LOST").unwrap();
+        fs.fail_sync_after(0);
+        let err = f.sync_data().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(EIO));
+        // Still readable (the page cache), and a retried sync "succeeds"...
+        assert_eq!(fs.read_all(&d.join("a")).unwrap(), b"goodLOST");
+        f.write_all(b"more").unwrap();
+        f.sync_data().unwrap();
+        // ...but the dropped bytes never reached the disk.
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(fs.read_all(&d.join("a")).unwrap(), b"good\0\0\0\0more");
+    }
+
+    #[test]
+    fn rewriting_dropped_bytes_makes_the_next_sync_persist_them() {
+        let (fs, d) = dir();
+        let mut f = fs.create(&d.join("a")).unwrap();
+        fs.sync_dir(&d).unwrap();
+        f.write_all(b"0123456789").unwrap();
+        fs.fail_sync_after(0);
+        assert!(f.sync_data().is_err());
+        let seen = fs.read_all(&d.join("a")).unwrap();
+        f.rewrite(2, &seen[2..5]).unwrap();
+        f.sync_data().unwrap();
+        fs.crash(CrashMode::DropUnsynced);
+        assert_eq!(
+            fs.read_all(&d.join("a")).unwrap(),
+            b"\x00\x00234\x00\x00\x00\x00\x00"
+        );
+        let mut f = fs.open_append(&d.join("a")).unwrap();
+        assert!(f.rewrite(8, b"xyz").is_err(), "past the end");
+    }
+
+    #[test]
+    fn a_full_disk_writes_what_fits_then_fails_with_enospc() {
+        let (fs, d) = dir();
+        let mut f = fs.create(&d.join("a")).unwrap();
+        fs.fail_writes_after(6);
+        f.write_all(b"abc").unwrap();
+        let err = f.write_all(b"defgh").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(ENOSPC));
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(fs.read_all(&d.join("a")).unwrap(), b"abcdef");
+        assert!(f.write_all(b"x").is_err());
+        assert!(fs.create(&d.join("b")).is_err());
+        fs.fail_writes(false);
+        f.write_all(b"!").unwrap();
+        assert_eq!(fs.read_all(&d.join("a")).unwrap(), b"abcdef!");
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub const RECORD_HEADER_BYTES: u64 = 12;
 pub const SEGMENT_SUFFIX: &str = ".wal";
 /// Digits in a segment file name's stem (enough for any u64).
 pub const SEGMENT_NAME_DIGITS: usize = 20;
+/// Record indexes run from 1 up to, not including, this. Recovery refuses a segment
+/// whose indexes leave that range, so a log opened from disk can take 2^63 more
+/// appends before `u64` arithmetic on indexes could overflow.
+pub const INDEX_LIMIT: u64 = 1 << 63;
 
 const _: () = assert!(SEGMENT_HEADER_BYTES == 8 + 8 + 4 + 4);
 const _: () = assert!(RECORD_HEADER_BYTES == 4 + 4 + 4);

@@ -2,7 +2,8 @@
 //!
 //! Rules (also in `docs/format-wal.md`):
 //! - Segments are the files named `<20-digit first index>.wal`, ordered by that index;
-//!   other files are ignored. An empty directory becomes a new log starting at index 1
+//!   other files are ignored. Indexes must lie in `1..INDEX_LIMIT` (2^63): anything
+//!   else is `Corrupt`, so index arithmetic never overflows. An empty directory becomes a new log starting at index 1
 //!   (and the directory's own entry is synced in its parent).
 //! - Every segment but the last must be whole: valid header naming the same first
 //!   index as the file name, then valid records up to exactly the end of the file, and
@@ -16,8 +17,9 @@
 //!   further on, the bad record is damage in the middle of the log: `Corrupt`.
 //! - A last segment shorter than its header, or all zeros, was torn while being
 //!   created: it is recreated empty.
-//! - The last segment is synced once at open: records a crashed process wrote but
-//!   never synced are part of the log now, so they must be durable too.
+//! - The last segment is written again and synced once at open: records a crashed
+//!   process wrote but never synced are part of the log now, so they must be durable
+//!   too, and a sync alone does not write pages an earlier failed fsync dropped.
 
 use crate::error::Error;
 use crate::format::{self, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
@@ -88,6 +90,15 @@ pub(crate) fn recover(
             offset,
             reason,
         };
+        if first == 0 || first >= format::INDEX_LIMIT {
+            return Err(corrupt(
+                0,
+                format!(
+                    "segment first index {first} outside 1..{}",
+                    format::INDEX_LIMIT
+                ),
+            ));
+        }
         let bytes = fs
             .read_all(&path)
             .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
@@ -123,6 +134,17 @@ pub(crate) fn recover(
         }
         let scan =
             scan_records(&bytes, first, is_last, max).map_err(|(at, r)| corrupt(at as u64, r))?;
+        // `first < INDEX_LIMIT`, so this cannot overflow; the records must stay below it.
+        if scan.offsets.len() as u64 > format::INDEX_LIMIT - first {
+            return Err(corrupt(
+                0,
+                format!(
+                    "{} records from index {first} run past the index limit {}",
+                    scan.offsets.len(),
+                    format::INDEX_LIMIT
+                ),
+            ));
+        }
         let file = fs
             .open_read(&path)
             .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
@@ -146,7 +168,14 @@ pub(crate) fn recover(
                     .map_err(|e| Error::io(format!("cut torn tail of {}", path.display()), e))?;
             }
             // Records a crashed process wrote but never synced are now part of the log:
-            // make them durable, so `sync` and `Durable` later mean what they say.
+            // make them durable, so `sync` and `Durable` later mean what they say. Write
+            // them again first: if that process's fsync failed, the kernel may hold
+            // them in pages that read back fine but were never written and that no
+            // later fsync writes (Linux marks them clean); appending after such a hole
+            // would turn it into damage in the middle of the log at the next power loss.
+            let kept = bytes.get(..scan.end).unwrap_or_default();
+            w.rewrite(0, kept)
+                .map_err(|e| Error::io(format!("rewrite {}", path.display()), e))?;
             w.sync_data()
                 .map_err(|e| Error::io(format!("sync {}", path.display()), e))?;
             stats
