@@ -123,13 +123,20 @@ impl Db {
         let seqno = inner
             .snapshots
             .register(|| inner.last_seqno.load(Ordering::Acquire));
-        Snapshot::new(seqno, inner.super_version(), Arc::clone(&inner.snapshots))
+        Snapshot::new(
+            seqno,
+            inner.super_version(),
+            Arc::clone(&inner.snapshots),
+            Arc::clone(&inner.read_stats),
+        )
     }
 
     /// Iterates the live keys in `[lower, upper]` as of now, in key order.
     pub fn iter(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<DbIter, Error> {
-        let (sv, seqno) = self.inner().read_view();
-        DbIter::new(sv, seqno, lower, upper)
+        let inner = self.inner();
+        let (sv, seqno) = inner.read_view();
+        let stats = Arc::clone(&inner.read_stats);
+        DbIter::new(sv, seqno, (lower, upper), stats)
     }
 
     /// Iterates the live keys starting with `prefix`, in key order.
@@ -204,5 +211,11 @@ impl Db {
     /// Counters of the write-ahead log.
     pub fn wal_stats(&self) -> wal::Stats {
         self.inner().wal.stats()
+    }
+
+    /// Entries every dropped iterator stepped over without returning (tombstones,
+    /// older versions, versions newer than its snapshot).
+    pub fn hidden_entries_stepped(&self) -> u64 {
+        self.inner().read_stats.hidden_entries()
     }
 }

@@ -13,6 +13,7 @@
 
 use crate::error::Error;
 use crate::merge_iter::MergeIter;
+use crate::read_stats::ReadStats;
 use crate::super_version::SuperVersion;
 use sstable::Kind;
 use std::ops::Bound;
@@ -30,8 +31,17 @@ pub struct DbIter {
     skip: Vec<u8>,
     /// An error met by the `Iterator` impl while stepping, returned on the next call.
     pending: Option<Error>,
+    /// Versions stepped over without being returned (added to `stats` on drop).
+    hidden: u64,
+    stats: Arc<ReadStats>,
     /// Keeps the memtables and tables alive (the merge's sources reference them).
     _pin: Arc<SuperVersion>,
+}
+
+impl Drop for DbIter {
+    fn drop(&mut self) {
+        self.stats.add_hidden(self.hidden);
+    }
 }
 
 impl DbIter {
@@ -40,8 +50,8 @@ impl DbIter {
     pub(crate) fn new(
         sv: Arc<SuperVersion>,
         snapshot: u64,
-        lower: Bound<&[u8]>,
-        upper: Bound<&[u8]>,
+        (lower, upper): (Bound<&[u8]>, Bound<&[u8]>),
+        stats: Arc<ReadStats>,
     ) -> Result<DbIter, Error> {
         let merge = MergeIter::new(sv.sources());
         let mut it = DbIter {
@@ -52,6 +62,8 @@ impl DbIter {
             valid: false,
             skip: Vec::new(),
             pending: None,
+            hidden: 0,
+            stats,
             _pin: sv,
         };
         it.seek_to_first()?;
@@ -148,6 +160,7 @@ impl DbIter {
                 return Ok(());
             }
             if cur.seqno() > self.snapshot || (skipping && key == self.skip.as_slice()) {
+                self.hidden += 1;
                 self.step_merge()?;
                 continue;
             }
@@ -160,6 +173,7 @@ impl DbIter {
                     self.skip.clear();
                     self.skip.extend_from_slice(key);
                     skipping = true;
+                    self.hidden += 1;
                     self.step_merge()?;
                 }
             }

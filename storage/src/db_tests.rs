@@ -499,3 +499,21 @@ fn replay_that_fills_memtables_flushes_during_recovery() {
     model.insert(b"after".to_vec(), b"x".to_vec());
     assert_eq!(all(&db), model_all(&model));
 }
+
+#[test]
+fn iterators_count_the_versions_they_step_over() {
+    let fs = Arc::new(SimFs::new());
+    let db = Db::open(fs, dir(), Options::default()).unwrap();
+    for i in 0..10u8 {
+        db.put(&[b'k', i], b"v", NOSYNC).unwrap();
+    }
+    for i in 0..5u8 {
+        db.delete(&[b'k', i], NOSYNC).unwrap();
+    }
+    db.put(&[b'k', 9], b"w", NOSYNC).unwrap();
+    assert_eq!(db.hidden_entries_stepped(), 0);
+    let live = db.iter(Bound::Unbounded, Bound::Unbounded).unwrap().count();
+    assert_eq!(live, 5);
+    // Five tombstones with the puts under them, and k9's older version.
+    assert_eq!(db.hidden_entries_stepped(), 11);
+}

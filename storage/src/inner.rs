@@ -22,6 +22,7 @@ use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::publish::{Publisher, SyncFailed};
+use crate::read_stats::ReadStats;
 use crate::snapshot::SnapshotList;
 use crate::super_version::SuperVersion;
 use crate::version::Version;
@@ -98,6 +99,8 @@ pub(crate) struct Inner {
     /// Writer stalls (waits and delays for back-pressure) and their total time.
     pub stalls: AtomicU64,
     pub stall_micros: AtomicU64,
+    /// What iterators stepped over (shared with every iterator and snapshot).
+    pub read_stats: Arc<ReadStats>,
     /// The directory's `LOCK`. Last field: released after everything else of the
     /// engine is closed, and `Inner` drops only after the background threads stopped.
     pub _lock: Box<dyn vfs::FileLock>,

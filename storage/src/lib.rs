@@ -85,6 +85,7 @@ mod memtable;
 mod merge_iter;
 mod options;
 mod publish;
+mod read_stats;
 mod recovery;
 mod scan_cursor;
 mod snapshot;
@@ -99,6 +100,7 @@ pub use db_iter::DbIter;
 pub use error::{Error, Result};
 pub use internal_key::prefix_successor;
 pub use options::{Options, WriteOptions};
+pub use read_stats::ReadStats;
 pub use snapshot::Snapshot;
 
 #[cfg(test)]

@@ -195,6 +195,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         l0_tables: AtomicUsize::new(l0),
         stalls: AtomicU64::new(0),
         stall_micros: AtomicU64::new(0),
+        read_stats: Arc::default(),
         _lock: lock,
     })
 }

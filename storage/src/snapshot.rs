@@ -10,6 +10,7 @@
 
 use crate::db_iter::DbIter;
 use crate::error::Error;
+use crate::read_stats::ReadStats;
 use crate::super_version::SuperVersion;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -60,11 +61,22 @@ pub struct Snapshot {
     seqno: u64,
     sv: Arc<SuperVersion>,
     list: Arc<SnapshotList>,
+    stats: Arc<ReadStats>,
 }
 
 impl Snapshot {
-    pub(crate) fn new(seqno: u64, sv: Arc<SuperVersion>, list: Arc<SnapshotList>) -> Snapshot {
-        Snapshot { seqno, sv, list }
+    pub(crate) fn new(
+        seqno: u64,
+        sv: Arc<SuperVersion>,
+        list: Arc<SnapshotList>,
+        stats: Arc<ReadStats>,
+    ) -> Snapshot {
+        Snapshot {
+            seqno,
+            sv,
+            list,
+            stats,
+        }
     }
 
     /// The seqno of the last write this snapshot sees.
@@ -79,7 +91,12 @@ impl Snapshot {
 
     /// Iterates the live keys in `[lower, upper]` of this snapshot.
     pub fn iter(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Result<DbIter, Error> {
-        DbIter::new(Arc::clone(&self.sv), self.seqno, lower, upper)
+        DbIter::new(
+            Arc::clone(&self.sv),
+            self.seqno,
+            (lower, upper),
+            Arc::clone(&self.stats),
+        )
     }
 
     /// Iterates the live keys starting with `prefix` in this snapshot.
