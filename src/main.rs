@@ -85,6 +85,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("starting the node: {e}"))?;
     let expiry = tokio::spawn(server::expiry::run(node.clone(), Arc::clone(&leases)));
+    let clock = tokio::spawn(server::clock::run(node.clone(), reader.clone()));
 
     let state = actix_web::web::Data::new(AppState {
         node: node.clone(),
@@ -124,6 +125,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     };
     let result = server.await;
     expiry.abort();
+    clock.abort();
     node.shutdown().await;
     if let Ok(Some(reason)) = halted.await {
         return Err(format!("the node stopped: {reason}").into());

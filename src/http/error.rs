@@ -31,6 +31,8 @@ pub enum ApiError {
     Compacted {
         compact_revision: u64,
     },
+    /// The `Idempotency-Key` was first used for another request (422).
+    IdempotencyKeyReused,
     /// No such route.
     NotFound(String),
     /// A bug or a local storage failure.
@@ -50,6 +52,7 @@ impl ApiError {
             ApiError::NotReady(_) => "not_ready",
             ApiError::Timeout(_) => "timeout",
             ApiError::Compacted { .. } => "compacted",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::NotFound(_) => "not_found",
             ApiError::Internal(_) => "internal",
         }
@@ -76,6 +79,9 @@ impl ApiError {
                 "revisions up to {compact_revision} are no longer held; watch from {} or later",
                 compact_revision + 1
             ),
+            ApiError::IdempotencyKeyReused => "the Idempotency-Key was first used for another \
+                request (method, key, query or body); nothing was applied"
+                .into(),
         }
     }
 }
@@ -98,6 +104,7 @@ impl ResponseError for ApiError {
             ApiError::NoQuorum(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Compacted { .. } => StatusCode::GONE,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -169,6 +176,11 @@ mod tests {
                 },
                 410,
                 "compacted",
+            ),
+            (
+                ApiError::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
             ),
         ];
         for (e, status, code) in cases {

@@ -25,6 +25,7 @@ pub fn failure(reply: &Reply) -> Option<ApiError> {
             "the session does not exist or has expired".into(),
         )),
         Outcome::Rejected { reason } => Some(ApiError::BadRequest(reason.clone())),
+        Outcome::IdempotencyKeyReused => Some(ApiError::IdempotencyKeyReused),
         _ => None,
     }
 }

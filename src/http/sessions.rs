@@ -76,6 +76,9 @@ pub async fn create(
     for _ in 0..2 {
         let id = new_session_id();
         let reply = propose(&req, &state, Command::CreateSession { id, ttl_ms }).await?;
+        if reply.outcome == Outcome::IdempotencyKeyReused {
+            return Err(ApiError::IdempotencyKeyReused);
+        }
         match reply.outcome {
             Outcome::SessionCreated { id, ttl_ms } => {
                 return Ok(HttpResponse::Created()

@@ -13,7 +13,7 @@ use crate::kv::command::Command;
 use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::history;
-use crate::kv::idempotency::{self, Idempotent};
+use crate::kv::idempotency;
 use crate::kv::keys;
 use crate::kv::keyspace;
 use crate::kv::machine::KvStateMachine;
@@ -62,29 +62,14 @@ fn apply_command(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, KvError
             key,
             stamp_ms,
             inner,
-        } => {
-            if matches!(
-                *inner,
-                Command::Idempotent { .. } | Command::ExpireSessions { .. }
-            ) {
-                return Ok(Outcome::Rejected {
-                    reason: "this command cannot be made idempotent".into(),
-                });
-            }
-            match idempotency::begin(ctx, &key, stamp_ms, inner)? {
-                Idempotent::Replay(reply) => Ok(Outcome::Replayed(Box::new(reply))),
-                Idempotent::Apply(inner) => {
-                    let outcome = apply_command(ctx, *inner)?;
-                    // The revision this command ends at: bumped iff it changed keys.
-                    let revision = ctx.meta.revision + u64::from(!ctx.events.is_empty());
-                    idempotency::record(ctx, &key, stamp_ms, &outcome, revision);
-                    Ok(outcome)
-                }
-            }
-        }
+            leader,
+        } => idempotency::apply(ctx, &key, stamp_ms, leader, *inner, apply_command),
         Command::CreateSession { id, ttl_ms } => sessions::create(ctx, id, ttl_ms),
         Command::CloseSession { id } => sessions::close(ctx, id),
         Command::ExpireSessions { ids, ballot } => sessions::expire(ctx, &ids, ballot),
+        Command::LeaderClock { ballot, stamp_ms } => {
+            idempotency::apply_leader_clock(ctx, ballot, stamp_ms)
+        }
     }
 }
 

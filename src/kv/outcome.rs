@@ -64,6 +64,10 @@ pub enum Outcome {
     Replayed(Box<Reply>),
     /// The command was not applied: undecodable, over a limit, or a stale expiry.
     Rejected { reason: String },
+    /// The idempotency key was first used for another request; nothing changed.
+    IdempotencyKeyReused,
+    /// The leader's clock was applied; `retired` idempotency records went.
+    ClockAdvanced { retired: u64 },
 }
 
 /// An outcome and the cluster revision right after the command was applied.

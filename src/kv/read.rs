@@ -188,6 +188,19 @@ impl KvReader {
         Ok(out)
     }
 
+    /// Whether any idempotency record is held (the leader keeps the idempotency clock
+    /// moving while one is: `crate::server::clock`).
+    pub fn idempotency_records_held(&self) -> Result<bool, KvError> {
+        let view = View::of(&self.db)?;
+        let prefix = view.area.idempotency_time_prefix();
+        let mut held = false;
+        view.scan(&prefix, Bound::Included(&prefix), |_, _| {
+            held = true;
+            Ok(false)
+        })?;
+        Ok(held)
+    }
+
     /// The events of revisions `from_revision ..` (at most `revisions_max` revisions).
     pub fn history(
         &self,
