@@ -33,6 +33,10 @@ pub enum ApiError {
     },
     /// The `Idempotency-Key` was first used for another request (422).
     IdempotencyKeyReused,
+    /// The route does not serve this method; `allow` lists those it serves.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     /// No such route.
     NotFound(String),
     /// A bug or a local storage failure.
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::Compacted { .. } => "compacted",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotFound(_) => "not_found",
             ApiError::Internal(_) => "internal",
         }
@@ -79,6 +84,9 @@ impl ApiError {
                 "revisions up to {compact_revision} are no longer held; watch from {} or later",
                 compact_revision + 1
             ),
+            ApiError::MethodNotAllowed { allow } => {
+                format!("this route serves only {allow}")
+            }
             ApiError::IdempotencyKeyReused => "the Idempotency-Key was first used for another \
                 request (method, key, query or body); nothing was applied"
                 .into(),
@@ -105,6 +113,7 @@ impl ResponseError for ApiError {
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Compacted { .. } => StatusCode::GONE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,6 +132,9 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             resp.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            resp.insert_header(("Allow", *allow));
         }
         resp.json(body)
     }
@@ -182,6 +194,11 @@ mod tests {
                 422,
                 "idempotency_key_reused",
             ),
+            (
+                ApiError::MethodNotAllowed { allow: "GET, HEAD" },
+                405,
+                "method_not_allowed",
+            ),
         ];
         for (e, status, code) in cases {
             assert_eq!(e.status_code().as_u16(), status);
@@ -190,6 +207,11 @@ mod tests {
             assert_eq!(
                 resp.headers().contains_key("retry-after"),
                 status == 503,
+                "{code}"
+            );
+            assert_eq!(
+                resp.headers().contains_key("allow"),
+                status == 405,
                 "{code}"
             );
         }

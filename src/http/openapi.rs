@@ -66,7 +66,7 @@ pub fn document() -> Value {
     let session_id = param("id", "path", json!({"type": "string"}), "session id");
     json!({
         "openapi": "3.0.3",
-        "info": {"title": "Concierge", "version": "1", "description": "A durable, replicated coordination service. Every response carries X-Concierge-Revision and X-Concierge-Leader."},
+        "info": {"title": "Concierge", "version": "1", "description": "A durable, replicated coordination service. Every response carries X-Concierge-Revision and X-Concierge-Leader. A method a path does not serve is 405 method_not_allowed with an Allow header; every GET but /v1/watch also answers HEAD (no body)."},
         "paths": {
             "/v1/keys/{key}": {
                 "put": {
@@ -133,7 +133,7 @@ pub fn document() -> Value {
             "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
         },
         "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "not_found", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "not_found", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
             "PutResult": {"type": "object", "properties": {"key": {"type": "string"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Entry": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": "string", "format": "byte"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Session": {"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n()}},

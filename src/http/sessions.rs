@@ -43,10 +43,13 @@ pub fn new_session_id() -> SessionId {
     SessionId(h.finish())
 }
 
+/// The `{id}` of the path. An id that is not 1 to 16 hex digits names no session:
+/// 404, as for any id that is not a live session (API.md: "well-formed or not").
 fn parse_id(req: &HttpRequest) -> Result<SessionId, ApiError> {
     let raw = req.match_info().get("id").unwrap_or_default();
-    raw.parse()
-        .map_err(|e: crate::kv::command::BadSessionId| ApiError::BadRequest(e.to_string()))
+    raw.parse().map_err(|e: crate::kv::command::BadSessionId| {
+        ApiError::SessionNotFound(format!("{e}: no session has this id"))
+    })
 }
 
 fn not_found(id: SessionId) -> ApiError {
