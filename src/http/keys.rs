@@ -5,7 +5,8 @@ use crate::http::body::read_limited;
 use crate::http::consensus::{propose, read_barrier};
 use crate::http::headers::REVISION;
 use crate::http::validate::{
-    consistency, expected_version, key_from_request, list_limit, validate_key, Consistency, Query,
+    consistency, expected_version, key_from_request, list_limit, validate_key, validate_key_param,
+    validate_prefix_param, Consistency, Query,
 };
 use crate::http::{ApiError, AppState};
 use crate::kv::{Command, KeyRecord, Outcome, Reply};
@@ -177,10 +178,11 @@ pub fn entry_json(key: &str, record: &KeyRecord, with_value: bool) -> serde_json
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let prefix = query.get("prefix")?.unwrap_or("").to_string();
-    if !prefix.is_empty() {
-        validate_key(&prefix)?;
-    }
+    validate_prefix_param("prefix", &prefix)?;
     let start_after = query.get("start_after")?.map(str::to_string);
+    if let Some(after) = &start_after {
+        validate_key_param("start_after", after)?;
+    }
     let limit = list_limit(&query)?;
     let keys_only = query.bool("keys_only")?;
     serve_read(&state, &query).await?;
