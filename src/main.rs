@@ -94,7 +94,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         limits: HttpLimits {
             value_bytes_max: config.value_bytes_max,
             request_timeout: config.request_timeout,
-            ..HttpLimits::default()
+            ..config.http.limits()
         },
         forward: reqwest::Client::builder()
             .timeout(config.request_timeout)

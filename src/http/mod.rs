@@ -12,6 +12,7 @@ pub mod consensus;
 pub mod error;
 pub mod headers;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod sessions;
@@ -23,30 +24,9 @@ use crate::kv::{KvReader, LeaseTable};
 use crate::node::NodeHandle;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use error::ApiError;
-
-/// Limits of the HTTP layer.
-#[derive(Clone, Debug)]
-pub struct HttpLimits {
-    /// Largest value a PUT may carry.
-    pub value_bytes_max: usize,
-    /// Largest JSON request body.
-    pub json_body_bytes_max: usize,
-    /// How long a request may wait on consensus before answering 504.
-    pub request_timeout: Duration,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        HttpLimits {
-            value_bytes_max: 1 << 20,
-            json_body_bytes_max: 64 << 10,
-            request_timeout: Duration::from_secs(5),
-        }
-    }
-}
+pub use limits::{HttpArgs, HttpLimits};
 
 /// What every handler shares.
 pub struct AppState {
