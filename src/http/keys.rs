@@ -1,5 +1,7 @@
 //! `/v1/keys`: put, get and delete one key (optionally conditional, ephemeral or by
-//! prefix), and list keys by prefix.
+//! prefix), and list keys by prefix. A listing page stops at `limit` entries or at
+//! the page byte budget (`limits.page_bytes_max`, counted by [`entry_json_bytes`]),
+//! whichever comes first, and `more` says so.
 
 use crate::http::body::read_limited;
 use crate::http::consensus::{propose, read_barrier};
@@ -9,6 +11,7 @@ use crate::http::validate::{
     validate_prefix_param, Consistency, Query,
 };
 use crate::http::{ApiError, AppState};
+use crate::kv::read::Page;
 use crate::kv::{Command, KeyRecord, Outcome, Reply};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
@@ -159,6 +162,21 @@ pub async fn delete(
     }
 }
 
+/// Bytes of JSON beyond the key and the value an entry takes at most (field names,
+/// numbers, a session id).
+pub const ENTRY_JSON_OVERHEAD_BYTES: u64 = 192;
+
+/// The JSON size of one entry of a listing, as counted against the page's budget: the
+/// key (escaping at most doubles it), the value in base64, and the rest.
+pub fn entry_json_bytes(key: &str, record: &KeyRecord, with_value: bool) -> u64 {
+    let value = if with_value {
+        (record.value.len() as u64).div_ceil(3) * 4
+    } else {
+        0
+    };
+    2 * key.len() as u64 + value + ENTRY_JSON_OVERHEAD_BYTES
+}
+
 /// One entry of a listing.
 pub fn entry_json(key: &str, record: &KeyRecord, with_value: bool) -> serde_json::Value {
     let mut e = json!({
@@ -186,7 +204,17 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let limit = list_limit(&query)?;
     let keys_only = query.bool("keys_only")?;
     serve_read(&state, &query).await?;
-    let page = state.reader.list(&prefix, start_after.as_deref(), limit)?;
+    let page = Page {
+        limit,
+        bytes_max: state.limits.page_bytes_max,
+    };
+    let page = state.reader.list_page(
+        &prefix,
+        start_after.as_deref(),
+        page,
+        !keys_only,
+        &|key, record| entry_json_bytes(key, record, !keys_only),
+    )?;
     let entries: Vec<_> = page
         .entries
         .iter()

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// Default deadline of a `/ready` probe.
 pub const READY_TIMEOUT_MS_DEFAULT: u64 = 1000;
+/// Default and least byte budget of a listing page (API.md: at least 4 MiB).
+pub const PAGE_BYTES_MAX_DEFAULT: u64 = 4 << 20;
 
 /// Flags of the HTTP server (flattened into `concierge serve`).
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -17,12 +19,17 @@ pub struct HttpArgs {
     /// Deadline of a `/ready` probe, ms: past it the probe answers 503 not_ready.
     #[arg(long, env = "READY_TIMEOUT_MS", default_value_t = READY_TIMEOUT_MS_DEFAULT)]
     pub ready_timeout_ms: u64,
+    /// Byte budget of one page of a listing (`GET /v1/keys`, a session's keys), JSON
+    /// as counted by the server; at least 4 MiB.
+    #[arg(long, env = "PAGE_BYTES_MAX", default_value_t = PAGE_BYTES_MAX_DEFAULT)]
+    pub page_bytes_max: u64,
 }
 
 impl Default for HttpArgs {
     fn default() -> Self {
         HttpArgs {
             ready_timeout_ms: READY_TIMEOUT_MS_DEFAULT,
+            page_bytes_max: PAGE_BYTES_MAX_DEFAULT,
         }
     }
 }
@@ -36,6 +43,12 @@ impl HttpArgs {
                 return Err((name, "must be at least 1".into()));
             }
         }
+        if self.page_bytes_max < PAGE_BYTES_MAX_DEFAULT {
+            return Err((
+                "PAGE_BYTES_MAX",
+                format!("must be at least {PAGE_BYTES_MAX_DEFAULT}"),
+            ));
+        }
         Ok(())
     }
 
@@ -43,6 +56,7 @@ impl HttpArgs {
     pub fn limits(&self) -> HttpLimits {
         HttpLimits {
             ready_timeout: Duration::from_millis(self.ready_timeout_ms),
+            page_bytes_max: self.page_bytes_max,
             ..HttpLimits::default()
         }
     }
@@ -59,6 +73,8 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// How long a `/ready` probe may take before answering 503.
     pub ready_timeout: Duration,
+    /// Byte budget of one listing page.
+    pub page_bytes_max: u64,
 }
 
 impl Default for HttpLimits {
@@ -68,6 +84,7 @@ impl Default for HttpLimits {
             json_body_bytes_max: 64 << 10,
             request_timeout: Duration::from_secs(5),
             ready_timeout: Duration::from_millis(READY_TIMEOUT_MS_DEFAULT),
+            page_bytes_max: PAGE_BYTES_MAX_DEFAULT,
         }
     }
 }

@@ -11,6 +11,15 @@ fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
+fn limit() -> Value {
+    param(
+        "limit",
+        "query",
+        json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}),
+        "most entries of the page",
+    )
+}
+
 fn reused() -> Value {
     error("idempotency_key_reused: the Idempotency-Key was first used for another request (method, key, query or body); nothing was applied")
 }
@@ -103,11 +112,12 @@ pub fn document() -> Value {
             },
             "/v1/keys": {"get": {
                 "summary": "List keys by prefix, in key order",
-                "parameters": [param("prefix", "query", json!({"type": "string"}), ""), param("limit", "query", json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}), ""), param("start_after", "query", json!({"type": "string"}), ""), param("keys_only", "query", json!({"type": "boolean"}), ""), consistency],
+                "description": "A page stops at limit entries or at the page byte budget (PAGE_BYTES_MAX, 4 MiB by default), whichever comes first; more is true when either cut it: continue with start_after = the last key.",
+                "parameters": [param("prefix", "query", json!({"type": "string", "maxLength": 1024}), "empty: every key"), limit(), param("start_after", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "a key: the page starts after it"), param("keys_only", "query", json!({"type": "boolean"}), ""), consistency],
                 "responses": with(common_errors(), json!({"200": ok_json("a page", json!({"type": "object", "properties": {"revision": n(), "more": {"type": "boolean"}, "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}}))})),
             }},
             "/v1/txn": {"post": {
-                "summary": "All-or-nothing transaction at one revision (at most 128 ops)",
+                "summary": "All-or-nothing transaction at one revision (at most 128 ops; its gets may return at most 4 MiB of values, else 400 and nothing applied)",
                 "parameters": [idem],
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"if": {"type": "array"}, "then": {"type": "array"}, "else": {"type": "array"}}}}}},
                 "responses": with(common_errors(), json!({"200": ok_json("the branch taken", json!({"type": "object", "properties": {"succeeded": {"type": "boolean"}, "revision": n(), "results": {"type": "array"}}})), "404": error("session_not_found"), "422": reused()})),
@@ -119,10 +129,10 @@ pub fn document() -> Value {
             }},
             "/v1/sessions": {
                 "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"})), "422": reused()}))},
-                "get": {"summary": "List sessions", "responses": with(common_errors(), json!({"200": ok_json("sessions", json!({"type": "object", "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}}}))}))},
+                "get": {"summary": "List sessions, a page at a time, in id order", "parameters": [limit(), param("start_after", "query", json!({"type": "string", "pattern": "^[0-9a-fA-F]{1,16}$"}), "a session id: the page starts after it")], "responses": with(common_errors(), json!({"200": ok_json("sessions", json!({"type": "object", "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "more": {"type": "boolean"}}}))}))},
             },
             "/v1/sessions/{id}": {
-                "get": {"summary": "A session and its ephemeral keys", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("the session", json!({"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n(), "keys": {"type": "array", "items": {"type": "string"}}}})), "404": error("session_not_found")}))},
+                "get": {"summary": "A session and a page of its ephemeral keys", "parameters": [session_id.clone(), limit(), param("start_after", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "a key: the page starts after it")], "responses": with(common_errors(), json!({"200": ok_json("the session", json!({"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n(), "keys": {"type": "array", "items": {"type": "string"}}, "more": {"type": "boolean"}}})), "404": error("session_not_found")}))},
                 "delete": {"summary": "Close a session, deleting its ephemeral keys in one revision", "parameters": [session_id, idem], "responses": with(common_errors(), json!({"200": ok_json("closed", json!({"type": "object", "properties": {"deleted_keys": n()}})), "404": error("session_not_found"), "422": reused()}))},
             },
             "/v1/sessions/{id}/keepalive": {"post": {"summary": "Restart the session's TTL", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("alive", json!({"$ref": "#/components/schemas/Session"})), "404": error("session_not_found")}))}},

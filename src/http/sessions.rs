@@ -10,7 +10,9 @@ use crate::http::body::read_limited;
 use crate::http::consensus::{propose, read_barrier};
 use crate::http::headers::REVISION;
 use crate::http::keys::{failure, unexpected};
+use crate::http::validate::{list_limit, validate_key_param, Query};
 use crate::http::{ApiError, AppState};
+use crate::kv::read::Page;
 use crate::kv::sessions::{SESSION_TTL_MS_MAX, SESSION_TTL_MS_MIN};
 use crate::kv::{Command, Outcome, SessionId};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -174,26 +176,39 @@ async fn forward_keepalive(
     Ok(out.body(body))
 }
 
-/// `GET /v1/sessions/{id}`.
+/// `GET /v1/sessions/{id}[?limit=N&start_after=K]`: the session and a page of its
+/// ephemeral keys (by count and the page byte budget), `more` when the page was cut.
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&req)?;
+    let query = Query::of(&req)?;
+    let page = Page {
+        limit: list_limit(&query)?,
+        bytes_max: state.limits.page_bytes_max,
+    };
+    let start_after = query.get("start_after")?;
+    if let Some(after) = start_after {
+        validate_key_param("start_after", after)?;
+    }
     read_barrier(&state).await?;
     let record = state.reader.session(id)?.ok_or_else(|| not_found(id))?;
-    let keys = state.reader.session_keys(id)?;
+    let (keys, more) = state.reader.session_keys_page(id, start_after, page)?;
     Ok(HttpResponse::Ok()
-        .json(json!({"id": id.to_string(), "ttl_ms": record.ttl_ms, "keys": keys})))
+        .json(json!({"id": id.to_string(), "ttl_ms": record.ttl_ms, "keys": keys, "more": more})))
 }
 
-/// `GET /v1/sessions`.
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// `GET /v1/sessions[?limit=N&start_after=ID]`: a page of the live sessions in id
+/// order, `more` when there are more.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let query = Query::of(&req)?;
+    let limit = list_limit(&query)?;
+    let start_after = query.session("start_after")?;
     read_barrier(&state).await?;
-    let sessions: Vec<_> = state
-        .reader
-        .sessions()?
+    let (page, more) = state.reader.sessions_page(start_after, limit)?;
+    let sessions: Vec<_> = page
         .into_iter()
         .map(|(id, r)| json!({"id": id.to_string(), "ttl_ms": r.ttl_ms}))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
+    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions, "more": more })))
 }
 
 /// `DELETE /v1/sessions/{id}`.

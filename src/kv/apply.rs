@@ -7,7 +7,9 @@
 //!   nothing and does not bump the revision;
 //! - a command that changes the key space bumps the revision by exactly one, and its
 //!   changes are recorded as that revision's history;
-//! - session creation/close without keys changes sessions only, not the revision.
+//! - session creation/close without keys changes sessions only, not the revision;
+//! - a command whose changes exceed the slot batch, or a transaction whose gets return
+//!   more than `TXN_GET_BYTES_MAX` of values, is refused whole (rolled back).
 
 use crate::kv::command::Command;
 use crate::kv::ctx::Ctx;
@@ -18,7 +20,7 @@ use crate::kv::keys;
 use crate::kv::keyspace;
 use crate::kv::machine::KvStateMachine;
 use crate::kv::options::KvOptions;
-use crate::kv::outcome::{Outcome, Reply};
+use crate::kv::outcome::{Outcome, Reply, TXN_GET_BYTES_MAX};
 use crate::kv::overlay::SlotOverlay;
 use crate::kv::sessions;
 use bytes::Bytes;
@@ -104,21 +106,34 @@ impl KvStateMachine {
                             (e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 48) as u64
                         })
                         .sum();
-                    if ctx.overlay.bytes() + events_bytes > self.opts.slot_batch_bytes_max {
+                    let refusal = if ctx.overlay.bytes() + events_bytes
+                        > self.opts.slot_batch_bytes_max
+                    {
                         // Deterministic on every replica: the command's writes would not
                         // fit the slot's storage batch, so it is refused, not applied.
-                        ctx.overlay.rollback(mark);
-                        ctx.meta = meta_before;
-                        ctx.events.truncate(events_len);
-                        ctx.lease_effects.truncate(effects_len);
-                        Outcome::Rejected {
-                            reason: format!(
-                                "the command's changes exceed {} bytes; split it (e.g. delete smaller prefixes)",
-                                self.opts.slot_batch_bytes_max
-                            ),
-                        }
+                        Some(format!(
+                            "the command's changes exceed {} bytes; split it (e.g. delete smaller prefixes)",
+                            self.opts.slot_batch_bytes_max
+                        ))
+                    } else if outcome.get_bytes() > TXN_GET_BYTES_MAX {
+                        // The reply would carry more values than an answer may: refused
+                        // whole, like an oversized change, before anyone answers with it.
+                        Some(format!(
+                            "the transaction's gets return {} bytes of values, over the {TXN_GET_BYTES_MAX} a reply may hold; nothing was applied: read the keys separately",
+                            outcome.get_bytes()
+                        ))
                     } else {
-                        outcome
+                        None
+                    };
+                    match refusal {
+                        Some(reason) => {
+                            ctx.overlay.rollback(mark);
+                            ctx.meta = meta_before;
+                            ctx.events.truncate(events_len);
+                            ctx.lease_effects.truncate(effects_len);
+                            Outcome::Rejected { reason }
+                        }
+                        None => outcome,
                     }
                 }
                 Err(e) => {

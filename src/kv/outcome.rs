@@ -70,6 +70,27 @@ pub enum Outcome {
     ClockAdvanced { retired: u64 },
 }
 
+/// Most bytes of values the gets of one transaction may return (the reply travels to
+/// the proposer and becomes one HTTP answer): a transaction over it is refused whole.
+/// A constant, not an option: every replica must refuse the same transactions.
+pub const TXN_GET_BYTES_MAX: u64 = 4 << 20;
+
+impl Outcome {
+    /// Bytes of values the reply carries (a transaction's gets; 0 for the rest).
+    pub fn get_bytes(&self) -> u64 {
+        match self {
+            Outcome::Txn { results, .. } => results
+                .iter()
+                .map(|r| match r {
+                    TxnResult::Get(Some((_, record))) => record.value.len() as u64,
+                    _ => 0,
+                })
+                .sum(),
+            _ => 0,
+        }
+    }
+}
+
 /// An outcome and the cluster revision right after the command was applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply {
