@@ -102,16 +102,8 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("building the HTTP client: {e}"))?,
         metrics: http::metrics::Metrics::default(),
     });
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .wrap(actix_web::middleware::from_fn(http::headers::stamp))
-            .configure(http::configure)
-    })
-    .bind(&config.client_addr)
-    .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?
-    .shutdown_timeout(2)
-    .run();
+    let server = server::http::serve(&config.client_addr, &config.http, state)
+        .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?;
     tracing::info!(addr = %config.client_addr, "serving clients");
     // A node that halts on its own (its acceptor log failed, or its peers refuse its data
     // directory) must not go on answering 503s: stop serving and exit with the reason.

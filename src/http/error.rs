@@ -33,6 +33,9 @@ pub enum ApiError {
     },
     /// The `Idempotency-Key` was first used for another request (422).
     IdempotencyKeyReused,
+    /// The request body did not arrive within the body deadline (408); the connection
+    /// is closed after the answer.
+    RequestTimeout(String),
     /// The route does not serve this method; `allow` lists those it serves.
     MethodNotAllowed {
         allow: &'static str,
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::Compacted { .. } => "compacted",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::NotFound(_) => "not_found",
             ApiError::Internal(_) => "internal",
         }
@@ -73,6 +77,7 @@ impl ApiError {
             | ApiError::NotReady(m)
             | ApiError::Timeout(m)
             | ApiError::NotFound(m)
+            | ApiError::RequestTimeout(m)
             | ApiError::Internal(m) => m.clone(),
             ApiError::VersionMismatch { current_version } => {
                 format!("the key's current version is {current_version}")
@@ -114,6 +119,7 @@ impl ResponseError for ApiError {
             ApiError::Compacted { .. } => StatusCode::GONE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -135,6 +141,10 @@ impl ResponseError for ApiError {
         }
         if let ApiError::MethodNotAllowed { allow } = self {
             resp.insert_header(("Allow", *allow));
+        }
+        if let ApiError::RequestTimeout(_) = self {
+            // The rest of the body may still come: the connection cannot be reused.
+            resp.force_close();
         }
         resp.json(body)
     }
@@ -194,6 +204,7 @@ mod tests {
                 422,
                 "idempotency_key_reused",
             ),
+            (ApiError::RequestTimeout("x".into()), 408, "request_timeout"),
             (
                 ApiError::MethodNotAllowed { allow: "GET, HEAD" },
                 405,

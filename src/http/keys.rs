@@ -81,7 +81,13 @@ pub async fn put(
     };
     // Check the request before reading the body, then the body against its limit.
     command_of(Bytes::new())?;
-    let value = read_limited(&req, &mut payload, state.limits.value_bytes_max).await?;
+    let value = read_limited(
+        &req,
+        &mut payload,
+        state.limits.value_bytes_max,
+        state.limits.body_timeout,
+    )
+    .await?;
     let reply = propose(&req, &state, command_of(value)?).await?;
     if let Some(err) = failure(&reply) {
         return Err(err);

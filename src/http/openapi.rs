@@ -31,6 +31,7 @@ fn ok_json(description: &str, schema: Value) -> Value {
 fn common_errors() -> Value {
     json!({
         "400": error("bad_request"),
+        "408": {"description": "the request head (empty body) or body (request_timeout) did not arrive in time; nothing was applied, the connection is closed"},
         "503": error("no_quorum / not_ready: not applied, retry (Retry-After)"),
         "504": error("timeout: the outcome is unknown"),
     })
@@ -143,7 +144,7 @@ pub fn document() -> Value {
             "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
         },
         "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "not_found", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "request_timeout", "not_found", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
             "PutResult": {"type": "object", "properties": {"key": {"type": "string"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Entry": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": "string", "format": "byte"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Session": {"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n()}},

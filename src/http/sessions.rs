@@ -64,7 +64,13 @@ pub async fn create(
     mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_limited(&req, &mut payload, state.limits.json_body_bytes_max).await?;
+    let body = read_limited(
+        &req,
+        &mut payload,
+        state.limits.json_body_bytes_max,
+        state.limits.body_timeout,
+    )
+    .await?;
     let ttl_ms = if body.iter().all(u8::is_ascii_whitespace) {
         SESSION_TTL_MS_DEFAULT
     } else {

@@ -10,8 +10,12 @@
 //! while idempotency records are held, so the clock that retires them moves with the
 //! leader's time (`kv::idempotency`). Started and stopped beside `expiry`.
 //!
+//! `http`: the client HTTP server with its connection limits (deadlines for heads,
+//! keep-alive, a connection cap), serving `crate::http`'s routes.
+//!
 //! Dependencies point down: `server` uses `node`, `kv` and `http`'s wall clock; none of
 //! them uses it.
 
 pub mod clock;
 pub mod expiry;
+pub mod http;
