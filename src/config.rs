@@ -6,6 +6,7 @@
 //! cluster. The data directory remembers its member list (`cluster.json`, written
 //! atomically): starting it with a different list is refused.
 
+use crate::http::HttpArgs;
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -55,6 +56,9 @@ pub struct ServeArgs {
     /// How long a request may wait for consensus before answering 504 (or 503).
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
+    /// The HTTP server's deadlines and limits.
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// A checked configuration.
@@ -71,6 +75,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub value_bytes_max: usize,
     pub request_timeout: Duration,
+    pub http: HttpArgs,
 }
 
 /// A configuration that cannot run.
@@ -182,6 +187,9 @@ impl ServeConfig {
                 reason: "must be at least 100".into(),
             });
         }
+        args.http
+            .check()
+            .map_err(|(name, reason)| ConfigError::BadLimit { name, reason })?;
         Ok(ServeConfig {
             id: position as u32 + 1,
             members: members
@@ -194,6 +202,7 @@ impl ServeConfig {
             data_dir: args.data_dir.clone(),
             value_bytes_max: args.value_bytes_max,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
+            http: args.http.clone(),
         })
     }
 
@@ -261,6 +270,7 @@ mod tests {
             data_dir: "./data".into(),
             value_bytes_max: 1 << 20,
             request_timeout_ms: 5000,
+            http: HttpArgs::default(),
         }
     }
 

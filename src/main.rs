@@ -85,6 +85,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("starting the node: {e}"))?;
     let expiry = tokio::spawn(server::expiry::run(node.clone(), Arc::clone(&leases)));
+    let clock = tokio::spawn(server::clock::run(node.clone(), reader.clone()));
 
     let state = actix_web::web::Data::new(AppState {
         node: node.clone(),
@@ -93,7 +94,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         limits: HttpLimits {
             value_bytes_max: config.value_bytes_max,
             request_timeout: config.request_timeout,
-            ..HttpLimits::default()
+            ..config.http.limits()
         },
         forward: reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -101,16 +102,8 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("building the HTTP client: {e}"))?,
         metrics: http::metrics::Metrics::default(),
     });
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .wrap(actix_web::middleware::from_fn(http::headers::stamp))
-            .configure(http::configure)
-    })
-    .bind(&config.client_addr)
-    .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?
-    .shutdown_timeout(2)
-    .run();
+    let server = server::http::serve(&config.client_addr, &config.http, state)
+        .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?;
     tracing::info!(addr = %config.client_addr, "serving clients");
     // A node that halts on its own (its acceptor log failed, or its peers refuse its data
     // directory) must not go on answering 503s: stop serving and exit with the reason.
@@ -124,6 +117,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     };
     let result = server.await;
     expiry.abort();
+    clock.abort();
     node.shutdown().await;
     if let Ok(Some(reason)) = halted.await {
         return Err(format!("the node stopped: {reason}").into());

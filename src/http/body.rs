@@ -1,9 +1,14 @@
-//! Reading request bodies under a size limit, without buffering more than the limit.
+//! Reading request bodies under a size limit and a deadline, without buffering more
+//! than the limit.
 //!
-//! A declared `Content-Length` over the limit is refused at once; an undeclared body
-//! is read chunk by chunk and refused as soon as it passes the limit. Before answering
-//! 413, a moderately oversized body is drained (read and dropped, never kept) so the
-//! client sees the answer instead of a reset connection.
+//! A declared `Content-Length` over the limit is refused at once; a body is read chunk
+//! by chunk and refused as soon as it passes the limit. Before answering 413, a
+//! moderately oversized body is drained (read and dropped, never kept) so the client
+//! sees the answer instead of a reset connection. Invariants: the buffer grows with
+//! the bytes received, never from the declared length (a client declaring 1 GiB and
+//! sending 10 bytes costs 10 bytes); the whole body must arrive within the body
+//! deadline (`limits.body_timeout`), else 408 `request_timeout` and the connection is
+//! closed, so a stalled or slow-dripping client holds no handler for longer.
 
 use crate::http::ApiError;
 use actix_web::{web, HttpRequest};
@@ -38,11 +43,15 @@ async fn drain(payload: &mut web::Payload, declared: u64) {
     .await;
 }
 
-/// Reads the whole body if it is at most `max` bytes.
+/// Bytes reserved up front at most, whatever the declared length.
+const RESERVE_BYTES_MAX: usize = 64 << 10;
+
+/// Reads the whole body if it is at most `max` bytes and arrives within `timeout`.
 pub async fn read_limited(
     req: &HttpRequest,
     payload: &mut web::Payload,
     max: usize,
+    timeout: Duration,
 ) -> Result<Bytes, ApiError> {
     let max64 = max as u64;
     let declared = content_length(req)?;
@@ -52,19 +61,32 @@ pub async fn read_limited(
             return Err(ApiError::TooLarge { len, max: max64 });
         }
     }
-    let mut buf = BytesMut::with_capacity(declared.map_or(0, |l| l as usize));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("reading the body failed: {e}")))?;
-        if buf.len() + chunk.len() > max {
-            let seen = (buf.len() + chunk.len()) as u64;
-            drain(payload, seen).await;
-            return Err(ApiError::TooLarge {
-                len: seen,
-                max: max64,
-            });
+    let reserve = declared.map_or(0, |l| usize::try_from(l).unwrap_or(max));
+    let mut buf = BytesMut::with_capacity(reserve.min(RESERVE_BYTES_MAX));
+    let read = tokio::time::timeout(timeout, async {
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::BadRequest(format!("reading the body failed: {e}")))?;
+            if buf.len() + chunk.len() > max {
+                let seen = (buf.len() + chunk.len()) as u64;
+                drain(payload, seen).await;
+                return Err(ApiError::TooLarge {
+                    len: seen,
+                    max: max64,
+                });
+            }
+            buf.extend_from_slice(&chunk);
         }
-        buf.extend_from_slice(&chunk);
+        Ok(())
+    })
+    .await;
+    match read {
+        Ok(Ok(())) => Ok(buf.freeze()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::RequestTimeout(format!(
+            "the request body did not arrive within {} ms ({} bytes came); nothing was applied",
+            timeout.as_millis(),
+            buf.len()
+        ))),
     }
-    Ok(buf.freeze())
 }

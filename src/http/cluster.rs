@@ -11,17 +11,24 @@ pub async fn health() -> HttpResponse {
 }
 
 /// `GET /ready`: 200 when a leader is known and this node has applied everything
-/// committed up to when it asked; else 503 `not_ready`.
+/// committed up to when it asked; else 503 `not_ready`. A probe answers within
+/// `limits.ready_timeout` (1 s by default): the read barrier is given that long, not
+/// the request timeout, and past it the answer is 503.
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let status = state.node.status();
     if status.leader.is_none() {
         return Err(ApiError::NotReady("no leader is known".into()));
     }
-    match read_barrier(&state).await {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
-        Err(e) => Err(ApiError::NotReady(format!(
+    let limit = state.limits.ready_timeout;
+    match tokio::time::timeout(limit, read_barrier(&state)).await {
+        Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
+        Ok(Err(e)) => Err(ApiError::NotReady(format!(
             "not caught up: {}",
             e.message()
+        ))),
+        Err(_) => Err(ApiError::NotReady(format!(
+            "could not confirm being caught up within {} ms",
+            limit.as_millis()
         ))),
     }
 }

@@ -1,12 +1,16 @@
 //! The handlers' bridge to the node: proposing a command, and the read-index barrier of
 //! linearizable reads, each bounded by the request timeout and mapped to API errors.
 //!
+//! An `Idempotency-Key` wraps the command in `Command::Idempotent`, stamped with this
+//! node's wall clock and, when this node is the leader, its ballot (only the leader's
+//! stamps move the idempotency clock: `kv::idempotency`).
+//!
 //! `NoQuorum`/`NotReady` become 503 (not applied, safe to retry); a timeout or a
 //! shutdown mid-request becomes 504 (outcome unknown).
 
 use crate::http::{ApiError, AppState};
 use crate::kv::idempotency::IDEMPOTENCY_KEY_BYTES_MAX;
-use crate::kv::{Command, Reply};
+use crate::kv::{Command, LeaderBallot, Reply};
 use crate::node::NodeError;
 use actix_web::HttpRequest;
 use std::future::Future;
@@ -53,6 +57,13 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
+/// This node's wall clock, Unix ms (0 before 1970).
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Proposes the command of `req`, made idempotent when it carries an
 /// `Idempotency-Key`, and waits until this node applied it.
 pub async fn propose(
@@ -61,13 +72,19 @@ pub async fn propose(
     command: Command,
 ) -> Result<Reply, ApiError> {
     let command = match idempotency_key(req)? {
-        Some(key) => Command::Idempotent {
-            key,
-            stamp_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            inner: Box::new(command),
-        },
+        Some(key) => {
+            // The stamp counts for the idempotency clock only from the leader.
+            let status = state.node.status();
+            Command::Idempotent {
+                key,
+                stamp_ms: wall_clock_ms(),
+                inner: Box::new(command),
+                leader: status.is_leader.then_some(LeaderBallot {
+                    round: status.ballot.round,
+                    node: status.ballot.node,
+                }),
+            }
+        }
         None => command,
     };
     propose_command(state, command).await

@@ -31,6 +31,15 @@ pub enum ApiError {
     Compacted {
         compact_revision: u64,
     },
+    /// The `Idempotency-Key` was first used for another request (422).
+    IdempotencyKeyReused,
+    /// The request body did not arrive within the body deadline (408); the connection
+    /// is closed after the answer.
+    RequestTimeout(String),
+    /// The route does not serve this method; `allow` lists those it serves.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     /// No such route.
     NotFound(String),
     /// A bug or a local storage failure.
@@ -50,6 +59,9 @@ impl ApiError {
             ApiError::NotReady(_) => "not_ready",
             ApiError::Timeout(_) => "timeout",
             ApiError::Compacted { .. } => "compacted",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::NotFound(_) => "not_found",
             ApiError::Internal(_) => "internal",
         }
@@ -65,6 +77,7 @@ impl ApiError {
             | ApiError::NotReady(m)
             | ApiError::Timeout(m)
             | ApiError::NotFound(m)
+            | ApiError::RequestTimeout(m)
             | ApiError::Internal(m) => m.clone(),
             ApiError::VersionMismatch { current_version } => {
                 format!("the key's current version is {current_version}")
@@ -76,6 +89,12 @@ impl ApiError {
                 "revisions up to {compact_revision} are no longer held; watch from {} or later",
                 compact_revision + 1
             ),
+            ApiError::MethodNotAllowed { allow } => {
+                format!("this route serves only {allow}")
+            }
+            ApiError::IdempotencyKeyReused => "the Idempotency-Key was first used for another \
+                request (method, key, query or body); nothing was applied"
+                .into(),
         }
     }
 }
@@ -98,6 +117,9 @@ impl ResponseError for ApiError {
             ApiError::NoQuorum(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Compacted { .. } => StatusCode::GONE,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -116,6 +138,13 @@ impl ResponseError for ApiError {
         let mut resp = HttpResponse::build(self.status_code());
         if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
             resp.insert_header(("Retry-After", RETRY_AFTER_SECS.to_string()));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            resp.insert_header(("Allow", *allow));
+        }
+        if let ApiError::RequestTimeout(_) = self {
+            // The rest of the body may still come: the connection cannot be reused.
+            resp.force_close();
         }
         resp.json(body)
     }
@@ -170,6 +199,17 @@ mod tests {
                 410,
                 "compacted",
             ),
+            (
+                ApiError::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
+            ),
+            (ApiError::RequestTimeout("x".into()), 408, "request_timeout"),
+            (
+                ApiError::MethodNotAllowed { allow: "GET, HEAD" },
+                405,
+                "method_not_allowed",
+            ),
         ];
         for (e, status, code) in cases {
             assert_eq!(e.status_code().as_u16(), status);
@@ -178,6 +218,11 @@ mod tests {
             assert_eq!(
                 resp.headers().contains_key("retry-after"),
                 status == 503,
+                "{code}"
+            );
+            assert_eq!(
+                resp.headers().contains_key("allow"),
+                status == 405,
                 "{code}"
             );
         }

@@ -1,13 +1,17 @@
 //! `/v1/keys`: put, get and delete one key (optionally conditional, ephemeral or by
-//! prefix), and list keys by prefix.
+//! prefix), and list keys by prefix. A listing page stops at `limit` entries or at
+//! the page byte budget (`limits.page_bytes_max`, counted by [`entry_json_bytes`]),
+//! whichever comes first, and `more` says so.
 
 use crate::http::body::read_limited;
 use crate::http::consensus::{propose, read_barrier};
 use crate::http::headers::REVISION;
 use crate::http::validate::{
-    consistency, expected_version, key_from_request, list_limit, validate_key, Consistency, Query,
+    consistency, expected_version, key_from_request, list_limit, validate_key, validate_key_param,
+    validate_prefix_param, Consistency, Query,
 };
 use crate::http::{ApiError, AppState};
+use crate::kv::read::Page;
 use crate::kv::{Command, KeyRecord, Outcome, Reply};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
@@ -25,6 +29,7 @@ pub fn failure(reply: &Reply) -> Option<ApiError> {
             "the session does not exist or has expired".into(),
         )),
         Outcome::Rejected { reason } => Some(ApiError::BadRequest(reason.clone())),
+        Outcome::IdempotencyKeyReused => Some(ApiError::IdempotencyKeyReused),
         _ => None,
     }
 }
@@ -76,7 +81,13 @@ pub async fn put(
     };
     // Check the request before reading the body, then the body against its limit.
     command_of(Bytes::new())?;
-    let value = read_limited(&req, &mut payload, state.limits.value_bytes_max).await?;
+    let value = read_limited(
+        &req,
+        &mut payload,
+        state.limits.value_bytes_max,
+        state.limits.body_timeout,
+    )
+    .await?;
     let reply = propose(&req, &state, command_of(value)?).await?;
     if let Some(err) = failure(&reply) {
         return Err(err);
@@ -157,6 +168,21 @@ pub async fn delete(
     }
 }
 
+/// Bytes of JSON beyond the key and the value an entry takes at most (field names,
+/// numbers, a session id).
+pub const ENTRY_JSON_OVERHEAD_BYTES: u64 = 192;
+
+/// The JSON size of one entry of a listing, as counted against the page's budget: the
+/// key (escaping at most doubles it), the value in base64, and the rest.
+pub fn entry_json_bytes(key: &str, record: &KeyRecord, with_value: bool) -> u64 {
+    let value = if with_value {
+        (record.value.len() as u64).div_ceil(3) * 4
+    } else {
+        0
+    };
+    2 * key.len() as u64 + value + ENTRY_JSON_OVERHEAD_BYTES
+}
+
 /// One entry of a listing.
 pub fn entry_json(key: &str, record: &KeyRecord, with_value: bool) -> serde_json::Value {
     let mut e = json!({
@@ -176,14 +202,25 @@ pub fn entry_json(key: &str, record: &KeyRecord, with_value: bool) -> serde_json
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let prefix = query.get("prefix")?.unwrap_or("").to_string();
-    if !prefix.is_empty() {
-        validate_key(&prefix)?;
-    }
+    validate_prefix_param("prefix", &prefix)?;
     let start_after = query.get("start_after")?.map(str::to_string);
+    if let Some(after) = &start_after {
+        validate_key_param("start_after", after)?;
+    }
     let limit = list_limit(&query)?;
     let keys_only = query.bool("keys_only")?;
     serve_read(&state, &query).await?;
-    let page = state.reader.list(&prefix, start_after.as_deref(), limit)?;
+    let page = Page {
+        limit,
+        bytes_max: state.limits.page_bytes_max,
+    };
+    let page = state.reader.list_page(
+        &prefix,
+        start_after.as_deref(),
+        page,
+        !keys_only,
+        &|key, record| entry_json_bytes(key, record, !keys_only),
+    )?;
     let entries: Vec<_> = page
         .entries
         .iter()

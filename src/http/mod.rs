@@ -12,6 +12,7 @@ pub mod consensus;
 pub mod error;
 pub mod headers;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod sessions;
@@ -23,30 +24,9 @@ use crate::kv::{KvReader, LeaseTable};
 use crate::node::NodeHandle;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use error::ApiError;
-
-/// Limits of the HTTP layer.
-#[derive(Clone, Debug)]
-pub struct HttpLimits {
-    /// Largest value a PUT may carry.
-    pub value_bytes_max: usize,
-    /// Largest JSON request body.
-    pub json_body_bytes_max: usize,
-    /// How long a request may wait on consensus before answering 504.
-    pub request_timeout: Duration,
-}
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        HttpLimits {
-            value_bytes_max: 1 << 20,
-            json_body_bytes_max: 64 << 10,
-            request_timeout: Duration::from_secs(5),
-        }
-    }
-}
+pub use limits::{HttpArgs, HttpLimits};
 
 /// What every handler shares.
 pub struct AppState {
@@ -68,29 +48,67 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// Registers every route (used by the server and by tests).
+/// The answer of a route to a method it does not serve: 405 with `Allow`.
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) })
+}
+
+/// Registers every route (used by the server and by tests). Each path is one resource
+/// that lists its methods; any other method gets 405 with `Allow`. Every GET route but
+/// the watch stream also answers HEAD (the same handler; the server sends no body).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(cluster::health))
-        .route("/ready", web::get().to(cluster::ready))
-        .route("/v1/cluster", web::get().to(cluster::cluster))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/v1/openapi.json", web::get().to(openapi::openapi))
-        .route("/v1/keys", web::get().to(keys::list))
+    let get_head = |path: &str, handler: fn() -> actix_web::Route| {
+        web::resource(path.to_string())
+            .route(handler().method(actix_web::http::Method::GET))
+            .route(handler().method(actix_web::http::Method::HEAD))
+            .default_service(not_allowed("GET, HEAD"))
+    };
+    cfg.service(get_head("/health", || web::route().to(cluster::health)))
+        .service(get_head("/ready", || web::route().to(cluster::ready)))
+        .service(get_head("/v1/cluster", || {
+            web::route().to(cluster::cluster)
+        }))
+        .service(get_head("/metrics", || web::route().to(metrics::metrics)))
+        .service(get_head("/v1/openapi.json", || {
+            web::route().to(openapi::openapi)
+        }))
+        .service(get_head("/v1/keys", || web::route().to(keys::list)))
         .service(
             web::resource("/v1/keys/{key:.*}")
                 .route(web::put().to(keys::put))
                 .route(web::get().to(keys::get))
-                .route(web::delete().to(keys::delete)),
+                .route(web::head().to(keys::get))
+                .route(web::delete().to(keys::delete))
+                .default_service(not_allowed("GET, HEAD, PUT, DELETE")),
         )
-        .route("/v1/watch", web::get().to(watch::watch))
-        .route("/v1/txn", web::post().to(txn::txn))
-        .route("/v1/sessions", web::post().to(sessions::create))
-        .route("/v1/sessions", web::get().to(sessions::list))
-        .route(
-            "/v1/sessions/{id}/keepalive",
-            web::post().to(sessions::keepalive),
+        .service(
+            web::resource("/v1/watch")
+                .route(web::get().to(watch::watch))
+                .default_service(not_allowed("GET")),
         )
-        .route("/v1/sessions/{id}", web::get().to(sessions::get))
-        .route("/v1/sessions/{id}", web::delete().to(sessions::close))
+        .service(
+            web::resource("/v1/txn")
+                .route(web::post().to(txn::txn))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/v1/sessions")
+                .route(web::post().to(sessions::create))
+                .route(web::get().to(sessions::list))
+                .route(web::head().to(sessions::list))
+                .default_service(not_allowed("GET, HEAD, POST")),
+        )
+        .service(
+            web::resource("/v1/sessions/{id}/keepalive")
+                .route(web::post().to(sessions::keepalive))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/v1/sessions/{id}")
+                .route(web::get().to(sessions::get))
+                .route(web::head().to(sessions::get))
+                .route(web::delete().to(sessions::close))
+                .default_service(not_allowed("GET, HEAD, DELETE")),
+        )
         .default_service(web::to(no_route));
 }

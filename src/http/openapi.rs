@@ -11,6 +11,19 @@ fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
+fn limit() -> Value {
+    param(
+        "limit",
+        "query",
+        json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}),
+        "most entries of the page",
+    )
+}
+
+fn reused() -> Value {
+    error("idempotency_key_reused: the Idempotency-Key was first used for another request (method, key, query or body); nothing was applied")
+}
+
 fn ok_json(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
@@ -18,6 +31,7 @@ fn ok_json(description: &str, schema: Value) -> Value {
 fn common_errors() -> Value {
     json!({
         "400": error("bad_request"),
+        "408": {"description": "the request head (empty body) or body (request_timeout) did not arrive in time; nothing was applied, the connection is closed"},
         "503": error("no_quorum / not_ready: not applied, retry (Retry-After)"),
         "504": error("timeout: the outcome is unknown"),
     })
@@ -57,12 +71,12 @@ pub fn document() -> Value {
         "Idempotency-Key",
         "header",
         json!({"type": "string", "maxLength": 128}),
-        "a retry within 10 minutes returns the first answer",
+        "a retry of the same request within 10 minutes returns the first answer; the key reused for another request is 422",
     );
     let session_id = param("id", "path", json!({"type": "string"}), "session id");
     json!({
         "openapi": "3.0.3",
-        "info": {"title": "Concierge", "version": "1", "description": "A durable, replicated coordination service. Every response carries X-Concierge-Revision and X-Concierge-Leader."},
+        "info": {"title": "Concierge", "version": "1", "description": "A durable, replicated coordination service. Every response carries X-Concierge-Revision and X-Concierge-Leader. A method a path does not serve is 405 method_not_allowed with an Allow header; every GET but /v1/watch also answers HEAD (no body)."},
         "paths": {
             "/v1/keys/{key}": {
                 "put": {
@@ -75,6 +89,7 @@ pub fn document() -> Value {
                         "404": error("session_not_found"),
                         "412": error("version_mismatch (adds current_version)"),
                         "413": error("too_large"),
+                        "422": reused(),
                     })),
                 },
                 "get": {
@@ -92,19 +107,21 @@ pub fn document() -> Value {
                         "200": ok_json("deleted", json!({"type": "object", "properties": {"deleted": n(), "revision": n()}})),
                         "404": error("key_not_found"),
                         "412": error("version_mismatch"),
+                        "422": reused(),
                     })),
                 },
             },
             "/v1/keys": {"get": {
                 "summary": "List keys by prefix, in key order",
-                "parameters": [param("prefix", "query", json!({"type": "string"}), ""), param("limit", "query", json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}), ""), param("start_after", "query", json!({"type": "string"}), ""), param("keys_only", "query", json!({"type": "boolean"}), ""), consistency],
+                "description": "A page stops at limit entries or at the page byte budget (PAGE_BYTES_MAX, 4 MiB by default), whichever comes first; more is true when either cut it: continue with start_after = the last key.",
+                "parameters": [param("prefix", "query", json!({"type": "string", "maxLength": 1024}), "empty: every key"), limit(), param("start_after", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "a key: the page starts after it"), param("keys_only", "query", json!({"type": "boolean"}), ""), consistency],
                 "responses": with(common_errors(), json!({"200": ok_json("a page", json!({"type": "object", "properties": {"revision": n(), "more": {"type": "boolean"}, "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}}))})),
             }},
             "/v1/txn": {"post": {
-                "summary": "All-or-nothing transaction at one revision (at most 128 ops)",
+                "summary": "All-or-nothing transaction at one revision (at most 128 ops; its gets may return at most 4 MiB of values, else 400 and nothing applied)",
                 "parameters": [idem],
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"if": {"type": "array"}, "then": {"type": "array"}, "else": {"type": "array"}}}}}},
-                "responses": with(common_errors(), json!({"200": ok_json("the branch taken", json!({"type": "object", "properties": {"succeeded": {"type": "boolean"}, "revision": n(), "results": {"type": "array"}}})), "404": error("session_not_found")})),
+                "responses": with(common_errors(), json!({"200": ok_json("the branch taken", json!({"type": "object", "properties": {"succeeded": {"type": "boolean"}, "revision": n(), "results": {"type": "array"}}})), "404": error("session_not_found"), "422": reused()})),
             }},
             "/v1/watch": {"get": {
                 "summary": "Server-Sent Events stream of changes",
@@ -112,12 +129,12 @@ pub fn document() -> Value {
                 "responses": {"200": {"description": "id: <mod_revision>, data: an event", "content": {"text/event-stream": {}}}, "400": error("bad_request"), "410": error("compacted (adds compact_revision)")},
             }},
             "/v1/sessions": {
-                "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"}))}))},
-                "get": {"summary": "List sessions", "responses": with(common_errors(), json!({"200": ok_json("sessions", json!({"type": "object", "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}}}))}))},
+                "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"})), "422": reused()}))},
+                "get": {"summary": "List sessions, a page at a time, in id order", "parameters": [limit(), param("start_after", "query", json!({"type": "string", "pattern": "^[0-9a-fA-F]{1,16}$"}), "a session id: the page starts after it")], "responses": with(common_errors(), json!({"200": ok_json("sessions", json!({"type": "object", "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "more": {"type": "boolean"}}}))}))},
             },
             "/v1/sessions/{id}": {
-                "get": {"summary": "A session and its ephemeral keys", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("the session", json!({"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n(), "keys": {"type": "array", "items": {"type": "string"}}}})), "404": error("session_not_found")}))},
-                "delete": {"summary": "Close a session, deleting its ephemeral keys in one revision", "parameters": [session_id, idem], "responses": with(common_errors(), json!({"200": ok_json("closed", json!({"type": "object", "properties": {"deleted_keys": n()}})), "404": error("session_not_found")}))},
+                "get": {"summary": "A session and a page of its ephemeral keys", "parameters": [session_id.clone(), limit(), param("start_after", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "a key: the page starts after it")], "responses": with(common_errors(), json!({"200": ok_json("the session", json!({"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n(), "keys": {"type": "array", "items": {"type": "string"}}, "more": {"type": "boolean"}}})), "404": error("session_not_found")}))},
+                "delete": {"summary": "Close a session, deleting its ephemeral keys in one revision", "parameters": [session_id, idem], "responses": with(common_errors(), json!({"200": ok_json("closed", json!({"type": "object", "properties": {"deleted_keys": n()}})), "404": error("session_not_found"), "422": reused()}))},
             },
             "/v1/sessions/{id}/keepalive": {"post": {"summary": "Restart the session's TTL", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("alive", json!({"$ref": "#/components/schemas/Session"})), "404": error("session_not_found")}))}},
             "/v1/cluster": {"get": {"summary": "Membership and consensus state", "responses": {"200": ok_json("the cluster as this node sees it", json!({"type": "object", "properties": {"node_id": n(), "leader_id": {"type": "integer", "nullable": true}, "ballot": {"type": "object"}, "commit_index": n(), "applied_index": n(), "revision": n(), "members": {"type": "array", "items": {"type": "object", "properties": {"id": n(), "peer_addr": {"type": "string"}, "client_addr": {"type": "string"}, "healthy": {"type": "boolean"}}}}}}))}}},
@@ -127,7 +144,7 @@ pub fn document() -> Value {
             "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
         },
         "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "request_timeout", "not_found", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
             "PutResult": {"type": "object", "properties": {"key": {"type": "string"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Entry": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": "string", "format": "byte"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Session": {"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n()}},
@@ -165,5 +182,21 @@ mod tests {
             assert!(paths.contains_key(p), "{p}");
         }
         assert_eq!(doc["openapi"], "3.0.3");
+    }
+
+    #[test]
+    fn every_operation_taking_an_idempotency_key_documents_the_422() {
+        let doc = document();
+        let mut seen = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                if params.iter().any(|p| p["name"] == "Idempotency-Key") {
+                    seen += 1;
+                    assert!(op["responses"]["422"].is_object(), "{method} {path}");
+                }
+            }
+        }
+        assert_eq!(seen, 5);
     }
 }

@@ -10,7 +10,9 @@ use crate::http::body::read_limited;
 use crate::http::consensus::{propose, read_barrier};
 use crate::http::headers::REVISION;
 use crate::http::keys::{failure, unexpected};
+use crate::http::validate::{list_limit, validate_key_param, Query};
 use crate::http::{ApiError, AppState};
+use crate::kv::read::Page;
 use crate::kv::sessions::{SESSION_TTL_MS_MAX, SESSION_TTL_MS_MIN};
 use crate::kv::{Command, Outcome, SessionId};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -43,10 +45,13 @@ pub fn new_session_id() -> SessionId {
     SessionId(h.finish())
 }
 
+/// The `{id}` of the path. An id that is not 1 to 16 hex digits names no session:
+/// 404, as for any id that is not a live session (API.md: "well-formed or not").
 fn parse_id(req: &HttpRequest) -> Result<SessionId, ApiError> {
     let raw = req.match_info().get("id").unwrap_or_default();
-    raw.parse()
-        .map_err(|e: crate::kv::command::BadSessionId| ApiError::BadRequest(e.to_string()))
+    raw.parse().map_err(|e: crate::kv::command::BadSessionId| {
+        ApiError::SessionNotFound(format!("{e}: no session has this id"))
+    })
 }
 
 fn not_found(id: SessionId) -> ApiError {
@@ -59,7 +64,13 @@ pub async fn create(
     mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_limited(&req, &mut payload, state.limits.json_body_bytes_max).await?;
+    let body = read_limited(
+        &req,
+        &mut payload,
+        state.limits.json_body_bytes_max,
+        state.limits.body_timeout,
+    )
+    .await?;
     let ttl_ms = if body.iter().all(u8::is_ascii_whitespace) {
         SESSION_TTL_MS_DEFAULT
     } else {
@@ -76,6 +87,9 @@ pub async fn create(
     for _ in 0..2 {
         let id = new_session_id();
         let reply = propose(&req, &state, Command::CreateSession { id, ttl_ms }).await?;
+        if reply.outcome == Outcome::IdempotencyKeyReused {
+            return Err(ApiError::IdempotencyKeyReused);
+        }
         match reply.outcome {
             Outcome::SessionCreated { id, ttl_ms } => {
                 return Ok(HttpResponse::Created()
@@ -168,26 +182,39 @@ async fn forward_keepalive(
     Ok(out.body(body))
 }
 
-/// `GET /v1/sessions/{id}`.
+/// `GET /v1/sessions/{id}[?limit=N&start_after=K]`: the session and a page of its
+/// ephemeral keys (by count and the page byte budget), `more` when the page was cut.
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&req)?;
+    let query = Query::of(&req)?;
+    let page = Page {
+        limit: list_limit(&query)?,
+        bytes_max: state.limits.page_bytes_max,
+    };
+    let start_after = query.get("start_after")?;
+    if let Some(after) = start_after {
+        validate_key_param("start_after", after)?;
+    }
     read_barrier(&state).await?;
     let record = state.reader.session(id)?.ok_or_else(|| not_found(id))?;
-    let keys = state.reader.session_keys(id)?;
+    let (keys, more) = state.reader.session_keys_page(id, start_after, page)?;
     Ok(HttpResponse::Ok()
-        .json(json!({"id": id.to_string(), "ttl_ms": record.ttl_ms, "keys": keys})))
+        .json(json!({"id": id.to_string(), "ttl_ms": record.ttl_ms, "keys": keys, "more": more})))
 }
 
-/// `GET /v1/sessions`.
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// `GET /v1/sessions[?limit=N&start_after=ID]`: a page of the live sessions in id
+/// order, `more` when there are more.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let query = Query::of(&req)?;
+    let limit = list_limit(&query)?;
+    let start_after = query.session("start_after")?;
     read_barrier(&state).await?;
-    let sessions: Vec<_> = state
-        .reader
-        .sessions()?
+    let (page, more) = state.reader.sessions_page(start_after, limit)?;
+    let sessions: Vec<_> = page
         .into_iter()
         .map(|(id, r)| json!({"id": id.to_string(), "ttl_ms": r.ttl_ms}))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
+    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions, "more": more })))
 }
 
 /// `DELETE /v1/sessions/{id}`.

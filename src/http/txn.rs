@@ -147,7 +147,7 @@ pub async fn txn(
     let max = state.limits.value_bytes_max;
     // Room for one value at the limit in base64, plus the rest of the document.
     let body_max = max / 3 * 4 + 8 + state.limits.json_body_bytes_max;
-    let body = read_limited(&req, &mut payload, body_max).await?;
+    let body = read_limited(&req, &mut payload, body_max, state.limits.body_timeout).await?;
     let parsed: TxnBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("not a transaction document: {e}")))?;
     let ops = parsed.compares.len() + parsed.success.len() + parsed.failure.len();

@@ -1,6 +1,11 @@
 //! Parsing at the edge: raw paths, query strings and headers become checked values
 //! before anything reaches the state machine (STYLE.md #12). Every refusal is a
 //! `bad_request` naming what was wrong.
+//!
+//! One decoding rule for every URL part ([`percent_decoded`]: `+` is a plus, in paths
+//! and queries alike) and one set of key rules ([`validate_key`]) for a key wherever it
+//! comes from: the path, `start_after`, `prefix` (which may also be empty), a watch's
+//! `key`.
 
 use crate::http::error::ApiError;
 use crate::kv::keys::KEY_BYTES_MAX;
@@ -34,33 +39,53 @@ pub fn validate_key(key: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Percent-decodes one URL component as UTF-8. The one rule for keys in URLs, in the
+/// path and in query parameters alike (API.md: keys are percent-encoded): `%XX` is a
+/// byte, everything else stands for itself, `+` included (a space is `%20`; the
+/// form-encoding habit of `+` for a space is not followed, so that `a+b` names the same
+/// key in `/v1/keys/a+b` and in `?prefix=a+b`).
+pub fn percent_decoded(raw: &str, what: &str) -> Result<String, ApiError> {
+    percent_decode(raw.as_bytes())
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| ApiError::BadRequest(format!("{what} is not UTF-8 once percent-decoded")))
+}
+
 /// The key of a `/v1/keys/{key}` request: the rest of the raw path, percent-decoded.
 pub fn key_from_request(req: &HttpRequest) -> Result<String, ApiError> {
     let path = req.uri().path();
     let raw = path
         .strip_prefix(KEYS_PATH)
         .ok_or_else(|| ApiError::BadRequest("the path has no key".into()))?;
-    let key = percent_decode(raw.as_bytes())
-        .decode_utf8()
-        .map_err(|_| ApiError::BadRequest("the key is not UTF-8 once percent-decoded".into()))?
-        .into_owned();
+    let key = percent_decoded(raw, "the key")?;
     validate_key(&key)?;
     Ok(key)
 }
 
-/// A query string's (name, value) pairs, percent-decoded (`+` is a space).
+/// Checks a key given in the query parameter `name` (`start_after`, the watch's
+/// `key`): the rules of [`validate_key`], the refusal naming the parameter.
+pub fn validate_key_param(name: &str, value: &str) -> Result<(), ApiError> {
+    validate_key(value).map_err(|e| ApiError::BadRequest(format!("{name}: {}", e.message())))
+}
+
+/// Checks a key prefix given in the query parameter `name` (a listing's or a watch's
+/// `prefix`): empty (every key) or a valid key.
+pub fn validate_prefix_param(name: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    validate_key_param(name, value)
+}
+
+/// A query string's (name, value) pairs, each percent-decoded by [`percent_decoded`]
+/// (`+` is a plus, as in paths).
 pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let decode = |s: &str| -> Result<String, ApiError> {
-        let spaced = s.replace('+', " ");
-        percent_decode(spaced.as_bytes())
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| ApiError::BadRequest(format!("query part {s:?} is not UTF-8")))
-    };
     let mut out = Vec::new();
     for part in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
-        out.push((decode(name)?, decode(value)?));
+        let name = percent_decoded(name, "a query parameter name")?;
+        let value = percent_decoded(value, &format!("query parameter {name}"))?;
+        out.push((name, value));
     }
     Ok(out)
 }
@@ -219,11 +244,12 @@ mod tests {
 
     #[test]
     fn queries_parse_and_refuse_bad_values() {
-        let q = Query(parse_query("limit=5&keys_only=true&prefix=a%2Bb+c&x").unwrap());
+        let q = Query(parse_query("limit=5&keys_only=true&prefix=a%2Bb+c%20d&x").unwrap());
         assert_eq!(list_limit(&q), Ok(5));
         assert_eq!(q.bool("keys_only"), Ok(true));
         assert_eq!(q.bool("x"), Ok(true));
-        assert_eq!(q.get("prefix"), Ok(Some("a+b c")));
+        assert_eq!(q.get("prefix"), Ok(Some("a+b+c d")));
+        assert!(parse_query("prefix=%ff").is_err());
         let q = Query(parse_query("limit=0").unwrap());
         assert!(list_limit(&q).is_err());
         let q = Query(parse_query("limit=abc&consistency=eventual").unwrap());
@@ -231,6 +257,26 @@ mod tests {
         assert!(consistency(&q).is_err());
         let q = Query(parse_query("version=1&version=2").unwrap());
         assert!(q.get("version").is_err());
+    }
+
+    #[test]
+    fn key_and_prefix_params_follow_the_key_rules() {
+        assert!(validate_key_param("start_after", "a+b").is_ok());
+        for bad in ["", "a\u{1}", "\u{7f}"] {
+            let e = validate_key_param("start_after", bad).unwrap_err();
+            assert!(e.message().starts_with("start_after: "), "{e}");
+        }
+        assert!(validate_key_param("start_after", &"x".repeat(1025)).is_err());
+        assert!(validate_prefix_param("prefix", "").is_ok());
+        assert!(validate_prefix_param("prefix", "p/").is_ok());
+        assert!(validate_prefix_param("prefix", "p\n").is_err());
+        // The path and the query decode one way.
+        let req = TestRequest::with_uri("/v1/keys/a+b%20c").to_http_request();
+        let q = Query(parse_query("prefix=a+b%20c").unwrap());
+        assert_eq!(
+            key_from_request(&req).ok().as_deref(),
+            q.get("prefix").unwrap()
+        );
     }
 
     #[test]

@@ -12,19 +12,21 @@
 //!   nothing and does not bump the revision;
 //! - a command that changes the key space bumps the revision by exactly one, and its
 //!   changes are recorded as that revision's history;
-//! - session creation/close without keys changes sessions only, not the revision.
+//! - session creation/close without keys changes sessions only, not the revision;
+//! - a command whose changes exceed the slot batch, or a transaction whose gets return
+//!   more than `TXN_GET_BYTES_MAX` of values, is refused whole (rolled back).
 
 use crate::kv::command::Command;
 use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::history;
-use crate::kv::idempotency::{self, Idempotent};
+use crate::kv::idempotency;
 use crate::kv::keys;
 use crate::kv::keyspace;
 use crate::kv::keyspace::Meta;
 use crate::kv::machine::KvStateMachine;
 use crate::kv::options::KvOptions;
-use crate::kv::outcome::{Outcome, Reply};
+use crate::kv::outcome::{Outcome, Reply, TXN_GET_BYTES_MAX};
 use crate::kv::overlay::{Mark, SlotOverlay};
 use crate::kv::sessions;
 use bytes::Bytes;
@@ -68,29 +70,14 @@ fn apply_command(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, KvError
             key,
             stamp_ms,
             inner,
-        } => {
-            if matches!(
-                *inner,
-                Command::Idempotent { .. } | Command::ExpireSessions { .. }
-            ) {
-                return Ok(Outcome::Rejected {
-                    reason: "this command cannot be made idempotent".into(),
-                });
-            }
-            match idempotency::begin(ctx, &key, stamp_ms, inner)? {
-                Idempotent::Replay(reply) => Ok(Outcome::Replayed(Box::new(reply))),
-                Idempotent::Apply(inner) => {
-                    let outcome = apply_command(ctx, *inner)?;
-                    // The revision this command ends at: bumped iff it changed keys.
-                    let revision = ctx.meta.revision + u64::from(!ctx.events.is_empty());
-                    idempotency::record(ctx, &key, stamp_ms, &outcome, revision);
-                    Ok(outcome)
-                }
-            }
-        }
+            leader,
+        } => idempotency::apply(ctx, &key, stamp_ms, leader, *inner, apply_command),
         Command::CreateSession { id, ttl_ms } => sessions::create(ctx, id, ttl_ms),
         Command::CloseSession { id } => sessions::close(ctx, id),
         Command::ExpireSessions { ids, ballot } => sessions::expire(ctx, &ids, ballot),
+        Command::LeaderClock { ballot, stamp_ms } => {
+            idempotency::apply_leader_clock(ctx, ballot, stamp_ms)
+        }
     }
 }
 
@@ -168,6 +155,16 @@ impl KvStateMachine {
                     "the command's changes exceed {cap} bytes; split it (e.g. delete smaller prefixes)"
                 ),
             });
+        }
+        if outcome.get_bytes() > TXN_GET_BYTES_MAX {
+            // The reply would carry more values than an answer may: refused whole, like
+            // an oversized change, before anyone answers with it.
+            let reason = format!(
+                "the transaction's gets return {} bytes of values, over the {TXN_GET_BYTES_MAX} a reply may hold; nothing was applied: read the keys separately",
+                outcome.get_bytes()
+            );
+            rollback(ctx, saved);
+            return Ok(Outcome::Rejected { reason });
         }
         if earlier == 0 || ctx.overlay.bytes() + events <= cap {
             return Ok(outcome);

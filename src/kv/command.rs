@@ -126,13 +126,20 @@ pub enum Command {
     /// Deletes every key starting with `prefix`, in one revision.
     DeletePrefix { prefix: String },
     /// `inner`, applied at most once per idempotency `key`: a retry within the
-    /// retention window gets the first reply back and changes nothing. `stamp_ms` is
-    /// the proposing node's wall clock (Unix ms), carried in the command so that the
-    /// state machine itself never reads a clock.
+    /// retention window gets the first reply back and changes nothing; the key used
+    /// for another request is refused. `stamp_ms` is the proposing node's wall clock
+    /// (Unix ms) and `leader` its ballot when it proposed as the leader (None from a
+    /// follower, and in commands written before the field existed): only a leader's
+    /// stamps move the state machine's idempotency clock (`kv::idempotency`), so the
+    /// state machine itself never reads a clock and a skewed follower cannot move it.
     Idempotent {
         key: String,
         stamp_ms: u64,
         inner: Box<Command>,
+        /// Written only when set, so a follower's command keeps the first layout
+        /// (three fields) that a node of the previous release reads.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader: Option<LeaderBallot>,
     },
     /// Opens a session with the given id and time-to-live.
     CreateSession { id: SessionId, ttl_ms: u64 },
@@ -145,6 +152,10 @@ pub enum Command {
         ids: Vec<SessionId>,
         ballot: LeaderBallot,
     },
+    /// The leader's wall clock (`stamp_ms`, Unix ms) under `ballot`, proposed while
+    /// idempotency records are held and no idempotent write of the leader moved the
+    /// clock lately: it advances the idempotency clock and retires old records.
+    LeaderClock { ballot: LeaderBallot, stamp_ms: u64 },
 }
 
 /// Why bytes did not decode as a command.
@@ -197,6 +208,7 @@ impl Command {
             Command::CreateSession { .. } => "create_session",
             Command::CloseSession { .. } => "close_session",
             Command::ExpireSessions { .. } => "expire_sessions",
+            Command::LeaderClock { .. } => "leader_clock",
         }
     }
 }
@@ -235,6 +247,11 @@ mod tests {
                 key: "req-1".into(),
                 stamp_ms: 1_700_000_000_000,
                 inner: Box::new(Command::CloseSession { id: SessionId(2) }),
+                leader: Some(LeaderBallot { round: 3, node: 1 }),
+            },
+            Command::LeaderClock {
+                ballot: LeaderBallot { round: 3, node: 1 },
+                stamp_ms: 1_700_000_000_000,
             },
             Command::ExpireSessions {
                 ids: vec![SessionId(1), SessionId(2)],
@@ -244,6 +261,46 @@ mod tests {
         for c in cmds {
             assert_eq!(Command::decode(&c.encode()), Ok(c));
         }
+    }
+
+    /// An idempotent command written before `leader` existed (three fields) decodes,
+    /// as proposed by a follower; a follower's command is still written that way.
+    #[test]
+    fn an_idempotent_command_of_the_previous_layout_decodes() {
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        enum Old {
+            Idempotent {
+                key: String,
+                stamp_ms: u64,
+                inner: Box<Command>,
+            },
+        }
+        let mut bytes = vec![COMMAND_FORMAT];
+        rmp_serde::encode::write(
+            &mut bytes,
+            &Old::Idempotent {
+                key: "k".into(),
+                stamp_ms: 5,
+                inner: Box::new(Command::CloseSession { id: SessionId(2) }),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            Command::decode(&bytes),
+            Ok(Command::Idempotent {
+                key: "k".into(),
+                stamp_ms: 5,
+                inner: Box::new(Command::CloseSession { id: SessionId(2) }),
+                leader: None,
+            })
+        );
+        let follower = Command::Idempotent {
+            key: "k".into(),
+            stamp_ms: 5,
+            inner: Box::new(Command::CloseSession { id: SessionId(2) }),
+            leader: None,
+        };
+        assert_eq!(follower.encode(), Bytes::from(bytes));
     }
 
     #[test]

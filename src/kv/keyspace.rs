@@ -58,9 +58,17 @@ pub struct Meta {
     pub history_bytes: u64,
     /// Highest leader ballot whose session expiry was applied (round, node).
     pub expire_ballot: (u64, u32),
-    /// Highest proposer clock seen in an idempotent command (Unix ms): the state
-    /// machine's notion of "now" for retiring idempotency records.
+    /// The idempotency clock (ms): the state machine's notion of "now" for retiring
+    /// idempotency records, advanced only by the elapsed time between two stamps of
+    /// one leader (rules in `kv::idempotency`).
     pub idempotency_clock_ms: u64,
+    /// The leader ballot (round, node) whose stamps drive the idempotency clock.
+    /// Absent in metas written before it existed (then (0, 0)).
+    #[serde(default)]
+    pub idempotency_clock_ballot: (u64, u32),
+    /// That leader's last wall-clock stamp applied (Unix ms).
+    #[serde(default)]
+    pub idempotency_leader_stamp_ms: u64,
     /// Commands of slot `applied_index + 1` already in the Db: a slot too large for one
     /// batch is written in several, each with this count, so a replay after a crash
     /// skips them. 0 between slots. (Absent in metas written before it existed.)
@@ -68,7 +76,8 @@ pub struct Meta {
     pub slot_commands_done: u32,
 }
 
-/// The first reply given to an idempotency key.
+/// The first reply given to an idempotency key, as the first record format wrote it
+/// (format byte 1; `kv::idempotency` writes format 2 and reads both).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     pub stamp_ms: u64,
@@ -322,6 +331,28 @@ mod tests {
         assert!(a.history_key(1) < a.history_key(256));
         assert_eq!(a.other().other(), a);
         assert!(a.key_key("z") < a.other().prefix());
+    }
+
+    #[test]
+    fn a_meta_of_the_previous_layout_decodes_with_the_new_fields_zero() {
+        #[derive(Serialize)]
+        struct OldMeta(u64, u64, u64, u64, (u64, u32), u64);
+        let bytes = encode(&OldMeta(7, 6, 5, 4, (3, 2), 1));
+        let meta: Meta = decode(b"Am", &bytes).unwrap();
+        assert_eq!(
+            meta,
+            Meta {
+                applied_index: 7,
+                revision: 6,
+                compact_revision: 5,
+                history_bytes: 4,
+                expire_ballot: (3, 2),
+                idempotency_clock_ms: 1,
+                idempotency_clock_ballot: (0, 0),
+                idempotency_leader_stamp_ms: 0,
+                slot_commands_done: 0,
+            }
+        );
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! back), `keyspace` (the storage layout), `options` (the limits), `machine` (the
 //! state, and the node's `StateMachine` trait), `overlay` (one slot's writes over the
 //! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `keys`,
-//! `sessions`, `txn`, `idempotency`, `history`, `read`, `snapshot`, `lease` (the
-//! leader's session deadlines, not replicated; `crate::server::expiry` acts on them).
+//! `sessions`, `txn`, `idempotency` (with `fingerprint`, what a request is), `history`,
+//! `read`, `snapshot`, `lease` (the leader's session deadlines, not replicated;
+//! `crate::server::expiry` acts on them).
 //! Imports point one way: the appliers (`keys`, `sessions`, `txn`, `idempotency`,
 //! `history`) use `ctx`, and only `apply` uses them; `apply` and `snapshot` use
 //! `machine`, which uses neither. From `node`, `kv` uses only the `StateMachine` trait
@@ -23,6 +24,7 @@ pub mod apply;
 pub mod command;
 mod ctx;
 pub mod error;
+pub mod fingerprint;
 pub mod history;
 pub mod idempotency;
 pub mod keys;

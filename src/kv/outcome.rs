@@ -64,6 +64,31 @@ pub enum Outcome {
     Replayed(Box<Reply>),
     /// The command was not applied: undecodable, over a limit, or a stale expiry.
     Rejected { reason: String },
+    /// The idempotency key was first used for another request; nothing changed.
+    IdempotencyKeyReused,
+    /// The leader's clock was applied; `retired` idempotency records went.
+    ClockAdvanced { retired: u64 },
+}
+
+/// Most bytes of values the gets of one transaction may return (the reply travels to
+/// the proposer and becomes one HTTP answer): a transaction over it is refused whole.
+/// A constant, not an option: every replica must refuse the same transactions.
+pub const TXN_GET_BYTES_MAX: u64 = 4 << 20;
+
+impl Outcome {
+    /// Bytes of values the reply carries (a transaction's gets; 0 for the rest).
+    pub fn get_bytes(&self) -> u64 {
+        match self {
+            Outcome::Txn { results, .. } => results
+                .iter()
+                .map(|r| match r {
+                    TxnResult::Get(Some((_, record))) => record.value.len() as u64,
+                    _ => 0,
+                })
+                .sum(),
+            _ => 0,
+        }
+    }
 }
 
 /// An outcome and the cluster revision right after the command was applied.

@@ -4,6 +4,9 @@
 //! linearizability is the caller's business (read index, then wait until applied,
 //! then read here). Each call reads from one storage snapshot, finding the live area
 //! there, so the revision it reports matches the data it returns.
+//!
+//! Pages ([`Page`]) bound what one call returns by count and by bytes, so an answer
+//! built from them is bounded too; a `keys_only` listing decodes no values.
 
 use crate::kv::command::SessionId;
 use crate::kv::error::KvError;
@@ -19,6 +22,40 @@ pub struct ListPage {
     /// More keys match after the last one returned.
     pub more: bool,
     pub entries: Vec<(String, KeyRecord)>,
+}
+
+/// The bounds of one page: at most `limit` items and `bytes_max` bytes by the caller's
+/// measure (always at least one item).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    pub bytes_max: u64,
+}
+
+/// Bytes counted for a key in a list of keys, beyond its own (quotes, comma).
+pub const KEY_JSON_OVERHEAD_BYTES: u64 = 4;
+
+/// A key record's fields but its value, in the stored (positional) layout.
+#[derive(serde::Deserialize)]
+struct RecordWithoutValue(serde::de::IgnoredAny, u64, u64, u64, Option<SessionId>);
+
+/// Decodes a key record skipping its value (never copied): the record comes back
+/// with an empty value. Checks the format byte and the structure as `decode` does.
+fn decode_without_value(storage_key: &[u8], bytes: &[u8]) -> Result<KeyRecord, KvError> {
+    match bytes.split_first() {
+        Some((&keyspace::RECORD_FORMAT, body)) => {
+            let r: RecordWithoutValue = rmp_serde::from_slice(body)
+                .map_err(|e| KvError::corrupt(storage_key, format!("undecodable record: {e}")))?;
+            Ok(KeyRecord {
+                value: bytes::Bytes::new(),
+                version: r.1,
+                create_revision: r.2,
+                mod_revision: r.3,
+                session: r.4,
+            })
+        }
+        _ => keyspace::decode(storage_key, bytes),
+    }
 }
 
 /// Events read from the history.
@@ -123,12 +160,33 @@ impl KvReader {
     }
 
     /// Keys starting with `prefix`, in key order, after `start_after` (exclusive), at
-    /// most `limit` of them.
+    /// most `limit` of them, values included.
     pub fn list(
         &self,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
+    ) -> Result<ListPage, KvError> {
+        let page = Page {
+            limit,
+            bytes_max: u64::MAX,
+        };
+        self.list_page(prefix, start_after, page, true, &|_, _| 0)
+    }
+
+    /// One page of a listing: keys starting with `prefix`, in key order, after
+    /// `start_after` (exclusive). The page ends after `page.limit` entries, or before
+    /// the entry that would take the sum of `cost` past `page.bytes_max` (it always
+    /// holds one entry, so a walk moves on); `more` says whether one of them cut it.
+    /// Without `with_values` the values are skipped while decoding (never copied into
+    /// the entries, which hold empty values).
+    pub fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        page: Page,
+        with_values: bool,
+        cost: &dyn Fn(&str, &KeyRecord) -> u64,
     ) -> Result<ListPage, KvError> {
         let view = View::of(&self.db)?;
         let first = view.area.key_key(prefix);
@@ -138,14 +196,26 @@ impl KvReader {
             _ => Bound::Included(first.as_slice()),
         };
         let mut entries = Vec::new();
+        let mut bytes = 0u64;
         let mut more = false;
-        view.scan(&first, lower, |sk, bytes| {
-            if entries.len() == limit {
+        view.scan(&first, lower, |sk, value| {
+            if entries.len() == page.limit {
                 more = true;
                 return Ok(false);
             }
             let key = keyspace::user_key(&sk)?;
-            entries.push((key, keyspace::decode(&sk, &bytes)?));
+            let record = if with_values {
+                keyspace::decode(&sk, &value)?
+            } else {
+                decode_without_value(&sk, &value)?
+            };
+            let c = cost(&key, &record);
+            if !entries.is_empty() && bytes.saturating_add(c) > page.bytes_max {
+                more = true;
+                return Ok(false);
+            }
+            bytes = bytes.saturating_add(c);
+            entries.push((key, record));
             Ok(true)
         })?;
         Ok(ListPage {
@@ -153,6 +223,71 @@ impl KvReader {
             more,
             entries,
         })
+    }
+
+    /// A page of the live sessions in id order, after `start_after` (exclusive), and
+    /// whether more follow.
+    pub fn sessions_page(
+        &self,
+        start_after: Option<SessionId>,
+        limit: usize,
+    ) -> Result<(Vec<(SessionId, SessionRecord)>, bool), KvError> {
+        let view = View::of(&self.db)?;
+        let prefix = view.area.sessions_prefix();
+        let after = start_after.map(|id| view.area.session_key(id));
+        let lower = match &after {
+            Some(a) => Bound::Excluded(a.as_slice()),
+            None => Bound::Included(prefix.as_slice()),
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        view.scan(&prefix, lower, |sk, bytes| {
+            if out.len() == limit {
+                more = true;
+                return Ok(false);
+            }
+            out.push((
+                keyspace::session_id_of(&sk)?,
+                keyspace::decode(&sk, &bytes)?,
+            ));
+            Ok(true)
+        })?;
+        Ok((out, more))
+    }
+
+    /// A page of the ephemeral keys session `id` owns, in key order, after
+    /// `start_after` (exclusive): at most `page.limit` keys and `page.bytes_max` bytes
+    /// of keys (at least one key); and whether more follow.
+    pub fn session_keys_page(
+        &self,
+        id: SessionId,
+        start_after: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<String>, bool), KvError> {
+        let view = View::of(&self.db)?;
+        let prefix = view.area.ephemeral_prefix(id);
+        let after = start_after.map(|k| view.area.ephemeral_key(id, k));
+        let lower = match &after {
+            Some(a) => Bound::Excluded(a.as_slice()),
+            None => Bound::Included(prefix.as_slice()),
+        };
+        let mut keys = Vec::new();
+        let mut bytes = 0u64;
+        let mut more = false;
+        view.scan(&prefix, lower, |ik, _| {
+            let key = keyspace::ephemeral_user_key(&ik)?;
+            let c = key.len() as u64 + KEY_JSON_OVERHEAD_BYTES;
+            if keys.len() == page.limit
+                || (!keys.is_empty() && bytes.saturating_add(c) > page.bytes_max)
+            {
+                more = true;
+                return Ok(false);
+            }
+            bytes = bytes.saturating_add(c);
+            keys.push(key);
+            Ok(true)
+        })?;
+        Ok((keys, more))
     }
 
     /// A live session's record.
@@ -188,6 +323,19 @@ impl KvReader {
         Ok(out)
     }
 
+    /// Whether any idempotency record is held (the leader keeps the idempotency clock
+    /// moving while one is: `crate::server::clock`).
+    pub fn idempotency_records_held(&self) -> Result<bool, KvError> {
+        let view = View::of(&self.db)?;
+        let prefix = view.area.idempotency_time_prefix();
+        let mut held = false;
+        view.scan(&prefix, Bound::Included(&prefix), |_, _| {
+            held = true;
+            Ok(false)
+        })?;
+        Ok(held)
+    }
+
     /// The events of revisions `from_revision ..` (at most `revisions_max` revisions).
     pub fn history(
         &self,
@@ -216,5 +364,33 @@ impl KvReader {
             revisions,
             revision: view.meta.revision,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_decodes_without_its_value_and_garbage_is_corrupt() {
+        let r = KeyRecord {
+            value: bytes::Bytes::from(vec![7u8; 1000]),
+            version: 3,
+            create_revision: 4,
+            mod_revision: 5,
+            session: Some(SessionId(6)),
+        };
+        let stored = keyspace::encode(&r);
+        let bare = decode_without_value(b"Akx", &stored).unwrap();
+        assert_eq!(
+            bare,
+            KeyRecord {
+                value: bytes::Bytes::new(),
+                ..r
+            }
+        );
+        assert!(decode_without_value(b"Akx", &stored[..stored.len() - 1]).is_err());
+        assert!(decode_without_value(b"Akx", &[]).is_err());
+        assert!(decode_without_value(b"Akx", &[9, 1]).is_err());
     }
 }

@@ -795,12 +795,14 @@ fn transactions_are_all_or_nothing_at_one_revision() {
 
 #[test]
 fn idempotent_commands_apply_once_within_the_retention() {
-    use crate::kv::idempotency::IDEMPOTENCY_RETENTION_MS;
+    use crate::kv::idempotency::{IDEMPOTENCY_CLOCK_STEP_MS_MAX, IDEMPOTENCY_RETENTION_MS};
     let (_fs, mut sm) = fresh();
+    let leader = LeaderBallot { round: 1, node: 1 };
     let idem = |key: &str, stamp_ms: u64, inner: Command| Command::Idempotent {
         key: key.into(),
         stamp_ms,
         inner: Box::new(inner),
+        leader: Some(leader),
     };
     let t0 = 1_700_000_000_000;
     let first = one(&mut sm, idem("r1", t0, put("k", "a")));
@@ -825,16 +827,25 @@ fn idempotent_commands_apply_once_within_the_retention() {
         Outcome::VersionMismatch { current_version: 1 }
     );
     assert_eq!(
-        one(&mut sm, idem("r2", t0 + 2000, put_if("k", "b", 1))),
+        one(&mut sm, idem("r2", t0 + 2000, put_if("k", "b", 7))),
         mismatch
     );
-    // After the retention (on the proposers' clocks) the key is forgotten.
-    let later = t0 + IDEMPOTENCY_RETENTION_MS + 5000;
-    one(&mut sm, idem("r3", later, put("q", "q")));
-    let again = one(&mut sm, idem("r1", later, put("k", "c")));
+    // After the retention (on the leader's clock, step by step) the key is forgotten.
+    let mut now = t0 + 2000;
+    while now < t0 + IDEMPOTENCY_RETENTION_MS + 2 * IDEMPOTENCY_CLOCK_STEP_MS_MAX {
+        now += IDEMPOTENCY_CLOCK_STEP_MS_MAX;
+        one(
+            &mut sm,
+            Command::LeaderClock {
+                ballot: leader,
+                stamp_ms: now,
+            },
+        );
+    }
+    let again = one(&mut sm, idem("r1", now, put("k", "c")));
     assert!(matches!(again.outcome, Outcome::Put { .. }));
     assert_eq!(value_of(&sm.reader(), "k"), Some(("c".into(), 2)));
-    let r = one(&mut sm, idem("x", later, idem("y", later, put("k", "d"))));
+    let r = one(&mut sm, idem("x", now, idem("y", now, put("k", "d"))));
     assert!(matches!(r.outcome, Outcome::Rejected { .. }));
 }
 

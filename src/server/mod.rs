@@ -4,6 +4,18 @@
 //! `expiry`: the leader's session expiry loop, which watches the node's leadership and
 //! the state machine's lease table and proposes `ExpireSessions` commands through the
 //! `NodeHandle`. `main.rs` starts it after the node and stops it before the node shuts
-//! down. Dependencies point down: `server` uses `node` and `kv`; neither uses it.
+//! down.
+//!
+//! `clock`: the leader's idempotency clock loop, which proposes `LeaderClock` commands
+//! while idempotency records are held, so the clock that retires them moves with the
+//! leader's time (`kv::idempotency`). Started and stopped beside `expiry`.
+//!
+//! `http`: the client HTTP server with its connection limits (deadlines for heads,
+//! keep-alive, a connection cap), serving `crate::http`'s routes.
+//!
+//! Dependencies point down: `server` uses `node`, `kv` and `http`'s wall clock; none of
+//! them uses it.
 
+pub mod clock;
 pub mod expiry;
+pub mod http;

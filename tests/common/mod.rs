@@ -30,6 +30,8 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     pub concierges: String,
     pub http: Client,
+    /// Extra environment of every node (flags of `concierge serve`).
+    pub env: Vec<(String, String)>,
 }
 
 /// A free loopback port (bound then released), never one this process handed out
@@ -108,8 +110,22 @@ impl Cluster {
         c
     }
 
+    /// Starts `n` nodes with extra environment variables and waits until each is ready.
+    pub async fn start_with_env(n: usize, tag: &str, env: &[(&str, &str)]) -> Cluster {
+        let c = Cluster::spawn_with_env(n, tag, env);
+        for i in 0..n {
+            c.wait_ready(i, Duration::from_secs(30)).await;
+        }
+        c
+    }
+
     /// Starts `n` node processes without waiting.
     pub fn spawn(n: usize, tag: &str) -> Cluster {
+        Cluster::spawn_with_env(n, tag, &[])
+    }
+
+    /// Starts `n` node processes with extra environment variables, without waiting.
+    pub fn spawn_with_env(n: usize, tag: &str, env: &[(&str, &str)]) -> Cluster {
         let root = temp_dir(tag);
         let mut nodes = Vec::new();
         for i in 0..n {
@@ -136,6 +152,10 @@ impl Cluster {
                 .timeout(Duration::from_secs(15))
                 .build()
                 .unwrap(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         for i in 0..n {
             c.launch(i);
@@ -155,6 +175,7 @@ impl Cluster {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_concierge"))
             .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HOST", "127.0.0.1")
             .env("ACTOR_PORT", node.peer_port.to_string())
             .env("CLIENT_PORT", node.client_port.to_string())
