@@ -41,8 +41,9 @@ impl Filter {
     }
 }
 
-/// One event in the SSE format of API.md.
-pub fn event_frame(e: &Event) -> String {
+/// One event in the SSE format of API.md; `with_id` only for the last event of its
+/// revision on this stream, so a resume from an `id:` never skips part of a revision.
+pub fn event_frame(e: &Event, with_id: bool) -> String {
     let data = json!({
         "type": match e.kind { EventKind::Put => "put", EventKind::Delete => "delete" },
         "key": e.key,
@@ -52,7 +53,22 @@ pub fn event_frame(e: &Event) -> String {
         "mod_revision": e.mod_revision,
         "session": e.session.map(|s| s.to_string()),
     });
-    format!("id: {}\ndata: {data}\n\n", e.mod_revision)
+    if with_id {
+        format!("id: {}\ndata: {data}\n\n", e.mod_revision)
+    } else {
+        format!("data: {data}\n\n")
+    }
+}
+
+/// The frames of one revision's events that match `filter`, the last one with the id.
+fn revision_frames(filter: &Filter, events: &[Event]) -> String {
+    let matching: Vec<&Event> = events.iter().filter(|e| filter.matches(&e.key)).collect();
+    let last = matching.len().saturating_sub(1);
+    matching
+        .iter()
+        .enumerate()
+        .map(|(i, e)| event_frame(e, i == last))
+        .collect()
 }
 
 struct Watcher {
@@ -99,9 +115,7 @@ impl Watcher {
                         self.next = last + 1;
                         let frames: String = revisions
                             .iter()
-                            .flat_map(|(_, events)| events.iter())
-                            .filter(|e| self.filter.matches(&e.key))
-                            .map(event_frame)
+                            .map(|(_, events)| revision_frames(&self.filter, events))
                             .collect();
                         if !frames.is_empty() {
                             return Some(Ok(Bytes::from(frames)));
