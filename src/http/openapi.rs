@@ -35,6 +35,7 @@ fn with(mut base: Value, extra: Value) -> Value {
 /// The document.
 pub fn document() -> Value {
     let n = || json!({"type": "integer", "format": "int64", "minimum": 0});
+    let revision = || json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": crate::http::watch::REVISION_MAX});
     let key = param(
         "key",
         "path",
@@ -108,7 +109,7 @@ pub fn document() -> Value {
             }},
             "/v1/watch": {"get": {
                 "summary": "Server-Sent Events stream of changes",
-                "parameters": [param("key", "query", json!({"type": "string"}), ""), param("prefix", "query", json!({"type": "string"}), ""), param("from_revision", "query", n(), "default: the next revision"), param("Last-Event-ID", "header", n(), "resume after this revision")],
+                "parameters": [param("key", "query", json!({"type": "string"}), ""), param("prefix", "query", json!({"type": "string"}), ""), param("from_revision", "query", revision(), "default: the next revision"), param("Last-Event-ID", "header", revision(), "resume after this revision")],
                 "responses": {"200": {"description": "id: <mod_revision>, data: an event", "content": {"text/event-stream": {}}}, "400": error("bad_request"), "410": error("compacted (adds compact_revision)")},
             }},
             "/v1/sessions": {

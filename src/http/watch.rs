@@ -24,6 +24,20 @@ use tokio::sync::watch;
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Revisions read from the history per step.
 const REVISIONS_PER_READ: usize = 64;
+/// The largest revision a client may name (API.md: a revision is a number below 2^63).
+pub const REVISION_MAX: u64 = (1 << 63) - 1;
+
+/// A revision a client named in `what`: a decimal number up to [`REVISION_MAX`].
+/// A revision this node has not reached is fine (the stream waits for it): a client
+/// resuming on a follower that lags the node it came from names one.
+fn parse_revision(what: &str, text: &str) -> Result<u64, ApiError> {
+    match text.trim().parse::<u64>() {
+        Ok(r) if r <= REVISION_MAX => Ok(r),
+        _ => Err(ApiError::BadRequest(format!(
+            "{what} {text:?} is not a revision (a number below 2^63)"
+        ))),
+    }
+}
 
 /// Which keys a watch follows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,14 +172,18 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         .headers()
         .get("last-event-id")
         .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::BadRequest("Last-Event-ID is not a revision".into()))
+            let text = v.to_str().map_err(|_| {
+                ApiError::BadRequest("Last-Event-ID is not a revision (not ASCII)".into())
+            })?;
+            parse_revision("Last-Event-ID", text)
         })
         .transpose()?;
+    let from_revision = query
+        .get("from_revision")?
+        .map(|r| parse_revision("from_revision", r))
+        .transpose()?;
     let meta = state.reader.meta()?;
-    let next = match (last_event_id, query.u64("from_revision")?) {
+    let next = match (last_event_id, from_revision) {
         (Some(id), _) => id + 1,
         (None, Some(r)) => r.max(1),
         (None, None) => meta.revision + 1,
