@@ -73,6 +73,23 @@ async fn watch_refuses_bad_input() {
         ok
     );
 
+    // prefix= is checked as keys are (an empty prefix follows every key).
+    let long = "p".repeat(1025);
+    for q in [
+        "prefix=a%01b",
+        "prefix=%0A",
+        &format!("prefix={long}"),
+        "key=a%01b",
+        "key=",
+    ] {
+        let path = format!("/v1/watch?{q}");
+        assert_eq!(open(&c, &path, None).await, bad(), "{q}");
+    }
+    let longest = "p".repeat(1024);
+    for q in ["prefix=", "prefix=a%20b", &format!("prefix={longest}")] {
+        assert_eq!(open(&c, &format!("/v1/watch?{q}"), None).await, ok, "{q}");
+    }
+
     // A revision ahead of the node is waited for, not refused.
     let now = c.get(0, "/v1/keys/k").await.revision();
     let resp = c

@@ -109,7 +109,7 @@ pub fn document() -> Value {
             }},
             "/v1/watch": {"get": {
                 "summary": "Server-Sent Events stream of changes",
-                "parameters": [param("key", "query", json!({"type": "string"}), ""), param("prefix", "query", json!({"type": "string"}), ""), param("from_revision", "query", revision(), "default: the next revision"), param("Last-Event-ID", "header", revision(), "resume after this revision")],
+                "parameters": [param("key", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "UTF-8, no control characters"), param("prefix", "query", json!({"type": "string", "maxLength": 1024}), "as a key, but may be empty (every key)"), param("from_revision", "query", revision(), "default: the next revision"), param("Last-Event-ID", "header", revision(), "resume after this revision")],
                 "responses": {"200": {"description": "id: <mod_revision>, data: an event", "content": {"text/event-stream": {}}}, "400": error("bad_request"), "410": error("compacted (adds compact_revision)")},
             }},
             "/v1/sessions": {

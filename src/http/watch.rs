@@ -161,7 +161,13 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             validate_key(k)?;
             Filter::Key(k.to_string())
         }
-        (None, Some(p)) => Filter::Prefix(p.to_string()),
+        (None, Some(p)) => {
+            // A prefix is checked as a key is, except that it may be empty (every key).
+            if !p.is_empty() {
+                validate_key(p)?;
+            }
+            Filter::Prefix(p.to_string())
+        }
         _ => {
             return Err(ApiError::BadRequest(
                 "give exactly one of key= and prefix=".into(),
