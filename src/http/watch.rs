@@ -3,8 +3,9 @@
 //! The stream reads the state machine's history revision by revision, from
 //! `from_revision` (or after `Last-Event-ID`, or from the next revision), so events come
 //! in revision order with no gaps and no duplicates. With nothing new it waits on the
-//! applied-revision channel, and every `PROGRESS_EVERY` without a change sends a
-//! comment `: progress <revision>`. A start older than the retained history is 410
+//! applied-revision channel, and every `PROGRESS_EVERY` in which this stream sent
+//! nothing (writes to keys it does not follow do not count) it sends a comment
+//! `: progress <revision>`. A start older than the retained history is 410
 //! `compacted`; a watcher that falls behind the history mid-stream gets an `error`
 //! event naming the compaction and the stream ends.
 
@@ -91,6 +92,9 @@ struct Watcher {
     /// The next revision to deliver.
     next: u64,
     revisions: watch::Receiver<u64>,
+    /// When this stream last sent anything: progress counts its own silence, not the
+    /// cluster's (writes to other keys are not activity of this watch).
+    last_sent: tokio::time::Instant,
     done: bool,
 }
 
@@ -132,11 +136,13 @@ impl Watcher {
                             .map(|(_, events)| revision_frames(&self.filter, events))
                             .collect();
                         if !frames.is_empty() {
+                            self.last_sent = tokio::time::Instant::now();
                             return Some(Ok(Bytes::from(frames)));
                         }
                         continue;
                     }
-                    match tokio::time::timeout(PROGRESS_EVERY, self.revisions.changed()).await {
+                    let due = self.last_sent + PROGRESS_EVERY;
+                    match tokio::time::timeout_at(due, self.revisions.changed()).await {
                         Ok(Ok(())) => continue,
                         Ok(Err(_)) => {
                             // The state machine is gone: the node is shutting down.
@@ -144,7 +150,8 @@ impl Watcher {
                             return None;
                         }
                         Err(_) => {
-                            return Some(Ok(Bytes::from(format!(": progress {revision}\n\n"))))
+                            self.last_sent = tokio::time::Instant::now();
+                            return Some(Ok(Bytes::from(format!(": progress {revision}\n\n"))));
                         }
                     }
                 }
@@ -199,19 +206,32 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             compact_revision: meta.compact_revision,
         });
     }
-    let watcher = Watcher {
-        reader: state.reader.clone(),
-        filter,
-        next,
-        revisions: state.reader.subscribe(),
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(watcher, |mut w| async move {
-        w.step().await.map(|item| (item, w))
-    });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header((REVISION, meta.revision))
-        .streaming(stream))
+        .streaming(changes(state.reader.clone(), filter, next)))
 }
+
+/// The SSE body of a watch following `filter` from revision `next`.
+pub(crate) fn changes(
+    reader: KvReader,
+    filter: Filter,
+    next: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    let watcher = Watcher {
+        revisions: reader.subscribe(),
+        reader,
+        filter,
+        next,
+        last_sent: tokio::time::Instant::now(),
+        done: false,
+    };
+    futures_util::stream::unfold(watcher, |mut w| async move {
+        w.step().await.map(|item| (item, w))
+    })
+}
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;
