@@ -1,30 +1,27 @@
 //! `GET /v1/watch`: a Server-Sent Events stream of the changes to one key or a prefix.
 //!
-//! The stream reads the state machine's history revision by revision, from
-//! `from_revision` (or after `Last-Event-ID`, or from the next revision), so events come
-//! in revision order with no gaps and no duplicates. With nothing new it waits on the
-//! applied-revision channel, and every `PROGRESS_EVERY` in which this stream sent
-//! nothing (writes to keys it does not follow do not count) it sends a comment
-//! `: progress <revision>`. A start older than the retained history is 410
-//! `compacted`; a watcher that falls behind the history mid-stream gets an `error`
-//! event naming the compaction and the stream ends.
+//! The handler checks the request (a key or a prefix as keys are checked; revisions
+//! below 2^63), answers 410 `compacted` for a start older than the retained history,
+//! and opens a [`WatchStream`] (`kv::watch`: history first, then live events from the
+//! hub, in revision order with no gaps and no duplicates). This file only turns its
+//! items into SSE: one `data:` frame per event, `id: <revision>` on the last event of
+//! each revision (so a resume never skips part of a revision), `: progress <revision>`
+//! comments after [`PROGRESS_EVERY`] of this stream's silence, and an `error` event
+//! when the watcher fell behind the retained history, which ends the stream.
 
 use crate::http::headers::REVISION;
 use crate::http::validate::{validate_key, Query};
 use crate::http::{ApiError, AppState};
-use crate::kv::read::HistoryRead;
-use crate::kv::{Event, EventKind, KvReader};
+pub use crate::kv::hub::Filter;
+use crate::kv::hub::{Batch, TooManyWatchers};
+pub use crate::kv::watch::PROGRESS_EVERY;
+use crate::kv::watch::{WatchItem, WatchStream};
+use crate::kv::{Event, EventKind};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::json;
-use std::time::Duration;
-use tokio::sync::watch;
 
-/// Silence after which a progress comment is sent.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
-/// Revisions read from the history per step.
-const REVISIONS_PER_READ: usize = 64;
 /// The largest revision a client may name (API.md: a revision is a number below 2^63).
 pub const REVISION_MAX: u64 = (1 << 63) - 1;
 
@@ -37,22 +34,6 @@ fn parse_revision(what: &str, text: &str) -> Result<u64, ApiError> {
         _ => Err(ApiError::BadRequest(format!(
             "{what} {text:?} is not a revision (a number below 2^63)"
         ))),
-    }
-}
-
-/// Which keys a watch follows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Filter {
-    Key(String),
-    Prefix(String),
-}
-
-impl Filter {
-    fn matches(&self, key: &str) -> bool {
-        match self {
-            Filter::Key(k) => k == key,
-            Filter::Prefix(p) => key.starts_with(p.as_str()),
-        }
     }
 }
 
@@ -75,89 +56,48 @@ pub fn event_frame(e: &Event, with_id: bool) -> String {
     }
 }
 
-/// The frames of one revision's events that match `filter`, the last one with the id.
-fn revision_frames(filter: &Filter, events: &[Event]) -> String {
-    let matching: Vec<&Event> = events.iter().filter(|e| filter.matches(&e.key)).collect();
-    let last = matching.len().saturating_sub(1);
-    matching
-        .iter()
-        .enumerate()
-        .map(|(i, e)| event_frame(e, i == last))
-        .collect()
-}
-
-struct Watcher {
-    reader: KvReader,
-    filter: Filter,
-    /// The next revision to deliver.
-    next: u64,
-    revisions: watch::Receiver<u64>,
-    /// When this stream last sent anything: progress counts its own silence, not the
-    /// cluster's (writes to other keys are not activity of this watch).
-    last_sent: tokio::time::Instant,
-    done: bool,
-}
-
-impl Watcher {
-    /// The next chunk of the stream, or None at its end.
-    async fn step(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
-        loop {
-            if self.done {
-                return None;
-            }
-            self.revisions.borrow_and_update();
-            let read = match self.reader.history(self.next, REVISIONS_PER_READ) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(actix_web::error::ErrorInternalServerError(
-                        e.to_string(),
-                    )));
-                }
-            };
-            match read {
-                HistoryRead::Compacted { compact_revision } => {
-                    self.done = true;
-                    let data = json!({
-                        "error": "compacted",
-                        "message": "the watcher fell behind the retained history",
-                        "compact_revision": compact_revision,
-                    });
-                    return Some(Ok(Bytes::from(format!("event: error\ndata: {data}\n\n"))));
-                }
-                HistoryRead::Events {
-                    revisions,
-                    revision,
-                } => {
-                    if let Some((last, _)) = revisions.last() {
-                        self.next = last + 1;
-                        let frames: String = revisions
-                            .iter()
-                            .map(|(_, events)| revision_frames(&self.filter, events))
-                            .collect();
-                        if !frames.is_empty() {
-                            self.last_sent = tokio::time::Instant::now();
-                            return Some(Ok(Bytes::from(frames)));
-                        }
-                        continue;
-                    }
-                    let due = self.last_sent + PROGRESS_EVERY;
-                    match tokio::time::timeout_at(due, self.revisions.changed()).await {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(_)) => {
-                            // The state machine is gone: the node is shutting down.
-                            self.done = true;
-                            return None;
-                        }
-                        Err(_) => {
-                            self.last_sent = tokio::time::Instant::now();
-                            return Some(Ok(Bytes::from(format!(": progress {revision}\n\n"))));
-                        }
-                    }
-                }
-            }
+/// The frames of whole revisions, the last event of each with the id.
+fn batch_frames(batches: &[Batch]) -> String {
+    let mut out = String::new();
+    for b in batches {
+        let last = b.events.len().saturating_sub(1);
+        for (i, e) in b.events.iter().enumerate() {
+            out.push_str(&event_frame(e, i == last));
         }
     }
+    out
+}
+
+/// The SSE text of one item.
+fn item_frames(item: &WatchItem) -> String {
+    match item {
+        WatchItem::Events(batches) => batch_frames(batches),
+        WatchItem::Progress(revision) => format!(": progress {revision}\n\n"),
+        WatchItem::Compacted(compact_revision) => {
+            let data = json!({
+                "error": "compacted",
+                "message": "the watcher fell behind the retained history",
+                "compact_revision": compact_revision,
+            });
+            format!("event: error\ndata: {data}\n\n")
+        }
+    }
+}
+
+/// The SSE body of a watch.
+pub(crate) fn changes(
+    stream: WatchStream,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(stream, |mut s| async move {
+        let item = match s.next_item().await? {
+            Ok(item) => Ok(Bytes::from(item_frames(&item))),
+            Err(e) => {
+                tracing::error!(error = %e, "watch history read failed");
+                Err(actix_web::error::ErrorInternalServerError(e.to_string()))
+            }
+        };
+        Some((item, s))
+    })
 }
 
 /// `GET /v1/watch?key=K | prefix=P [&from_revision=R]`.
@@ -206,30 +146,18 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             compact_revision: meta.compact_revision,
         });
     }
+    let stream = WatchStream::open(&state.reader, filter, next).map_err(
+        |TooManyWatchers { watchers_max }| {
+            ApiError::NotReady(format!(
+                "this node already serves its limit of {watchers_max} watchers; retry later or on another node"
+            ))
+        },
+    )?;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header((REVISION, meta.revision))
-        .streaming(changes(state.reader.clone(), filter, next)))
-}
-
-/// The SSE body of a watch following `filter` from revision `next`.
-pub(crate) fn changes(
-    reader: KvReader,
-    filter: Filter,
-    next: u64,
-) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
-    let watcher = Watcher {
-        revisions: reader.subscribe(),
-        reader,
-        filter,
-        next,
-        last_sent: tokio::time::Instant::now(),
-        done: false,
-    };
-    futures_util::stream::unfold(watcher, |mut w| async move {
-        w.step().await.map(|item| (item, w))
-    })
+        .streaming(changes(stream)))
 }
 
 #[cfg(test)]
