@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// How long a request may wait for consensus before answering 504 (or 503).
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
+    /// Most watches this node serves at once; one more is answered 503.
+    #[arg(long, env = "WATCHERS_MAX", default_value_t = crate::kv::hub::WATCHERS_MAX_DEFAULT)]
+    pub watchers_max: usize,
 }
 
 /// A checked configuration.
@@ -71,6 +74,7 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub value_bytes_max: usize,
     pub request_timeout: Duration,
+    pub watchers_max: usize,
 }
 
 /// A configuration that cannot run.
@@ -176,6 +180,12 @@ impl ServeConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        if args.watchers_max == 0 {
+            return Err(ConfigError::BadLimit {
+                name: "WATCHERS_MAX",
+                reason: "must be at least 1".into(),
+            });
+        }
         if args.request_timeout_ms < 100 {
             return Err(ConfigError::BadLimit {
                 name: "REQUEST_TIMEOUT_MS",
@@ -194,6 +204,7 @@ impl ServeConfig {
             data_dir: args.data_dir.clone(),
             value_bytes_max: args.value_bytes_max,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
+            watchers_max: args.watchers_max,
         })
     }
 
@@ -261,7 +272,23 @@ mod tests {
             data_dir: "./data".into(),
             value_bytes_max: 1 << 20,
             request_timeout_ms: 5000,
+            watchers_max: 10,
         }
+    }
+
+    #[test]
+    fn a_watch_limit_of_zero_is_refused() {
+        let mut a = args(None, 7000);
+        a.watchers_max = 0;
+        assert!(matches!(
+            ServeConfig::resolve(&a),
+            Err(ConfigError::BadLimit {
+                name: "WATCHERS_MAX",
+                ..
+            })
+        ));
+        a.watchers_max = 1;
+        assert_eq!(ServeConfig::resolve(&a).unwrap().watchers_max, 1);
     }
 
     #[test]
