@@ -126,6 +126,7 @@ impl WatchStream {
             }
             let due = self.last_sent + PROGRESS_EVERY;
             tokio::select! {
+                biased; // a queued event goes before a progress comment
                 () = self.sub.woken() => {}
                 () = tokio::time::sleep_until(due) => {
                     return Some(Ok(WatchItem::Progress(progress_at.max(self.seen))));
