@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// The HTTP server's deadlines and limits.
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Most watches this node serves at once; one more is answered 503.
+    #[arg(long, env = "WATCHERS_MAX", default_value_t = crate::kv::hub::WATCHERS_MAX_DEFAULT)]
+    pub watchers_max: usize,
 }
 
 /// A checked configuration.
@@ -76,6 +79,7 @@ pub struct ServeConfig {
     pub value_bytes_max: usize,
     pub request_timeout: Duration,
     pub http: HttpArgs,
+    pub watchers_max: usize,
 }
 
 /// A configuration that cannot run.
@@ -181,6 +185,12 @@ impl ServeConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        if args.watchers_max == 0 {
+            return Err(ConfigError::BadLimit {
+                name: "WATCHERS_MAX",
+                reason: "must be at least 1".into(),
+            });
+        }
         if args.request_timeout_ms < 100 {
             return Err(ConfigError::BadLimit {
                 name: "REQUEST_TIMEOUT_MS",
@@ -203,6 +213,7 @@ impl ServeConfig {
             value_bytes_max: args.value_bytes_max,
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             http: args.http.clone(),
+            watchers_max: args.watchers_max,
         })
     }
 
@@ -271,7 +282,23 @@ mod tests {
             value_bytes_max: 1 << 20,
             request_timeout_ms: 5000,
             http: HttpArgs::default(),
+            watchers_max: 10,
         }
+    }
+
+    #[test]
+    fn a_watch_limit_of_zero_is_refused() {
+        let mut a = args(None, 7000);
+        a.watchers_max = 0;
+        assert!(matches!(
+            ServeConfig::resolve(&a),
+            Err(ConfigError::BadLimit {
+                name: "WATCHERS_MAX",
+                ..
+            })
+        ));
+        a.watchers_max = 1;
+        assert_eq!(ServeConfig::resolve(&a).unwrap().watchers_max, 1);
     }
 
     #[test]

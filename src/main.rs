@@ -7,6 +7,7 @@
 use clap::Parser;
 use concierge::config::{check_cluster_file, Cli, CliCommand, ServeConfig};
 use concierge::http::{self, AppState, HttpLimits};
+use concierge::kv::hub::WatchLimits;
 use concierge::kv::{KvOptions, KvStateMachine, LeaseTable};
 use concierge::node::{Node, NodeConfig};
 use concierge::server;
@@ -65,7 +66,11 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     .map_err(|e| format!("opening the key-value store: {e}"))?;
     let leases = LeaseTable::new();
     let sm = KvStateMachine::open(db, KvOptions::default(), Arc::clone(&leases))
-        .map_err(|e| format!("opening the state machine: {e}"))?;
+        .map_err(|e| format!("opening the state machine: {e}"))?
+        .with_watch_limits(WatchLimits {
+            watchers_max: config.watchers_max,
+            ..WatchLimits::default()
+        });
     let reader = sm.reader();
     tracing::info!(
         id = config.id,

@@ -6,62 +6,30 @@
 
 mod common;
 
+use common::sse::Sse;
 use common::Cluster;
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 
-/// Reads SSE events (id, data) from a watch until `count` arrived.
+/// Reads the first `count` change events of a watch as (mod_revision, data, id).
 async fn read_events(
     c: &Cluster,
     node: usize,
     path: &str,
     last_id: Option<u64>,
     count: usize,
-) -> Vec<(u64, Value)> {
+) -> Vec<(u64, Value, Option<u64>)> {
     let mut req = c.http.get(c.url(node, path));
     if let Some(id) = last_id {
         req = req.header("Last-Event-ID", id.to_string());
     }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .unwrap()
-            .to_str()
-            .unwrap(),
-        "text/event-stream"
-    );
-    let mut stream = resp.bytes_stream();
-    let mut text = String::new();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while events.len() < count {
-        let chunk = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .expect("events arrive")
-            .expect("the stream stays open")
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = text.find("\n\n") {
-            let frame: String = text.drain(..end + 2).collect();
-            let mut id = None;
-            let mut data = None;
-            for line in frame.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = Some(v.parse::<u64>().unwrap());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = Some(serde_json::from_str::<Value>(v).unwrap());
-                }
-            }
-            if let (Some(id), Some(data)) = (id, data) {
-                events.push((id, data));
-            }
-        }
-    }
-    events
+    let mut sse = Sse::of(req.send().await.unwrap());
+    sse.changes(count, Duration::from_secs(20))
+        .await
+        .into_iter()
+        .map(|f| (f.revision(), f.data.clone().unwrap(), f.id))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +62,7 @@ async fn watch_streams_changes_in_revision_order() {
     let events = read_events(&c, follower, &path, None, 8).await;
     let summary: Vec<(String, String)> = events
         .iter()
-        .map(|(_, e)| {
+        .map(|(_, e, _)| {
             (
                 e["type"].as_str().unwrap().to_string(),
                 e["key"].as_str().unwrap().to_string(),
@@ -116,11 +84,12 @@ async fn watch_streams_changes_in_revision_order() {
         .map(|(t, k)| (t.to_string(), k.to_string()))
         .collect();
     assert_eq!(summary, want);
-    let ids: Vec<u64> = events.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<u64> = events.iter().map(|(rev, _, _)| *rev).collect();
     assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{ids:?}");
     assert_eq!(ids[6], ids[7], "a session's close is one revision");
-    for (id, e) in &events {
-        assert_eq!(e["mod_revision"].as_u64().unwrap(), *id);
+    for (i, (rev, _, id)) in events.iter().enumerate() {
+        let last_of_revision = events.get(i + 1).is_none_or(|next| next.0 != *rev);
+        assert_eq!(*id, last_of_revision.then_some(*rev), "event {i}");
     }
     assert_eq!(events[0].1["value"], "MQ==");
     assert_eq!(events[2].1["version"], 2);

@@ -21,8 +21,9 @@ pub const HTTP_BODY_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 pub const HTTP_DISCONNECT_TIMEOUT_MS_DEFAULT: u64 = 1000;
 /// Default idle time a kept-alive connection is held between requests.
 pub const HTTP_KEEP_ALIVE_MS_DEFAULT: u64 = 5000;
-/// Default number of client connections served at once by the node.
-pub const HTTP_CONNECTIONS_MAX_DEFAULT: u64 = 1024;
+/// Default number of client connections served at once by the node: every watch is a
+/// connection, so room for `WATCHERS_MAX`'s default (100,000) and ordinary clients.
+pub const HTTP_CONNECTIONS_MAX_DEFAULT: u64 = 102_400;
 
 /// Default and least byte budget of a listing page (API.md: at least 4 MiB).
 pub const PAGE_BYTES_MAX_DEFAULT: u64 = 4 << 20;

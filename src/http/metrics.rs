@@ -67,6 +67,11 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         state.leases.len() as u64,
     );
     gauge(
+        "concierge_watchers",
+        "Watches this node serves.",
+        state.reader.hub().watchers() as u64,
+    );
+    gauge(
         "concierge_history_compact_revision",
         "Watches can start after this revision.",
         meta.compact_revision,

@@ -49,6 +49,7 @@ fn with(mut base: Value, extra: Value) -> Value {
 /// The document.
 pub fn document() -> Value {
     let n = || json!({"type": "integer", "format": "int64", "minimum": 0});
+    let revision = || json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": crate::http::watch::REVISION_MAX});
     let key = param(
         "key",
         "path",
@@ -125,8 +126,8 @@ pub fn document() -> Value {
             }},
             "/v1/watch": {"get": {
                 "summary": "Server-Sent Events stream of changes",
-                "parameters": [param("key", "query", json!({"type": "string"}), ""), param("prefix", "query", json!({"type": "string"}), ""), param("from_revision", "query", n(), "default: the next revision"), param("Last-Event-ID", "header", n(), "resume after this revision")],
-                "responses": {"200": {"description": "id: <mod_revision>, data: an event", "content": {"text/event-stream": {}}}, "400": error("bad_request"), "410": error("compacted (adds compact_revision)")},
+                "parameters": [param("key", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "UTF-8, no control characters"), param("prefix", "query", json!({"type": "string", "maxLength": 1024}), "as a key, but may be empty (every key)"), param("from_revision", "query", revision(), "default: the next revision"), param("Last-Event-ID", "header", revision(), "resume after this revision")],
+                "responses": {"200": {"description": "id: <mod_revision>, data: an event", "content": {"text/event-stream": {}}}, "400": error("bad_request"), "410": error("compacted (adds compact_revision)"), "503": error("not_ready: this node serves its limit of watches (WATCHERS_MAX); retry (Retry-After)")},
             }},
             "/v1/sessions": {
                 "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"})), "422": reused()}))},

@@ -1,48 +1,45 @@
 //! `GET /v1/watch`: a Server-Sent Events stream of the changes to one key or a prefix.
 //!
-//! The stream reads the state machine's history revision by revision, from
-//! `from_revision` (or after `Last-Event-ID`, or from the next revision), so events come
-//! in revision order with no gaps and no duplicates. With nothing new it waits on the
-//! applied-revision channel, and every `PROGRESS_EVERY` without a change sends a
-//! comment `: progress <revision>`. A start older than the retained history is 410
-//! `compacted`; a watcher that falls behind the history mid-stream gets an `error`
-//! event naming the compaction and the stream ends.
+//! The handler checks the request (a key or a prefix as keys are checked; revisions
+//! below 2^63), answers 410 `compacted` for a start older than the retained history,
+//! and opens a [`WatchStream`] (`kv::watch`: history first, then live events from the
+//! hub, in revision order with no gaps and no duplicates). This file only turns its
+//! items into SSE: one `data:` frame per event, `id: <revision>` on the last event of
+//! each revision (so a resume never skips part of a revision), `: progress <revision>`
+//! comments after [`PROGRESS_EVERY`] of this stream's silence, and an `error` event
+//! when the watcher fell behind the retained history, which ends the stream.
 
 use crate::http::headers::REVISION;
 use crate::http::validate::{validate_key, Query};
 use crate::http::{ApiError, AppState};
-use crate::kv::read::HistoryRead;
-use crate::kv::{Event, EventKind, KvReader};
+pub use crate::kv::hub::Filter;
+use crate::kv::hub::{Batch, TooManyWatchers};
+pub use crate::kv::watch::PROGRESS_EVERY;
+use crate::kv::watch::{WatchItem, WatchStream};
+use crate::kv::{Event, EventKind};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::json;
-use std::time::Duration;
-use tokio::sync::watch;
 
-/// Silence after which a progress comment is sent.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
-/// Revisions read from the history per step.
-const REVISIONS_PER_READ: usize = 64;
+/// The largest revision a client may name (API.md: a revision is a number below 2^63).
+pub const REVISION_MAX: u64 = (1 << 63) - 1;
 
-/// Which keys a watch follows.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Filter {
-    Key(String),
-    Prefix(String),
-}
-
-impl Filter {
-    fn matches(&self, key: &str) -> bool {
-        match self {
-            Filter::Key(k) => k == key,
-            Filter::Prefix(p) => key.starts_with(p.as_str()),
-        }
+/// A revision a client named in `what`: a decimal number up to [`REVISION_MAX`].
+/// A revision this node has not reached is fine (the stream waits for it): a client
+/// resuming on a follower that lags the node it came from names one.
+fn parse_revision(what: &str, text: &str) -> Result<u64, ApiError> {
+    match text.trim().parse::<u64>() {
+        Ok(r) if r <= REVISION_MAX => Ok(r),
+        _ => Err(ApiError::BadRequest(format!(
+            "{what} {text:?} is not a revision (a number below 2^63)"
+        ))),
     }
 }
 
-/// One event in the SSE format of API.md.
-pub fn event_frame(e: &Event) -> String {
+/// One event in the SSE format of API.md; `with_id` only for the last event of its
+/// revision on this stream, so a resume from an `id:` never skips part of a revision.
+pub fn event_frame(e: &Event, with_id: bool) -> String {
     let data = json!({
         "type": match e.kind { EventKind::Put => "put", EventKind::Delete => "delete" },
         "key": e.key,
@@ -52,77 +49,55 @@ pub fn event_frame(e: &Event) -> String {
         "mod_revision": e.mod_revision,
         "session": e.session.map(|s| s.to_string()),
     });
-    format!("id: {}\ndata: {data}\n\n", e.mod_revision)
+    if with_id {
+        format!("id: {}\ndata: {data}\n\n", e.mod_revision)
+    } else {
+        format!("data: {data}\n\n")
+    }
 }
 
-struct Watcher {
-    reader: KvReader,
-    filter: Filter,
-    /// The next revision to deliver.
-    next: u64,
-    revisions: watch::Receiver<u64>,
-    done: bool,
-}
-
-impl Watcher {
-    /// The next chunk of the stream, or None at its end.
-    async fn step(&mut self) -> Option<Result<Bytes, actix_web::Error>> {
-        loop {
-            if self.done {
-                return None;
-            }
-            self.revisions.borrow_and_update();
-            let read = match self.reader.history(self.next, REVISIONS_PER_READ) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(actix_web::error::ErrorInternalServerError(
-                        e.to_string(),
-                    )));
-                }
-            };
-            match read {
-                HistoryRead::Compacted { compact_revision } => {
-                    self.done = true;
-                    let data = json!({
-                        "error": "compacted",
-                        "message": "the watcher fell behind the retained history",
-                        "compact_revision": compact_revision,
-                    });
-                    return Some(Ok(Bytes::from(format!("event: error\ndata: {data}\n\n"))));
-                }
-                HistoryRead::Events {
-                    revisions,
-                    revision,
-                } => {
-                    if let Some((last, _)) = revisions.last() {
-                        self.next = last + 1;
-                        let frames: String = revisions
-                            .iter()
-                            .flat_map(|(_, events)| events.iter())
-                            .filter(|e| self.filter.matches(&e.key))
-                            .map(event_frame)
-                            .collect();
-                        if !frames.is_empty() {
-                            return Some(Ok(Bytes::from(frames)));
-                        }
-                        continue;
-                    }
-                    match tokio::time::timeout(PROGRESS_EVERY, self.revisions.changed()).await {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(_)) => {
-                            // The state machine is gone: the node is shutting down.
-                            self.done = true;
-                            return None;
-                        }
-                        Err(_) => {
-                            return Some(Ok(Bytes::from(format!(": progress {revision}\n\n"))))
-                        }
-                    }
-                }
-            }
+/// The frames of whole revisions, the last event of each with the id.
+fn batch_frames(batches: &[Batch]) -> String {
+    let mut out = String::new();
+    for b in batches {
+        let last = b.events.len().saturating_sub(1);
+        for (i, e) in b.events.iter().enumerate() {
+            out.push_str(&event_frame(e, i == last));
         }
     }
+    out
+}
+
+/// The SSE text of one item.
+fn item_frames(item: &WatchItem) -> String {
+    match item {
+        WatchItem::Events(batches) => batch_frames(batches),
+        WatchItem::Progress(revision) => format!(": progress {revision}\n\n"),
+        WatchItem::Compacted(compact_revision) => {
+            let data = json!({
+                "error": "compacted",
+                "message": "the watcher fell behind the retained history",
+                "compact_revision": compact_revision,
+            });
+            format!("event: error\ndata: {data}\n\n")
+        }
+    }
+}
+
+/// The SSE body of a watch.
+pub(crate) fn changes(
+    stream: WatchStream,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    futures_util::stream::unfold(stream, |mut s| async move {
+        let item = match s.next_item().await? {
+            Ok(item) => Ok(Bytes::from(item_frames(&item))),
+            Err(e) => {
+                tracing::error!(error = %e, "watch history read failed");
+                Err(actix_web::error::ErrorInternalServerError(e.to_string()))
+            }
+        };
+        Some((item, s))
+    })
 }
 
 /// `GET /v1/watch?key=K | prefix=P [&from_revision=R]`.
@@ -133,7 +108,13 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             validate_key(k)?;
             Filter::Key(k.to_string())
         }
-        (None, Some(p)) => Filter::Prefix(p.to_string()),
+        (None, Some(p)) => {
+            // A prefix is checked as a key is, except that it may be empty (every key).
+            if !p.is_empty() {
+                validate_key(p)?;
+            }
+            Filter::Prefix(p.to_string())
+        }
         _ => {
             return Err(ApiError::BadRequest(
                 "give exactly one of key= and prefix=".into(),
@@ -144,14 +125,18 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         .headers()
         .get("last-event-id")
         .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::BadRequest("Last-Event-ID is not a revision".into()))
+            let text = v.to_str().map_err(|_| {
+                ApiError::BadRequest("Last-Event-ID is not a revision (not ASCII)".into())
+            })?;
+            parse_revision("Last-Event-ID", text)
         })
         .transpose()?;
+    let from_revision = query
+        .get("from_revision")?
+        .map(|r| parse_revision("from_revision", r))
+        .transpose()?;
     let meta = state.reader.meta()?;
-    let next = match (last_event_id, query.u64("from_revision")?) {
+    let next = match (last_event_id, from_revision) {
         (Some(id), _) => id + 1,
         (None, Some(r)) => r.max(1),
         (None, None) => meta.revision + 1,
@@ -161,19 +146,20 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             compact_revision: meta.compact_revision,
         });
     }
-    let watcher = Watcher {
-        reader: state.reader.clone(),
-        filter,
-        next,
-        revisions: state.reader.subscribe(),
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(watcher, |mut w| async move {
-        w.step().await.map(|item| (item, w))
-    });
+    let stream = WatchStream::open(&state.reader, filter, next).map_err(
+        |TooManyWatchers { watchers_max }| {
+            ApiError::NotReady(format!(
+                "this node already serves its limit of {watchers_max} watchers; retry later or on another node"
+            ))
+        },
+    )?;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header((REVISION, meta.revision))
-        .streaming(stream))
+        .streaming(changes(stream)))
 }
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;

@@ -39,7 +39,9 @@ fn finish_command(ctx: &mut Ctx<'_>, opts: &KvOptions) -> Result<(), KvError> {
     }
     let events = std::mem::take(&mut ctx.events);
     ctx.meta.revision += 1;
-    history::append(ctx, &events, opts)
+    history::append(ctx, &events, opts)?;
+    ctx.published.push((ctx.meta.revision, events));
+    Ok(())
 }
 
 /// Applies one decoded command to the slot's context.
@@ -188,6 +190,7 @@ impl KvStateMachine {
             overlay: SlotOverlay::new(&self.db),
             meta: self.meta.clone(),
             events: Vec::new(),
+            published: Vec::new(),
             lease_effects: Vec::new(),
         };
         let done = usize::try_from(self.meta.slot_commands_done).unwrap_or(usize::MAX);
@@ -237,6 +240,7 @@ impl KvStateMachine {
             mut overlay,
             meta,
             lease_effects,
+            published,
             ..
         } = ctx;
         overlay.put(self.area.meta_key(), keyspace::encode(&meta));
@@ -244,7 +248,8 @@ impl KvStateMachine {
             .write(&overlay.into_batch(), WriteOptions { sync: false })?;
         self.meta = meta;
         self.leases.apply_effects(lease_effects);
-        self.revision_tx.send_replace(self.meta.revision);
+        // Only now that the slot is in storage: a watcher may read it from the history.
+        self.hub.publish(published, self.meta.revision);
         Ok(replies)
     }
 }

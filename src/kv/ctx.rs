@@ -21,6 +21,9 @@ pub(crate) struct Ctx<'a> {
     pub meta: Meta,
     /// Changes of the command being applied; they become one revision.
     pub events: Vec<Event>,
+    /// The slot's finished revisions and their events, published to the watch hub
+    /// once the slot is written.
+    pub published: Vec<(u64, Vec<Event>)>,
     pub lease_effects: Vec<LeaseEffect>,
 }
 

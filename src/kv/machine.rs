@@ -8,6 +8,7 @@
 //! `node` it imports the `StateMachine` trait and its `SnapshotSource`, nothing else.
 
 use crate::kv::error::KvError;
+use crate::kv::hub::{Hub, WatchLimits};
 use crate::kv::keyspace::{self, Area, Meta, Root, ROOT_KEY};
 use crate::kv::lease::LeaseTable;
 use crate::kv::options::KvOptions;
@@ -31,8 +32,8 @@ pub struct KvStateMachine {
     pub(crate) leases: Arc<LeaseTable>,
     /// The slot of a snapshot being installed.
     pub(crate) installing: Option<u64>,
-    /// Publishes the revision after every applied slot (watchers wait on it).
-    pub(crate) revision_tx: tokio::sync::watch::Sender<u64>,
+    /// The live watchers: every written slot's events are published to it.
+    pub(crate) hub: Arc<Hub>,
 }
 
 /// The live area named by the root record (the first area in a fresh Db).
@@ -52,7 +53,7 @@ impl KvStateMachine {
             Some(bytes) => keyspace::decode::<Meta>(&meta_key, &bytes)?,
             None => Meta::default(),
         };
-        let (revision_tx, _) = tokio::sync::watch::channel(meta.revision);
+        let hub = Hub::new(WatchLimits::default(), meta.revision);
         let sm = KvStateMachine {
             db,
             area,
@@ -60,15 +61,22 @@ impl KvStateMachine {
             opts,
             leases,
             installing: None,
-            revision_tx,
+            hub,
         };
         sm.reload_leases()?;
         Ok(sm)
     }
 
-    /// A reader over the same Db.
+    /// Replaces the watch hub's limits (before any reader is taken: readers taken
+    /// earlier keep the old hub, which is never published to again).
+    pub fn with_watch_limits(mut self, limits: WatchLimits) -> Self {
+        self.hub = Hub::new(limits, self.meta.revision);
+        self
+    }
+
+    /// A reader over the same Db, its watchers served by this machine's hub.
     pub fn reader(&self) -> KvReader {
-        KvReader::new(self.db.clone(), self.revision_tx.subscribe())
+        KvReader::new(self.db.clone(), Arc::clone(&self.hub))
     }
 
     /// The last applied slot (0 = none).

@@ -14,11 +14,14 @@
 //! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `keys`,
 //! `sessions`, `txn`, `idempotency` (with `fingerprint`, what a request is), `history`,
 //! `read`, `snapshot`, `lease` (the leader's session deadlines, not replicated;
-//! `crate::server::expiry` acts on them).
+//! `crate::server::expiry` acts on them), `hub` (the live watchers, fed each written
+//! slot's events) and `watch` (one watch's stream: history, then live events from the
+//! hub).
 //! Imports point one way: the appliers (`keys`, `sessions`, `txn`, `idempotency`,
 //! `history`) use `ctx`, and only `apply` uses them; `apply` and `snapshot` use
-//! `machine`, which uses neither. From `node`, `kv` uses only the `StateMachine` trait
-//! and its `SnapshotSource`.
+//! `machine`, which uses neither. `machine` and `read` use `hub`; `watch` uses `read`
+//! and `hub`, and nothing in `kv` uses `watch`. From `node`, `kv` uses only the
+//! `StateMachine` trait and its `SnapshotSource`.
 
 pub mod apply;
 pub mod command;
@@ -26,6 +29,7 @@ mod ctx;
 pub mod error;
 pub mod fingerprint;
 pub mod history;
+pub mod hub;
 pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
@@ -38,6 +42,7 @@ pub mod read;
 pub mod sessions;
 pub mod snapshot;
 pub mod txn;
+pub mod watch;
 
 pub use command::{Command, Compare, CompareTarget, LeaderBallot, SessionId, TxnOp};
 pub use error::KvError;

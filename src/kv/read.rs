@@ -10,8 +10,10 @@
 
 use crate::kv::command::SessionId;
 use crate::kv::error::KvError;
+use crate::kv::hub::Hub;
 use crate::kv::keyspace::{self, Area, Event, KeyRecord, Meta, Root, SessionRecord, ROOT_KEY};
 use std::ops::Bound;
+use std::sync::Arc;
 use storage::{Db, Snapshot};
 
 /// One page of a listing.
@@ -74,7 +76,7 @@ pub enum HistoryRead {
 #[derive(Clone)]
 pub struct KvReader {
     db: Db,
-    revisions: tokio::sync::watch::Receiver<u64>,
+    hub: Arc<Hub>,
 }
 
 /// One consistent view: a storage snapshot, its live area and its meta.
@@ -132,14 +134,14 @@ impl View {
 }
 
 impl KvReader {
-    /// A reader over `db`, told of new revisions through `revisions`.
-    pub fn new(db: Db, revisions: tokio::sync::watch::Receiver<u64>) -> KvReader {
-        KvReader { db, revisions }
+    /// A reader over `db`, whose watchers register with `hub`.
+    pub fn new(db: Db, hub: Arc<Hub>) -> KvReader {
+        KvReader { db, hub }
     }
 
-    /// A receiver that sees the revision after every applied slot (for watchers).
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.revisions.clone()
+    /// The watch hub the state machine publishes applied changes to.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// The meta record (defaults before the first apply).
@@ -342,6 +344,17 @@ impl KvReader {
         from_revision: u64,
         revisions_max: usize,
     ) -> Result<HistoryRead, KvError> {
+        self.history_within(from_revision, revisions_max, usize::MAX)
+    }
+
+    /// As [`KvReader::history`], also stopping once the records read pass `bytes_max`
+    /// encoded bytes (always at least one revision).
+    pub fn history_within(
+        &self,
+        from_revision: u64,
+        revisions_max: usize,
+        bytes_max: usize,
+    ) -> Result<HistoryRead, KvError> {
         let view = View::of(&self.db)?;
         let from = from_revision.max(1);
         if from <= view.meta.compact_revision {
@@ -352,10 +365,12 @@ impl KvReader {
         let prefix = view.area.history_prefix();
         let first = view.area.history_key(from);
         let mut revisions = Vec::new();
+        let mut read = 0usize;
         view.scan(&prefix, Bound::Included(&first), |hk, bytes| {
-            if revisions.len() == revisions_max {
+            if revisions.len() == revisions_max || (read > 0 && read >= bytes_max) {
                 return Ok(false);
             }
+            read = read.saturating_add(bytes.len());
             let rev = keyspace::history_revision_of(&hk)?;
             revisions.push((rev, keyspace::decode(&hk, &bytes)?));
             Ok(true)

@@ -200,7 +200,7 @@ impl KvStateMachine {
         self.meta = meta;
         self.wipe(old)?;
         self.reload_leases()?;
-        self.revision_tx.send_replace(self.meta.revision);
+        self.hub.jump(self.meta.revision);
         Ok(())
     }
 }

@@ -43,6 +43,10 @@ pub fn serve(
     .client_request_timeout(Duration::from_millis(args.http_header_timeout_ms))
     .client_disconnect_timeout(Duration::from_millis(args.http_disconnect_timeout_ms))
     .keep_alive(Duration::from_millis(args.http_keep_alive_ms))
+    // A client that closes its side is gone: without this, an idle watch to a closed
+    // connection lingered (and held its place under WATCHERS_MAX) until its second
+    // progress comment failed to send, 20 s later.
+    .h1_allow_half_closed(false)
     .bind(addr)?
     .shutdown_timeout(2)
     .run();

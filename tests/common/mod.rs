@@ -6,6 +6,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod sse;
+
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 use std::net::TcpListener;
