@@ -849,8 +849,8 @@ fn idempotent_commands_apply_once_within_the_retention() {
     assert!(matches!(r.outcome, Outcome::Rejected { .. }));
 }
 
-#[test]
-fn a_command_too_big_for_one_batch_is_refused_whole() {
+/// A machine whose change cap is 10,000 bytes, holding `big/00-00` .. `big/09-19`.
+fn two_hundred_keys_under_a_10_000_byte_cap() -> (Arc<vfs::SimFs>, KvStateMachine) {
     let fs = Arc::new(vfs::SimFs::new());
     let opts = KvOptions {
         slot_batch_bytes_max: 10_000,
@@ -863,6 +863,12 @@ fn a_command_too_big_for_one_batch_is_refused_whole() {
             .collect();
         apply(&mut sm, &puts);
     }
+    (fs, sm)
+}
+
+#[test]
+fn a_command_too_big_for_one_batch_is_refused_whole() {
+    let (_fs, mut sm) = two_hundred_keys_under_a_10_000_byte_cap();
     let before = dump(&sm.reader());
     let r = one(
         &mut sm,
@@ -889,18 +895,7 @@ fn a_command_too_big_for_one_batch_is_refused_whole() {
 /// batches once it outgrows one).
 #[test]
 fn a_command_is_capped_alone_not_with_the_commands_of_its_slot() {
-    let fs = Arc::new(vfs::SimFs::new());
-    let opts = KvOptions {
-        slot_batch_bytes_max: 10_000,
-        ..KvOptions::default()
-    };
-    let mut sm = open(&fs, opts);
-    for chunk in 0..10 {
-        let puts: Vec<Command> = (0..20)
-            .map(|i| put(&format!("big/{chunk:02}-{i:02}"), "v"))
-            .collect();
-        apply(&mut sm, &puts);
-    }
+    let (_fs, mut sm) = two_hundred_keys_under_a_10_000_byte_cap();
     let mut slot: Vec<Command> = (0..10)
         .map(|chunk| Command::DeletePrefix {
             prefix: format!("big/{chunk:02}"),
