@@ -15,7 +15,7 @@
 //! `SnapshotSource` here, beside the type.
 
 use crate::kv::error::KvError;
-use crate::kv::keyspace::{self, Meta, Root, ROOT_KEY};
+use crate::kv::keyspace::{self, Meta, Root, SessionRecord, ROOT_KEY};
 use crate::kv::machine::KvStateMachine;
 use crate::kv::read::View;
 use crate::node::SnapshotSource;
@@ -189,6 +189,22 @@ impl KvStateMachine {
                 ),
             });
         }
+        // Decode what the switch needs (the sessions, for the lease table) BEFORE it:
+        // a failure after the switch would report the install failed while the
+        // staged state is already the live one.
+        let staged = View {
+            snap: self.db.snapshot(),
+            area: stage,
+            meta: meta.clone(),
+        };
+        let prefix = stage.sessions_prefix();
+        let mut sessions = Vec::new();
+        staged.scan(&prefix, Bound::Included(&prefix), |sk, bytes| {
+            let record: SessionRecord = keyspace::decode(&sk, &bytes)?;
+            sessions.push((keyspace::session_id_of(&sk)?, record.ttl_ms));
+            Ok(true)
+        })?;
+        drop(staged);
         let root = Root { area: stage.0 };
         self.db.put(
             ROOT_KEY,
@@ -198,9 +214,9 @@ impl KvStateMachine {
         let old = self.area;
         self.area = stage;
         self.meta = meta;
-        self.wipe(old)?;
-        self.reload_leases()?;
+        self.leases.load(sessions);
         self.hub.jump(self.meta.revision);
+        self.wipe(old)?;
         Ok(())
     }
 }

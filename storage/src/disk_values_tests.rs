@@ -173,3 +173,20 @@ fn table_seqnos_that_disagree_with_the_manifest_are_corrupt() {
     drop(manifest);
     assert_open_is_corrupt(&fs, "table seqnos above the manifest's last seqno");
 }
+
+#[test]
+fn manifest_next_file_at_the_end_of_the_range_is_corrupt() {
+    // Found by the storage_open fuzz target: with next_file = u64::MAX the database
+    // opened, its next flush wrote table u64::MAX and wrapped next_file to 0, and the
+    // manifest it wrote then named a table at or above the next file number: the
+    // database did not open again.
+    for next_file in [u64::MAX, 1 << 63] {
+        let fs = build();
+        let mut edit = current_state_edit(&fs);
+        edit.next_file = next_file;
+        let mut record = Vec::new();
+        edit.encode(&mut record);
+        append_to_log(&fs, "manifest", &record);
+        assert_open_is_corrupt(&fs, &format!("next file number {next_file}"));
+    }
+}

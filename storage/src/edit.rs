@@ -19,7 +19,8 @@
 //!
 //! Decoding checks every length, the kind, level bounds, key order of each table
 //! (smallest <= largest), that nothing trails, and the seqnos: `flushed_seqno <=
-//! last_seqno < SEQNO_MAX`, and every table's seqnos are at most `flushed_seqno`.
+//! last_seqno < SEQNO_MAX`, and every table's seqnos are at most `flushed_seqno`;
+//! `next_file < FILE_NUMBER_LIMIT`.
 
 use crate::batch::{get_varint32, put_varint32};
 use crate::error::Error;
@@ -27,6 +28,9 @@ use crate::internal_key::SEQNO_MAX;
 
 /// Level numbers stored in edits are below this.
 pub const LEVELS_LIMIT: u8 = 16;
+/// File numbers (and `next_file`) stay below this, so handing out file numbers never
+/// wraps (it would take 2^63 tables to get there from a valid manifest).
+pub const FILE_NUMBER_LIMIT: u64 = 1 << 63;
 
 /// What the manifest knows about one table file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +130,11 @@ impl VersionEdit {
         if flushed_seqno > last_seqno {
             return Err(format!(
                 "flushed seqno {flushed_seqno} above last seqno {last_seqno}"
+            ));
+        }
+        if next_file >= FILE_NUMBER_LIMIT {
+            return Err(format!(
+                "next file number {next_file} is not below {FILE_NUMBER_LIMIT}"
             ));
         }
         if last_seqno >= SEQNO_MAX {

@@ -18,7 +18,8 @@
 //! the new one.
 //!
 //! Recovery reads `CURRENT`, then replays from its index: the first record must be a
-//! snapshot; later deltas apply in order (a later snapshot replaces the state).
+//! snapshot; later deltas apply in order (a later snapshot replaces the state); the
+//! state replayed to is then checked as a whole (`ManifestState::check`).
 
 use crate::edit::{EditKind, TableMeta, VersionEdit};
 use crate::error::Error;
@@ -84,6 +85,35 @@ impl ManifestState {
                 .is_some()
             {
                 return Err(format!("table {} added twice", meta.number));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what must hold of the whole state, beyond each edit on its own: every
+    /// table holds only flushed seqnos (`<= flushed_seqno <= last_seqno`: else its
+    /// writes would be replayed from the WAL again, or their seqnos handed out again),
+    /// and the next file number is above every live table's (else a new table would
+    /// overwrite a live one).
+    pub fn check(&self) -> Result<(), String> {
+        if self.flushed_seqno > self.last_seqno {
+            return Err(format!(
+                "flushed seqno {} above last seqno {}",
+                self.flushed_seqno, self.last_seqno
+            ));
+        }
+        for (number, (_, meta)) in &self.tables {
+            if meta.largest_seqno > self.flushed_seqno {
+                return Err(format!(
+                    "table {number} holds seqno {}, above the flushed seqno {}",
+                    meta.largest_seqno, self.flushed_seqno
+                ));
+            }
+            if *number >= self.next_file {
+                return Err(format!(
+                    "table {number} is live but the next file number is {}",
+                    self.next_file
+                ));
             }
         }
         Ok(())
@@ -212,6 +242,9 @@ impl Manifest {
                 format!("no record at index {start} named by CURRENT"),
             ));
         }
+        state
+            .check()
+            .map_err(|r| Error::corrupt(format!("manifest replayed from record {start}"), r))?;
         Ok(state)
     }
 
@@ -321,6 +354,58 @@ mod tests {
         drop(m);
         let (_, got) = Manifest::open(&fs, dir).unwrap();
         assert_eq!(got, Some(st));
+    }
+
+    /// Writes a snapshot of `st` and then `edits`, and opens the manifest again.
+    fn replay_of(st: &ManifestState, edits: &[VersionEdit]) -> Result<ManifestState, Error> {
+        let fs: Arc<dyn Fs> = Arc::new(SimFs::new());
+        let dir = Path::new("/db");
+        fs.create_dir_all(dir).unwrap();
+        let (mut m, _) = Manifest::open(&fs, dir).unwrap();
+        m.write_snapshot(st).unwrap();
+        for e in edits {
+            m.append(e, 1 << 20).unwrap();
+        }
+        drop(m);
+        Manifest::open(&fs, dir).map(|(_, state)| state.unwrap())
+    }
+
+    #[test]
+    fn a_replayed_state_must_be_consistent_not_just_each_edit() {
+        // Found by the storage_open fuzz target: each edit decodes, but the state they
+        // replay to has a table above the flushed seqno (its writes would be replayed
+        // from the WAL again, or their seqnos handed out again), or a next file number
+        // that is not above every live table (a new table would overwrite a live one).
+        let mut st = ManifestState {
+            log_index: 5,
+            next_file: 10,
+            last_seqno: 41,
+            flushed_seqno: 41,
+            ..ManifestState::default()
+        };
+        let mut table = meta(3, b"a", b"z");
+        table.largest_seqno = 41;
+        st.tables.insert(3, (0, table));
+        assert_eq!(replay_of(&st, &[]).unwrap(), st);
+        let scalars = |log_index, next_file, last_seqno, flushed_seqno| VersionEdit {
+            kind: EditKind::Delta,
+            log_index,
+            next_file,
+            last_seqno,
+            flushed_seqno,
+            added: Vec::new(),
+            removed: Vec::new(),
+        };
+        for (edit, what) in [
+            (scalars(5, 10, 41, 0), "flushed seqno below a table's"),
+            (scalars(5, 10, 7, 7), "last seqno below a table's"),
+            (scalars(5, 3, 41, 41), "next file not above a live table"),
+        ] {
+            match replay_of(&st, &[edit]) {
+                Err(e) => assert!(e.is_corruption(), "{what}: {e}"),
+                Ok(got) => panic!("{what}: replayed to {got:?}"),
+            }
+        }
     }
 
     #[test]
