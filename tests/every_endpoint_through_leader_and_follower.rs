@@ -5,18 +5,9 @@
 
 mod common;
 
-use common::{Answer, Cluster};
+use common::Cluster;
 use reqwest::{Method, StatusCode};
 use std::time::Duration;
-
-fn assert_error(a: &Answer, status: u16, code: &str) {
-    assert_eq!(a.status.as_u16(), status, "{}", a.text());
-    let body = a.json();
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].is_string(), "{body}");
-    assert!(a.header("x-concierge-revision").is_some());
-    assert!(a.header("x-concierge-leader").is_some());
-}
 
 async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
     let key = format!("/v1/keys/{tag}%2Fa%20b");
@@ -68,7 +59,7 @@ async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
 
     // Conditional writes.
     let a = c.put(n, &format!("{key}?version=1"), b"x").await;
-    assert_error(&a, 412, "version_mismatch");
+    a.assert_error(412, "version_mismatch");
     assert_eq!(a.json()["current_version"], 2);
     let a = c
         .call(
@@ -79,7 +70,7 @@ async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
             &[("If-None-Match", "*")],
         )
         .await;
-    assert_error(&a, 412, "version_mismatch");
+    a.assert_error(412, "version_mismatch");
     let a = c
         .call(
             n,
@@ -103,11 +94,11 @@ async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
         .await;
     assert_eq!(a.status, StatusCode::CREATED);
     let a = c.get(n, &format!("/v1/keys/{tag}-absent")).await;
-    assert_error(&a, 404, "key_not_found");
+    a.assert_error(404, "key_not_found");
 
     // Deletes.
     let a = c.delete(n, &format!("{key}?version=9")).await;
-    assert_error(&a, 412, "version_mismatch");
+    a.assert_error(412, "version_mismatch");
     assert_eq!(a.json()["current_version"], 3);
     let a = c.delete(n, &key).await;
     assert_eq!(a.status, StatusCode::OK);
@@ -115,9 +106,9 @@ async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
     assert_eq!(j["deleted"], 1);
     assert_eq!(j["revision"].as_u64().unwrap(), a.revision());
     let a = c.delete(n, &key).await;
-    assert_error(&a, 404, "key_not_found");
+    a.assert_error(404, "key_not_found");
     let a = c.get(other, &key).await;
-    assert_error(&a, 404, "key_not_found");
+    a.assert_error(404, "key_not_found");
 
     // Listing.
     for i in 0..5 {
@@ -227,7 +218,7 @@ async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
             &[("Idempotency-Key", &long_key)],
         )
         .await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
 
     // Transactions.
     let t = format!("{tag}/txn");
@@ -253,7 +244,7 @@ async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
     })
     .to_string();
     let a = c.post(n, "/v1/txn", &twice).await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
 
     // Bad requests change nothing.
     let before = c.get(n, "/v1/cluster").await.json()["revision"]
@@ -261,24 +252,24 @@ async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
         .unwrap();
     let big = vec![b'x'; (1 << 20) + 1];
     let a = c.put(n, &format!("/v1/keys/{tag}-big"), &big).await;
-    assert_error(&a, 413, "too_large");
+    a.assert_error(413, "too_large");
     let a = c.put(n, &format!("/v1/keys/{tag}-ctl%01"), b"x").await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
     let a = c.put(n, &format!("/v1/keys/{tag}?version=abc"), b"x").await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
     let a = c.get(n, &format!("/v1/keys?prefix={tag}&limit=0")).await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
     let a = c
         .get(n, &format!("/v1/keys/{tag}?consistency=eventual"))
         .await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
     let long = "k".repeat(1025);
     let a = c.put(n, &format!("/v1/keys/{long}"), b"x").await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
     let a = c.post(n, "/v1/sessions", "{\"ttl_ms\": 5}").await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
     let a = c.post(n, "/v1/sessions", "not json").await;
-    assert_error(&a, 400, "bad_request");
+    a.assert_error(400, "bad_request");
     let after = c.get(n, "/v1/cluster").await.json()["revision"]
         .as_u64()
         .unwrap();
@@ -316,22 +307,22 @@ async fn exercise(c: &Cluster, n: usize, other: usize, tag: &str) {
     let a = c
         .put(n, &format!("{eph}2?session=00000000000000aa"), b"e")
         .await;
-    assert_error(&a, 404, "session_not_found");
+    a.assert_error(404, "session_not_found");
     let a = c.delete(other, &format!("/v1/sessions/{id}")).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["deleted_keys"], 1);
     let a = c.get(n, &eph).await;
-    assert_error(&a, 404, "key_not_found");
+    a.assert_error(404, "key_not_found");
     let a = c.post(n, &format!("/v1/sessions/{id}/keepalive"), "").await;
-    assert_error(&a, 404, "session_not_found");
+    a.assert_error(404, "session_not_found");
     let a = c
         .post(other, &format!("/v1/sessions/{id}/keepalive"), "")
         .await;
-    assert_error(&a, 404, "session_not_found");
+    a.assert_error(404, "session_not_found");
     let a = c.get(n, &format!("/v1/sessions/{id}")).await;
-    assert_error(&a, 404, "session_not_found");
+    a.assert_error(404, "session_not_found");
     let a = c.delete(n, &format!("/v1/sessions/{id}")).await;
-    assert_error(&a, 404, "session_not_found");
+    a.assert_error(404, "session_not_found");
     let a = c.post(n, "/v1/sessions", "").await;
     assert_eq!(a.status, StatusCode::CREATED);
     assert_eq!(a.json()["ttl_ms"], 10000, "the default TTL");

@@ -12,10 +12,7 @@ use common::{Answer, Cluster};
 use reqwest::Method;
 
 fn assert_reused(a: &Answer) {
-    assert_eq!(a.status.as_u16(), 422, "{}", a.text());
-    let body = a.json();
-    assert_eq!(body["error"], "idempotency_key_reused", "{body}");
-    assert!(body["message"].is_string(), "{body}");
+    a.assert_error(422, "idempotency_key_reused");
 }
 
 async fn put(c: &Cluster, path: &str, body: &[u8], key: &str) -> Answer {

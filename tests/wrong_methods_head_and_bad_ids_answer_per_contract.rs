@@ -11,15 +11,6 @@ mod common;
 use common::{Answer, Cluster};
 use reqwest::Method;
 
-fn assert_error(a: &Answer, status: u16, code: &str) {
-    assert_eq!(a.status.as_u16(), status, "{}", a.text());
-    let body = a.json();
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].is_string(), "{body}");
-    assert!(a.header("x-concierge-revision").is_some());
-    assert!(a.header("x-concierge-leader").is_some());
-}
-
 fn allowed(a: &Answer) -> Vec<String> {
     let mut v: Vec<String> = a
         .header("allow")
@@ -70,7 +61,7 @@ async fn wrong_methods_head_and_bad_session_ids() {
     ];
     for (method, path, allow) in cases {
         let a = c.call(0, method.clone(), path, None, &[]).await;
-        assert_error(&a, 405, "method_not_allowed");
+        a.assert_error(405, "method_not_allowed");
         assert_eq!(allowed(&a), *allow, "{method} {path}");
     }
     // Nothing was written by the refused POST.
@@ -108,9 +99,9 @@ async fn wrong_methods_head_and_bad_session_ids() {
         (Method::GET, "/v1/sessions/00000000000000000000"),
     ] {
         let a = c.call(0, method.clone(), path, None, &[]).await;
-        assert_error(&a, 404, "session_not_found");
+        a.assert_error(404, "session_not_found");
     }
     // Unknown paths stay 404 not_found.
     let a = c.get(0, "/v2/nothing").await;
-    assert_error(&a, 404, "not_found");
+    a.assert_error(404, "not_found");
 }

@@ -100,6 +100,17 @@ impl Answer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Asserts an error answer per API.md: this status, `{"error": code, "message"}`,
+    /// and the revision and leader headers every answer carries.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        let body = self.json();
+        assert_eq!(body["error"], code, "{body}");
+        assert!(body["message"].is_string(), "{body}");
+        assert!(self.header("x-concierge-revision").is_some(), "{body}");
+        assert!(self.header("x-concierge-leader").is_some(), "{body}");
+    }
 }
 
 impl Cluster {
