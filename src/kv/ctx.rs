@@ -42,8 +42,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// Counts a key's record coming (`added`) or going (`removed`) in the live bytes.
+    pub fn count_live(
+        &mut self,
+        key: &str,
+        added: Option<&KeyRecord>,
+        removed: Option<&KeyRecord>,
+    ) {
+        let size = |r: &KeyRecord| (key.len() + r.value.len()) as u64;
+        if let Some(live) = self.meta.live_bytes.as_mut() {
+            *live = live
+                .saturating_add(added.map_or(0, size))
+                .saturating_sub(removed.map_or(0, size));
+        }
+    }
+
     /// Deletes a key (and its ephemeral index entry) and records the event.
     pub fn delete_key(&mut self, key: &str, record: &KeyRecord) {
+        self.count_live(key, None, Some(record));
         self.overlay.delete(self.area.key_key(key));
         if let Some(owner) = record.session {
             self.overlay.delete(self.area.ephemeral_key(owner, key));

@@ -5,32 +5,9 @@
 
 use super::*;
 use crate::kv::command::Command;
-use crate::kv::lease::LeaseTable;
-use crate::kv::{KvOptions, KvStateMachine};
+use crate::kv::test_support::{fresh, one, put};
+use crate::kv::KvStateMachine;
 use bytes::Bytes;
-use std::path::Path;
-use std::sync::Arc;
-
-fn fresh() -> KvStateMachine {
-    let fs: Arc<dyn vfs::Fs> = Arc::new(vfs::SimFs::new());
-    let db = storage::Db::open(fs, Path::new("/kv"), storage::Options::default()).unwrap();
-    KvStateMachine::open(db, KvOptions::default(), LeaseTable::new()).unwrap()
-}
-
-fn one(sm: &mut KvStateMachine, command: Command) -> Reply {
-    let slot = sm.applied_index() + 1;
-    let replies = sm.apply_slot(slot, &[command.encode()]).unwrap();
-    Reply::decode(&replies[0]).unwrap()
-}
-
-fn put(key: &str, value: &str) -> Command {
-    Command::Put {
-        key: key.into(),
-        value: Bytes::copy_from_slice(value.as_bytes()),
-        expect_version: None,
-        session: None,
-    }
-}
 
 /// An idempotent command proposed by a node that is not the leader.
 fn from_follower(key: &str, stamp_ms: u64, inner: Command) -> Command {
@@ -46,7 +23,7 @@ const T0: u64 = 1_700_000_000_000;
 
 #[test]
 fn a_proposer_with_a_clock_far_ahead_does_not_retire_records_early() {
-    let mut sm = fresh();
+    let (_fs, mut sm) = fresh();
     let first = one(&mut sm, from_follower("r1", T0, put("k", "a")));
     assert!(matches!(first.outcome, Outcome::Put { created: true, .. }));
     // A node whose clock runs an hour ahead proposes another idempotent write.
@@ -88,7 +65,7 @@ fn run_clock(sm: &mut KvStateMachine, round: u64, from: u64, until: u64) -> u64 
 
 #[test]
 fn a_leader_whose_clock_jumps_ahead_moves_the_clock_one_step_only() {
-    let mut sm = fresh();
+    let (_fs, mut sm) = fresh();
     one(&mut sm, leader_clock(1, T0));
     let first = one(&mut sm, from_follower("r1", T0, put("k", "a")));
     // The leader's wall clock jumps an hour ahead (NTP step, bad clock).
@@ -101,7 +78,7 @@ fn a_leader_whose_clock_jumps_ahead_moves_the_clock_one_step_only() {
 
 #[test]
 fn a_new_leader_takes_the_clock_over_without_comparing_clocks() {
-    let mut sm = fresh();
+    let (_fs, mut sm) = fresh();
     one(&mut sm, leader_clock(1, T0));
     one(&mut sm, leader_clock(1, T0 + 5000));
     assert_eq!(sm.meta.idempotency_clock_ms, 5000);
@@ -124,7 +101,7 @@ fn a_new_leader_takes_the_clock_over_without_comparing_clocks() {
 
 #[test]
 fn records_go_after_the_retention_on_the_leaders_clock_and_not_before() {
-    let mut sm = fresh();
+    let (_fs, mut sm) = fresh();
     one(&mut sm, leader_clock(1, T0));
     let first = one(&mut sm, from_follower("r1", T0, put("k", "a")));
     // Just inside the window (retention plus one step of slack) it still replays.
@@ -152,7 +129,7 @@ fn records_go_after_the_retention_on_the_leaders_clock_and_not_before() {
 
 #[test]
 fn the_key_reused_for_another_request_is_refused_and_changes_nothing() {
-    let mut sm = fresh();
+    let (_fs, mut sm) = fresh();
     let first = one(&mut sm, from_follower("r1", T0, put("k", "a")));
     let refused = [
         put("k", "b"),
@@ -181,7 +158,7 @@ fn the_key_reused_for_another_request_is_refused_and_changes_nothing() {
 #[test]
 fn a_record_of_the_first_format_replays_for_a_fitting_command_only() {
     use crate::kv::keyspace::{self, IdempotencyRecord};
-    let mut sm = fresh();
+    let (_fs, mut sm) = fresh();
     let first = one(&mut sm, put("k", "a"));
     // As the previous release wrote it: format byte 1, no fingerprint.
     let old = IdempotencyRecord {

@@ -61,6 +61,7 @@ pub(crate) fn apply_put(
         let ik = ctx.area.ephemeral_key(owner, &key);
         ctx.overlay.put(ik, Vec::new());
     }
+    ctx.count_live(&key, Some(&record), existing.as_ref());
     let sk = ctx.area.key_key(&key);
     ctx.overlay.put(sk, keyspace::encode(&record));
     ctx.events.push(Event {

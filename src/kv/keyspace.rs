@@ -74,6 +74,12 @@ pub struct Meta {
     /// skips them. 0 between slots. (Absent in metas written before it existed.)
     #[serde(default)]
     pub slot_commands_done: u32,
+    /// Bytes of the live key space: the sum of `key.len() + value.len()` over every
+    /// live key (what the storage quota measures, `QUOTA_BYTES`). `None` in metas
+    /// written before it existed: the state machine counts it when it opens such a
+    /// meta (`KvStateMachine::count_live_bytes`), so it is always `Some` once open.
+    #[serde(default)]
+    pub live_bytes: Option<u64>,
 }
 
 /// The first reply given to an idempotency key, as the first record format wrote it
@@ -351,6 +357,7 @@ mod tests {
                 idempotency_clock_ballot: (0, 0),
                 idempotency_leader_stamp_ms: 0,
                 slot_commands_done: 0,
+                live_bytes: None,
             }
         );
     }

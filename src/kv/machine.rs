@@ -4,12 +4,14 @@
 //! This file holds the state (the Db, the live area, the meta, the lease table) and
 //! what opens, reads and syncs it; applying a slot is `apply.rs`, snapshots are
 //! `snapshot.rs` (both add methods to `KvStateMachine`, and neither is imported here).
-//! Invariant: `meta` equals the live area's stored meta record between calls. From
+//! Invariant: `meta` equals the live area's stored meta record between calls, except
+//! that a stored meta without `live_bytes` (written before it existed) is counted on
+//! open or install and stored with the next slot. From
 //! `node` it imports the `StateMachine` trait and its `SnapshotSource`, nothing else.
 
 use crate::kv::error::KvError;
 use crate::kv::hub::{Hub, WatchLimits};
-use crate::kv::keyspace::{self, Area, Meta, Root, ROOT_KEY};
+use crate::kv::keyspace::{self, Area, KeyRecord, Meta, Root, ROOT_KEY};
 use crate::kv::lease::LeaseTable;
 use crate::kv::options::KvOptions;
 use crate::kv::read::KvReader;
@@ -44,15 +46,31 @@ pub(crate) fn read_area(db: &Db) -> Result<Area, KvError> {
     }
 }
 
+/// The live bytes of `area` counted from its key records (for a meta written before
+/// `Meta::live_bytes` existed; every replica counts the same state, so the same sum).
+pub(crate) fn count_live_bytes(db: &Db, area: Area) -> Result<u64, KvError> {
+    let prefix = area.key_key("");
+    let mut total = 0u64;
+    for item in db.prefix_iter(&prefix)? {
+        let (sk, bytes) = item?;
+        let record: KeyRecord = keyspace::decode(&sk, &bytes)?;
+        total += (sk.len() - prefix.len() + record.value.len()) as u64;
+    }
+    Ok(total)
+}
+
 impl KvStateMachine {
     /// Opens the state machine over `db`, resuming at the stored applied index.
     pub fn open(db: Db, opts: KvOptions, leases: Arc<LeaseTable>) -> Result<Self, KvError> {
         let area = read_area(&db)?;
         let meta_key = area.meta_key();
-        let meta = match db.get(&meta_key)? {
+        let mut meta = match db.get(&meta_key)? {
             Some(bytes) => keyspace::decode::<Meta>(&meta_key, &bytes)?,
             None => Meta::default(),
         };
+        if meta.live_bytes.is_none() {
+            meta.live_bytes = Some(count_live_bytes(&db, area)?);
+        }
         let hub = Hub::new(WatchLimits::default(), meta.revision);
         let sm = KvStateMachine {
             db,

@@ -54,4 +54,8 @@ pub use outcome::{Outcome, Reply, TxnResult};
 pub use read::KvReader;
 
 #[cfg(test)]
+mod live_bytes_tests;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@
 
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Meta, Root, SessionRecord, ROOT_KEY};
-use crate::kv::machine::KvStateMachine;
+use crate::kv::machine::{count_live_bytes, KvStateMachine};
 use crate::kv::read::View;
 use crate::node::SnapshotSource;
 use crate::paxos::Slot;
@@ -205,6 +205,11 @@ impl KvStateMachine {
             Ok(true)
         })?;
         drop(staged);
+        let mut meta = meta;
+        if meta.live_bytes.is_none() {
+            // Sent by a node from before `live_bytes` existed.
+            meta.live_bytes = Some(count_live_bytes(&self.db, stage)?);
+        }
         let root = Root { area: stage.0 };
         self.db.put(
             ROOT_KEY,

@@ -1,0 +1,119 @@
+//! `Meta::live_bytes` (what the storage quota measures) follows every write that adds,
+//! replaces or removes a key, and a meta written before it existed is counted on open.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::kv::command::{Command, SessionId};
+use crate::kv::keyspace;
+use crate::kv::machine::count_live_bytes;
+use crate::kv::test_support::{one, open, put, put_in};
+use crate::kv::{KvOptions, KvStateMachine};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use storage::WriteOptions;
+
+/// The live bytes by the model: key and value lengths of every live key.
+fn model_bytes(model: &BTreeMap<String, usize>) -> u64 {
+    model.iter().map(|(k, v)| (k.len() + v) as u64).sum()
+}
+
+fn assert_counted(sm: &KvStateMachine, model: &BTreeMap<String, usize>, step: &str) {
+    let counted = count_live_bytes(&sm.db, sm.area).unwrap();
+    assert_eq!(
+        counted,
+        model_bytes(model),
+        "recount disagrees with the model after {step}"
+    );
+    assert_eq!(sm.meta.live_bytes, Some(counted), "meta after {step}");
+    assert_eq!(
+        sm.reader().meta().unwrap().live_bytes,
+        Some(counted),
+        "stored meta after {step}"
+    );
+}
+
+#[test]
+fn live_bytes_follow_puts_overwrites_deletes_prefix_deletes_and_sessions() {
+    let fs = Arc::new(vfs::SimFs::new());
+    let mut sm = open(&fs, KvOptions::default());
+    let mut model = BTreeMap::new();
+    for i in 0..40u32 {
+        let key = format!("a/{}", i % 13);
+        let value = "v".repeat((i as usize * 7) % 50);
+        one(&mut sm, put(&key, &value));
+        model.insert(key, value.len());
+    }
+    assert_counted(&sm, &model, "puts and overwrites");
+    let r = one(
+        &mut sm,
+        Command::Delete {
+            key: "a/3".into(),
+            expect_version: None,
+        },
+    );
+    assert!(matches!(
+        r.outcome,
+        crate::kv::Outcome::Deleted { count: 1 }
+    ));
+    model.remove("a/3");
+    // A failed compare-and-set changes nothing, bytes included.
+    one(
+        &mut sm,
+        crate::kv::test_support::put_if("a/4", "much longer value", 99),
+    );
+    assert_counted(&sm, &model, "a delete and a failed compare");
+    for i in 0..5 {
+        one(&mut sm, put(&format!("b/{i}"), "0123456789"));
+        model.insert(format!("b/{i}"), 10);
+    }
+    one(
+        &mut sm,
+        Command::DeletePrefix {
+            prefix: "a/1".into(),
+        },
+    );
+    model.retain(|k, _| !k.starts_with("a/1"));
+    assert_counted(&sm, &model, "a prefix delete");
+    let s = SessionId(7);
+    one(
+        &mut sm,
+        Command::CreateSession {
+            id: s,
+            ttl_ms: 5000,
+        },
+    );
+    for i in 0..4 {
+        one(&mut sm, put_in(&format!("e/{i}"), s));
+        model.insert(format!("e/{i}"), 1);
+    }
+    // An ephemeral key overwriting a plain one replaces its bytes.
+    one(&mut sm, put_in("b/0", s));
+    model.insert("b/0".into(), 1);
+    assert_counted(&sm, &model, "ephemeral puts");
+    one(&mut sm, Command::CloseSession { id: s });
+    model.retain(|k, _| !k.starts_with("e/") && k != "b/0");
+    assert_counted(&sm, &model, "a session close");
+}
+
+#[test]
+fn a_meta_without_live_bytes_is_counted_when_opened() {
+    let fs = Arc::new(vfs::SimFs::new());
+    let mut sm = open(&fs, KvOptions::default());
+    one(&mut sm, put("key", "value"));
+    one(&mut sm, put("k2", "vv"));
+    // Store the meta as a release before `live_bytes` wrote it.
+    let mut meta = sm.meta.clone();
+    meta.live_bytes = None;
+    sm.db
+        .put(
+            &sm.area.meta_key(),
+            &keyspace::encode(&meta),
+            WriteOptions { sync: true },
+        )
+        .unwrap();
+    drop(sm);
+    let mut sm = open(&fs, KvOptions::default());
+    assert_eq!(sm.meta.live_bytes, Some(8 + 4));
+    one(&mut sm, put("k3", "v"));
+    assert_eq!(sm.reader().meta().unwrap().live_bytes, Some(8 + 4 + 3));
+}
