@@ -65,12 +65,14 @@ pub fn wall_clock_ms() -> u64 {
 }
 
 /// Proposes the command of `req`, made idempotent when it carries an
-/// `Idempotency-Key`, and waits until this node applied it.
+/// `Idempotency-Key`, and waits until this node applied it. A command that would add
+/// data or a session past the limits is refused first ([`crate::http::quota`]).
 pub async fn propose(
     req: &HttpRequest,
     state: &AppState,
     command: Command,
 ) -> Result<Reply, ApiError> {
+    crate::http::quota::admit(req, state, &command).await?;
     let command = match idempotency_key(req)? {
         Some(key) => {
             // The stamp counts for the idempotency clock only from the leader.

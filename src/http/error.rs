@@ -40,6 +40,8 @@ pub enum ApiError {
     MethodNotAllowed {
         allow: &'static str,
     },
+    /// The storage quota or the sessions limit is reached (507); nothing was applied.
+    QuotaExceeded(String),
     /// No such route.
     NotFound(String),
     /// A bug or a local storage failure.
@@ -62,6 +64,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::NotFound(_) => "not_found",
             ApiError::Internal(_) => "internal",
         }
@@ -77,6 +80,7 @@ impl ApiError {
             | ApiError::NotReady(m)
             | ApiError::Timeout(m)
             | ApiError::NotFound(m)
+            | ApiError::QuotaExceeded(m)
             | ApiError::RequestTimeout(m)
             | ApiError::Internal(m) => m.clone(),
             ApiError::VersionMismatch { current_version } => {
@@ -120,6 +124,7 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

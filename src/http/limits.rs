@@ -56,6 +56,14 @@ pub struct HttpArgs {
     /// wait in the listen backlog until one closes.
     #[arg(long, env = "HTTP_CONNECTIONS_MAX", default_value_t = HTTP_CONNECTIONS_MAX_DEFAULT)]
     pub http_connections_max: u64,
+    /// Storage quota: bytes of live keys and values (key + value bytes) at which
+    /// writes that add data are refused with 507 quota_exceeded (reads and deletes
+    /// still work).
+    #[arg(long, env = "QUOTA_BYTES", default_value_t = crate::http::quota::QUOTA_BYTES_DEFAULT)]
+    pub quota_bytes: u64,
+    /// Live sessions at which creating one more is refused with 507 quota_exceeded.
+    #[arg(long, env = "SESSIONS_MAX", default_value_t = crate::http::quota::SESSIONS_MAX_DEFAULT)]
+    pub sessions_max: u64,
 }
 
 impl Default for HttpArgs {
@@ -68,6 +76,8 @@ impl Default for HttpArgs {
             http_disconnect_timeout_ms: HTTP_DISCONNECT_TIMEOUT_MS_DEFAULT,
             http_keep_alive_ms: HTTP_KEEP_ALIVE_MS_DEFAULT,
             http_connections_max: HTTP_CONNECTIONS_MAX_DEFAULT,
+            quota_bytes: crate::http::quota::QUOTA_BYTES_DEFAULT,
+            sessions_max: crate::http::quota::SESSIONS_MAX_DEFAULT,
         }
     }
 }
@@ -85,6 +95,8 @@ impl HttpArgs {
             ),
             ("HTTP_KEEP_ALIVE_MS", self.http_keep_alive_ms),
             ("HTTP_CONNECTIONS_MAX", self.http_connections_max),
+            ("QUOTA_BYTES", self.quota_bytes),
+            ("SESSIONS_MAX", self.sessions_max),
         ];
         for (name, v) in positive {
             if v == 0 {
@@ -115,6 +127,8 @@ impl HttpArgs {
             ready_timeout: Duration::from_millis(self.ready_timeout_ms),
             page_bytes_max: self.page_bytes_max,
             body_timeout: Duration::from_millis(self.http_body_timeout_ms),
+            quota_bytes: self.quota_bytes,
+            sessions_max: self.sessions_max,
             ..HttpLimits::default()
         }
     }
@@ -135,6 +149,10 @@ pub struct HttpLimits {
     pub page_bytes_max: u64,
     /// How long a request's whole body may take to arrive before 408.
     pub body_timeout: Duration,
+    /// Live key and value bytes at which writes that add data are refused (507).
+    pub quota_bytes: u64,
+    /// Live sessions at which a new one is refused (507).
+    pub sessions_max: u64,
 }
 
 impl Default for HttpLimits {
@@ -146,6 +164,8 @@ impl Default for HttpLimits {
             ready_timeout: Duration::from_millis(READY_TIMEOUT_MS_DEFAULT),
             page_bytes_max: PAGE_BYTES_MAX_DEFAULT,
             body_timeout: Duration::from_millis(HTTP_BODY_TIMEOUT_MS_DEFAULT),
+            quota_bytes: crate::http::quota::QUOTA_BYTES_DEFAULT,
+            sessions_max: crate::http::quota::SESSIONS_MAX_DEFAULT,
         }
     }
 }

@@ -67,6 +67,21 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         state.leases.len() as u64,
     );
     gauge(
+        "concierge_sessions_max",
+        "Live sessions at which a new one is refused (SESSIONS_MAX).",
+        state.limits.sessions_max,
+    );
+    gauge(
+        "concierge_live_bytes",
+        "Bytes of live keys and values (key + value), what the storage quota measures.",
+        meta.live_bytes.unwrap_or(0),
+    );
+    gauge(
+        "concierge_quota_bytes",
+        "The storage quota (QUOTA_BYTES): at it, writes that add data answer 507.",
+        state.limits.quota_bytes,
+    );
+    gauge(
         "concierge_watchers",
         "Watches this node serves.",
         state.reader.hub().watchers() as u64,

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 pub mod sessions;
 pub mod txn;
 pub mod validate;

@@ -91,6 +91,7 @@ pub fn document() -> Value {
                         "412": error("version_mismatch (adds current_version)"),
                         "413": error("too_large"),
                         "422": reused(),
+                        "507": error("quota_exceeded: the live keys and values reached QUOTA_BYTES; reads and deletes still work"),
                     })),
                 },
                 "get": {
@@ -122,7 +123,7 @@ pub fn document() -> Value {
                 "summary": "All-or-nothing transaction at one revision (at most 128 ops; its gets may return at most 4 MiB of values, else 400 and nothing applied)",
                 "parameters": [idem],
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"if": {"type": "array"}, "then": {"type": "array"}, "else": {"type": "array"}}}}}},
-                "responses": with(common_errors(), json!({"200": ok_json("the branch taken", json!({"type": "object", "properties": {"succeeded": {"type": "boolean"}, "revision": n(), "results": {"type": "array"}}})), "404": error("session_not_found"), "422": reused()})),
+                "responses": with(common_errors(), json!({"200": ok_json("the branch taken", json!({"type": "object", "properties": {"succeeded": {"type": "boolean"}, "revision": n(), "results": {"type": "array"}}})), "404": error("session_not_found"), "422": reused(), "507": error("quota_exceeded: a transaction with a put while the live keys and values reached QUOTA_BYTES")})),
             }},
             "/v1/watch": {"get": {
                 "summary": "Server-Sent Events stream of changes",
@@ -130,7 +131,7 @@ pub fn document() -> Value {
                 "responses": {"200": {"description": "id: <mod_revision>, data: an event", "content": {"text/event-stream": {}}}, "400": error("bad_request"), "410": error("compacted (adds compact_revision)"), "503": error("not_ready: this node serves its limit of watches (WATCHERS_MAX); retry (Retry-After)")},
             }},
             "/v1/sessions": {
-                "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"})), "422": reused()}))},
+                "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"})), "422": reused(), "507": error("quota_exceeded: SESSIONS_MAX sessions are live")}))},
                 "get": {"summary": "List sessions, a page at a time, in id order", "parameters": [limit(), param("start_after", "query", json!({"type": "string", "pattern": "^[0-9a-fA-F]{1,16}$"}), "a session id: the page starts after it")], "responses": with(common_errors(), json!({"200": ok_json("sessions", json!({"type": "object", "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "more": {"type": "boolean"}}}))}))},
             },
             "/v1/sessions/{id}": {

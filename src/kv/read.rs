@@ -325,6 +325,12 @@ impl KvReader {
         Ok(out)
     }
 
+    /// Whether a first reply is held for idempotency key `key` (a retry of it replays).
+    pub fn idempotency_record_held(&self, key: &str) -> Result<bool, KvError> {
+        let view = View::of(&self.db)?;
+        Ok(view.snap.get(&view.area.idempotency_key(key))?.is_some())
+    }
+
     /// Whether any idempotency record is held (the leader keeps the idempotency clock
     /// moving while one is: `crate::server::clock`).
     pub fn idempotency_records_held(&self) -> Result<bool, KvError> {
