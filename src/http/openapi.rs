@@ -46,15 +46,26 @@ fn with(mut base: Value, extra: Value) -> Value {
     base
 }
 
+/// A key: no control character (Unicode Cc: U+0000..U+001F, U+007F..U+009F).
+const NO_CONTROL: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]+$";
+/// A prefix: as a key, but may be empty.
+const NO_CONTROL_OR_EMPTY: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
+
 /// The document.
 pub fn document() -> Value {
     let n = || json!({"type": "integer", "format": "int64", "minimum": 0});
     let revision = || json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": crate::http::watch::REVISION_MAX});
+    // Keys: 1..=1024 bytes of UTF-8 with no control character (Unicode Cc). A schema
+    // counts characters, not bytes: a key of 1024 characters may still be too long.
+    let key_string =
+        || json!({"type": "string", "minLength": 1, "maxLength": 1024, "pattern": NO_CONTROL});
+    let prefix_string =
+        || json!({"type": "string", "maxLength": 1024, "pattern": NO_CONTROL_OR_EMPTY});
     let key = param(
         "key",
         "path",
-        json!({"type": "string"}),
-        "the key, percent-encoded; the rest of the path",
+        key_string(),
+        "the key, percent-encoded; the rest of the path (1..=1024 bytes of UTF-8, no control characters)",
     );
     let consistency = param(
         "consistency",
@@ -71,8 +82,8 @@ pub fn document() -> Value {
     let idem = param(
         "Idempotency-Key",
         "header",
-        json!({"type": "string", "maxLength": 128}),
-        "a retry of the same request within 10 minutes returns the first answer; the key reused for another request is 422",
+        json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[\\x21-\\x7E]+$"}),
+        "visible ASCII; a retry of the same request within 10 minutes returns the first answer; the key reused for another request is 422",
     );
     let session_id = param("id", "path", json!({"type": "string"}), "session id");
     json!({
@@ -82,7 +93,7 @@ pub fn document() -> Value {
             "/v1/keys/{key}": {
                 "put": {
                     "summary": "Write a key",
-                    "parameters": [key, version, param("session", "query", json!({"type": "string"}), "make the key ephemeral, owned by this session"), param("sequential", "query", json!({"type": "boolean"}), "append a 20-digit increasing number to the key"), param("If-Match", "header", json!({"type": "string"}), "\"N\": as ?version=N"), param("If-None-Match", "header", json!({"type": "string"}), "*: only if absent"), idem],
+                    "parameters": [key, version, param("session", "query", json!({"type": "string"}), "make the key ephemeral, owned by this session"), param("sequential", "query", json!({"type": "boolean"}), "append a 20-digit increasing number to the key"), param("If-Match", "header", json!({"type": "string", "pattern": "^\"[0-9]{1,20}\"$"}), "\"N\": as ?version=N"), param("If-None-Match", "header", json!({"type": "string", "enum": ["*"]}), "*: only if absent"), idem],
                     "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                     "responses": with(common_errors(), json!({
                         "200": ok_json("updated", json!({"$ref": "#/components/schemas/PutResult"})),
@@ -116,26 +127,26 @@ pub fn document() -> Value {
             "/v1/keys": {"get": {
                 "summary": "List keys by prefix, in key order",
                 "description": "A page stops at limit entries or at the page byte budget (PAGE_BYTES_MAX, 4 MiB by default), whichever comes first; more is true when either cut it: continue with start_after = the last key.",
-                "parameters": [param("prefix", "query", json!({"type": "string", "maxLength": 1024}), "empty: every key"), limit(), param("start_after", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "a key: the page starts after it"), param("keys_only", "query", json!({"type": "boolean"}), ""), consistency],
+                "parameters": [param("prefix", "query", prefix_string(), "empty: every key"), limit(), param("start_after", "query", key_string(), "a key: the page starts after it"), param("keys_only", "query", json!({"type": "boolean"}), ""), consistency],
                 "responses": with(common_errors(), json!({"200": ok_json("a page", json!({"type": "object", "properties": {"revision": n(), "more": {"type": "boolean"}, "entries": {"type": "array", "items": {"$ref": "#/components/schemas/Entry"}}}}))})),
             }},
             "/v1/txn": {"post": {
                 "summary": "All-or-nothing transaction at one revision (at most 128 ops; its gets may return at most 4 MiB of values, else 400 and nothing applied)",
                 "parameters": [idem],
-                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"if": {"type": "array"}, "then": {"type": "array"}, "else": {"type": "array"}}}}}},
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {"if": {"type": "array", "maxItems": 128, "items": {"$ref": "#/components/schemas/Compare"}}, "then": {"type": "array", "maxItems": 128, "items": {"$ref": "#/components/schemas/TxnOp"}}, "else": {"type": "array", "maxItems": 128, "items": {"$ref": "#/components/schemas/TxnOp"}}}}}}},
                 "responses": with(common_errors(), json!({"200": ok_json("the branch taken", json!({"type": "object", "properties": {"succeeded": {"type": "boolean"}, "revision": n(), "results": {"type": "array"}}})), "404": error("session_not_found"), "422": reused(), "507": error("quota_exceeded: a transaction with a put while the live keys and values reached QUOTA_BYTES")})),
             }},
             "/v1/watch": {"get": {
                 "summary": "Server-Sent Events stream of changes",
-                "parameters": [param("key", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "UTF-8, no control characters"), param("prefix", "query", json!({"type": "string", "maxLength": 1024}), "as a key, but may be empty (every key)"), param("from_revision", "query", revision(), "default: the next revision"), param("Last-Event-ID", "header", revision(), "resume after this revision")],
+                "parameters": [param("key", "query", key_string(), "UTF-8, no control characters; give exactly one of key and prefix"), param("prefix", "query", prefix_string(), "as a key, but may be empty (every key); give exactly one of key and prefix"), param("from_revision", "query", revision(), "default: the next revision"), param("Last-Event-ID", "header", revision(), "resume after this revision")],
                 "responses": {"200": {"description": "id: <mod_revision>, data: an event", "content": {"text/event-stream": {}}}, "400": error("bad_request"), "410": error("compacted (adds compact_revision)"), "503": error("not_ready: this node serves its limit of watches (WATCHERS_MAX); retry (Retry-After)")},
             }},
             "/v1/sessions": {
-                "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"ttl_ms": {"type": "integer", "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"})), "422": reused(), "507": error("quota_exceeded: SESSIONS_MAX sessions are live")}))},
+                "post": {"summary": "Open a session", "parameters": [idem], "requestBody": {"content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {"ttl_ms": {"type": "integer", "nullable": true, "minimum": 1000, "maximum": 300000, "default": 10000}}}}}}, "responses": with(common_errors(), json!({"201": ok_json("opened", json!({"$ref": "#/components/schemas/Session"})), "422": reused(), "507": error("quota_exceeded: SESSIONS_MAX sessions are live")}))},
                 "get": {"summary": "List sessions, a page at a time, in id order", "parameters": [limit(), param("start_after", "query", json!({"type": "string", "pattern": "^[0-9a-fA-F]{1,16}$"}), "a session id: the page starts after it")], "responses": with(common_errors(), json!({"200": ok_json("sessions", json!({"type": "object", "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "more": {"type": "boolean"}}}))}))},
             },
             "/v1/sessions/{id}": {
-                "get": {"summary": "A session and a page of its ephemeral keys", "parameters": [session_id.clone(), limit(), param("start_after", "query", json!({"type": "string", "minLength": 1, "maxLength": 1024}), "a key: the page starts after it")], "responses": with(common_errors(), json!({"200": ok_json("the session", json!({"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n(), "keys": {"type": "array", "items": {"type": "string"}}, "more": {"type": "boolean"}}})), "404": error("session_not_found")}))},
+                "get": {"summary": "A session and a page of its ephemeral keys", "parameters": [session_id.clone(), limit(), param("start_after", "query", key_string(), "a key: the page starts after it")], "responses": with(common_errors(), json!({"200": ok_json("the session", json!({"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n(), "keys": {"type": "array", "items": {"type": "string"}}, "more": {"type": "boolean"}}})), "404": error("session_not_found")}))},
                 "delete": {"summary": "Close a session, deleting its ephemeral keys in one revision", "parameters": [session_id, idem], "responses": with(common_errors(), json!({"200": ok_json("closed", json!({"type": "object", "properties": {"deleted_keys": n()}})), "404": error("session_not_found"), "422": reused()}))},
             },
             "/v1/sessions/{id}/keepalive": {"post": {"summary": "Restart the session's TTL", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("alive", json!({"$ref": "#/components/schemas/Session"})), "404": error("session_not_found")}))}},
@@ -146,10 +157,12 @@ pub fn document() -> Value {
             "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
         },
         "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "request_timeout", "not_found", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "request_timeout", "quota_exceeded", "not_found", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
             "PutResult": {"type": "object", "properties": {"key": {"type": "string"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Entry": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": "string", "format": "byte"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Session": {"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n()}},
+            "Compare": {"type": "object", "required": ["key"], "additionalProperties": false, "description": "exactly one of version, exists, value", "properties": {"key": key_string(), "version": n(), "exists": {"type": "boolean"}, "value": {"type": "string", "format": "byte"}}},
+            "TxnOp": {"type": "object", "required": ["op", "key"], "additionalProperties": false, "description": "put takes value (and session); delete and get take only key", "properties": {"op": {"type": "string", "enum": ["put", "delete", "get"]}, "key": key_string(), "value": {"type": "string", "format": "byte"}, "session": {"type": "string", "nullable": true}}},
         }},
     })
 }
