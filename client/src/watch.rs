@@ -166,19 +166,7 @@ impl Client {
             next: options.from_revision.map(|r| r.max(1)),
             ..Position::default()
         }));
-        let driver = Driver {
-            client: self.clone(),
-            index: self.transport.preferred(),
-            next: options.from_revision.map(|r| r.max(1)),
-            options,
-            body: None,
-            parser: Parser::new(FRAME_BYTES_MAX),
-            partial: Vec::new(),
-            ready: VecDeque::new(),
-            position: position.clone(),
-            failure: None,
-            done: false,
-        };
+        let driver = Driver::new(self.clone(), options, position.clone());
         let inner = futures_util::stream::unfold(driver, |mut d| async move {
             let item = d.next_event().await?;
             Some((item, d))
@@ -211,6 +199,22 @@ struct Driver {
 }
 
 impl Driver {
+    fn new(client: Client, options: WatchOptions, position: Arc<Mutex<Position>>) -> Driver {
+        Driver {
+            index: client.transport.preferred(),
+            next: options.from_revision.map(|r| r.max(1)),
+            client,
+            options,
+            body: None,
+            parser: Parser::new(FRAME_BYTES_MAX),
+            partial: Vec::new(),
+            ready: VecDeque::new(),
+            position,
+            failure: None,
+            done: false,
+        }
+    }
+
     fn publish(&self, endpoint: Option<String>, new_connection: bool) {
         let mut p = self.position.lock().unwrap_or_else(|p| p.into_inner());
         p.next = self.next;
@@ -435,5 +439,85 @@ impl Driver {
         self.body = Some(Box::pin(resp.bytes_stream()));
         self.publish(Some(endpoint.to_string()), true);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(key: &str, revision: u64, with_id: bool) -> String {
+        let data = serde_json::json!({
+            "type": "put", "key": key, "value": "dg==", "version": 1,
+            "create_revision": revision, "mod_revision": revision, "session": null,
+        });
+        if with_id {
+            format!("id: {revision}\ndata: {data}\n\n")
+        } else {
+            format!("data: {data}\n\n")
+        }
+    }
+
+    fn driver(from: u64) -> Driver {
+        let client =
+            Client::connect(["127.0.0.1:1", "127.0.0.1:2"]).unwrap_or_else(|e| panic!("{e}"));
+        let options = WatchOptions::prefix("").from_revision(from);
+        Driver::new(client, options, Arc::default())
+    }
+
+    fn keys(d: &Driver) -> Vec<(String, u64)> {
+        d.ready
+            .iter()
+            .map(|e| (e.key.clone(), e.mod_revision))
+            .collect()
+    }
+
+    #[test]
+    fn a_revision_is_delivered_only_whole_and_a_cut_one_comes_again_whole() {
+        let mut d = driver(5);
+        d.parser.push(frame("a", 5, true).as_bytes());
+        d.parser.push(frame("b", 6, false).as_bytes());
+        assert_eq!(d.take_frames(), Ok(()));
+        assert_eq!(keys(&d), [("a".to_string(), 5)]);
+        assert_eq!(d.next, Some(6));
+        // The connection breaks inside revision 6: its first event is not delivered.
+        d.disconnect("test");
+        assert_eq!(d.index, 1);
+        d.parser.push(frame("b", 6, false).as_bytes());
+        d.parser.push(frame("c", 6, true).as_bytes());
+        assert_eq!(d.take_frames(), Ok(()));
+        assert_eq!(
+            keys(&d),
+            [
+                ("a".to_string(), 5),
+                ("b".to_string(), 6),
+                ("c".to_string(), 6)
+            ]
+        );
+        assert_eq!(d.next, Some(7));
+    }
+
+    #[test]
+    fn answers_that_would_repeat_or_split_a_revision_are_refused() {
+        // Below the resume point: a duplicate.
+        let mut d = driver(7);
+        d.parser.push(frame("a", 6, true).as_bytes());
+        assert!(d.take_frames().is_err());
+        // A revision that ends without its id before the next one begins.
+        let mut d = driver(1);
+        d.parser.push(frame("a", 2, false).as_bytes());
+        d.parser.push(frame("b", 3, true).as_bytes());
+        assert!(d.take_frames().is_err());
+        // An id that is not the event's revision.
+        let mut d = driver(1);
+        d.parser
+            .push(format!("id: 9\n{}", &frame("a", 2, false)).as_bytes());
+        assert!(d.take_frames().is_err());
+        // The server's error event: the driver leaves the connection, delivers nothing.
+        let mut d = driver(1);
+        d.parser.push(frame("a", 2, false).as_bytes());
+        d.parser.push(b"event: error\ndata: {}\n\n");
+        assert_eq!(d.take_frames(), Ok(()));
+        assert!(d.ready.is_empty() && d.partial.is_empty());
     }
 }
