@@ -72,6 +72,8 @@ pub enum Error {
     Protocol { endpoint: String, message: String },
     /// Refused by the client before anything was sent.
     InvalidArgument(String),
+    /// The session a recipe (a lock) relied on was lost; what it held is gone.
+    SessionLost { reason: String },
 }
 
 /// Whether a failed call changed anything.
@@ -107,7 +109,8 @@ impl Error {
             Error::Unreachable { .. }
             | Error::OutcomeUnknown { .. }
             | Error::Protocol { .. }
-            | Error::InvalidArgument(_) => None,
+            | Error::InvalidArgument(_)
+            | Error::SessionLost { .. } => None,
         }
     }
 
@@ -220,6 +223,7 @@ impl fmt::Display for Error {
                 write!(f, "bad answer from {endpoint}: {message}")
             }
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::SessionLost { reason } => write!(f, "the session was lost: {reason}"),
         }
     }
 }

@@ -28,10 +28,10 @@
 //! # }
 //! ```
 //!
-//! Map: [`config`] (endpoints, time limits), [`transport`] (failover and the retry
-//! rules), [`error`] (what failed and whether it was applied), one module per resource
-//! ([`keys`], [`txn`], [`sessions`], [`cluster`]), [`session`] (the keeper), [`watch`]
-//! (the resuming stream, over [`sse`]). docs/client.md says the rules in prose.
+//! Map: `config` (endpoints, time limits), `transport` (failover and the retry rules),
+//! `error` (what failed and whether it was applied), one module per resource (`keys`,
+//! `txn`, `sessions`, `cluster`), `session` (the keeper), `watch` (the resuming stream,
+//! over `sse`). docs/client.md says the rules in prose.
 
 pub mod client;
 pub mod cluster;
@@ -40,6 +40,7 @@ mod encode;
 pub mod error;
 mod idempotency;
 pub mod keys;
+pub mod lock;
 pub mod session;
 pub mod sessions;
 mod sse;
@@ -53,6 +54,7 @@ pub use cluster::{Ballot, ClusterStatus, Member};
 pub use config::ClientConfig;
 pub use error::{Applied, Error, ServerError};
 pub use keys::{DeleteOptions, PutOptions};
+pub use lock::LockGuard;
 pub use session::{Session, SessionLoss};
 pub use sessions::{PageOptions, SessionDetail, SessionInfo, SessionList};
 pub use txn::{Compare, Op, Txn, TxnResponse, TxnResult};

@@ -302,22 +302,12 @@ impl Transport {
                 sent_at,
             });
         }
-        let error = Error::from_answer(status, &body, endpoint);
         // 503: not applied. 408: the request was never (wholly) read, nothing applied.
         // 504: outcome unknown, repeatable only with the same Idempotency-Key.
         let retry = matches!(status, 503 | 504 | 408);
-        let error = if status == 408 {
-            Error::Unavailable(match error {
-                Error::Rejected(e) => e,
-                other => {
-                    return Attempt::Failed {
-                        error: other,
-                        retry,
-                    }
-                }
-            })
-        } else {
-            error
+        let error = match Error::from_answer(status, &body, endpoint) {
+            Error::Rejected(e) if status == 408 => Error::Unavailable(e),
+            other => other,
         };
         Attempt::Failed { error, retry }
     }
