@@ -1,0 +1,247 @@
+//! The lock recipe: a distributed mutex over sessions, sequential keys and watches.
+//!
+//! To lock `name`, a client writes a sequential key `name/<20 digits>` owned by its
+//! session (its place in the queue) and lists the queue: if its key is first it holds
+//! the lock; otherwise it watches only its predecessor's key (no herd: one waiter wakes
+//! per release) from the revision of the listing that showed it, and on its deletion
+//! lists again (the predecessor may have left the queue without holding the lock).
+//!
+//! The holder's key's `create_revision` is its fencing token: later holders of the lock
+//! have larger ones (their keys were created later), so a resource that refuses a token
+//! below the highest it has seen refuses a holder whose lease ran out unnoticed (a
+//! paused process). The lease is the session's: the key goes when the session ends or
+//! expires, and the session handle reports the loss no later than the server could
+//! expire it (see `session.rs`), so a holder that watches [`LockGuard::lost`] stops
+//! before the next holder starts.
+//!
+//! Invariant: a waiter key is never left behind by this process: a failed or cancelled
+//! acquisition and a dropped guard delete it (in the background when dropped).
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::keys::PutOptions;
+use crate::session::{Session, SessionLoss};
+use crate::types::ListOptions;
+use crate::watch::{EventKind, WatchOptions};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+/// Digits the server appends to a sequential key.
+const SEQUENCE_DIGITS: usize = 20;
+/// Keys read per page while looking for the predecessor.
+const PAGE_KEYS: u64 = 1000;
+
+/// A held lock. Release it with [`LockGuard::unlock`]; dropping it releases it in the
+/// background.
+#[derive(Debug)]
+pub struct LockGuard {
+    client: Client,
+    /// The waiter key; None once released.
+    key: Option<String>,
+    token: u64,
+    loss: watch::Receiver<Option<SessionLoss>>,
+}
+
+/// Deletes a waiter key when dropped while still armed (the acquisition failed or its
+/// future was dropped).
+struct Cleanup {
+    client: Client,
+    key: Option<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        release_in_background(&self.client, self.key.take());
+    }
+}
+
+fn release_in_background(client: &Client, key: Option<String>) {
+    let (Some(key), Ok(runtime)) = (key, tokio::runtime::Handle::try_current()) else {
+        return;
+    };
+    let client = client.clone();
+    runtime.spawn(async move {
+        if let Err(e) = client.delete(&key).await {
+            if !matches!(e, Error::KeyNotFound(_)) {
+                tracing::warn!(%key, error = %e, "could not delete a lock key; it goes with its session");
+            }
+        }
+    });
+}
+
+/// Where a waiter stands in its queue.
+enum Place {
+    First,
+    /// Behind `key`, seen in a listing at `revision`.
+    Behind {
+        key: String,
+        revision: u64,
+    },
+    /// The waiter's key is gone (its session ended).
+    Gone,
+}
+
+/// Resolves when the session behind `rx` is lost.
+async fn wait_lost(rx: &mut watch::Receiver<Option<SessionLoss>>) -> SessionLoss {
+    loop {
+        if let Some(loss) = rx.borrow_and_update().clone() {
+            return loss;
+        }
+        if rx.changed().await.is_err() {
+            return SessionLoss::Closed;
+        }
+    }
+}
+
+fn lost(loss: &SessionLoss) -> Error {
+    Error::SessionLost {
+        reason: format!("{loss:?}"),
+    }
+}
+
+impl Client {
+    /// Takes the lock `name` for `session`, waiting as long as it takes (wrap it in a
+    /// timeout to bound the wait). Fails with `Error::SessionLost` if the session is lost
+    /// while waiting.
+    pub async fn lock(&self, session: &Session, name: &str) -> Result<LockGuard, Error> {
+        if name.is_empty() {
+            return Err(Error::InvalidArgument("a lock needs a name".into()));
+        }
+        let mut loss = session.subscribe();
+        if let Some(l) = loss.borrow().clone() {
+            return Err(lost(&l));
+        }
+        let prefix = format!("{name}/");
+        let options = PutOptions {
+            session: Some(session.id().to_string()),
+            sequential: true,
+            version: None,
+        };
+        let mine = self.put_with(&prefix, Bytes::new(), &options).await?;
+        let mut cleanup = Cleanup {
+            client: self.clone(),
+            key: Some(mine.key.clone()),
+        };
+        loop {
+            let (key, revision) = match self.place(&prefix, &mine.key).await? {
+                Place::First => break,
+                Place::Gone => {
+                    return Err(Error::SessionLost {
+                        reason: "the lock's waiter key is gone: its session ended".into(),
+                    })
+                }
+                Place::Behind { key, revision } => (key, revision),
+            };
+            let mut watch = self.watch(WatchOptions::key(key).from_revision(revision + 1));
+            loop {
+                tokio::select! {
+                    l = wait_lost(&mut loss) => return Err(lost(&l)),
+                    event = watch.next() => match event {
+                        Some(Ok(e)) if e.kind == EventKind::Delete => break,
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e),
+                        None => {
+                            return Err(Error::Protocol {
+                                endpoint: String::new(),
+                                message: "a watch ended without an error".into(),
+                            })
+                        }
+                    },
+                }
+            }
+        }
+        cleanup.key = None;
+        Ok(LockGuard {
+            client: self.clone(),
+            key: Some(mine.key),
+            token: mine.create_revision,
+            loss,
+        })
+    }
+
+    /// The waiter `mine`'s place in the queue under `prefix`: only keys that are the
+    /// prefix and a sequence number count (a lock named `a/0` is not in `a`'s queue).
+    async fn place(&self, prefix: &str, mine: &str) -> Result<Place, Error> {
+        let is_waiter = |key: &str| {
+            key.strip_prefix(prefix).is_some_and(|n| {
+                n.len() == SEQUENCE_DIGITS && n.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        let mut options = ListOptions {
+            limit: Some(PAGE_KEYS),
+            keys_only: true,
+            ..ListOptions::default()
+        };
+        let mut before: Option<(String, u64)> = None;
+        loop {
+            let page = self.list(prefix, &options).await?;
+            for entry in &page.entries {
+                if entry.key.as_str() == mine {
+                    return Ok(match before {
+                        None => Place::First,
+                        Some((key, revision)) => Place::Behind { key, revision },
+                    });
+                }
+                if entry.key.as_str() > mine {
+                    return Ok(Place::Gone);
+                }
+                if is_waiter(&entry.key) {
+                    before = Some((entry.key.clone(), page.revision));
+                }
+            }
+            match (page.more, page.entries.last()) {
+                (true, Some(last)) => options.start_after = Some(last.key.clone()),
+                _ => return Ok(Place::Gone),
+            }
+        }
+    }
+}
+
+impl LockGuard {
+    /// The fencing token: the holder's key's `create_revision`, larger for every later
+    /// holder of this lock.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// The holder's key.
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the session, and with it the lock, was lost.
+    pub fn is_lost(&self) -> bool {
+        self.loss.borrow().is_some()
+    }
+
+    /// Resolves when the lock is lost (its session is): stop acting as the holder.
+    pub async fn lost(&self) -> SessionLoss {
+        let mut rx = self.loss.clone();
+        wait_lost(&mut rx).await
+    }
+
+    /// Releases the lock. `Error::SessionLost` if it was already lost (its key gone).
+    pub async fn unlock(mut self) -> Result<(), Error> {
+        let Some(key) = self.key.take() else {
+            return Ok(());
+        };
+        match self.client.delete(&key).await {
+            Ok(_) => Ok(()),
+            Err(Error::KeyNotFound(_)) => Err(Error::SessionLost {
+                reason: "the lock's key was already gone".into(),
+            }),
+            Err(e) => {
+                // Leave it to the background, then to the session's end.
+                release_in_background(&self.client, Some(key));
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        release_in_background(&self.client, self.key.take());
+    }
+}
