@@ -17,8 +17,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The `concierge` binary of this build profile, built once per test process (cargo
-/// builds it only when out of date). `CONCIERGE_BIN` names another one.
+/// The `concierge` binary of this build profile. `cargo test --workspace` has just
+/// built it (the server's own tests need it), so it is used as it is when no source of
+/// the server is newer; otherwise (say, `cargo test -p concierge-client` after an edit)
+/// it is built once per test process. Building it alone resolves features for the
+/// server package only, which can differ from the workspace's and rebuild every
+/// dependency, so it is built only when needed. `CONCIERGE_BIN` names another binary.
 pub fn concierge_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -28,23 +32,56 @@ pub fn concierge_bin() -> PathBuf {
         // target/<profile>/deps/<test binary> -> target/<profile>/concierge
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target_dir = profile_dir.parent().unwrap();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args(["build", "--quiet", "-p", "concierge", "--bin", "concierge"])
-            .arg("--target-dir")
-            .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().unwrap();
-        assert!(status.success(), "building the concierge binary failed");
         let bin = profile_dir.join("concierge");
+        if !binary_is_fresh(&bin) {
+            let target_dir = profile_dir.parent().unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .args(["build", "--quiet", "-p", "concierge", "--bin", "concierge"])
+                .arg("--target-dir")
+                .arg(target_dir);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            let status = build.status().unwrap();
+            assert!(status.success(), "building the concierge binary failed");
+        }
         assert!(bin.exists(), "no binary at {}", bin.display());
         bin
     })
     .clone()
+}
+
+/// Whether `bin` exists and is newer than every source file the server is built from.
+fn binary_is_fresh(bin: &std::path::Path) -> bool {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs: Vec<PathBuf> = ["src", "vfs/src", "wal/src", "sstable/src", "storage/src"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.iter().all(|f| {
+        std::fs::metadata(f)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m <= built)
+    })
 }
 
 /// A free loopback port, never one this process handed out before.
