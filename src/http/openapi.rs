@@ -167,9 +167,56 @@ pub fn document() -> Value {
     })
 }
 
+/// Adds the headers every answer carries (API.md, General) to each response of `doc`,
+/// and a key's headers to its GET/HEAD answer.
+fn with_response_headers(mut doc: Value) -> Value {
+    let int = json!({"type": "integer", "format": "int64", "minimum": 0});
+    let common = json!({
+        "X-Concierge-Revision": {"description": "the cluster revision the answer reflects", "schema": int},
+        "X-Concierge-Leader": {"description": "the leader's node id, or empty when none is known", "schema": {"type": "string"}},
+    });
+    let key_headers = json!({
+        "ETag": {"description": "\"<version>\"", "schema": {"type": "string"}},
+        "X-Concierge-Version": {"schema": int},
+        "X-Concierge-Create-Revision": {"schema": int},
+        "X-Concierge-Mod-Revision": {"schema": int},
+        "X-Concierge-Session": {"description": "only for ephemeral keys", "schema": {"type": "string"}},
+    });
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return doc;
+    };
+    for (path, ops) in paths.iter_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                let mut headers = common.clone();
+                if path == "/v1/keys/{key}" && method == "get" && status == "200" {
+                    headers = with(headers, key_headers.clone());
+                }
+                if status == "503" {
+                    headers = with(
+                        headers,
+                        json!({"Retry-After": {"description": "seconds", "schema": int}}),
+                    );
+                }
+                if status == "405" {
+                    headers = with(headers, json!({"Allow": {"schema": {"type": "string"}}}));
+                }
+                response["headers"] = headers;
+            }
+        }
+    }
+    doc
+}
+
 /// `GET /v1/openapi.json`.
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(document())
+    HttpResponse::Ok().json(with_response_headers(document()))
 }
 
 #[cfg(test)]
@@ -197,6 +244,31 @@ mod tests {
             assert!(paths.contains_key(p), "{p}");
         }
         assert_eq!(doc["openapi"], "3.0.3");
+    }
+
+    #[test]
+    fn every_response_documents_the_revision_and_leader_headers() {
+        let doc = with_response_headers(document());
+        let mut seen = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    let h = &response["headers"];
+                    assert!(
+                        h["X-Concierge-Revision"].is_object(),
+                        "{method} {path} {status}"
+                    );
+                    assert!(
+                        h["X-Concierge-Leader"].is_object(),
+                        "{method} {path} {status}"
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 40, "{seen}");
+        let get = &doc["paths"]["/v1/keys/{key}"]["get"]["responses"]["200"]["headers"];
+        assert!(get["ETag"].is_object() && get["X-Concierge-Mod-Revision"].is_object());
     }
 
     #[test]
