@@ -103,6 +103,14 @@ pub use options::{Options, WriteOptions};
 pub use read_stats::ReadStats;
 pub use snapshot::Snapshot;
 
+/// The encoders of the engine's own records, for the fuzz targets (storage/fuzz), which
+/// build valid-looking manifests from them instead of copying the formats. Not an API.
+#[doc(hidden)]
+pub mod records {
+    pub use crate::edit::{EditKind, TableMeta, VersionEdit};
+    pub use crate::manifest::encode_current;
+}
+
 #[cfg(test)]
 mod db_tests;
 #[cfg(test)]

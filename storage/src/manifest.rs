@@ -142,7 +142,7 @@ pub struct Manifest {
     buf: Vec<u8>,
 }
 
-fn encode_current(index: u64) -> [u8; CURRENT_BYTES] {
+pub fn encode_current(index: u64) -> [u8; CURRENT_BYTES] {
     let mut out = [0u8; CURRENT_BYTES];
     out[..8].copy_from_slice(&CURRENT_MAGIC);
     out[8..16].copy_from_slice(&index.to_le_bytes());

@@ -17,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
+use storage::records::{encode_current, EditKind, TableMeta, VersionEdit};
 use storage::{Db, Options, WriteBatch, WriteOptions};
 use vfs::{Fs, SimFs};
 use wal::{SyncMode, Wal};
@@ -70,7 +71,7 @@ struct Table {
 enum Record {
     /// Arbitrary bytes as the record's payload.
     Raw(Vec<u8>),
-    /// A version edit, encoded per `storage/src/edit.rs` (fields may be nonsense).
+    /// A version edit, encoded by the engine's own encoder (fields may be nonsense).
     Edit {
         kind: u8,
         log_index: u64,
@@ -98,14 +99,6 @@ struct Input {
     probes: Vec<Vec<u8>>,
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn encode(record: &Record) -> Vec<u8> {
     let mut out = Vec::new();
     match record {
@@ -119,32 +112,37 @@ fn encode(record: &Record) -> Vec<u8> {
             added,
             removed,
         } => {
-            out.push(1 + kind % 2);
-            for v in [log_index, next_file, last_seqno, flushed_seqno] {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(&(added.len() as u32).to_le_bytes());
-            for t in added {
-                out.push(t.level % 8);
-                for v in [
-                    u64::from(t.number),
-                    t.file_bytes,
-                    t.entries,
-                    t.smallest_seqno,
-                    t.largest_seqno,
-                ] {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
-                for key in [&t.smallest_key, &t.largest_key] {
-                    varint(&mut out, key.len() as u32);
-                    out.extend_from_slice(key);
-                }
-            }
-            out.extend_from_slice(&(removed.len() as u32).to_le_bytes());
-            for (level, number) in removed {
-                out.push(level % 8);
-                out.extend_from_slice(&u64::from(*number).to_le_bytes());
-            }
+            let edit = VersionEdit {
+                kind: if kind % 2 == 0 {
+                    EditKind::Snapshot
+                } else {
+                    EditKind::Delta
+                },
+                log_index: *log_index,
+                next_file: *next_file,
+                last_seqno: *last_seqno,
+                flushed_seqno: *flushed_seqno,
+                added: added
+                    .iter()
+                    .map(|t| {
+                        let meta = TableMeta {
+                            number: u64::from(t.number),
+                            file_bytes: t.file_bytes,
+                            entries: t.entries,
+                            smallest_seqno: t.smallest_seqno,
+                            largest_seqno: t.largest_seqno,
+                            smallest_key: t.smallest_key.clone(),
+                            largest_key: t.largest_key.clone(),
+                        };
+                        (t.level % 8, meta)
+                    })
+                    .collect(),
+                removed: removed
+                    .iter()
+                    .map(|(level, number)| (level % 8, u64::from(*number)))
+                    .collect(),
+            };
+            edit.encode(&mut out);
         }
         Record::Batch { first_seqno, ops } => {
             let mut b = WriteBatch::new();
@@ -178,11 +176,8 @@ fn append(fs: &SimFs, log: &str, records: &[Record]) -> u64 {
 }
 
 fn write_current(fs: &SimFs, index: u64) {
-    let mut bytes = b"CNCGCUR1".to_vec();
-    bytes.extend_from_slice(&index.to_le_bytes());
-    let crc = crc32fast::hash(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    fs.write_atomic(&Path::new(DB).join("CURRENT"), &bytes).unwrap();
+    fs.write_atomic(&Path::new(DB).join("CURRENT"), &encode_current(index))
+        .unwrap();
 }
 
 fn read_all(db: &Db, probes: &[Vec<u8>]) {
