@@ -1,7 +1,7 @@
 //! The command-line client against a real one-node cluster, as a process: put, get
 //! and del round trip with the exit codes of docs/cli.md (3 not found, 4 condition
 //! failed, 2 usage), values from an argument, stdin and a file, `--json` that parses,
-//! the `ls` table, a transaction from a JSON file (exit 4 when its else branch ran),
+//! the `ls` table, `watch` from a revision, a transaction from a JSON file (exit 4 when its else branch ran),
 //! and sessions created, listed and closed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -153,6 +153,47 @@ async fn put_get_del_round_trip_with_exit_codes() {
         .map(|e| e["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["app/a", "app/b", "app/c"]);
+
+    // watch from a revision: the history so far, one JSON event per line, in order.
+    let r = ok(cli(
+        &c,
+        &[
+            "watch",
+            "--prefix",
+            "app/",
+            "--from-revision",
+            "1",
+            "--count",
+            "4",
+            "--json",
+        ],
+        b"",
+    ));
+    let events: Vec<Value> = r
+        .out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(&str, u64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap(),
+                e["mod_revision"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("app/a", 1), ("app/b", 2), ("app/c", 3), ("app/a", 4)]
+    );
+    assert_eq!(events[3]["value"], "two");
+    let r = ok(cli(
+        &c,
+        &["watch", "app/a", "--from-revision", "1", "--count", "1"],
+        b"",
+    ));
+    assert_eq!(r.out, "1 PUT app/a one\n");
 
     // del, then the key is gone; a prefix delete counts what it deleted.
     let r = ok(cli(&c, &["del", "app/a", "--json"], b"")).json();
