@@ -1,4 +1,5 @@
-//! The server's configuration: `concierge serve` flags and environment variables,
+//! The server's configuration: `concierge serve` flags and environment variables
+//! (parsed by the binary's command line, src/cli/),
 //! resolved into a checked [`ServeConfig`], and the data directory's cluster file.
 //!
 //! This node is the `CONCIERGES` entry equal to `HOST:ACTOR_PORT`; its id is that
@@ -7,30 +8,11 @@
 //! atomically): starting it with a different list is refused.
 
 use crate::http::HttpArgs;
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The `concierge` command line.
-#[derive(Parser, Debug)]
-#[command(
-    name = "concierge",
-    version,
-    about = "A durable, replicated coordination service"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: CliCommand,
-}
-
-/// The subcommands.
-#[derive(Subcommand, Debug)]
-pub enum CliCommand {
-    /// Run one node.
-    Serve(ServeArgs),
-}
 
 /// Flags of `concierge serve`, each also an environment variable.
 #[derive(Args, Debug, Clone)]

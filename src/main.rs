@@ -1,11 +1,15 @@
-//! The `concierge` binary: `concierge serve` runs one node (see `config` for the flags).
+//! The `concierge` binary: `concierge serve` runs one node (see `config` for the flags);
+//! every other subcommand is the command-line client (`cli`, docs/cli.md).
 //!
 //! Start-up order: resolve the configuration, check the data directory's cluster file,
 //! open the storage Db and the state machine, start the node (consensus, peers, apply
 //! loop), start the session expiry loop, then serve HTTP until SIGINT/SIGTERM.
 
+mod cli;
+
 use clap::Parser;
-use concierge::config::{check_cluster_file, Cli, CliCommand, ServeConfig};
+use cli::{Cli, CliCommand};
+use concierge::config::{check_cluster_file, ServeArgs, ServeConfig};
 use concierge::http::{self, AppState, HttpLimits};
 use concierge::kv::hub::WatchLimits;
 use concierge::kv::{KvOptions, KvStateMachine, LeaseTable};
@@ -16,41 +20,51 @@ use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A node logs its progress; a client command only its warnings (stdout is its output).
+    let default_level = match cli.command {
+        CliCommand::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     match cli.command {
-        CliCommand::Serve(args) => {
-            let config = match ServeConfig::resolve(&args) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("concierge: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("concierge: starting the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "concierge stopped");
-                    eprintln!("concierge: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        CliCommand::Serve(args) => run_serve(&args),
+        CliCommand::Client(command) => ExitCode::from(cli::run(command)),
+    }
+}
+
+/// `concierge serve`: exit 2 for a configuration that cannot run, 1 when the node stops
+/// on an error.
+fn run_serve(args: &ServeArgs) -> ExitCode {
+    let config = match ServeConfig::resolve(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("concierge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("concierge: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "concierge stopped");
+            eprintln!("concierge: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,107 @@
+//! The `concierge` command line: `serve` runs a node (see `concierge::config`); every
+//! other subcommand is a client of a running cluster, built on the `concierge-client`
+//! crate (failover across `--endpoints`, idempotent retries, sessions kept alive).
+//!
+//! Map: `conn` (the shared flags and the client), `exit` (exit codes and errors),
+//! `input` (data from an argument, a file or stdin), `output` (values, tables, JSON),
+//! one file per command group (`keys`, `watch`, `txn`, `session`, `lock`, `cluster`).
+//! This file only parses and dispatches; the command files never import it.
+//! docs/cli.md is the user's reference.
+
+mod cluster;
+mod conn;
+pub mod exit;
+mod input;
+mod keys;
+mod lock;
+mod output;
+mod session;
+mod txn;
+mod watch;
+
+use clap::{Parser, Subcommand};
+use concierge::config::ServeArgs;
+
+/// The `concierge` command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "concierge",
+    version,
+    about = "A durable, replicated coordination service, and its command-line client",
+    after_help = "Client commands take --endpoints (or CONCIERGE_ENDPOINTS, default \
+                  127.0.0.1:8080) and --json. Exit codes: 0 ok, 1 error, 2 usage, \
+                  3 not found, 4 condition failed (docs/cli.md)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CliCommand {
+    /// Run one node.
+    Serve(ServeArgs),
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The client subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Print a key's value (exit 3 if absent).
+    Get(keys::GetArgs),
+    /// Write a key from an argument, `-` (stdin) or --file.
+    Put(keys::PutArgs),
+    /// Delete a key, or every key under a prefix.
+    Del(keys::DelArgs),
+    /// List keys under a prefix, as a table.
+    Ls(keys::LsArgs),
+    /// Print the changes of a key or a prefix as they happen.
+    Watch(watch::WatchArgs),
+    /// Run a transaction given as JSON (exit 4 when its else branch ran).
+    Txn(txn::TxnArgs),
+    /// Create, keep alive, list and close sessions.
+    Session(session::SessionArgs),
+    /// Run a command while holding a lock.
+    Lock(lock::LockArgs),
+    /// Show the cluster's members as one node sees them.
+    Cluster(cluster::ClusterArgs),
+    /// Exit 0 only if every node given is ready (GET /ready).
+    Health(cluster::HealthArgs),
+}
+
+/// Runs a client command to its exit code; a failure is printed on stderr.
+pub fn run(command: ClientCommand) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("concierge: starting the runtime: {e}");
+            return exit::ERROR;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            ClientCommand::Get(a) => keys::get(a).await,
+            ClientCommand::Put(a) => keys::put(a).await,
+            ClientCommand::Del(a) => keys::del(a).await,
+            ClientCommand::Ls(a) => keys::ls(a).await,
+            ClientCommand::Watch(a) => watch::watch(a).await,
+            ClientCommand::Txn(a) => txn::txn(a).await,
+            ClientCommand::Session(a) => session::session(a).await,
+            ClientCommand::Lock(a) => lock::lock(a).await,
+            ClientCommand::Cluster(a) => cluster::cluster(a).await,
+            ClientCommand::Health(a) => cluster::health(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("concierge: {failure}");
+            failure.code
+        }
+    }
+}
