@@ -392,3 +392,41 @@ fn an_idempotent_big_prefix_delete_applies_once_and_replays() {
     assert!(keys.iter().all(|k| !k.starts_with("big/")));
     assert_eq!(raw(&sm).len(), state.len());
 }
+
+/// Issue 8's case at the real cap (12 MiB): a session with 80,000 ephemeral keys
+/// expires, in more than one chunk, as one revision.
+#[test]
+fn a_session_with_80_000_keys_expires_under_the_default_cap() {
+    let (_fs, mut sm) = loaded_under(0, KvOptions::default());
+    let keys: Vec<Command> = (0..80_000)
+        .map(|i| put_in(&format!("lock/holder-{i:06}"), SessionId(7)))
+        .collect();
+    for slot in keys.chunks(2_000) {
+        apply(&mut sm, slot);
+    }
+    let before = sm.revision();
+    let r = one(
+        &mut sm,
+        Command::ExpireSessions {
+            ids: vec![SessionId(7)],
+            ballot: LeaderBallot { round: 1, node: 1 },
+        },
+    );
+    assert_eq!(
+        r.outcome,
+        Outcome::SessionsExpired {
+            sessions: 1,
+            deleted_keys: 80_000
+        }
+    );
+    assert_eq!(r.revision, before + 1);
+    assert!(sm.chunks_written() >= 1, "more than one batch");
+    let cap = KvOptions::default().slot_batch_bytes_max;
+    assert!(sm.overlay_peak_bytes() < 2 * cap);
+    assert!(sm
+        .reader()
+        .list("lock/", None, 1)
+        .unwrap()
+        .entries
+        .is_empty());
+}
