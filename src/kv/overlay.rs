@@ -9,7 +9,6 @@
 //! bound of applying a slot is checked against that count.
 
 use crate::kv::error::KvError;
-use crate::kv::keyspace::prefix_end;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -124,32 +123,6 @@ impl<'a> SlotOverlay<'a> {
             }
         }
         self.bytes = mark.bytes;
-    }
-
-    /// Every live (key, value) whose key starts with `prefix`, in key order, merging the
-    /// Db with the slot's writes.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Pair>, KvError> {
-        let end = prefix_end(prefix);
-        let upper = match &end {
-            Some(e) => Bound::Excluded(e.as_slice()),
-            None => Bound::Unbounded,
-        };
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for item in self.db.iter(Bound::Included(prefix), upper)? {
-            let (k, v) = item?;
-            if !self.writes.contains_key(&k) {
-                merged.insert(k, v);
-            }
-        }
-        for (k, v) in self
-            .writes
-            .range::<[u8], _>((Bound::Included(prefix), upper))
-        {
-            if let Some(v) = v {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
-        Ok(merged.into_iter().collect())
     }
 
     /// Up to `count_max` live pairs with keys in `[lower, upper)`, in key order, merging
