@@ -169,6 +169,9 @@ impl ApiError {
 
 impl From<crate::kv::KvError> for ApiError {
     fn from(e: crate::kv::KvError) -> Self {
+        if let crate::kv::KvError::Resuming { .. } = e {
+            return ApiError::NotReady(e.to_string());
+        }
         tracing::error!(error = %e, "state machine read failed");
         ApiError::Internal(format!("local state read failed: {e}"))
     }

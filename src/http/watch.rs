@@ -56,13 +56,14 @@ pub fn event_frame(e: &Event, with_id: bool) -> String {
     }
 }
 
-/// The frames of whole revisions, the last event of each with the id.
+/// The frames of revisions, the last event of each with the id (a batch that does not
+/// end its revision has no id: a later batch ends it).
 fn batch_frames(batches: &[Batch]) -> String {
     let mut out = String::new();
     for b in batches {
         let last = b.events.len().saturating_sub(1);
         for (i, e) in b.events.iter().enumerate() {
-            out.push_str(&event_frame(e, i == last));
+            out.push_str(&event_frame(e, b.complete && i == last));
         }
     }
     out

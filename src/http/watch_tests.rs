@@ -111,3 +111,38 @@ async fn a_write_wakes_only_the_watches_it_matches() {
     };
     assert!(String::from_utf8_lossy(&frames).contains("busy/0"));
 }
+
+/// A revision stored in several parts reaches the stream in several batches: only the
+/// batch that ends it puts `id:` on its last event.
+#[test]
+fn only_the_batch_ending_a_revision_carries_its_id() {
+    use crate::kv::hub::Batch;
+    use crate::kv::{Event, EventKind};
+    let delete = |key: &str| {
+        Arc::new(Event {
+            kind: EventKind::Delete,
+            key: key.into(),
+            value: None,
+            version: 0,
+            create_revision: 3,
+            mod_revision: 9,
+            session: None,
+        })
+    };
+    let frames = super::batch_frames(&[
+        Batch {
+            revision: 9,
+            events: vec![delete("a"), delete("b")],
+            complete: false,
+        },
+        Batch {
+            revision: 9,
+            events: vec![delete("c")],
+            complete: true,
+        },
+    ]);
+    assert_eq!(frames.matches("id: 9\n").count(), 1, "{frames}");
+    assert!(frames.ends_with("\n\n") && frames.contains("id: 9\ndata: {"));
+    let last = frames.rsplit("id: 9").next().unwrap();
+    assert!(last.contains("\"key\":\"c\""), "{frames}");
+}

@@ -5,42 +5,66 @@
 //! revision) as one batch. A slot whose commands together outgrow
 //! `slot_batch_bytes_max` goes to the Db in several batches, split between commands;
 //! each batch's meta counts the commands of the slot already written
-//! (`slot_commands_done`), so a replay after a crash skips exactly those. Invariants:
+//! (`slot_commands_done`), so a replay after a crash skips exactly those. A command
+//! whose size the command does not bound (a prefix delete, a session close or expiry:
+//! `kv::chunked`) is split too, within itself: each chunk of about the cap is one
+//! batch whose meta holds the command's cursor (`command_cursor`), so a replay resumes
+//! it there; it still is one revision. Readers see none of a slot before its last
+//! batch is written (`kv::read` pins the state between slots). Invariants:
 //! - the change cap holds each command alone, never the slot: commands of one slot
-//!   never refuse each other, and no batch exceeds the cap plus the meta;
+//!   never refuse each other, and no batch exceeds the cap plus the meta (and one
+//!   key's changes, for a chunk);
 //! - a command that fails (compare mismatch, missing session, undecodable) changes
 //!   nothing and does not bump the revision;
 //! - a command that changes the key space bumps the revision by exactly one, and its
-//!   changes are recorded as that revision's history;
+//!   changes are recorded as that revision's history (in several parts for a chunked
+//!   command);
 //! - session creation/close without keys changes sessions only, not the revision;
-//! - a command whose changes exceed the slot batch, or a transaction whose gets return
-//!   more than `TXN_GET_BYTES_MAX` of values, is refused whole (rolled back).
+//! - a command of bounded size whose changes still exceed the slot batch (a huge
+//!   transaction), or a transaction whose gets return more than `TXN_GET_BYTES_MAX` of
+//!   values, is refused whole (rolled back); a chunked command never is for its size.
 
+use crate::kv::chunked::{self, Step};
 use crate::kv::command::Command;
 use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::history;
+use crate::kv::hub::Hub;
 use crate::kv::idempotency;
 use crate::kv::keys;
 use crate::kv::keyspace;
-use crate::kv::keyspace::Meta;
+use crate::kv::keyspace::{CommandCursor, Meta};
 use crate::kv::machine::KvStateMachine;
 use crate::kv::options::KvOptions;
 use crate::kv::outcome::{Outcome, Reply, TXN_GET_BYTES_MAX};
 use crate::kv::overlay::{Mark, SlotOverlay};
 use crate::kv::sessions;
 use bytes::Bytes;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use storage::WriteOptions;
 
 /// Closes the current command: if it changed keys, they become the next revision.
-fn finish_command(ctx: &mut Ctx<'_>, opts: &KvOptions) -> Result<(), KvError> {
-    if ctx.events.is_empty() {
+/// `parts`: history parts of that revision earlier chunks wrote (0 but for a command
+/// applied in chunks, whose events went to the history chunk by chunk and whose
+/// watchers are in `ctx.lagged`, not in `ctx.published`).
+fn finish_command(
+    ctx: &mut Ctx<'_>,
+    opts: &KvOptions,
+    parts: u32,
+    hub: &Hub,
+) -> Result<(), KvError> {
+    if ctx.events.is_empty() && parts == 0 {
         return Ok(());
     }
     let events = std::mem::take(&mut ctx.events);
     ctx.meta.revision += 1;
-    history::append(ctx, &events, opts)?;
-    ctx.published.push((ctx.meta.revision, events));
+    history::append(ctx, &events, parts, opts)?;
+    if parts == 0 {
+        ctx.published.push((ctx.meta.revision, events));
+    } else {
+        hub.matching(&events, &mut ctx.lagged);
+    }
     Ok(())
 }
 
@@ -62,7 +86,10 @@ fn apply_command(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, KvError
             key,
             expect_version,
         } => keys::apply_delete(ctx, key, expect_version),
-        Command::DeletePrefix { prefix } => keys::apply_delete_prefix(ctx, prefix),
+        // `apply_slot` steps through these itself (`apply_chunked`); here, whole.
+        Command::DeletePrefix { .. }
+        | Command::CloseSession { .. }
+        | Command::ExpireSessions { .. } => chunked::whole(ctx, &command),
         Command::Txn {
             compares,
             success,
@@ -75,8 +102,6 @@ fn apply_command(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, KvError
             leader,
         } => idempotency::apply(ctx, &key, stamp_ms, leader, *inner, apply_command),
         Command::CreateSession { id, ttl_ms } => sessions::create(ctx, id, ttl_ms),
-        Command::CloseSession { id } => sessions::close(ctx, id),
-        Command::ExpireSessions { ids, ballot } => sessions::expire(ctx, &ids, ballot),
         Command::LeaderClock { ballot, stamp_ms } => {
             idempotency::apply_leader_clock(ctx, ballot, stamp_ms)
         }
@@ -129,6 +154,83 @@ impl KvStateMachine {
         let batch = ctx.overlay.take_batch();
         self.db.write(&batch, WriteOptions { sync: false })?;
         Ok(())
+    }
+
+    /// Writes one chunk of a chunked command: its events become the next history part of
+    /// the command's revision (their watchers join `ctx.lagged`), the cursor goes into
+    /// the meta, and the overlay goes to the Db ([`Self::write_part`]). Returns the
+    /// cursor to go on from.
+    fn write_chunk(
+        &self,
+        ctx: &mut Ctx<'_>,
+        index: usize,
+        mut cursor: CommandCursor,
+    ) -> Result<CommandCursor, KvError> {
+        let events = std::mem::take(&mut ctx.events);
+        if !events.is_empty() {
+            history::append_part(ctx, ctx.meta.revision + 1, cursor.parts, &events);
+            cursor.parts += 1;
+            self.hub.matching(&events, &mut ctx.lagged);
+        }
+        drop(events);
+        ctx.meta.command_cursor = Some(cursor.clone());
+        self.overlay_peak_bytes
+            .fetch_max(ctx.overlay.peak_bytes(), Ordering::Relaxed);
+        self.write_part(ctx, index)?;
+        let written = self.chunks_written.fetch_add(1, Ordering::Relaxed) + 1;
+        #[cfg(test)]
+        if let Some(hook) = self
+            .chunk_hook
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            hook(written);
+        }
+        #[cfg(not(test))]
+        let _ = written;
+        Ok(cursor)
+    }
+
+    /// Applies a command whose size the command does not bound ([`chunked`]). It is
+    /// tried like any other, on the slot's batch; when one step within the change cap
+    /// does not finish it, it is applied in steps, each written as its own batch with
+    /// the cursor in the meta ([`Self::write_chunk`]): from the cursor `resume` a
+    /// previous run stored, or from its start on an empty batch (the slot's earlier
+    /// commands are written first). A step's work depends only on the stored state and
+    /// the cursor, so replicas and replays cut the same steps. Returns the outcome and
+    /// how many history parts earlier steps wrote.
+    fn apply_chunked(
+        &self,
+        ctx: &mut Ctx<'_>,
+        command: &Command,
+        index: usize,
+        resume: Option<CommandCursor>,
+    ) -> Result<(Outcome, u32), KvError> {
+        let budget = self.opts.slot_batch_bytes_max;
+        let mut cursor = resume;
+        if cursor.is_none() {
+            let alone = ctx.overlay.is_empty();
+            let saved = save(ctx);
+            match chunked::step(ctx, command, None, budget)? {
+                Step::Done { outcome, parts } => return Ok((outcome, parts)),
+                // Begun on an empty batch: the same step a replay takes; keep it.
+                Step::More(c) if alone => cursor = Some(self.write_chunk(ctx, index, c)?),
+                Step::More(_) => {
+                    rollback(ctx, saved);
+                    self.write_part(ctx, index)?;
+                }
+            }
+        }
+        loop {
+            match chunked::step(ctx, command, cursor.take(), budget)? {
+                Step::Done { outcome, parts } => {
+                    ctx.meta.command_cursor = None;
+                    return Ok((outcome, parts));
+                }
+                Step::More(c) => cursor = Some(self.write_chunk(ctx, index, c)?),
+            }
+        }
     }
 
     /// Applies one command within the change cap: a command whose own changes exceed it
@@ -192,6 +294,7 @@ impl KvStateMachine {
             events: Vec::new(),
             published: Vec::new(),
             lease_effects: Vec::new(),
+            lagged: HashSet::new(),
         };
         let done = usize::try_from(self.meta.slot_commands_done).unwrap_or(usize::MAX);
         if done > commands.len() {
@@ -214,7 +317,24 @@ impl KvStateMachine {
             replies.push(reply.encode());
         }
         for (index, bytes) in commands.iter().enumerate().skip(done) {
+            let mut parts = 0;
+            // A cursor in the meta belongs to the first command not done.
+            let resume = ctx.meta.command_cursor.take();
             let outcome = match Command::decode(bytes) {
+                Ok(command) if chunked::is_chunked(&command) => {
+                    let (outcome, written) =
+                        self.apply_chunked(&mut ctx, &command, index, resume)?;
+                    parts = written;
+                    outcome
+                }
+                _ if resume.is_some() => {
+                    return Err(KvError::corrupt(
+                        &self.area.meta_key(),
+                        format!(
+                            "meta holds a cursor for command {index} of slot {slot}, which is not applied in chunks"
+                        ),
+                    ));
+                }
                 Ok(command) => self.apply_capped(&mut ctx, command, index)?,
                 Err(e) => {
                     tracing::warn!(slot, error = %e, "skipping an undecodable command");
@@ -223,7 +343,7 @@ impl KvStateMachine {
                     }
                 }
             };
-            finish_command(&mut ctx, &self.opts)?;
+            finish_command(&mut ctx, &self.opts, parts, &self.hub)?;
             let reply = match outcome {
                 // A retry gets the first answer, revision included.
                 Outcome::Replayed(first) => *first,
@@ -241,15 +361,20 @@ impl KvStateMachine {
             meta,
             lease_effects,
             published,
+            lagged,
             ..
         } = ctx;
         overlay.put(self.area.meta_key(), keyspace::encode(&meta));
+        self.overlay_peak_bytes
+            .fetch_max(overlay.peak_bytes(), Ordering::Relaxed);
         self.db
             .write(&overlay.into_batch(), WriteOptions { sync: false })?;
         self.meta = meta;
         self.leases.apply_effects(lease_effects);
-        // Only now that the slot is in storage: a watcher may read it from the history.
-        self.hub.publish(published, self.meta.revision);
+        // Readers see the slot whole, and only now.
+        self.pinned.repin(&self.db);
+        // Only now that readers see it: a watcher may read it from the history.
+        self.hub.publish(published, &lagged, self.meta.revision);
         Ok(replies)
     }
 }

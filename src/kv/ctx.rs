@@ -5,14 +5,16 @@
 //! It holds the slot's overlay of writes over the Db, the meta as the slot leaves it
 //! so far, the events of the command being applied (they become one revision when the
 //! command finishes) and the lease effects to hand the lease table once the slot is
-//! written. Invariant: nothing in it reaches the Db before the whole slot is applied
-//! (`KvStateMachine::apply_slot` writes the overlay and the meta as one batch). This
-//! file imports none of the modules that use it.
+//! written. Invariant: the overlay reaches the Db only as whole batches with the meta
+//! saying how far the slot got (`kv::apply`); readers see none of it before the slot
+//! ends (`kv::read`). This file imports none of the modules that use it.
 
 use crate::kv::error::KvError;
+use crate::kv::hub::index::WatcherId;
 use crate::kv::keyspace::{self, Area, Event, EventKind, KeyRecord, Meta};
 use crate::kv::lease::LeaseEffect;
 use crate::kv::overlay::SlotOverlay;
+use std::collections::HashSet;
 
 /// The mutable context of one slot being applied.
 pub(crate) struct Ctx<'a> {
@@ -25,6 +27,10 @@ pub(crate) struct Ctx<'a> {
     /// once the slot is written.
     pub published: Vec<(u64, Vec<Event>)>,
     pub lease_effects: Vec<LeaseEffect>,
+    /// Watchers some event of a chunked command matched: their events are not kept
+    /// for the hub (they could be any number); the hub marks these watchers lagged
+    /// and they read the revision from the history.
+    pub lagged: HashSet<WatcherId>,
 }
 
 impl Ctx<'_> {

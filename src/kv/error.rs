@@ -13,6 +13,9 @@ pub enum KvError {
     BadSnapshot { reason: String },
     /// The node handed a slot other than the next one.
     OutOfOrder { applied: u64, slot: u64 },
+    /// The node restarted inside a command applied in chunks: the stored state holds
+    /// part of it until the replay of `slot` finishes it, and no reader may see that.
+    Resuming { slot: u64 },
 }
 
 impl KvError {
@@ -40,6 +43,10 @@ impl fmt::Display for KvError {
             KvError::OutOfOrder { applied, slot } => {
                 write!(f, "slot {slot} handed to apply after slot {applied}")
             }
+            KvError::Resuming { slot } => write!(
+                f,
+                "slot {slot} is half applied (the node restarted inside it); reads wait for its replay"
+            ),
         }
     }
 }
@@ -55,7 +62,9 @@ impl From<storage::Error> for KvError {
 impl From<KvError> for std::io::Error {
     fn from(e: KvError) -> Self {
         let kind = match &e {
-            KvError::Storage(_) | KvError::OutOfOrder { .. } => std::io::ErrorKind::Other,
+            KvError::Storage(_) | KvError::OutOfOrder { .. } | KvError::Resuming { .. } => {
+                std::io::ErrorKind::Other
+            }
             KvError::Corrupt { .. } | KvError::BadSnapshot { .. } => {
                 std::io::ErrorKind::InvalidData
             }

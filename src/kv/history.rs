@@ -1,33 +1,82 @@
 //! The bounded history of changes, kept for watches.
 //!
-//! Each revision's events are one record `h/<revision>`. After appending, the oldest
-//! records are dropped while more than `history_revisions_max` revisions or more than
-//! `history_bytes_max` bytes are held, always keeping the newest revision. Invariant:
-//! history holds exactly revisions `compact_revision + 1 ..= revision`; a watch from an
-//! older revision is answered `compacted`.
+//! Each revision's events are one record `h/<revision>`, or several for a command
+//! applied in chunks (`kv::chunked`): part 0 at `h/<revision>`, part p at
+//! `h/<revision>/<p>`, each holding one chunk's events, so no record (and no read of
+//! one) is larger than a chunk. After a command's last part, the oldest revisions are
+//! dropped (every part of each) while more than `history_revisions_max` revisions or
+//! more than `history_bytes_max` bytes are held, always keeping the newest revision.
+//! Invariant: between commands, history holds exactly revisions
+//! `compact_revision + 1 ..= revision`; a watch from an older revision is answered
+//! `compacted`. Inside a chunked command the parts written so far belong to
+//! `revision + 1`, which no reader sees before the command ends (`kv::read`).
 
 use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Event};
 use crate::kv::options::KvOptions;
+use std::ops::Bound;
 
-/// Records `events` as revision `ctx.meta.revision` (already bumped) and trims.
-pub(crate) fn append(ctx: &mut Ctx<'_>, events: &[Event], opts: &KvOptions) -> Result<(), KvError> {
-    let revision = ctx.meta.revision;
+/// History records read at once while dropping a revision.
+const DROP_SCAN_RECORDS_MAX: usize = 64;
+/// About the most history bytes read at once while dropping a revision.
+const DROP_SCAN_BYTES_MAX: usize = 1 << 20;
+
+/// Records `events` as part `part` of `revision` (no trimming).
+pub(crate) fn append_part(ctx: &mut Ctx<'_>, revision: u64, part: u32, events: &[Event]) {
     let bytes = keyspace::encode(&events);
     ctx.meta.history_bytes += bytes.len() as u64;
-    let hk = ctx.area.history_key(revision);
+    let hk = ctx.area.history_part_key(revision, part);
     ctx.overlay.put(hk, bytes);
+}
+
+/// Records `events` (if any) as part `part`, the last, of revision `ctx.meta.revision`
+/// (already bumped) and trims.
+pub(crate) fn append(
+    ctx: &mut Ctx<'_>,
+    events: &[Event],
+    part: u32,
+    opts: &KvOptions,
+) -> Result<(), KvError> {
+    let revision = ctx.meta.revision;
+    if !events.is_empty() {
+        append_part(ctx, revision, part, events);
+    }
     while ctx.meta.compact_revision + 1 < revision
         && (revision - ctx.meta.compact_revision > opts.history_revisions_max
             || ctx.meta.history_bytes > opts.history_bytes_max)
     {
         let oldest = ctx.meta.compact_revision + 1;
-        let hk = ctx.area.history_key(oldest);
-        let len = ctx.overlay.get(&hk)?.map_or(0, |b| b.len() as u64);
-        ctx.overlay.delete(hk);
-        ctx.meta.history_bytes = ctx.meta.history_bytes.saturating_sub(len);
+        drop_revision(ctx, oldest)?;
         ctx.meta.compact_revision = oldest;
     }
     Ok(())
+}
+
+/// Deletes every part of `revision`'s history, a bounded read at a time.
+fn drop_revision(ctx: &mut Ctx<'_>, revision: u64) -> Result<(), KvError> {
+    let first = ctx.area.history_key(revision);
+    // Every part's key starts with part 0's.
+    let end = keyspace::prefix_end(&first);
+    let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let from = after
+            .as_deref()
+            .map_or(Bound::Included(first.as_slice()), Bound::Excluded);
+        let found =
+            ctx.overlay
+                .scan_bounded(from, upper, DROP_SCAN_RECORDS_MAX, DROP_SCAN_BYTES_MAX)?;
+        let mut read = 0usize;
+        let count = found.len();
+        for (hk, bytes) in found {
+            read += hk.len() + bytes.len();
+            ctx.meta.history_bytes = ctx.meta.history_bytes.saturating_sub(bytes.len() as u64);
+            ctx.overlay.delete(hk.clone());
+            after = Some(hk);
+        }
+        if count < DROP_SCAN_RECORDS_MAX && read < DROP_SCAN_BYTES_MAX {
+            return Ok(());
+        }
+    }
 }

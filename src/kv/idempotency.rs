@@ -200,9 +200,72 @@ fn reply_fits(command: &Command, outcome: &Outcome) -> bool {
 /// Applies the non-idempotent command inside an idempotent one.
 pub(crate) type ApplyInner = fn(&mut Ctx<'_>, Command) -> Result<Outcome, KvError>;
 
-/// Applies `Command::Idempotent`: moves the clock (a leader's stamp), retires old
-/// records, then replays, refuses or applies `inner` through `apply_inner` and
-/// records its reply.
+/// The first half of `Command::Idempotent`: moves the clock (a leader's stamp), retires
+/// old records, and answers a retry (the first reply), a reused key or an inner command
+/// that cannot be made idempotent. None: apply `inner`, then [`record`] its outcome.
+pub(crate) fn begin(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    stamp_ms: u64,
+    leader: Option<LeaderBallot>,
+    inner: &Command,
+) -> Result<Option<Outcome>, KvError> {
+    if matches!(
+        inner,
+        Command::Idempotent { .. } | Command::ExpireSessions { .. } | Command::LeaderClock { .. }
+    ) {
+        return Ok(Some(Outcome::Rejected {
+            reason: "this command cannot be made idempotent".into(),
+        }));
+    }
+    if let Some(ballot) = leader {
+        advance_clock(&mut ctx.meta, ballot, stamp_ms);
+    }
+    retire(ctx, IDEMPOTENCY_RETIRE_MAX)?;
+    let fingerprint = fingerprint::of(inner);
+    let rk = ctx.area.idempotency_key(key);
+    if let Some(bytes) = ctx.overlay.get(&rk)? {
+        let rec = decode_record(&rk, &bytes)?;
+        if rec.stamp_ms >= horizon(&ctx.meta) {
+            let same = match rec.fingerprint {
+                Some(f) => f == fingerprint,
+                None => reply_fits(inner, &rec.reply.outcome),
+            };
+            return Ok(Some(if same {
+                Outcome::Replayed(Box::new(rec.reply))
+            } else {
+                Outcome::IdempotencyKeyReused
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The second half of `Command::Idempotent`: keeps `outcome`, what `inner` gave, as the
+/// key's first reply. `changed`: whether `inner` changed keys (then its revision is the
+/// next one, which its finish takes).
+pub(crate) fn record(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    inner: &Command,
+    outcome: &Outcome,
+    changed: bool,
+) {
+    let revision = ctx.meta.revision + u64::from(changed);
+    let stamp_ms = ctx.meta.idempotency_clock_ms;
+    let reply = Reply {
+        revision,
+        outcome: outcome.clone(),
+    };
+    let rk = ctx.area.idempotency_key(key);
+    ctx.overlay
+        .put(rk, encode_record(stamp_ms, fingerprint::of(inner), reply));
+    let tk = ctx.area.idempotency_time_key(stamp_ms, key);
+    ctx.overlay.put(tk, Vec::new());
+}
+
+/// Applies `Command::Idempotent` whole: [`begin`], then `inner` through `apply_inner`,
+/// then [`record`].
 pub(crate) fn apply(
     ctx: &mut Ctx<'_>,
     key: &str,
@@ -211,46 +274,12 @@ pub(crate) fn apply(
     inner: Command,
     apply_inner: ApplyInner,
 ) -> Result<Outcome, KvError> {
-    if matches!(
-        inner,
-        Command::Idempotent { .. } | Command::ExpireSessions { .. } | Command::LeaderClock { .. }
-    ) {
-        return Ok(Outcome::Rejected {
-            reason: "this command cannot be made idempotent".into(),
-        });
+    if let Some(answer) = begin(ctx, key, stamp_ms, leader, &inner)? {
+        return Ok(answer);
     }
-    if let Some(ballot) = leader {
-        advance_clock(&mut ctx.meta, ballot, stamp_ms);
-    }
-    retire(ctx, IDEMPOTENCY_RETIRE_MAX)?;
-    let fingerprint = fingerprint::of(&inner);
-    let rk = ctx.area.idempotency_key(key);
-    if let Some(bytes) = ctx.overlay.get(&rk)? {
-        let rec = decode_record(&rk, &bytes)?;
-        if rec.stamp_ms >= horizon(&ctx.meta) {
-            let same = match rec.fingerprint {
-                Some(f) => f == fingerprint,
-                None => reply_fits(&inner, &rec.reply.outcome),
-            };
-            return Ok(if same {
-                Outcome::Replayed(Box::new(rec.reply))
-            } else {
-                Outcome::IdempotencyKeyReused
-            });
-        }
-    }
-    let outcome = apply_inner(ctx, inner)?;
-    // The revision this command ends at: bumped iff it changed keys.
-    let revision = ctx.meta.revision + u64::from(!ctx.events.is_empty());
-    let stamp_ms = ctx.meta.idempotency_clock_ms;
-    let reply = Reply {
-        revision,
-        outcome: outcome.clone(),
-    };
-    ctx.overlay
-        .put(rk, encode_record(stamp_ms, fingerprint, reply));
-    let tk = ctx.area.idempotency_time_key(stamp_ms, key);
-    ctx.overlay.put(tk, Vec::new());
+    let outcome = apply_inner(ctx, inner.clone())?;
+    let changed = !ctx.events.is_empty();
+    record(ctx, key, &inner, &outcome, changed);
     Ok(outcome)
 }
 

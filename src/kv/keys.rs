@@ -1,4 +1,5 @@
-//! Applying key commands: put, sequential put, delete, delete by prefix.
+//! Applying key commands: put, sequential put, delete (a delete by prefix, whose size
+//! the command does not bound, is `kv::chunked`).
 //!
 //! Each writes into the slot's overlay through `Ctx` and records one event per key it
 //! changes (the events become the command's revision when it finishes). A put into a
@@ -152,16 +153,4 @@ pub(crate) fn apply_delete_key(ctx: &mut Ctx<'_>, key: &str) -> Result<u64, KvEr
         }
         None => Ok(0),
     }
-}
-
-pub(crate) fn apply_delete_prefix(ctx: &mut Ctx<'_>, prefix: String) -> Result<Outcome, KvError> {
-    let found = ctx.overlay.scan_prefix(&ctx.area.key_key(&prefix))?;
-    let mut count = 0;
-    for (sk, bytes) in found {
-        let record: KeyRecord = keyspace::decode(&sk, &bytes)?;
-        let key = keyspace::user_key(&sk)?;
-        ctx.delete_key(&key, &record);
-        count += 1;
-    }
-    Ok(Outcome::Deleted { count })
 }

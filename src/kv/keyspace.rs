@@ -8,6 +8,7 @@
 //! A "s" ++ session id (u64 BE)          SessionRecord   ttl
 //! A "e" ++ session id (u64 BE) ++ key   ""              index: the ephemeral keys of a session
 //! A "h" ++ revision (u64 BE)            Vec<Event>      the changes made at that revision
+//! A "h" ++ revision ++ part (u32 BE)    Vec<Event>      more of them (part >= 1; big commands)
 //! A "q" ++ prefix (UTF-8)               u64             last number of the prefix's sequence
 //! A "i" ++ idempotency key              IdempotencyRecord  the first reply to that key
 //! A "t" ++ stamp ms (u64 BE) ++ key     ""              time index of the idempotency records
@@ -74,12 +75,36 @@ pub struct Meta {
     /// skips them. 0 between slots. (Absent in metas written before it existed.)
     #[serde(default)]
     pub slot_commands_done: u32,
+    /// How far the command `slot_commands_done` of slot `applied_index + 1` got when it
+    /// is applied in several chunks (a prefix delete, session close or expiry larger
+    /// than one batch): a replay resumes it here. None between commands. (Absent in
+    /// metas written before it existed.)
+    #[serde(default)]
+    pub command_cursor: Option<CommandCursor>,
     /// Bytes of the live key space: the sum of `key.len() + value.len()` over every
     /// live key (what the storage quota measures, `QUOTA_BYTES`). `None` in metas
     /// written before it existed: the state machine counts it when it opens such a
     /// meta (`KvStateMachine::count_live_bytes`), so it is always `Some` once open.
     #[serde(default)]
     pub live_bytes: Option<u64>,
+}
+
+/// Progress of a command applied in chunks (`kv::chunked`), stored with each chunk.
+/// The command's revision is `Meta::revision + 1` until its last chunk bumps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandCursor {
+    /// Session commands: the index in the command's session list of the session in
+    /// progress (0 for a prefix delete).
+    pub session_index: u32,
+    /// The last storage key done: a key record (prefix delete) or an ephemeral index
+    /// entry of the session in progress; None = none of it yet.
+    pub after: Option<Bytes>,
+    /// Keys deleted so far.
+    pub deleted: u64,
+    /// Sessions removed so far.
+    pub sessions: u64,
+    /// History parts of the command's revision written so far.
+    pub parts: u32,
 }
 
 /// The first reply given to an idempotency key, as the first record format wrote it
@@ -240,6 +265,16 @@ impl Area {
         k
     }
 
+    /// Storage key of part `part` of a revision's history (part 0 is
+    /// [`Area::history_key`]; more parts follow it in key order, before the next revision).
+    pub fn history_part_key(self, revision: u64, part: u32) -> Vec<u8> {
+        let mut k = self.history_key(revision);
+        if part > 0 {
+            k.extend_from_slice(&part.to_be_bytes());
+        }
+        k
+    }
+
     /// Prefix of all history records.
     pub fn history_prefix(self) -> Vec<u8> {
         self.with(HISTORY_PREFIX, &[])
@@ -283,11 +318,28 @@ pub fn ephemeral_user_key(storage_key: &[u8]) -> Result<String, KvError> {
 
 /// The revision inside a history record's storage key.
 pub fn history_revision_of(storage_key: &[u8]) -> Result<u64, KvError> {
+    Ok(history_part_of(storage_key)?.0)
+}
+
+/// The revision and part inside a history record's storage key.
+pub fn history_part_of(storage_key: &[u8]) -> Result<(u64, u32), KvError> {
+    let bad = |what: &str| KvError::corrupt(storage_key, what.into());
     match storage_key {
-        [_, HISTORY_PREFIX, rest @ ..] => <[u8; 8]>::try_from(rest)
-            .map(u64::from_be_bytes)
-            .map_err(|_| KvError::corrupt(storage_key, "history key is not 10 bytes".into())),
-        _ => Err(KvError::corrupt(storage_key, "not a history record".into())),
+        [_, HISTORY_PREFIX, rest @ ..] => {
+            let (rev, part) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| bad("history key is shorter than 10 bytes"))?;
+            let rev = u64::from_be_bytes(*rev);
+            match part.len() {
+                0 => Ok((rev, 0)),
+                4 => match u32::from_be_bytes([part[0], part[1], part[2], part[3]]) {
+                    0 => Err(bad("history part 0 written with a part number")),
+                    p => Ok((rev, p)),
+                },
+                _ => Err(bad("history key is neither 10 nor 14 bytes")),
+            }
+        }
+        _ => Err(bad("not a history record")),
     }
 }
 
@@ -332,6 +384,17 @@ mod tests {
             Some("x".to_string())
         );
         assert_eq!(history_revision_of(&a.history_key(300)).ok(), Some(300));
+        assert_eq!(history_part_of(&a.history_key(300)).ok(), Some((300, 0)));
+        assert_eq!(a.history_part_key(300, 0), a.history_key(300));
+        assert_eq!(
+            history_part_of(&a.history_part_key(300, 2)).ok(),
+            Some((300, 2))
+        );
+        assert!(a.history_key(300) < a.history_part_key(300, 1));
+        assert!(a.history_part_key(300, 1) < a.history_part_key(300, 2));
+        assert!(a.history_part_key(300, u32::MAX) < a.history_key(301));
+        assert!(history_part_of(b"Ah\0\0\0\0\0\0\0\x01\0\0\0\0").is_err());
+        assert!(history_part_of(b"Ah\0\0\0\0\0\0\0\x01\0").is_err());
         assert!(session_id_of(b"As123").is_err());
         assert!(user_key(b"A").is_err());
         assert!(a.history_key(1) < a.history_key(256));
@@ -357,6 +420,7 @@ mod tests {
                 idempotency_clock_ballot: (0, 0),
                 idempotency_leader_stamp_ms: 0,
                 slot_commands_done: 0,
+                command_cursor: None,
                 live_bytes: None,
             }
         );

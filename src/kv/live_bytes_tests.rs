@@ -117,3 +117,38 @@ fn a_meta_without_live_bytes_is_counted_when_opened() {
     one(&mut sm, put("k3", "v"));
     assert_eq!(sm.reader().meta().unwrap().live_bytes, Some(8 + 4 + 3));
 }
+
+#[test]
+fn live_bytes_follow_a_prefix_delete_applied_in_chunks() {
+    let fs = Arc::new(vfs::SimFs::new());
+    let opts = KvOptions {
+        slot_batch_bytes_max: 10_000,
+        ..KvOptions::default()
+    };
+    let mut sm = open(&fs, opts.clone());
+    let mut model = BTreeMap::new();
+    for i in 0..400 {
+        let key = format!("big/{i:03}");
+        one(&mut sm, put(&key, "0123456789"));
+        model.insert(key, 10);
+    }
+    one(&mut sm, put("kept", "v"));
+    model.insert("kept".into(), 1);
+    let chunks_before = sm.chunks_written();
+    one(
+        &mut sm,
+        Command::DeletePrefix {
+            prefix: "big/".into(),
+        },
+    );
+    assert!(
+        sm.chunks_written() > chunks_before,
+        "the delete was not chunked"
+    );
+    model.retain(|k, _| !k.starts_with("big/"));
+    assert_counted(&sm, &model, "a chunked prefix delete");
+    // And across a restart.
+    drop(sm);
+    let sm = open(&fs, opts);
+    assert_counted(&sm, &model, "a restart");
+}

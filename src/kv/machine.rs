@@ -11,15 +11,16 @@
 
 use crate::kv::error::KvError;
 use crate::kv::hub::{Hub, WatchLimits};
-use crate::kv::keyspace::{self, Area, KeyRecord, Meta, Root, ROOT_KEY};
+use crate::kv::keyspace::{self, Area, KeyRecord, Meta, Root, SessionRecord, ROOT_KEY};
 use crate::kv::lease::LeaseTable;
 use crate::kv::options::KvOptions;
-use crate::kv::read::KvReader;
+use crate::kv::read::{KvReader, Pinned, View};
 use crate::node::{SnapshotSource, StateMachine};
 use crate::paxos::Slot;
 use bytes::Bytes;
 use std::io;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use storage::{Db, WriteBatch, WriteOptions};
 
@@ -36,7 +37,20 @@ pub struct KvStateMachine {
     pub(crate) installing: Option<u64>,
     /// The live watchers: every written slot's events are published to it.
     pub(crate) hub: Arc<Hub>,
+    /// What readers read: the state after the last whole slot (re-pinned after each).
+    pub(crate) pinned: Arc<Pinned>,
+    /// The most bytes a slot's overlay held at once, over every slot applied.
+    pub(crate) overlay_peak_bytes: AtomicU64,
+    /// Chunks of chunked commands written (each one storage batch).
+    pub(crate) chunks_written: AtomicU64,
+    /// Tests: called with `chunks_written` after each chunk reaches the Db.
+    #[cfg(test)]
+    pub(crate) chunk_hook: std::sync::Mutex<Option<ChunkHook>>,
 }
+
+/// Tests: what runs after each chunk of a chunked command is written.
+#[cfg(test)]
+pub(crate) type ChunkHook = Box<dyn FnMut(u64) + Send>;
 
 /// The live area named by the root record (the first area in a fresh Db).
 pub(crate) fn read_area(db: &Db) -> Result<Area, KvError> {
@@ -72,6 +86,7 @@ impl KvStateMachine {
             meta.live_bytes = Some(count_live_bytes(&db, area)?);
         }
         let hub = Hub::new(WatchLimits::default(), meta.revision);
+        let pinned = Pinned::new(&db);
         let sm = KvStateMachine {
             db,
             area,
@@ -80,6 +95,11 @@ impl KvStateMachine {
             leases,
             installing: None,
             hub,
+            pinned,
+            overlay_peak_bytes: AtomicU64::new(0),
+            chunks_written: AtomicU64::new(0),
+            #[cfg(test)]
+            chunk_hook: std::sync::Mutex::new(None),
         };
         sm.reload_leases()?;
         Ok(sm)
@@ -94,7 +114,19 @@ impl KvStateMachine {
 
     /// A reader over the same Db, its watchers served by this machine's hub.
     pub fn reader(&self) -> KvReader {
-        KvReader::new(self.db.clone(), Arc::clone(&self.hub))
+        KvReader::new(Arc::clone(&self.pinned), Arc::clone(&self.hub))
+    }
+
+    /// The most bytes one slot's overlay of writes held at once, over every slot this
+    /// machine applied (the memory bound of applying: about one change cap).
+    pub fn overlay_peak_bytes(&self) -> u64 {
+        self.overlay_peak_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Chunks of chunked commands (big prefix deletes, session closes and expiries)
+    /// this machine wrote.
+    pub fn chunks_written(&self) -> u64 {
+        self.chunks_written.load(Ordering::Relaxed)
     }
 
     /// The last applied slot (0 = none).
@@ -148,11 +180,19 @@ impl KvStateMachine {
         }
     }
 
-    /// Rebuilds the lease table from the stored sessions (every deadline restarts).
+    /// Rebuilds the lease table from the stored sessions (every deadline restarts). It
+    /// reads the stored state as it is, a half-applied command included (after a
+    /// restart inside one, whose replay then removes what it removes).
     pub(crate) fn reload_leases(&self) -> Result<(), KvError> {
-        let all = self.reader().sessions()?;
-        self.leases
-            .load(all.into_iter().map(|(id, r)| (id, r.ttl_ms)).collect());
+        let view = View::at(self.pinned.get())?;
+        let prefix = view.area.sessions_prefix();
+        let mut all = Vec::new();
+        view.scan(&prefix, Bound::Included(&prefix), |sk, bytes| {
+            let record: SessionRecord = keyspace::decode(&sk, &bytes)?;
+            all.push((keyspace::session_id_of(&sk)?, record.ttl_ms));
+            Ok(true)
+        })?;
+        self.leases.load(all);
         Ok(())
     }
 }

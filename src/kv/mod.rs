@@ -2,28 +2,31 @@
 //! ephemeral keys, and a bounded history of changes for watches.
 //!
 //! Commands ([`Command`]) arrive in log order through [`KvStateMachine::apply_slot`]
-//! (the node's `StateMachine::apply`); each slot's changes and the new applied index
-//! are one atomic storage batch, so a restart resumes exactly at the stored applied
-//! index. Nothing here reads a wall clock or a random source: every replica that
+//! (the node's `StateMachine::apply`); each slot's changes reach storage with the new
+//! applied index in one atomic batch, or in several for a large slot, each saying how
+//! far the slot got, so a restart resumes exactly where the stored state stopped. Nothing here reads a wall clock or a random source: every replica that
 //! applies the same slots holds the same bytes. Reads go through [`KvReader`], a
-//! cheap clone sharing the same `storage::Db`.
+//! cheap clone reading the storage snapshot the machine pins after each slot.
 //!
 //! Reading order: `command` (what is replicated), `outcome` (what the proposer gets
 //! back), `keyspace` (the storage layout), `options` (the limits), `machine` (the
 //! state, and the node's `StateMachine` trait), `overlay` (one slot's writes over the
-//! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `keys`,
+//! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `chunked`
+//! (prefix deletes, session closes and expiries of any size, in bounded chunks), `keys`,
 //! `sessions`, `txn`, `idempotency` (with `fingerprint`, what a request is), `history`,
 //! `read`, `snapshot`, `lease` (the leader's session deadlines, not replicated;
 //! `crate::server::expiry` acts on them), `hub` (the live watchers, fed each written
 //! slot's events) and `watch` (one watch's stream: history, then live events from the
 //! hub).
 //! Imports point one way: the appliers (`keys`, `sessions`, `txn`, `idempotency`,
-//! `history`) use `ctx`, and only `apply` uses them; `apply` and `snapshot` use
+//! `history`) use `ctx`, and only `apply` and `chunked` use them (`apply` uses
+//! `chunked`, which uses `sessions` and `idempotency`); `apply` and `snapshot` use
 //! `machine`, which uses neither. `machine` and `read` use `hub`; `watch` uses `read`
 //! and `hub`, and nothing in `kv` uses `watch`. From `node`, `kv` uses only the
 //! `StateMachine` trait and its `SnapshotSource`.
 
 pub mod apply;
+mod chunked;
 pub mod command;
 mod ctx;
 pub mod error;
@@ -53,6 +56,8 @@ pub use options::KvOptions;
 pub use outcome::{Outcome, Reply, TxnResult};
 pub use read::KvReader;
 
+#[cfg(test)]
+mod bounded_tests;
 #[cfg(test)]
 mod live_bytes_tests;
 #[cfg(test)]

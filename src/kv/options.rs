@@ -11,9 +11,12 @@ pub struct KvOptions {
     pub history_bytes_max: u64,
     /// Target size of one snapshot chunk.
     pub snapshot_chunk_bytes: usize,
-    /// Most bytes one command may write (below the storage engine's batch limit, with
-    /// room for the meta and history trimming); a command past it is refused. A slot
-    /// whose commands together write more goes to the Db in batches of about this size.
+    /// Most bytes one storage batch of a slot holds (below the storage engine's batch
+    /// limit, with room for the meta and history trimming), and so about the most a
+    /// slot's writes hold in memory. A command of bounded size (a put, a transaction)
+    /// past it is refused; a prefix delete, session close or expiry past it is applied
+    /// in chunks of about this size (`kv::chunked`). A slot whose commands together
+    /// write more goes to the Db in batches of about this size.
     pub slot_batch_bytes_max: u64,
 }
 

@@ -3,11 +3,13 @@
 //! Commands of one slot apply in order and each must see the writes of those before it,
 //! yet they must reach the Db as atomic batches of whole commands with the meta that
 //! says how far the slot got. `SlotOverlay` answers reads from its own writes first,
-//! then from the Db, and turns into a `WriteBatch` when a batch is due. (Not to be confused with `node::pending::Pending`,
-//! the node's proposals waiting to be applied.)
+//! then from the Db, and turns into a `WriteBatch` when a batch is due. (Not to be
+//! confused with `node::pending::Pending`, the node's proposals waiting to be applied.)
+//! It counts the most bytes it ever held ([`SlotOverlay::peak_bytes`]): the memory
+//! bound of applying a slot is checked against that count.
 
 use crate::kv::error::KvError;
-use crate::kv::keyspace::prefix_end;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use storage::{Db, WriteBatch};
@@ -33,6 +35,8 @@ pub struct SlotOverlay<'a> {
     undo: Vec<Undo>,
     /// Approximate encoded size of the buffered writes.
     bytes: u64,
+    /// The most `bytes` ever was.
+    peak: u64,
 }
 
 fn entry_bytes(key: &[u8], value: &Option<Vec<u8>>) -> u64 {
@@ -47,6 +51,7 @@ impl<'a> SlotOverlay<'a> {
             writes: BTreeMap::new(),
             undo: Vec::new(),
             bytes: 0,
+            peak: 0,
         }
     }
 
@@ -64,6 +69,7 @@ impl<'a> SlotOverlay<'a> {
         if let Some(old) = &before {
             self.bytes = self.bytes.saturating_sub(entry_bytes(&key, old));
         }
+        self.peak = self.peak.max(self.bytes);
         self.undo.push((key, before));
     }
 
@@ -80,6 +86,12 @@ impl<'a> SlotOverlay<'a> {
     /// Approximate encoded size of the buffered writes.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// The most bytes the overlay held at once since it was made (batches taken
+    /// included).
+    pub fn peak_bytes(&self) -> u64 {
+        self.peak
     }
 
     /// Approximate bytes buffered since `mark` (writes since then, net of overwrites).
@@ -111,32 +123,6 @@ impl<'a> SlotOverlay<'a> {
             }
         }
         self.bytes = mark.bytes;
-    }
-
-    /// Every live (key, value) whose key starts with `prefix`, in key order, merging the
-    /// Db with the slot's writes.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Pair>, KvError> {
-        let end = prefix_end(prefix);
-        let upper = match &end {
-            Some(e) => Bound::Excluded(e.as_slice()),
-            None => Bound::Unbounded,
-        };
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for item in self.db.iter(Bound::Included(prefix), upper)? {
-            let (k, v) = item?;
-            if !self.writes.contains_key(&k) {
-                merged.insert(k, v);
-            }
-        }
-        for (k, v) in self
-            .writes
-            .range::<[u8], _>((Bound::Included(prefix), upper))
-        {
-            if let Some(v) = v {
-                merged.insert(k.clone(), v.clone());
-            }
-        }
-        Ok(merged.into_iter().collect())
     }
 
     /// Up to `count_max` live pairs with keys in `[lower, upper)`, in key order, merging
@@ -175,6 +161,53 @@ impl<'a> SlotOverlay<'a> {
             }
         }
         Ok(merged.into_iter().take(count_max).collect())
+    }
+
+    /// Live pairs with keys in `(from, upper)` in key order, merging the Db with the
+    /// slot's writes: at most `count_max` of them, and no more once they hold
+    /// `bytes_max` bytes (always one if any). The Db is walked lazily, so memory is what
+    /// is returned, whatever the range holds.
+    pub fn scan_bounded(
+        &self,
+        from: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<Pair>, KvError> {
+        let mut db = self.db.iter(from, upper)?;
+        // `DbIter` has a cursor-style `next` of its own: take the `Iterator` one.
+        let mut db_pull = move || Iterator::next(&mut db).transpose();
+        let mut ours = self.writes.range::<[u8], _>((from, upper));
+        let mut db_next = db_pull()?;
+        let mut our_next = ours.next();
+        let mut out: Vec<Pair> = Vec::new();
+        let mut bytes = 0usize;
+        while out.len() < count_max && (out.is_empty() || bytes < bytes_max) {
+            let pick = match (&db_next, &our_next) {
+                (None, None) => break,
+                (Some((dk, _)), Some((ok, _))) => dk.as_slice().cmp(ok.as_slice()),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+            };
+            let pair = if pick == Ordering::Less {
+                let pair = db_next.take();
+                db_next = db_pull()?;
+                pair
+            } else {
+                // Ours wins a tie: the Db's entry is older.
+                if pick == Ordering::Equal {
+                    db_next = db_pull()?;
+                }
+                let pair = our_next.and_then(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+                our_next = ours.next();
+                pair
+            };
+            if let Some((k, v)) = pair {
+                bytes = bytes.saturating_add(k.len() + v.len());
+                out.push((k, v));
+            }
+        }
+        Ok(out)
     }
 
     /// True when nothing was buffered.

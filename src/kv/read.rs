@@ -1,19 +1,26 @@
 //! Reads of the applied state: keys, listings, sessions, history.
 //!
-//! A [`KvReader`] shares the state machine's Db and reads its latest applied state;
-//! linearizability is the caller's business (read index, then wait until applied,
-//! then read here). Each call reads from one storage snapshot, finding the live area
-//! there, so the revision it reports matches the data it returns.
+//! A [`KvReader`] reads the state as the state machine last published it: a storage
+//! snapshot the machine pins ([`Pinned`]) after each whole slot it applies (and after a
+//! snapshot install), never while a slot is in progress. A slot may reach the Db in
+//! several batches, and one big command in several chunks (`kv::chunked`); pinning
+//! means a reader sees all of a command or none of it. Linearizability is the caller's
+//! business (read index, then wait until applied, then read here). Each call reads
+//! from one pinned snapshot, finding the live area there, so the revision it reports
+//! matches the data it returns. After a restart inside a chunked command the stored
+//! state holds part of it: reads answer [`KvError::Resuming`] until the replay ends it.
 //!
 //! Pages ([`Page`]) bound what one call returns by count and by bytes, so an answer
-//! built from them is bounded too; a `keys_only` listing decodes no values.
+//! built from them is bounded too; a `keys_only` listing decodes no values. History is
+//! read in pieces ([`KvReader::history_pieces`]): one revision of a big command is
+//! stored in several parts, and a bounded read may stop between two of them.
 
 use crate::kv::command::SessionId;
 use crate::kv::error::KvError;
 use crate::kv::hub::Hub;
 use crate::kv::keyspace::{self, Area, Event, KeyRecord, Meta, Root, SessionRecord, ROOT_KEY};
 use std::ops::Bound;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use storage::{Db, Snapshot};
 
 /// One page of a listing.
@@ -72,24 +79,87 @@ pub enum HistoryRead {
     },
 }
 
-/// Reads over the state machine's Db.
+/// A stretch of one revision's events as stored: a revision is one part, or several
+/// for a command applied in chunks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPiece {
+    pub revision: u64,
+    /// The part's number (0 first).
+    pub part: u32,
+    /// Whether it is the revision's last part.
+    pub last: bool,
+    pub events: Vec<Event>,
+}
+
+/// Pieces read from the history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PiecesRead {
+    /// The revision asked for is no longer held; the oldest held is `compact_revision + 1`.
+    Compacted { compact_revision: u64 },
+    /// Pieces in (revision, part) order, and the current revision.
+    Pieces {
+        pieces: Vec<HistoryPiece>,
+        revision: u64,
+    },
+}
+
+/// The storage snapshot readers read: the state after the last whole slot applied.
+/// Invariant: only the state machine replaces it, between slots.
+pub struct Pinned {
+    snap: Mutex<Arc<Snapshot>>,
+}
+
+impl Pinned {
+    /// Pins the state of `db` as of now.
+    pub(crate) fn new(db: &Db) -> Arc<Pinned> {
+        Arc::new(Pinned {
+            snap: Mutex::new(Arc::new(db.snapshot())),
+        })
+    }
+
+    /// Publishes the state of `db` as of now (the previous snapshot goes once its last
+    /// reader is done with it).
+    pub(crate) fn repin(&self, db: &Db) {
+        let snap = Arc::new(db.snapshot());
+        // A panic while holding the lock cannot leave a half-replaced Arc.
+        *self.snap.lock().unwrap_or_else(|p| p.into_inner()) = snap;
+    }
+
+    /// The pinned snapshot.
+    pub(crate) fn get(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snap.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Reads over the state machine's published state.
 #[derive(Clone)]
 pub struct KvReader {
-    db: Db,
+    pinned: Arc<Pinned>,
     hub: Arc<Hub>,
 }
 
 /// One consistent view: a storage snapshot, its live area and its meta.
 pub(crate) struct View {
-    pub snap: Snapshot,
+    pub snap: Arc<Snapshot>,
     pub area: Area,
     pub meta: Meta,
 }
 
 impl View {
-    /// Opens a view of `db` as of now.
-    pub fn of(db: &Db) -> Result<View, KvError> {
-        let snap = db.snapshot();
+    /// Opens a view of the published state; [`KvError::Resuming`] while it holds part
+    /// of a command (after a restart inside one).
+    pub fn of(pinned: &Pinned) -> Result<View, KvError> {
+        let view = View::at(pinned.get())?;
+        if view.meta.command_cursor.is_some() {
+            return Err(KvError::Resuming {
+                slot: view.meta.applied_index + 1,
+            });
+        }
+        Ok(view)
+    }
+
+    /// Opens a view of `snap`, whatever it holds.
+    pub fn at(snap: Arc<Snapshot>) -> Result<View, KvError> {
         let area = match snap.get(ROOT_KEY)? {
             Some(bytes) => Area::from_root(keyspace::decode::<Root>(ROOT_KEY, &bytes)?)?,
             None => keyspace::AREA_FIRST,
@@ -134,9 +204,9 @@ impl View {
 }
 
 impl KvReader {
-    /// A reader over `db`, whose watchers register with `hub`.
-    pub fn new(db: Db, hub: Arc<Hub>) -> KvReader {
-        KvReader { db, hub }
+    /// A reader of `pinned`, whose watchers register with `hub`.
+    pub fn new(pinned: Arc<Pinned>, hub: Arc<Hub>) -> KvReader {
+        KvReader { pinned, hub }
     }
 
     /// The watch hub the state machine publishes applied changes to.
@@ -146,7 +216,7 @@ impl KvReader {
 
     /// The meta record (defaults before the first apply).
     pub fn meta(&self) -> Result<Meta, KvError> {
-        Ok(View::of(&self.db)?.meta)
+        Ok(View::of(&self.pinned)?.meta)
     }
 
     /// The current revision.
@@ -156,7 +226,7 @@ impl KvReader {
 
     /// One key and the revision the answer reflects.
     pub fn get(&self, key: &str) -> Result<(Option<KeyRecord>, u64), KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         let record = view.get(&view.area.key_key(key))?;
         Ok((record, view.meta.revision))
     }
@@ -190,7 +260,7 @@ impl KvReader {
         with_values: bool,
         cost: &dyn Fn(&str, &KeyRecord) -> u64,
     ) -> Result<ListPage, KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         let first = view.area.key_key(prefix);
         let after = start_after.map(|a| view.area.key_key(a));
         let lower = match &after {
@@ -234,7 +304,7 @@ impl KvReader {
         start_after: Option<SessionId>,
         limit: usize,
     ) -> Result<(Vec<(SessionId, SessionRecord)>, bool), KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         let prefix = view.area.sessions_prefix();
         let after = start_after.map(|id| view.area.session_key(id));
         let lower = match &after {
@@ -266,7 +336,7 @@ impl KvReader {
         start_after: Option<&str>,
         page: Page,
     ) -> Result<(Vec<String>, bool), KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         let prefix = view.area.ephemeral_prefix(id);
         let after = start_after.map(|k| view.area.ephemeral_key(id, k));
         let lower = match &after {
@@ -294,13 +364,13 @@ impl KvReader {
 
     /// A live session's record.
     pub fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         view.get(&view.area.session_key(id))
     }
 
     /// The ephemeral keys a session owns, in key order.
     pub fn session_keys(&self, id: SessionId) -> Result<Vec<String>, KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         let prefix = view.area.ephemeral_prefix(id);
         let mut keys = Vec::new();
         view.scan(&prefix, Bound::Included(&prefix), |ik, _| {
@@ -312,7 +382,7 @@ impl KvReader {
 
     /// Every live session, in id order.
     pub fn sessions(&self) -> Result<Vec<(SessionId, SessionRecord)>, KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         let prefix = view.area.sessions_prefix();
         let mut out = Vec::new();
         view.scan(&prefix, Bound::Included(&prefix), |sk, bytes| {
@@ -327,14 +397,14 @@ impl KvReader {
 
     /// Whether a first reply is held for idempotency key `key` (a retry of it replays).
     pub fn idempotency_record_held(&self, key: &str) -> Result<bool, KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         Ok(view.snap.get(&view.area.idempotency_key(key))?.is_some())
     }
 
     /// Whether any idempotency record is held (the leader keeps the idempotency clock
     /// moving while one is: `crate::server::clock`).
     pub fn idempotency_records_held(&self) -> Result<bool, KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         let prefix = view.area.idempotency_time_prefix();
         let mut held = false;
         view.scan(&prefix, Bound::Included(&prefix), |_, _| {
@@ -344,24 +414,15 @@ impl KvReader {
         Ok(held)
     }
 
-    /// The events of revisions `from_revision ..` (at most `revisions_max` revisions).
+    /// The events of revisions `from_revision ..` (at most `revisions_max` revisions),
+    /// each revision whole (all its parts: unbounded for a big command's revision; the
+    /// watch reads [`KvReader::history_pieces`] instead).
     pub fn history(
         &self,
         from_revision: u64,
         revisions_max: usize,
     ) -> Result<HistoryRead, KvError> {
-        self.history_within(from_revision, revisions_max, usize::MAX)
-    }
-
-    /// As [`KvReader::history`], also stopping once the records read pass `bytes_max`
-    /// encoded bytes (always at least one revision).
-    pub fn history_within(
-        &self,
-        from_revision: u64,
-        revisions_max: usize,
-        bytes_max: usize,
-    ) -> Result<HistoryRead, KvError> {
-        let view = View::of(&self.db)?;
+        let view = View::of(&self.pinned)?;
         let from = from_revision.max(1);
         if from <= view.meta.compact_revision {
             return Ok(HistoryRead::Compacted {
@@ -370,19 +431,67 @@ impl KvReader {
         }
         let prefix = view.area.history_prefix();
         let first = view.area.history_key(from);
-        let mut revisions = Vec::new();
-        let mut read = 0usize;
+        let mut revisions: Vec<(u64, Vec<Event>)> = Vec::new();
         view.scan(&prefix, Bound::Included(&first), |hk, bytes| {
-            if revisions.len() == revisions_max || (read > 0 && read >= bytes_max) {
-                return Ok(false);
+            let (rev, _) = keyspace::history_part_of(&hk)?;
+            let events: Vec<Event> = keyspace::decode(&hk, &bytes)?;
+            let len = revisions.len();
+            match revisions.last_mut() {
+                Some((last, held)) if *last == rev => held.extend(events),
+                _ if len == revisions_max => return Ok(false),
+                _ => revisions.push((rev, events)),
             }
-            read = read.saturating_add(bytes.len());
-            let rev = keyspace::history_revision_of(&hk)?;
-            revisions.push((rev, keyspace::decode(&hk, &bytes)?));
             Ok(true)
         })?;
         Ok(HistoryRead::Events {
             revisions,
+            revision: view.meta.revision,
+        })
+    }
+
+    /// History pieces from part `from_part` of revision `from_revision` on, in order:
+    /// at most `pieces_max` of them, and none more once they hold `bytes_max` encoded
+    /// bytes (always one if any). A piece is at most one chunk of a command
+    /// (`slot_batch_bytes_max`), so a read is bounded by `bytes_max` plus one chunk.
+    pub fn history_pieces(
+        &self,
+        from_revision: u64,
+        from_part: u32,
+        pieces_max: usize,
+        bytes_max: usize,
+    ) -> Result<PiecesRead, KvError> {
+        let view = View::of(&self.pinned)?;
+        let from = from_revision.max(1);
+        if from <= view.meta.compact_revision {
+            return Ok(PiecesRead::Compacted {
+                compact_revision: view.meta.compact_revision,
+            });
+        }
+        let prefix = view.area.history_prefix();
+        let first = view.area.history_part_key(from, from_part);
+        let mut pieces: Vec<HistoryPiece> = Vec::new();
+        let mut read = 0usize;
+        view.scan(&prefix, Bound::Included(&first), |hk, bytes| {
+            let (revision, part) = keyspace::history_part_of(&hk)?;
+            // The next record says whether the previous piece ended its revision (the
+            // pinned state holds whole commands only, so the very last one does).
+            if let Some(prev) = pieces.last_mut() {
+                prev.last = prev.revision != revision;
+            }
+            if pieces.len() == pieces_max || (read > 0 && read >= bytes_max) {
+                return Ok(false);
+            }
+            read = read.saturating_add(bytes.len());
+            pieces.push(HistoryPiece {
+                revision,
+                part,
+                last: true,
+                events: keyspace::decode(&hk, &bytes)?,
+            });
+            Ok(true)
+        })?;
+        Ok(PiecesRead::Pieces {
+            pieces,
             revision: view.meta.revision,
         })
     }

@@ -1,6 +1,7 @@
 //! Snapshots of the applied state: streaming one out, installing one in.
 //!
-//! A snapshot is every record of the live area of one storage snapshot, in key order,
+//! A snapshot is every record of the live area of the state readers see (the storage
+//! snapshot pinned after the last whole slot: `kv::read`), in key order,
 //! with the area byte stripped, cut into chunks of about `snapshot_chunk_bytes`:
 //! ```text
 //! chunk  = format:u8 (=1) pair*
@@ -23,6 +24,7 @@ use crate::paxos::Slot;
 use bytes::Bytes;
 use std::io;
 use std::ops::Bound;
+use std::sync::Arc;
 use storage::{WriteBatch, WriteOptions};
 
 /// Format byte of a snapshot chunk.
@@ -132,7 +134,7 @@ impl KvStateMachine {
     /// A snapshot of the applied state as of now.
     pub fn snapshot(&self) -> Result<KvSnapshot, KvError> {
         Ok(KvSnapshot {
-            view: View::of(&self.db)?,
+            view: View::of(&self.pinned)?,
             chunk_bytes: self.opts.snapshot_chunk_bytes.max(1),
             resume_after: None,
             done: false,
@@ -193,7 +195,7 @@ impl KvStateMachine {
         // a failure after the switch would report the install failed while the
         // staged state is already the live one.
         let staged = View {
-            snap: self.db.snapshot(),
+            snap: Arc::new(self.db.snapshot()),
             area: stage,
             meta: meta.clone(),
         };
@@ -220,8 +222,12 @@ impl KvStateMachine {
         self.area = stage;
         self.meta = meta;
         self.leases.load(sessions);
+        // Readers see the new state from here on (the hub's jump sends watchers to it).
+        self.pinned.repin(&self.db);
         self.hub.jump(self.meta.revision);
         self.wipe(old)?;
+        // Unpins the old area's records, so compaction can drop them.
+        self.pinned.repin(&self.db);
         Ok(())
     }
 }

@@ -9,9 +9,16 @@
 //! session; while leader it proposes one `ExpireSessions` for the sessions past their
 //! deadline (at most `EXPIRE_SESSIONS_MAX` per command), carrying its ballot. One
 //! proposal at a time: the loop awaits it before looking again.
+//!
+//! An expiry is never refused for its size (the state machine applies it in chunks,
+//! `kv::chunked`); one refused all the same (a stale ballot: another leader took
+//! over) or a proposal that failed is logged, and the loop waits before proposing
+//! again ([`Backoff`]: from `EXPIRY_TICK`, doubling up to `EXPIRY_BACKOFF_MAX`), rather
+//! than proposing the same refused command every tick.
 
-use crate::kv::{Command, LeaderBallot, LeaseTable};
+use crate::kv::{Command, LeaderBallot, LeaseTable, Outcome, Reply};
 use crate::node::{NodeError, NodeHandle};
+use crate::server::backoff::Backoff;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,10 +27,25 @@ use tokio::time::Instant;
 pub const EXPIRY_TICK: Duration = Duration::from_millis(100);
 /// Sessions expired by one command.
 pub const EXPIRE_SESSIONS_MAX: usize = 1024;
+/// Longest wait after refused or failed expiries.
+pub const EXPIRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Why the state machine refused an expiry, from its encoded reply (None: applied).
+pub fn refusal(reply: &[u8]) -> Option<String> {
+    match Reply::decode(reply) {
+        Ok(Reply {
+            outcome: Outcome::Rejected { reason },
+            ..
+        }) => Some(reason),
+        Ok(_) => None,
+        Err(e) => Some(format!("undecodable reply: {e}")),
+    }
+}
 
 /// Runs until the node shuts down.
 pub async fn run(node: NodeHandle, leases: Arc<LeaseTable>) {
     let mut leading_ballot: Option<LeaderBallot> = None;
+    let mut backoff = Backoff::new(EXPIRY_TICK, EXPIRY_BACKOFF_MAX);
     let mut ticker = tokio::time::interval(EXPIRY_TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -44,18 +66,63 @@ pub async fn run(node: NodeHandle, leases: Arc<LeaseTable>) {
             );
             leases.restart_all();
             leading_ballot = Some(ballot);
+            backoff.succeeded();
+            continue;
+        }
+        if !backoff.ready(Instant::now()) {
             continue;
         }
         let due = leases.expired(Instant::now(), EXPIRE_SESSIONS_MAX);
         if due.is_empty() {
             continue;
         }
-        tracing::info!(sessions = due.len(), "expiring sessions");
+        let sessions = due.len();
+        tracing::info!(sessions, "expiring sessions");
         let command = Command::ExpireSessions { ids: due, ballot };
-        match node.propose(command.encode()).await {
-            Ok(_) => {}
+        let failure = match node.propose(command.encode()).await {
+            Ok((_, reply)) => refusal(&reply),
             Err(NodeError::Shutdown) => return,
-            Err(e) => tracing::warn!(error = %e, "proposing a session expiry failed; will retry"),
+            Err(e) => Some(format!("proposing failed: {e}")),
+        };
+        match failure {
+            None => backoff.succeeded(),
+            Some(reason) => {
+                let wait = backoff.failed(Instant::now());
+                tracing::warn!(
+                    sessions,
+                    reason,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "a session expiry was not applied; waiting before proposing again"
+                );
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_expiry_is_told_from_an_applied_one() {
+        let applied = Reply {
+            revision: 3,
+            outcome: Outcome::SessionsExpired {
+                sessions: 1,
+                deleted_keys: 80_000,
+            },
+        };
+        assert_eq!(refusal(&applied.encode()), None);
+        let stale = Reply {
+            revision: 3,
+            outcome: Outcome::Rejected {
+                reason: "expiry from ballot (1, 1) older than (2, 1)".into(),
+            },
+        };
+        assert_eq!(
+            refusal(&stale.encode()).as_deref(),
+            Some("expiry from ballot (1, 1) older than (2, 1)")
+        );
+        assert!(refusal(b"").is_some());
     }
 }

@@ -4,7 +4,8 @@
 //! `expiry`: the leader's session expiry loop, which watches the node's leadership and
 //! the state machine's lease table and proposes `ExpireSessions` commands through the
 //! `NodeHandle`. `main.rs` starts it after the node and stops it before the node shuts
-//! down.
+//! down. After a refused or failed proposal it waits (`backoff`: doubling, capped)
+//! rather than proposing again every tick.
 //!
 //! `clock`: the leader's idempotency clock loop, which proposes `LeaderClock` commands
 //! while idempotency records are held, so the clock that retires them moves with the
@@ -16,6 +17,7 @@
 //! Dependencies point down: `server` uses `node`, `kv` and `http`'s wall clock; none of
 //! them uses it.
 
+pub mod backoff;
 pub mod clock;
 pub mod expiry;
 pub mod http;

@@ -26,6 +26,9 @@ pub struct Batch {
     pub revision: u64,
     /// Shared with every other watcher the same events matched.
     pub events: Vec<Arc<Event>>,
+    /// Whether the batch ends the revision for this watcher (always, but for a part
+    /// of a revision a chunked command stored in several, read from the history).
+    pub complete: bool,
 }
 
 impl Batch {
@@ -157,6 +160,7 @@ mod tests {
             session: None,
         };
         Batch {
+            complete: true,
             revision,
             events: vec![Arc::new(e)],
         }

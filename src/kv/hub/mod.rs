@@ -27,7 +27,7 @@ pub use inbox::{Batch, Drained, Inbox, InboxLimits};
 
 use crate::kv::keyspace::Event;
 use index::{WatchIndex, WatcherId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -161,12 +161,42 @@ impl Hub {
         r.inboxes.remove(&id);
     }
 
+    /// Adds to `out` the watchers some of `events` matches (the events of a command
+    /// applied in chunks: they are not kept for [`Hub::publish`], which marks these
+    /// watchers lagged instead, so memory is the watchers, not the events).
+    pub(crate) fn matching(&self, events: &[Event], out: &mut HashSet<WatcherId>) {
+        let r = self.lock();
+        if r.index.is_empty() {
+            return;
+        }
+        let mut ids = Vec::new();
+        for event in events {
+            ids.clear();
+            r.index.matching(&event.key, &mut ids);
+            out.extend(ids.iter().copied());
+        }
+    }
+
     /// Hands the watchers the events of one written slot: `(revision, events)` in
-    /// revision order, then `revision` is the slot's last revision.
-    pub(crate) fn publish(&self, revisions: Vec<(u64, Vec<Event>)>, revision: u64) {
+    /// revision order; marks the `lagged` watchers lagged (a chunked command's events
+    /// matched them: they read its revision from the history); then `revision` is the
+    /// slot's last revision.
+    pub(crate) fn publish(
+        &self,
+        revisions: Vec<(u64, Vec<Event>)>,
+        lagged: &HashSet<WatcherId>,
+        revision: u64,
+    ) {
         let mut woken: Vec<Arc<Inbox>> = Vec::new();
         {
             let r = self.lock();
+            for id in lagged {
+                // A watcher that left since is gone from the registry.
+                if let Some(inbox) = r.inboxes.get(id) {
+                    inbox.lag();
+                    woken.push(Arc::clone(inbox));
+                }
+            }
             if !r.index.is_empty() {
                 let mut ids = Vec::new();
                 for (rev, events) in revisions {
@@ -189,6 +219,7 @@ impl Hub {
                         let batch = Batch {
                             revision: rev,
                             events,
+                            complete: true,
                         };
                         if inbox.push(batch, self.limits.inbox) {
                             woken.push(Arc::clone(inbox));

@@ -48,6 +48,7 @@ fn publish_queues_whole_revisions_for_matching_watchers_only() {
             (5, vec![put("a/1", 5), put("c", 5), put("a/2", 5)]),
             (6, vec![put("b", 6)]),
         ],
+        &HashSet::new(),
         6,
     );
     assert_eq!(hub.revision(), 6);
@@ -67,7 +68,7 @@ fn an_event_matched_by_many_watchers_is_held_once() {
     let hub = Hub::new(WatchLimits::default(), 0);
     let (x, _) = hub.subscribe(Filter::Prefix("k".into())).unwrap();
     let (y, _) = hub.subscribe(Filter::Key("k1".into())).unwrap();
-    hub.publish(vec![(1, vec![put("k1", 1)])], 1);
+    hub.publish(vec![(1, vec![put("k1", 1)])], &HashSet::new(), 1);
     let (Drained::Batches(bx), Drained::Batches(by)) = (x.drain(1 << 20), y.drain(1 << 20)) else {
         panic!("lagged")
     };
@@ -87,7 +88,7 @@ fn subscriptions_unregister_on_drop_and_the_limit_holds() {
     drop(one);
     assert_eq!(hub.watchers(), 1);
     let (three, _) = hub.subscribe(Filter::Prefix(String::new())).unwrap();
-    hub.publish(vec![(1, vec![put("k", 1)])], 1);
+    hub.publish(vec![(1, vec![put("k", 1)])], &HashSet::new(), 1);
     assert_eq!(drained(&two).len(), 1);
     assert_eq!(drained(&three).len(), 1);
     drop((two, three));
@@ -100,14 +101,14 @@ fn overflow_and_jump_lag_the_inbox_until_resync() {
     let (slow, _) = hub.subscribe(Filter::Key("k".into())).unwrap();
     let (other, _) = hub.subscribe(Filter::Key("j".into())).unwrap();
     for r in 1..=3 {
-        hub.publish(vec![(r, vec![put("k", r)])], r);
+        hub.publish(vec![(r, vec![put("k", r)])], &HashSet::new(), r);
     }
     assert!(matches!(slow.drain(usize::MAX), Drained::Lagged));
     assert_eq!(slow.resync(), 3, "live again after revision 3");
-    hub.publish(vec![(4, vec![put("k", 4)])], 4);
+    hub.publish(vec![(4, vec![put("k", 4)])], &HashSet::new(), 4);
     assert_eq!(drained(&slow), [(4, vec!["k".to_string()])]);
 
-    hub.publish(vec![(5, vec![put("j", 5)])], 5);
+    hub.publish(vec![(5, vec![put("j", 5)])], &HashSet::new(), 5);
     hub.jump(9);
     assert_eq!(hub.revision(), 9);
     assert!(matches!(other.drain(usize::MAX), Drained::Lagged));
