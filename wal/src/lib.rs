@@ -78,7 +78,9 @@ pub struct Options {
     /// A segment is sealed and a new one started before a record would take it past
     /// this size (a segment always takes at least one record). Default 64 MiB.
     pub segment_bytes_max: u64,
-    /// Longest record payload accepted by `append` and believed by recovery. Default 16 MiB.
+    /// Longest record payload accepted by `append`. Default 16 MiB, at most
+    /// `format::RECORD_BYTES_LIMIT`. Recovery and reads accept longer records already in
+    /// the log (written under a higher limit) when their checksums are valid.
     pub record_bytes_max: u32,
 }
 
@@ -103,7 +105,7 @@ impl Options {
                 ),
             });
         }
-        if self.record_bytes_max > 1 << 30 {
+        if self.record_bytes_max > format::RECORD_BYTES_LIMIT {
             return Err(Error::InvalidOptions {
                 reason: format!("record_bytes_max {} above 1 GiB", self.record_bytes_max),
             });

@@ -10,8 +10,10 @@
 //!   its last index + 1 must be the next segment's first index. Anything else is
 //!   `Corrupt` (a sealed segment was synced before its successor existed, so a crash
 //!   cannot damage it).
+//! - Record lengths are checked against `format::RECORD_BYTES_LIMIT` (1 GiB), not the
+//!   current `record_bytes_max`: a record written under a higher limit is still data.
 //! - In the last segment, the first bad record (bad checksum, length past the end of
-//!   the file, or above `record_bytes_max`) ends the log *if nothing valid follows it*:
+//!   the file, or above `RECORD_BYTES_LIMIT`) ends the log *if nothing valid follows it*:
 //!   the rest is a torn tail from a crash and the file is cut back to the last whole
 //!   record (`set_len`). If the next record (index + 1) is found intact
 //!   further on, the bad record is damage in the middle of the log: `Corrupt`.
@@ -59,7 +61,9 @@ pub(crate) fn recover(
         .filter_map(|n| format::parse_segment_file_name(&n).map(|i| (i, n)))
         .collect();
     found.sort();
-    let max = opts.record_bytes_max;
+    // Records already in the log may be longer than today's limit (written under a
+    // higher one): believe any length up to the format's ceiling that checksums.
+    let max = format::RECORD_BYTES_LIMIT;
     let mut index = Index {
         segments: Vec::new(),
         record_bytes_max: max,
