@@ -87,6 +87,15 @@ fn wal_err(context: &'static str) -> impl FnOnce(wal::Error) -> StorageError {
 }
 
 fn encode(record: &Record) -> Result<Vec<u8>, StorageError> {
+    // Never write what `decode` would refuse: the log would not open again.
+    check_values(0, record).map_err(|e| StorageError::Encode {
+        reason: e.to_string(),
+    })?;
+    encode_unchecked(record)
+}
+
+/// The bytes of `record`, whatever its values (tests write impossible ones with it).
+fn encode_unchecked(record: &Record) -> Result<Vec<u8>, StorageError> {
     let mut buf = vec![RECORD_VERSION];
     rmp_serde::encode::write(&mut buf, record).map_err(|e| StorageError::Encode {
         reason: e.to_string(),
@@ -257,13 +266,13 @@ impl AcceptorLog {
         if through <= self.compacted_through {
             return Ok(());
         }
-        let keep = self.latest.split_off(&(through + 1));
-        self.latest = keep;
-        self.compacted_through = through;
         let head = encode(&Record::Checkpoint {
             compacted_through: through,
             promised: self.promised,
         })?;
+        let keep = self.latest.split_off(&(through + 1));
+        self.latest = keep;
+        self.compacted_through = through;
         let start = self
             .wal
             .append_many([head.as_slice()], SyncMode::Buffered)
@@ -433,7 +442,8 @@ mod tests {
         };
         let w = Wal::open(dynfs, &dir, opts).unwrap();
         for r in records {
-            w.append(&encode(r).unwrap(), SyncMode::Durable).unwrap();
+            w.append(&encode_unchecked(r).unwrap(), SyncMode::Durable)
+                .unwrap();
         }
     }
 
@@ -473,6 +483,24 @@ mod tests {
         );
         let (_, state) = open(&fs, 1 << 20);
         assert!(state.accepted.contains_key(&((1 << 63) - 1)));
+    }
+
+    #[test]
+    fn impossible_slots_are_never_written() {
+        let fs = Arc::new(SimFs::new());
+        let (mut log, _) = open(&fs, 1 << 20);
+        log.persist(&[accept(1, b(1, 1), "ok")]).unwrap();
+        for slot in [0, 1 << 63, u64::MAX] {
+            let got = log.persist(&[accept(slot, b(1, 1), "x")]);
+            assert!(matches!(got, Err(StorageError::Encode { .. })), "{got:?}");
+        }
+        assert!(matches!(
+            log.checkpoint(1 << 63),
+            Err(StorageError::Encode { .. })
+        ));
+        drop(log);
+        let (_, state) = open(&fs, 1 << 20);
+        assert_eq!(state.accepted.len(), 1);
     }
 
     #[test]
