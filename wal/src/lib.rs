@@ -56,6 +56,7 @@ mod commit;
 mod error;
 pub mod format;
 mod recovery;
+mod seg_reader;
 mod segment;
 mod truncate;
 mod writer;
@@ -71,6 +72,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use vfs::Fs;
 use writer::Writer;
+
+/// Recovery reads segment files through one buffer of this many bytes (records longer
+/// than it are checked piece by piece), so opening a log takes memory independent of
+/// segment and record sizes.
+pub const RECOVERY_BUFFER_BYTES: usize = 256 << 10;
 
 /// Limits of a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +147,8 @@ pub struct Stats {
     pub segments_removed: u64,
     /// Bytes of torn tail cut off by open.
     pub recovered_tail_bytes: u64,
+    /// The largest buffer open's recovery allocated to read segment bytes.
+    pub recovery_buffer_bytes_max: u64,
 }
 
 #[derive(Debug, Default)]
@@ -154,6 +162,7 @@ pub(crate) struct StatsCounters {
     pub segments_created: AtomicU64,
     pub segments_removed: AtomicU64,
     pub recovered_tail_bytes: AtomicU64,
+    pub recovery_buffer_bytes_max: AtomicU64,
 }
 
 /// What every part of the log reads: the file system, the directory, the limits,
@@ -305,6 +314,7 @@ impl Wal {
             segments_created: s.segments_created.load(Relaxed),
             segments_removed: s.segments_removed.load(Relaxed),
             recovered_tail_bytes: s.recovered_tail_bytes.load(Relaxed),
+            recovery_buffer_bytes_max: s.recovery_buffer_bytes_max.load(Relaxed),
         }
     }
 
