@@ -340,6 +340,30 @@ fn oversized_batches_are_refused() {
 }
 
 #[test]
+fn lowering_batch_bytes_max_keeps_a_larger_batch_already_logged() {
+    // A batch written under a higher limit is the WAL's last record; reopening with a
+    // lower limit must replay it, not cut it as a torn tail (acknowledged data lost).
+    let fs = Arc::new(SimFs::new());
+    {
+        let db = Db::open(fs.clone(), dir(), small()).unwrap();
+        db.put(b"a", b"small", SYNC).unwrap();
+        db.put(b"big", &[9u8; 5000], SYNC).unwrap();
+    }
+    let lower = Options {
+        batch_bytes_max: 1024,
+        ..small()
+    };
+    let db = Db::open(fs, dir(), lower).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), Some(b"small".to_vec()));
+    assert_eq!(db.get(b"big").unwrap(), Some(vec![9u8; 5000]));
+    // The lower limit still holds for new writes.
+    assert!(matches!(
+        db.put(b"k", &[0u8; 2000], NOSYNC),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+#[test]
 fn concurrent_writers_and_readers_see_consistent_snapshots() {
     let fs = Arc::new(SimFs::new());
     let db = Db::open(fs, dir(), small()).unwrap();
