@@ -19,6 +19,7 @@ use tracing::{debug, error, info, warn};
 use super::envelope;
 use super::error::NodeError;
 use super::pending::Pending;
+use super::snapshot_digest::{Progress, StreamCheck};
 use super::state_machine::{SnapshotSource, StateMachine};
 use super::transport::wire::{SnapshotMsg, Wire};
 use super::transport::Transport;
@@ -30,6 +31,8 @@ pub struct Chunk {
     pub seq: u64,
     pub data: Bytes,
     pub last: bool,
+    /// The whole-snapshot checksum, on the last chunk (see `snapshot_digest.rs`).
+    pub digest: Option<u64>,
 }
 
 /// Work for the apply thread, in order.
@@ -186,7 +189,7 @@ impl Applier {
             done(&self.transport, false);
             return;
         }
-        let mut expect = 0u64;
+        let mut check = StreamCheck::new();
         loop {
             let Some(chunk) = chunks.blocking_recv() else {
                 warn!(
@@ -198,17 +201,16 @@ impl Applier {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            if chunk.seq != expect {
-                warn!(
-                    from,
-                    slot,
-                    got = chunk.seq,
-                    expect,
-                    "snapshot chunk out of order"
-                );
-                done(&self.transport, false);
-                return;
-            }
+            // Order, the last flag and, at the end, the whole-snapshot checksum: a stream
+            // that fails is never finished (the next begin_install discards the stage).
+            let progress = match check.chunk(chunk.seq, &chunk.data, chunk.last, chunk.digest) {
+                Ok(p) => p,
+                Err(reason) => {
+                    warn!(from, slot, %reason, "snapshot stream refused");
+                    done(&self.transport, false);
+                    return;
+                }
+            };
             // An empty chunk only marks the end of an empty snapshot.
             let installed = if chunk.data.is_empty() {
                 Ok(())
@@ -227,8 +229,7 @@ impl Applier {
                     seq: chunk.seq,
                 }),
             );
-            expect += 1;
-            if chunk.last {
+            if progress == Progress::Complete {
                 break;
             }
         }
@@ -257,3 +258,7 @@ impl Applier {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

@@ -400,8 +400,19 @@ impl Driver {
                     seq,
                     data,
                     last,
+                    digest,
                 },
-            ) => self.on_chunk(from, transfer, slot, Chunk { seq, data, last }),
+            ) => self.on_chunk(
+                from,
+                transfer,
+                slot,
+                Chunk {
+                    seq,
+                    data,
+                    last,
+                    digest,
+                },
+            ),
             Inbound::Snapshot(from, msg) => {
                 let transfer = match &msg {
                     SnapshotMsg::Ack { transfer, .. } | SnapshotMsg::Done { transfer, .. } => {

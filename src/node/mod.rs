@@ -26,6 +26,7 @@ pub mod handle;
 pub mod pending;
 pub mod persist;
 pub mod snapshot;
+pub mod snapshot_digest;
 pub mod state_machine;
 pub mod storage;
 pub mod transport;

@@ -8,10 +8,17 @@
 //! link's connection changes (epoch), no ack arrives within `snapshot_ack_timeout_ms`, or
 //! the receiver answers `Done{ok: false}`. Success is `Done{ok: true}`.
 //!
+//! The last chunk carries `digest`, the XXH3-64 of every chunk's bytes in order
+//! (`snapshot_digest.rs`).
+//!
 //! Receiver (`Incoming`, owned by the driver): chunk 0 starts an install on the apply thread
 //! (replacing any unfinished one, which the state machine then discards); further chunks
 //! must continue the same transfer in sequence, else the install is aborted and the sender
-//! told `Done{ok: false}`. A stalled install is aborted after the ack timeout.
+//! told `Done{ok: false}`. A stalled install is aborted after the ack timeout. The apply
+//! thread finishes the install only if the bytes it staged hash to the last chunk's digest;
+//! otherwise it answers `Done{ok: false}` and keeps its state, and the transfer is retried
+//! (the sender fails, and its driver starts a new transfer when its core again finds this
+//! node behind the compaction point).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use super::apply::{ApplyOp, Chunk};
+use super::snapshot_digest::SnapshotDigest;
 use super::state_machine::SnapshotSource;
 use super::transport::peer::PeerLink;
 use super::transport::wire::{SnapshotMsg, Wire};
@@ -70,6 +78,7 @@ pub async fn send_snapshot(
     // The state machine's chunks travel whole: the receiver calls install_chunk once per
     // chunk exactly as snapshot() produced it (a chunk may be a self-contained unit).
     // One chunk of lookahead flags the last one.
+    let mut digest = SnapshotDigest::new();
     let mut source = Some(source);
     let mut pending: Option<Bytes> = read_nonempty(&mut source).await?;
     loop {
@@ -87,6 +96,7 @@ pub async fn send_snapshot(
         let more = pending.is_some();
         let data = piece.unwrap_or_default(); // an empty snapshot is one empty last chunk
         let last = !more;
+        digest.update(&data);
         while seq - acked >= limits.window_chunks as u64 {
             match next_reply(&mut acks, transfer, &link, epoch, limits.ack_timeout).await? {
                 SnapshotMsg::Ack { seq, .. } => acked = acked.max(seq + 1),
@@ -102,6 +112,7 @@ pub async fn send_snapshot(
             seq,
             data,
             last,
+            digest: last.then(|| digest.value()),
         });
         let deadline = Instant::now() + limits.ack_timeout;
         loop {

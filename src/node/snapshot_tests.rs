@@ -59,7 +59,10 @@ fn fake_apply(data: Bytes) -> mpsc::Sender<ApplyOp> {
     tx
 }
 
-async fn next_chunk(rx: &mut mpsc::Receiver<Inbound>) -> (u64, Slot, u64, Bytes, bool) {
+/// (transfer, slot, seq, data, last, digest) of the next chunk.
+type Got = (u64, Slot, u64, Bytes, bool, Option<u64>);
+
+async fn next_chunk(rx: &mut mpsc::Receiver<Inbound>) -> Got {
     loop {
         let item = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
@@ -73,10 +76,11 @@ async fn next_chunk(rx: &mut mpsc::Receiver<Inbound>) -> (u64, Slot, u64, Bytes,
                 seq,
                 data,
                 last,
+                digest,
             },
         ) = item
         {
-            return (transfer, slot, seq, data, last);
+            return (transfer, slot, seq, data, last, digest);
         }
     }
 }
@@ -129,7 +133,7 @@ async fn broken_transfer_fails_and_a_fresh_one_delivers_everything() {
         acks_rx,
         limits,
     ));
-    let (transfer, slot, seq, _, _) = next_chunk(&mut rx2).await;
+    let (transfer, slot, seq, _, _, _) = next_chunk(&mut rx2).await;
     assert_eq!((transfer, slot, seq), (7, 42, 0));
     t2.shutdown().await;
     drop(t2);
@@ -146,7 +150,7 @@ async fn broken_transfer_fails_and_a_fresh_one_delivers_everything() {
     let mut got = Vec::new();
     let mut expect_seq = 0;
     loop {
-        let (transfer, slot, seq, chunk, last) = next_chunk(&mut rx2).await;
+        let (transfer, slot, seq, chunk, last, digest) = next_chunk(&mut rx2).await;
         if transfer != 8 {
             continue; // a stale chunk of transfer A
         }
@@ -155,6 +159,9 @@ async fn broken_transfer_fails_and_a_fresh_one_delivers_everything() {
         let want = if last { 500 } else { 1000 };
         assert_eq!(chunk.len(), want);
         got.extend_from_slice(&chunk);
+        // Only the last chunk carries the checksum, over every byte sent.
+        let want_digest = last.then(|| xxhash_rust::xxh3::xxh3_64(&got));
+        assert_eq!(digest, want_digest, "chunk {seq}");
         expect_seq += 1;
         // The test plays the receiver's driver: acks go straight to the sender.
         acks_b

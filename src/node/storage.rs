@@ -7,6 +7,8 @@
 //! Record := Persist(Promise(ballot) | Accept{slot, ballot, value})
 //!         | Checkpoint{compacted_through, promised}
 //! ```
+//! A record whose values no run can produce (an `Accept` at slot 0 or >= 2^63, a
+//! `Checkpoint` at or above 2^63) is corrupt, like one that does not decode: open fails.
 //! Replay applies records in log order: a promise raises `promised` (max), an accept
 //! overwrites its slot (the last record per slot wins) and raises `promised`, a checkpoint
 //! compacts everything at or below `compacted_through`.
@@ -85,6 +87,15 @@ fn wal_err(context: &'static str) -> impl FnOnce(wal::Error) -> StorageError {
 }
 
 fn encode(record: &Record) -> Result<Vec<u8>, StorageError> {
+    // Never write what `decode` would refuse: the log would not open again.
+    check_values(0, record).map_err(|e| StorageError::Encode {
+        reason: e.to_string(),
+    })?;
+    encode_unchecked(record)
+}
+
+/// The bytes of `record`, whatever its values (tests write impossible ones with it).
+fn encode_unchecked(record: &Record) -> Result<Vec<u8>, StorageError> {
     let mut buf = vec![RECORD_VERSION];
     rmp_serde::encode::write(&mut buf, record).map_err(|e| StorageError::Encode {
         reason: e.to_string(),
@@ -92,13 +103,28 @@ fn encode(record: &Record) -> Result<Vec<u8>, StorageError> {
     Ok(buf)
 }
 
+/// Slots are below 2^63 (a run cannot reach more), so a slot at or above this read from
+/// disk is damage, not data; `Slot` arithmetic (`through + 1`) relies on it too.
+pub const SLOT_LIMIT: Slot = 1 << 63;
+
+/// Decodes one acceptor log record read from wal index `index`: the version byte, the
+/// msgpack body, then the values no run can produce (an `Accept` at slot 0 or at or above
+/// [`SLOT_LIMIT`], a `Checkpoint` at or above it) are [`StorageError::Corrupt`].
+#[doc(hidden)] // pub for the fuzz target in fuzz/ (acceptor_log)
+pub fn decode_record(index: u64, bytes: &[u8]) -> Result<(), StorageError> {
+    decode(index, bytes).map(|_| ())
+}
+
 fn decode(index: u64, bytes: &[u8]) -> Result<Record, StorageError> {
     match bytes.split_first() {
         Some((&RECORD_VERSION, body)) => {
-            rmp_serde::from_slice(body).map_err(|e| StorageError::Corrupt {
-                index,
-                reason: e.to_string(),
-            })
+            let record: Record =
+                rmp_serde::from_slice(body).map_err(|e| StorageError::Corrupt {
+                    index,
+                    reason: e.to_string(),
+                })?;
+            check_values(index, &record)?;
+            Ok(record)
         }
         Some((v, _)) => Err(StorageError::Corrupt {
             index,
@@ -108,6 +134,21 @@ fn decode(index: u64, bytes: &[u8]) -> Result<Record, StorageError> {
             index,
             reason: "empty record".into(),
         }),
+    }
+}
+
+fn check_values(index: u64, record: &Record) -> Result<(), StorageError> {
+    let corrupt = |reason: String| Err(StorageError::Corrupt { index, reason });
+    match record {
+        Record::Persist(Persist::Accept { slot, .. }) if *slot == 0 || *slot >= SLOT_LIMIT => {
+            corrupt(format!("accept at slot {slot}, outside 1..2^63"))
+        }
+        Record::Checkpoint {
+            compacted_through, ..
+        } if *compacted_through >= SLOT_LIMIT => corrupt(format!(
+            "checkpoint through slot {compacted_through}, not below 2^63"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -225,13 +266,13 @@ impl AcceptorLog {
         if through <= self.compacted_through {
             return Ok(());
         }
-        let keep = self.latest.split_off(&(through + 1));
-        self.latest = keep;
-        self.compacted_through = through;
         let head = encode(&Record::Checkpoint {
             compacted_through: through,
             promised: self.promised,
         })?;
+        let keep = self.latest.split_off(&(through + 1));
+        self.latest = keep;
+        self.compacted_through = through;
         let start = self
             .wal
             .append_many([head.as_slice()], SyncMode::Buffered)
@@ -388,6 +429,78 @@ mod tests {
         );
         assert!(!state.accepted.contains_key(&120));
         assert_eq!(log.compacted_through(), 120);
+    }
+
+    /// Appends raw acceptor records (bypassing `AcceptorLog`) to a fresh log.
+    fn write_records(fs: &Arc<SimFs>, records: &[Record]) {
+        let dynfs: Arc<dyn Fs> = fs.clone();
+        let dir = PathBuf::from("/data/paxos");
+        dynfs.create_dir_all(&dir).unwrap();
+        let opts = wal::Options {
+            segment_bytes_max: 1 << 20,
+            record_bytes_max: 1 << 20,
+        };
+        let w = Wal::open(dynfs, &dir, opts).unwrap();
+        for r in records {
+            w.append(&encode_unchecked(r).unwrap(), SyncMode::Durable)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn impossible_slots_on_disk_are_corrupt() {
+        let bad = [
+            Record::Persist(accept(1 << 63, b(1, 1), "x")),
+            Record::Persist(accept(u64::MAX, b(1, 1), "x")),
+            Record::Persist(accept(0, b(1, 1), "x")),
+            Record::Checkpoint {
+                compacted_through: 1 << 63,
+                promised: b(1, 1),
+            },
+            Record::Checkpoint {
+                compacted_through: u64::MAX,
+                promised: b(1, 1),
+            },
+        ];
+        for record in bad {
+            let fs = Arc::new(SimFs::new());
+            let what = format!("{record:?}");
+            write_records(&fs, &[Record::Persist(accept(1, b(1, 1), "ok")), record]);
+            let dynfs: Arc<dyn Fs> = fs.clone();
+            let got = AcceptorLog::open(dynfs, &PathBuf::from("/data/paxos"), 1 << 20, 1 << 20);
+            match got {
+                Err(StorageError::Corrupt { index: 2, reason }) => {
+                    assert!(reason.contains("slot"), "{what}: {reason}")
+                }
+                other => panic!("{what}: expected Corrupt at index 2, got {other:?}"),
+            }
+        }
+        // The largest possible slot is fine.
+        let fs = Arc::new(SimFs::new());
+        write_records(
+            &fs,
+            &[Record::Persist(accept((1 << 63) - 1, b(1, 1), "top"))],
+        );
+        let (_, state) = open(&fs, 1 << 20);
+        assert!(state.accepted.contains_key(&((1 << 63) - 1)));
+    }
+
+    #[test]
+    fn impossible_slots_are_never_written() {
+        let fs = Arc::new(SimFs::new());
+        let (mut log, _) = open(&fs, 1 << 20);
+        log.persist(&[accept(1, b(1, 1), "ok")]).unwrap();
+        for slot in [0, 1 << 63, u64::MAX] {
+            let got = log.persist(&[accept(slot, b(1, 1), "x")]);
+            assert!(matches!(got, Err(StorageError::Encode { .. })), "{got:?}");
+        }
+        assert!(matches!(
+            log.checkpoint(1 << 63),
+            Err(StorageError::Encode { .. })
+        ));
+        drop(log);
+        let (_, state) = open(&fs, 1 << 20);
+        assert_eq!(state.accepted.len(), 1);
     }
 
     #[test]

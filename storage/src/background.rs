@@ -7,6 +7,11 @@
 //! files go when the last reader drops them) and, after a flush, the WAL prefix the
 //! table now covers is dropped. A failed job latches the engine (`bg_error`): writes
 //! stop with an error, reads go on.
+//!
+//! Invariant: a compaction job (which holds handles of its input tables) is dropped
+//! BEFORE the job is reported done (`compacting` cleared, `manual_done` raised), so
+//! `compact_all` and `Db::wait_for_compactions` return with the inputs deleted unless
+//! a reader still holds them.
 
 use crate::compaction::{self, Compaction, JobContext};
 use crate::edit::{EditKind, TableMeta, VersionEdit};
@@ -151,7 +156,10 @@ pub(crate) fn compaction_loop(inner: Arc<Inner>) {
                 if st.manual_done < st.manual_requested {
                     let ticket = st.manual_requested;
                     match compaction::pick_all(&st.version) {
-                        Some(c) => break (c, Some(ticket)),
+                        Some(c) => {
+                            st.compacting = true;
+                            break (c, Some(ticket));
+                        }
                         None => {
                             st.manual_done = ticket;
                             inner.cv.notify_all();
@@ -160,17 +168,25 @@ pub(crate) fn compaction_loop(inner: Arc<Inner>) {
                     }
                 }
                 if let Some(c) = compaction::pick(&st.version, &inner.opts, &st.pointers) {
+                    st.compacting = true;
                     break (c, None);
                 }
                 inner.cv.wait(&mut st);
             }
         };
-        match guarded(|| compact(&inner, &job)) {
+        // `compact` consumes the job: its input handles are gone before we report.
+        match guarded(|| compact(&inner, job)) {
             Ok(true) => {
+                let mut st = inner.state.lock();
+                st.compacting = false;
                 if let Some(ticket) = manual_ticket {
-                    let mut st = inner.state.lock();
                     st.manual_done = st.manual_done.max(ticket);
-                    inner.cv.notify_all();
+                }
+                inner.cv.notify_all();
+                drop(st);
+                #[cfg(test)]
+                if let Some(hook) = inner.after_compaction_reported.lock().as_ref() {
+                    hook();
                 }
             }
             Ok(false) => return,
@@ -183,7 +199,12 @@ pub(crate) fn compaction_loop(inner: Arc<Inner>) {
 }
 
 /// Runs one compaction and installs it; false when stopped for shutdown.
-fn compact(inner: &Inner, c: &Compaction) -> Result<bool, Error> {
+///
+/// Takes the job by value: its `inputs` hold handles of the input tables, and an
+/// obsolete table's file is deleted when its last handle drops. The job is dropped here,
+/// after the install, so when the caller reports the compaction done its inputs are no
+/// longer on disk (unless a reader still holds an older version).
+fn compact(inner: &Inner, c: Compaction) -> Result<bool, Error> {
     let removed = c.removed();
     let added: Vec<(u8, Arc<TableHandle>)> = if c.trivial_move {
         c.inputs
@@ -200,7 +221,7 @@ fn compact(inner: &Inner, c: &Compaction) -> Result<bool, Error> {
             new_file_number: &new_file,
             shutdown: &inner.shutdown,
         };
-        let Some(metas) = compaction::run(c, snapshots, &ctx)? else {
+        let Some(metas) = compaction::run(&c, snapshots, &ctx)? else {
             return Ok(false);
         };
         let handles = finish_tables(&inner.fs, &inner.dir, metas)?;
@@ -235,5 +256,6 @@ fn compact(inner: &Inner, c: &Compaction) -> Result<bool, Error> {
         trivial = c.trivial_move,
         "compaction installed"
     );
+    drop(c); // the inputs' last handles (no reader holds them): their files go now
     Ok(true)
 }

@@ -178,6 +178,26 @@ impl Db {
         Ok(())
     }
 
+    /// Waits until the background threads are idle: no flush pending, no compaction
+    /// running and none due. Afterwards every table on disk is in the current version
+    /// (unless a reader still holds an older one). For tests and tools that measure the
+    /// steady state; writes from other threads can start new work at any time.
+    pub fn wait_for_compactions(&self) -> Result<(), Error> {
+        let inner = self.inner();
+        let mut st = inner.state.lock();
+        loop {
+            if let Some(failure) = &st.bg_error {
+                return Err(failure.error());
+            }
+            let due = st.manual_done < st.manual_requested
+                || crate::compaction::pick(&st.version, &inner.opts, &st.pointers).is_some();
+            if st.imm.is_none() && !st.compacting && !due {
+                return Ok(());
+            }
+            inner.cv.wait(&mut st);
+        }
+    }
+
     /// The seqno of the newest write visible to readers.
     pub fn last_seqno(&self) -> u64 {
         self.inner().last_seqno.load(Ordering::Acquire)

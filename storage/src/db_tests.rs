@@ -340,6 +340,30 @@ fn oversized_batches_are_refused() {
 }
 
 #[test]
+fn lowering_batch_bytes_max_keeps_a_larger_batch_already_logged() {
+    // A batch written under a higher limit is the WAL's last record; reopening with a
+    // lower limit must replay it, not cut it as a torn tail (acknowledged data lost).
+    let fs = Arc::new(SimFs::new());
+    {
+        let db = Db::open(fs.clone(), dir(), small()).unwrap();
+        db.put(b"a", b"small", SYNC).unwrap();
+        db.put(b"big", &[9u8; 5000], SYNC).unwrap();
+    }
+    let lower = Options {
+        batch_bytes_max: 1024,
+        ..small()
+    };
+    let db = Db::open(fs, dir(), lower).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), Some(b"small".to_vec()));
+    assert_eq!(db.get(b"big").unwrap(), Some(vec![9u8; 5000]));
+    // The lower limit still holds for new writes.
+    assert!(matches!(
+        db.put(b"k", &[0u8; 2000], NOSYNC),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+#[test]
 fn concurrent_writers_and_readers_see_consistent_snapshots() {
     let fs = Arc::new(SimFs::new());
     let db = Db::open(fs, dir(), small()).unwrap();
@@ -400,6 +424,8 @@ fn manifest_and_wal_stay_bounded_across_many_flushes() {
         }
         db.flush().unwrap();
     }
+    // Compactions the flushes started run on in the background: count at rest.
+    db.wait_for_compactions().unwrap();
     let manifest_files = fs.list_dir(&dir().join("manifest")).unwrap().len();
     let wal_files = fs.list_dir(&dir().join("wal")).unwrap().len();
     assert!(manifest_files <= 3, "manifest segments: {manifest_files}");
@@ -419,6 +445,41 @@ fn manifest_and_wal_stay_bounded_across_many_flushes() {
     fs.crash(CrashMode::DropUnsynced);
     let db = Db::open(fs, dir(), opts).unwrap();
     assert_eq!(all(&db), model_all(&model));
+}
+
+fn table_files(fs: &SimFs) -> usize {
+    fs.list_dir(dir())
+        .unwrap()
+        .iter()
+        .filter(|n| n.ends_with(".sst"))
+        .count()
+}
+
+#[test]
+fn compaction_deletes_its_inputs_before_it_reports_done() {
+    let fs = Arc::new(SimFs::new());
+    let db = Db::open(fs.clone(), dir(), small()).unwrap();
+    for round in 0..3u32 {
+        for k in 0..100u32 {
+            db.put(format!("k{k:03}").as_bytes(), &round.to_le_bytes(), NOSYNC)
+                .unwrap();
+        }
+        db.flush().unwrap();
+    }
+    // Hold the compaction thread at the moment it has reported the job done, and look.
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = parking_lot::Mutex::new(release_rx);
+    *db.inner().after_compaction_reported.lock() = Some(Box::new(move || {
+        let _ = release_rx.lock().recv();
+    }));
+    db.compact_all().unwrap();
+    let on_disk = table_files(&fs);
+    let live = db.level_table_counts().iter().sum::<usize>();
+    drop(release_tx);
+    assert_eq!(
+        on_disk, live,
+        "input tables still on disk when compact_all returned"
+    );
 }
 
 #[test]

@@ -59,6 +59,9 @@ pub(crate) struct State {
     /// Manual full compactions requested and completed.
     pub manual_requested: u64,
     pub manual_done: u64,
+    /// True from the moment the compaction thread picks a job until that job (and its
+    /// handles of the input tables) is dropped.
+    pub compacting: bool,
     /// Per level: the largest key compacted last (round-robin pointer).
     pub pointers: Vec<Vec<u8>>,
     /// Set when a background job failed; the engine takes no more writes.
@@ -101,6 +104,10 @@ pub(crate) struct Inner {
     pub stall_micros: AtomicU64,
     /// What iterators stepped over (shared with every iterator and snapshot).
     pub read_stats: Arc<ReadStats>,
+    /// Test seam: called by the compaction thread right after it reports a job done
+    /// (so a test can look at the directory at exactly that moment).
+    #[cfg(test)]
+    pub after_compaction_reported: Mutex<Option<Box<dyn Fn() + Send>>>,
     /// The directory's `LOCK`. Last field: released after everything else of the
     /// engine is closed, and `Inner` drops only after the background threads stopped.
     pub _lock: Box<dyn vfs::FileLock>,

@@ -168,6 +168,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         flushes_done: 0,
         manual_requested: 0,
         manual_done: 0,
+        compacting: false,
         pointers: vec![Vec::new(); opts.levels_max],
         bg_error: None,
     };
@@ -196,6 +197,8 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         stalls: AtomicU64::new(0),
         stall_micros: AtomicU64::new(0),
         read_stats: Arc::default(),
+        #[cfg(test)]
+        after_compaction_reported: Mutex::new(None),
         _lock: lock,
     })
 }

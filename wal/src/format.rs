@@ -33,6 +33,12 @@ pub const SEGMENT_NAME_DIGITS: usize = 20;
 /// appends before `u64` arithmetic on indexes could overflow.
 pub const INDEX_LIMIT: u64 = 1 << 63;
 
+/// No record payload is longer than this (1 GiB), whatever the options: the ceiling of
+/// `Options::record_bytes_max`. Recovery believes a record up to this length whose
+/// checksums are valid, even above the current `record_bytes_max`: it was written under
+/// an older, higher limit and is data, not a torn tail.
+pub const RECORD_BYTES_LIMIT: u32 = 1 << 30;
+
 const _: () = assert!(SEGMENT_HEADER_BYTES == 8 + 8 + 4 + 4);
 const _: () = assert!(RECORD_HEADER_BYTES == 4 + 4 + 4);
 const _: () = assert!(SEGMENT_MAGIC.len() == 8);

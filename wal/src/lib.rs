@@ -56,6 +56,7 @@ mod commit;
 mod error;
 pub mod format;
 mod recovery;
+mod seg_reader;
 mod segment;
 mod truncate;
 mod writer;
@@ -72,13 +73,20 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLock
 use vfs::Fs;
 use writer::Writer;
 
+/// Recovery reads segment files through one buffer of this many bytes (records longer
+/// than it are checked piece by piece), so opening a log takes memory independent of
+/// segment and record sizes.
+pub const RECOVERY_BUFFER_BYTES: usize = 256 << 10;
+
 /// Limits of a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// A segment is sealed and a new one started before a record would take it past
     /// this size (a segment always takes at least one record). Default 64 MiB.
     pub segment_bytes_max: u64,
-    /// Longest record payload accepted by `append` and believed by recovery. Default 16 MiB.
+    /// Longest record payload accepted by `append`. Default 16 MiB, at most
+    /// `format::RECORD_BYTES_LIMIT`. Recovery and reads accept longer records already in
+    /// the log (written under a higher limit) when their checksums are valid.
     pub record_bytes_max: u32,
 }
 
@@ -103,7 +111,7 @@ impl Options {
                 ),
             });
         }
-        if self.record_bytes_max > 1 << 30 {
+        if self.record_bytes_max > format::RECORD_BYTES_LIMIT {
             return Err(Error::InvalidOptions {
                 reason: format!("record_bytes_max {} above 1 GiB", self.record_bytes_max),
             });
@@ -139,6 +147,8 @@ pub struct Stats {
     pub segments_removed: u64,
     /// Bytes of torn tail cut off by open.
     pub recovered_tail_bytes: u64,
+    /// The largest buffer open's recovery allocated to read segment bytes.
+    pub recovery_buffer_bytes_max: u64,
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +162,7 @@ pub(crate) struct StatsCounters {
     pub segments_created: AtomicU64,
     pub segments_removed: AtomicU64,
     pub recovered_tail_bytes: AtomicU64,
+    pub recovery_buffer_bytes_max: AtomicU64,
 }
 
 /// What every part of the log reads: the file system, the directory, the limits,
@@ -303,6 +314,7 @@ impl Wal {
             segments_created: s.segments_created.load(Relaxed),
             segments_removed: s.segments_removed.load(Relaxed),
             recovered_tail_bytes: s.recovered_tail_bytes.load(Relaxed),
+            recovery_buffer_bytes_max: s.recovery_buffer_bytes_max.load(Relaxed),
         }
     }
 

@@ -1,4 +1,6 @@
 //! Opening a log directory: find the segments, check every record, cut a torn tail.
+//! Segments are read through one bounded buffer (`seg_reader.rs`): memory does not
+//! grow with segment or record sizes.
 //!
 //! Rules (also in `docs/format-wal.md`):
 //! - Segments are the files named `<20-digit first index>.wal`, ordered by that index;
@@ -10,8 +12,10 @@
 //!   its last index + 1 must be the next segment's first index. Anything else is
 //!   `Corrupt` (a sealed segment was synced before its successor existed, so a crash
 //!   cannot damage it).
+//! - Record lengths are checked against `format::RECORD_BYTES_LIMIT` (1 GiB), not the
+//!   current `record_bytes_max`: a record written under a higher limit is still data.
 //! - In the last segment, the first bad record (bad checksum, length past the end of
-//!   the file, or above `record_bytes_max`) ends the log *if nothing valid follows it*:
+//!   the file, or above `RECORD_BYTES_LIMIT`) ends the log *if nothing valid follows it*:
 //!   the rest is a torn tail from a crash and the file is cut back to the last whole
 //!   record (`set_len`). If the next record (index + 1) is found intact
 //!   further on, the bad record is damage in the middle of the log: `Corrupt`.
@@ -22,7 +26,10 @@
 //!   too, and a sync alone does not write pages an earlier failed fsync dropped.
 
 use crate::error::Error;
-use crate::format::{self, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{
+    self, RECORD_HEADER_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_LEN,
+};
+use crate::seg_reader::SegReader;
 use crate::segment::{Index, SegmentIndex};
 use crate::writer::{create_segment, Writer};
 use crate::{Options, StatsCounters};
@@ -40,7 +47,7 @@ pub(crate) struct Recovered {
 /// Records found in one segment: their offsets, and where the valid part ends.
 struct Scan {
     offsets: Vec<u64>,
-    end: usize,
+    end: u64,
 }
 
 pub(crate) fn recover(
@@ -59,7 +66,9 @@ pub(crate) fn recover(
         .filter_map(|n| format::parse_segment_file_name(&n).map(|i| (i, n)))
         .collect();
     found.sort();
-    let max = opts.record_bytes_max;
+    // Records already in the log may be longer than today's limit (written under a
+    // higher one): believe any length up to the format's ceiling that checksums.
+    let max = format::RECORD_BYTES_LIMIT;
     let mut index = Index {
         segments: Vec::new(),
         record_bytes_max: max,
@@ -99,9 +108,14 @@ pub(crate) fn recover(
                 ),
             ));
         }
-        let bytes = fs
-            .read_all(&path)
-            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        let file = fs
+            .open_read(&path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        let len = file
+            .len()
+            .map_err(|e| Error::io(format!("length of {}", path.display()), e))?;
+        let io_err = |e| Error::io(format!("read {}", path.display()), e);
+        let mut reader = SegReader::new(file.as_ref(), len, &stats.recovery_buffer_bytes_max);
         if let Some(prev) = index.segments.last() {
             if prev.next_index() != first {
                 return Err(corrupt(
@@ -113,10 +127,12 @@ pub(crate) fn recover(
                 ));
             }
         }
-        if is_last && (bytes.len() < SEGMENT_HEADER_LEN || bytes.iter().all(|&b| b == 0)) {
+        if is_last && (len < SEGMENT_HEADER_BYTES || reader.zeros_from(0).map_err(io_err)?) {
             // Torn while being created (its header is written and synced before any record).
+            drop(reader);
+            drop(file);
             let (file, seg) = create_segment(fs, dir, first, opts.segment_bytes_max, stats)?;
-            tail_bytes_dropped = bytes.len() as u64;
+            tail_bytes_dropped = len;
             let writer = Writer::new(file, seg.path.clone());
             index.segments.push(seg);
             return Ok(Recovered {
@@ -125,15 +141,19 @@ pub(crate) fn recover(
                 tail_bytes_dropped,
             });
         }
-        let named = format::decode_segment_header(&bytes).map_err(|r| corrupt(0, r))?;
+        let header = reader.bytes(0, SEGMENT_HEADER_LEN).map_err(io_err)?;
+        let named = format::decode_segment_header(header).map_err(|r| corrupt(0, r))?;
         if named != first {
             return Err(corrupt(
                 0,
                 format!("header names first index {named}, file name says {first}"),
             ));
         }
-        let scan =
-            scan_records(&bytes, first, is_last, max).map_err(|(at, r)| corrupt(at as u64, r))?;
+        let scan = match scan_records(&mut reader, first, is_last, max) {
+            Ok(scan) => scan,
+            Err(ScanError::Io(e)) => return Err(io_err(e)),
+            Err(ScanError::Bad(at, reason)) => return Err(corrupt(at, reason)),
+        };
         // `first < INDEX_LIMIT`, so this cannot overflow; the records must stay below it.
         if scan.offsets.len() as u64 > format::INDEX_LIMIT - first {
             return Err(corrupt(
@@ -145,27 +165,18 @@ pub(crate) fn recover(
                 ),
             ));
         }
-        let file = fs
-            .open_read(&path)
-            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-        index.segments.push(SegmentIndex {
-            first_index: first,
-            path: path.clone(),
-            file,
-            offsets: scan.offsets,
-            end: scan.end as u64,
-        });
         if is_last {
             let mut w = fs
                 .open_append(&path)
                 .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-            if scan.end < bytes.len() {
+            if scan.end < len {
                 // Zeros after the last non-zero byte are preallocated room, not a torn
                 // write: only what lies before them counts as dropped.
-                let written_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-                tail_bytes_dropped = written_end.saturating_sub(scan.end) as u64;
-                w.set_len(scan.end as u64)
+                let written_end = reader.written_end(scan.end).map_err(io_err)?;
+                tail_bytes_dropped = written_end - scan.end;
+                w.set_len(scan.end)
                     .map_err(|e| Error::io(format!("cut torn tail of {}", path.display()), e))?;
+                reader.cut(scan.end);
             }
             // Records a crashed process wrote but never synced are now part of the log:
             // make them durable, so `sync` and `Durable` later mean what they say. Write
@@ -173,8 +184,8 @@ pub(crate) fn recover(
             // them in pages that read back fine but were never written and that no
             // later fsync writes (Linux marks them clean); appending after such a hole
             // would turn it into damage in the middle of the log at the next power loss.
-            let kept = bytes.get(..scan.end).unwrap_or_default();
-            w.rewrite(0, kept)
+            reader
+                .rewrite_prefix(scan.end, w.as_mut())
                 .map_err(|e| Error::io(format!("rewrite {}", path.display()), e))?;
             w.sync_data()
                 .map_err(|e| Error::io(format!("sync {}", path.display()), e))?;
@@ -184,6 +195,14 @@ pub(crate) fn recover(
             // Room to append without size changes again (see `create_segment`).
             w.preallocate(opts.segment_bytes_max)
                 .map_err(|e| Error::io(format!("preallocate {}", path.display()), e))?;
+            drop(reader);
+            index.segments.push(SegmentIndex {
+                first_index: first,
+                path: path.clone(),
+                file,
+                offsets: scan.offsets,
+                end: scan.end,
+            });
             let writer = Writer::new(w, path);
             return Ok(Recovered {
                 index,
@@ -191,33 +210,60 @@ pub(crate) fn recover(
                 tail_bytes_dropped,
             });
         }
+        drop(reader);
+        index.segments.push(SegmentIndex {
+            first_index: first,
+            path: path.clone(),
+            file,
+            offsets: scan.offsets,
+            end: scan.end,
+        });
     }
     unreachable!("the loop returns at the last segment")
 }
 
+/// Why a segment's scan stopped short.
+enum ScanError {
+    /// Reading the file failed.
+    Io(std::io::Error),
+    /// A bad record where the rules allow none: `(offset, reason)`.
+    Bad(u64, String),
+}
+
+impl From<std::io::Error> for ScanError {
+    fn from(e: std::io::Error) -> ScanError {
+        ScanError::Io(e)
+    }
+}
+
 /// Checks the records of one segment (after its header). In the last segment a bad
 /// record with nothing valid after it ends the scan (torn tail); anywhere else a bad
-/// record is an error `(offset, reason)`.
+/// record is an error.
 fn scan_records(
-    bytes: &[u8],
+    r: &mut SegReader<'_>,
     first: u64,
     is_last: bool,
     max: u32,
-) -> Result<Scan, (usize, String)> {
+) -> Result<Scan, ScanError> {
     let mut offsets = Vec::new();
-    let mut at = SEGMENT_HEADER_LEN;
+    let mut at = SEGMENT_HEADER_BYTES;
     let mut index = first;
-    while at < bytes.len() {
-        match format::check_record(&bytes[at..], index, max) {
+    while at < r.len() {
+        match r.check_record(at, index, max)? {
             Ok(len) => {
-                offsets.push(at as u64);
-                at += RECORD_HEADER_LEN + len as usize;
+                offsets.push(at);
+                at += RECORD_HEADER_BYTES + u64::from(len);
                 index += 1;
             }
-            Err(reason) if !is_last => return Err((at, format!("{reason} (in a sealed segment)"))),
+            Err(reason) if !is_last => {
+                return Err(ScanError::Bad(
+                    at,
+                    format!("{reason} (in a sealed segment)"),
+                ))
+            }
             Err(reason) => {
-                if let Some(next_at) = find_record(bytes, at + 1, index + 1, max) {
-                    return Err((
+                if let Some(next_at) = find_record(r, at + 1, index + 1, max)? {
+                    return Err(ScanError::Bad(
                         at,
                         format!(
                             "{reason}; record {} follows intact at offset {next_at}",
@@ -231,28 +277,73 @@ fn scan_records(
     }
     Ok(Scan {
         offsets,
-        end: at.min(bytes.len()),
+        end: at.min(r.len()),
     })
 }
 
 /// The first offset at or after `from` holding a whole valid record `index`, if any.
 /// A zero-filled tail is answered at once; otherwise each offset costs one 16-byte CRC
 /// (the header checksum) before any payload is checked.
-fn find_record(bytes: &[u8], from: usize, index: u64, max: u32) -> Option<usize> {
-    let rest = bytes.get(from..)?;
-    if rest.iter().all(|&b| b == 0) {
-        return None;
+fn find_record(
+    r: &mut SegReader<'_>,
+    from: u64,
+    index: u64,
+    max: u32,
+) -> std::io::Result<Option<u64>> {
+    if r.zeros_from(from)? {
+        return Ok(None);
     }
-    let last = bytes.len().checked_sub(RECORD_HEADER_LEN)?;
-    (from..=last).find(|&q| {
-        format::check_record_header(&bytes[q..], index, max).is_ok()
-            && format::check_record(&bytes[q..], index, max).is_ok()
-    })
+    let Some(last) = r.len().checked_sub(RECORD_HEADER_BYTES) else {
+        return Ok(None);
+    };
+    for q in from..=last {
+        let header = r.bytes(q, RECORD_HEADER_LEN)?;
+        if format::check_record_header(header, index, max).is_ok()
+            && r.check_record(q, index, max)?.is_ok()
+        {
+            return Ok(Some(q));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// An in-memory file for the scanner.
+    #[derive(Debug)]
+    struct Mem(Vec<u8>);
+
+    impl vfs::FileRead for Mem {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+            let rest = self.0.get(offset as usize..).unwrap_or_default();
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.0.len() as u64)
+        }
+    }
+
+    /// Scans `bytes` as a segment; `Err((offset, reason))` for a bad record.
+    fn scan(
+        bytes: &[u8],
+        first: u64,
+        is_last: bool,
+        max: u32,
+    ) -> Result<(usize, usize), (usize, String)> {
+        let file = Mem(bytes.to_vec());
+        let largest = AtomicU64::new(0);
+        let mut r = SegReader::new(&file, bytes.len() as u64, &largest);
+        match scan_records(&mut r, first, is_last, max) {
+            Ok(s) => Ok((s.offsets.len(), s.end as usize)),
+            Err(ScanError::Bad(at, reason)) => Err((at as usize, reason)),
+            Err(ScanError::Io(e)) => panic!("i/o error from memory: {e}"),
+        }
+    }
 
     fn segment(first: u64, records: &[&[u8]]) -> Vec<u8> {
         let mut out = format::encode_segment_header(first).to_vec();
@@ -265,9 +356,7 @@ mod tests {
     #[test]
     fn clean_segment_scans_whole() {
         let s = segment(5, &[b"a", b"bb", b""]);
-        let scan = scan_records(&s, 5, false, 100).unwrap();
-        assert_eq!(scan.offsets.len(), 3);
-        assert_eq!(scan.end, s.len());
+        assert_eq!(scan(&s, 5, false, 100).unwrap(), (3, s.len()));
     }
 
     #[test]
@@ -275,9 +364,9 @@ mod tests {
         let s = segment(1, &[b"first", b"second record"]);
         let whole = SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + 5;
         for cut in whole..s.len() {
-            let scan = scan_records(&s[..cut], 1, true, 100).unwrap();
-            assert_eq!((scan.offsets.len(), scan.end), (1, whole), "cut at {cut}");
-            let sealed = scan_records(&s[..cut], 1, false, 100);
+            let got = scan(&s[..cut], 1, true, 100).unwrap();
+            assert_eq!(got, (1, whole), "cut at {cut}");
+            let sealed = scan(&s[..cut], 1, false, 100);
             assert_eq!(sealed.is_err(), cut > whole, "sealed segment cut at {cut}");
         }
     }
@@ -289,13 +378,13 @@ mod tests {
         for byte in second..second + RECORD_HEADER_LEN + 6 {
             let mut bad = s.clone();
             bad[byte] ^= 0x04;
-            let (at, _) = scan_records(&bad, 1, true, 100).err().unwrap();
+            let (at, _) = scan(&bad, 1, true, 100).err().unwrap();
             assert_eq!(at, second, "flip in byte {byte}");
         }
         // The same damage in the last record is a torn tail.
         let third = second + RECORD_HEADER_LEN + 6;
         s[third + 2] ^= 1;
-        assert_eq!(scan_records(&s, 1, true, 100).unwrap().end, third);
+        assert_eq!(scan(&s, 1, true, 100).unwrap().1, third);
     }
 
     #[test]
@@ -303,6 +392,6 @@ mod tests {
         let mut s = segment(1, &[b"first"]);
         let end = s.len();
         s.extend_from_slice(&[0u8; 300]);
-        assert_eq!(scan_records(&s, 1, true, 100).unwrap().end, end);
+        assert_eq!(scan(&s, 1, true, 100).unwrap().1, end);
     }
 }

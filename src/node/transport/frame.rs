@@ -165,6 +165,7 @@ mod tests {
             seq: 3,
             data: Bytes::from(vec![5u8; 1000]),
             last: true,
+            digest: Some(0x0123_4567_89ab_cdef),
         });
         let mut stream = Vec::new();
         stream.extend_from_slice(&encode(&hello(), 1 << 20).unwrap());
@@ -203,6 +204,7 @@ mod tests {
             seq: 0,
             data: Bytes::from(vec![0u8; 2000]),
             last: false,
+            digest: None,
         });
         assert!(matches!(
             encode(&big, 1000),

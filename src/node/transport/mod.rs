@@ -1,6 +1,7 @@
 //! The peer transport: one outbound TCP connection per peer (dialed by `peer.rs`, with
 //! reconnect and capped exponential backoff) and a listener for inbound ones
-//! (`listener.rs`), carrying length-prefixed rmp-serde frames (`frame.rs`, `wire.rs`).
+//! (`listener.rs`), carrying length-prefixed rmp-serde frames (`frame.rs`, `wire.rs`;
+//! the protocol is `docs/peer-protocol.md`).
 //!
 //! Sending never blocks: frames go into a bounded per-peer [`PeerQueue`](queue::PeerQueue)
 //! that drops the oldest consensus frame when full (counted in `dropped`). Received

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::paxos::{Message, NodeId, Slot};
 
 /// Version of this wire protocol; a peer speaking another version is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: `SnapshotMsg::Chunk` carries `digest` (the whole-snapshot checksum).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// One frame's payload.
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,8 +40,9 @@ pub struct Hello {
     pub you_were: Option<u64>,
 }
 
-/// Snapshot streaming: the sender sends `Chunk`s (numbered from 0, the last one flagged);
-/// the receiver answers each applied chunk with `Ack` and ends with `Done`.
+/// Snapshot streaming: the sender sends `Chunk`s (numbered from 0, the last one flagged
+/// and carrying the whole-snapshot checksum, see `node/snapshot_digest.rs`); the receiver
+/// answers each applied chunk with `Ack` and ends with `Done`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SnapshotMsg {
     Chunk {
@@ -49,6 +51,8 @@ pub enum SnapshotMsg {
         seq: u64,
         data: Bytes,
         last: bool,
+        /// XXH3-64 of every chunk's `data` concatenated, in the last chunk only.
+        digest: Option<u64>,
     },
     Ack {
         transfer: u64,
