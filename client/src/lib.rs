@@ -31,11 +31,13 @@
 //! Map: `config` (endpoints, time limits), `transport` (failover and the retry rules),
 //! `error` (what failed and whether it was applied), one module per resource (`keys`,
 //! `txn`, `sessions`, `cluster`), `session` (the keeper), `watch` (the resuming stream,
-//! over `sse`). docs/client.md says the rules in prose.
+//! over `sse`), and the recipes `lock` and `election` (one queue of sequential keys).
+//! docs/client.md says the rules in prose.
 
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod election;
 mod encode;
 pub mod error;
 mod idempotency;
@@ -52,6 +54,7 @@ pub mod watch;
 pub use client::Client;
 pub use cluster::{Ballot, ClusterStatus, Member};
 pub use config::ClientConfig;
+pub use election::{Leader, Leadership, Observer};
 pub use error::{Applied, Error, ServerError};
 pub use keys::{DeleteOptions, PutOptions};
 pub use lock::LockGuard;

@@ -14,6 +14,8 @@
 //! expire it (see `session.rs`), so a holder that watches [`LockGuard::lost`] stops
 //! before the next holder starts.
 //!
+//! The queue itself (`Client::queue`) is shared with the election recipe (`election.rs`).
+//!
 //! Invariant: a waiter key is never left behind by this process: a failed or cancelled
 //! acquisition and a dropped guard delete it (in the background when dropped).
 
@@ -56,7 +58,7 @@ impl Drop for Cleanup {
     }
 }
 
-fn release_in_background(client: &Client, key: Option<String>) {
+pub(crate) fn release_in_background(client: &Client, key: Option<String>) {
     let (Some(key), Ok(runtime)) = (key, tokio::runtime::Handle::try_current()) else {
         return;
     };
@@ -82,8 +84,15 @@ enum Place {
     Gone,
 }
 
+/// Whether `key` is a waiter of the queue `prefix`: the prefix and a sequence number
+/// only (a lock named `a/0` is not in `a`'s queue).
+pub(crate) fn is_waiter(prefix: &str, key: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|n| n.len() == SEQUENCE_DIGITS && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Resolves when the session behind `rx` is lost.
-async fn wait_lost(rx: &mut watch::Receiver<Option<SessionLoss>>) -> SessionLoss {
+pub(crate) async fn wait_lost(rx: &mut watch::Receiver<Option<SessionLoss>>) -> SessionLoss {
     loop {
         if let Some(loss) = rx.borrow_and_update().clone() {
             return loss;
@@ -100,13 +109,38 @@ fn lost(loss: &SessionLoss) -> Error {
     }
 }
 
+/// A waiter that reached the head of its queue: its key, that key's create_revision
+/// (the fencing token) and its session's loss signal.
+pub(crate) struct Head {
+    pub(crate) key: String,
+    pub(crate) token: u64,
+    pub(crate) loss: watch::Receiver<Option<SessionLoss>>,
+}
+
 impl Client {
     /// Takes the lock `name` for `session`, waiting as long as it takes (wrap it in a
     /// timeout to bound the wait). Fails with `Error::SessionLost` if the session is lost
     /// while waiting.
     pub async fn lock(&self, session: &Session, name: &str) -> Result<LockGuard, Error> {
+        let head = self.queue(session, name, Bytes::new()).await?;
+        Ok(LockGuard {
+            client: self.clone(),
+            key: Some(head.key),
+            token: head.token,
+            loss: head.loss,
+        })
+    }
+
+    /// Joins the queue `name/` with a waiter key holding `value`, owned by `session`,
+    /// and waits until it is first (the queue shared by the lock and the election).
+    pub(crate) async fn queue(
+        &self,
+        session: &Session,
+        name: &str,
+        value: Bytes,
+    ) -> Result<Head, Error> {
         if name.is_empty() {
-            return Err(Error::InvalidArgument("a lock needs a name".into()));
+            return Err(Error::InvalidArgument("a queue needs a name".into()));
         }
         let mut loss = session.subscribe();
         if let Some(l) = loss.borrow().clone() {
@@ -118,7 +152,7 @@ impl Client {
             sequential: true,
             version: None,
         };
-        let mine = self.put_with(&prefix, Bytes::new(), &options).await?;
+        let mine = self.put_with(&prefix, value, &options).await?;
         let mut cleanup = Cleanup {
             client: self.clone(),
             key: Some(mine.key.clone()),
@@ -128,7 +162,7 @@ impl Client {
                 Place::First => break,
                 Place::Gone => {
                     return Err(Error::SessionLost {
-                        reason: "the lock's waiter key is gone: its session ended".into(),
+                        reason: "the waiter key is gone: its session ended".into(),
                     })
                 }
                 Place::Behind { key, revision } => (key, revision),
@@ -152,9 +186,8 @@ impl Client {
             }
         }
         cleanup.key = None;
-        Ok(LockGuard {
-            client: self.clone(),
-            key: Some(mine.key),
+        Ok(Head {
+            key: mine.key,
             token: mine.create_revision,
             loss,
         })
@@ -163,11 +196,7 @@ impl Client {
     /// The waiter `mine`'s place in the queue under `prefix`: only keys that are the
     /// prefix and a sequence number count (a lock named `a/0` is not in `a`'s queue).
     async fn place(&self, prefix: &str, mine: &str) -> Result<Place, Error> {
-        let is_waiter = |key: &str| {
-            key.strip_prefix(prefix).is_some_and(|n| {
-                n.len() == SEQUENCE_DIGITS && n.bytes().all(|b| b.is_ascii_digit())
-            })
-        };
+        let is_waiter = |key: &str| is_waiter(prefix, key);
         let mut options = ListOptions {
             limit: Some(PAGE_KEYS),
             keys_only: true,

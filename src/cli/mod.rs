@@ -10,6 +10,7 @@
 
 mod cluster;
 mod conn;
+mod elect;
 pub mod exit;
 mod input;
 mod keys;
@@ -65,6 +66,7 @@ pub enum ClientCommand {
     Session(session::SessionArgs),
     /// Run a command while holding a lock.
     Lock(lock::LockArgs),
+    Elect(elect::ElectArgs),
     /// Show the cluster's members as one node sees them.
     Cluster(cluster::ClusterArgs),
     /// Exit 0 only if every node given is ready (GET /ready).
@@ -93,6 +95,7 @@ pub fn run(command: ClientCommand) -> u8 {
             ClientCommand::Txn(a) => txn::txn(a).await,
             ClientCommand::Session(a) => session::session(a).await,
             ClientCommand::Lock(a) => lock::lock(a).await,
+            ClientCommand::Elect(a) => elect::elect(a).await,
             ClientCommand::Cluster(a) => cluster::cluster(a).await,
             ClientCommand::Health(a) => cluster::health(a).await,
         }
