@@ -21,7 +21,7 @@
 use crate::client::Client;
 use crate::error::Error;
 use crate::keys::PutOptions;
-use crate::lock::{is_waiter, release_in_background, wait_lost};
+use crate::lock::{delete_held_key, is_waiter, release_in_background, wait_lost};
 use crate::session::{Session, SessionLoss};
 use crate::types::ListOptions;
 use crate::watch::{EventKind, WatchOptions, WatchStream};
@@ -242,19 +242,8 @@ impl Leadership {
     /// Steps down: deletes the candidate key, so the next candidate leads.
     /// `Error::SessionLost` if the leadership was already lost (its key gone).
     pub async fn resign(mut self) -> Result<(), Error> {
-        let Some(key) = self.key.take() else {
-            return Ok(());
-        };
-        match self.client.delete(&key).await {
-            Ok(_) => Ok(()),
-            Err(Error::KeyNotFound(_)) => Err(Error::SessionLost {
-                reason: "the leader's key was already gone".into(),
-            }),
-            Err(e) => {
-                release_in_background(&self.client, Some(key));
-                Err(e)
-            }
-        }
+        let key = self.key.take();
+        delete_held_key(&self.client, key, "the leader's key was already gone").await
     }
 }
 

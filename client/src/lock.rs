@@ -252,19 +252,34 @@ impl LockGuard {
 
     /// Releases the lock. `Error::SessionLost` if it was already lost (its key gone).
     pub async fn unlock(mut self) -> Result<(), Error> {
-        let Some(key) = self.key.take() else {
-            return Ok(());
-        };
-        match self.client.delete(&key).await {
-            Ok(_) => Ok(()),
-            Err(Error::KeyNotFound(_)) => Err(Error::SessionLost {
-                reason: "the lock's key was already gone".into(),
-            }),
-            Err(e) => {
-                // Leave it to the background, then to the session's end.
-                release_in_background(&self.client, Some(key));
-                Err(e)
-            }
+        delete_held_key(
+            &self.client,
+            self.key.take(),
+            "the lock's key was already gone",
+        )
+        .await
+    }
+}
+
+/// Deletes a held queue key (unlock, resign): `Error::SessionLost` with `gone` if it was
+/// already gone; on another failure the key is left to the background release, then to
+/// the session's end.
+pub(crate) async fn delete_held_key(
+    client: &Client,
+    key: Option<String>,
+    gone: &str,
+) -> Result<(), Error> {
+    let Some(key) = key else {
+        return Ok(());
+    };
+    match client.delete(&key).await {
+        Ok(_) => Ok(()),
+        Err(Error::KeyNotFound(_)) => Err(Error::SessionLost {
+            reason: gone.into(),
+        }),
+        Err(e) => {
+            release_in_background(client, Some(key));
+            Err(e)
         }
     }
 }

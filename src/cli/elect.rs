@@ -10,11 +10,11 @@
 use super::conn::Conn;
 use super::exit::{Failure, NOT_FOUND, OK};
 use super::output;
+use super::signals::StopSignals;
 use clap::Args;
 use concierge_client::{Client, Leader};
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// `concierge elect NAME [--value V | --observe]`
 #[derive(Args, Debug)]
@@ -97,33 +97,14 @@ async fn observe(client: &Client, args: &ElectArgs) -> Result<u8, Failure> {
     }
 }
 
-/// The exit code of a stop by signal N, as shells report it.
-fn signal_code(signal: i32) -> u8 {
-    u8::try_from(128 + signal).unwrap_or(255)
-}
-
-/// Resolves on SIGINT or SIGTERM with the code to exit with.
-async fn stop_signal(int: &mut Signal, term: &mut Signal) -> u8 {
-    tokio::select! {
-        _ = int.recv() => signal_code(2),
-        _ = term.recv() => signal_code(15),
-    }
-}
-
 async fn campaign(client: &Client, args: &ElectArgs, value: String) -> Result<u8, Failure> {
     let ttl = Duration::try_from_secs_f64(args.ttl)
         .map_err(|_| Failure::usage(format!("--ttl {}: not a duration", args.ttl)))?;
-    let signals = |kind: SignalKind| {
-        signal(kind).map_err(|e| Failure::error(format!("listening for signals: {e}")))
-    };
-    let (mut int, mut term) = (
-        signals(SignalKind::interrupt())?,
-        signals(SignalKind::terminate())?,
-    );
+    let mut stop = StopSignals::listen()?;
     let session = client.session(ttl).await?;
     let campaigned = tokio::select! {
         l = client.campaign(&session, &args.name, value.clone()) => Ok(l),
-        code = stop_signal(&mut int, &mut term) => Err(code),
+        code = stop.next() => Err(code),
     };
     let leading = match campaigned {
         Ok(Ok(l)) => l,
@@ -166,7 +147,7 @@ async fn campaign(client: &Client, args: &ElectArgs, value: String) -> Result<u8
                 args.name
             )))
         }
-        code = stop_signal(&mut int, &mut term) => {
+        code = stop.next() => {
             if let Err(e) = leading.resign().await {
                 eprintln!("concierge: resigning: {e}");
             }

@@ -12,13 +12,13 @@
 
 use super::conn::Conn;
 use super::exit::Failure;
+use super::signals::{signal_code, StopSignals};
 use clap::Args;
 use concierge_client::{Error, LockGuard, SessionLoss};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
 use tokio::process::Command;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// `concierge lock NAME -- CMD ARGS...`
 #[derive(Args, Debug)]
@@ -34,19 +34,6 @@ pub struct LockArgs {
     /// The command to run while holding the lock, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
-}
-
-/// The exit code of a process ended by a signal, as shells report it.
-fn signal_code(signal: i32) -> u8 {
-    u8::try_from(128 + signal).unwrap_or(255)
-}
-
-/// Resolves on SIGINT or SIGTERM with the code to exit with.
-async fn stop_signal(int: &mut Signal, term: &mut Signal) -> u8 {
-    tokio::select! {
-        _ = int.recv() => signal_code(2),
-        _ = term.recv() => signal_code(15),
-    }
 }
 
 fn exit_code(status: ExitStatus) -> u8 {
@@ -74,18 +61,12 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     };
     let ttl = Duration::try_from_secs_f64(args.ttl)
         .map_err(|_| Failure::usage(format!("--ttl {}: not a duration", args.ttl)))?;
-    let signals = |kind: SignalKind| {
-        signal(kind).map_err(|e| Failure::error(format!("listening for signals: {e}")))
-    };
-    let (mut int, mut term) = (
-        signals(SignalKind::interrupt())?,
-        signals(SignalKind::terminate())?,
-    );
+    let mut stop = StopSignals::listen()?;
     let client = args.conn.client()?;
     let session = client.session(ttl).await?;
     let waited = tokio::select! {
         g = client.lock(&session, &args.name) => Waited::Held(g),
-        code = stop_signal(&mut int, &mut term) => Waited::Stopped(code),
+        code = stop.next() => Waited::Stopped(code),
     };
     let guard = match waited {
         Waited::Held(Ok(g)) => g,
@@ -119,7 +100,7 @@ pub async fn lock(args: LockArgs) -> Result<u8, Failure> {
     let ended = tokio::select! {
         biased;
         loss = guard.lost() => Ended::Lost(loss),
-        code = stop_signal(&mut int, &mut term) => Ended::Stopped(code),
+        code = stop.next() => Ended::Stopped(code),
         status = child.wait() => Ended::Exited(status),
     };
     match ended {

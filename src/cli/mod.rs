@@ -17,6 +17,7 @@ mod keys;
 mod lock;
 mod output;
 mod session;
+mod signals;
 mod txn;
 mod watch;
 
