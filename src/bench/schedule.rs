@@ -106,7 +106,10 @@ pub async fn drive<C: Clock, S: Sender>(
     mut record: impl FnMut(&Outcome, Duration),
 ) {
     while let Some(ticket) = plan.take(clock.now()) {
-        clock.sleep_until(ticket.due).await;
+        // Never "sleep until now": a timer fires on its next tick, not at once.
+        if ticket.due > clock.now() {
+            clock.sleep_until(ticket.due).await;
+        }
         let outcome = sender.send(ticket.n).await;
         let latency = clock.now().saturating_sub(ticket.due);
         record(&outcome, latency);
@@ -141,8 +144,10 @@ mod tests {
     use super::*;
     use std::cell::Cell;
 
-    /// Virtual time: sleeping jumps the clock forward, serving advances it.
-    struct FakeClock(Cell<Duration>);
+    /// Virtual time: sleeping jumps the clock forward, serving advances it. Counts
+    /// the sleeps.
+    #[derive(Default)]
+    struct FakeClock(Cell<Duration>, Cell<u32>);
 
     impl Clock for FakeClock {
         fn now(&self) -> Duration {
@@ -150,6 +155,7 @@ mod tests {
         }
 
         fn sleep_until(&self, at: Duration) -> impl Future<Output = ()> {
+            self.1.set(self.1.get() + 1);
             if at > self.0.get() {
                 self.0.set(at);
             }
@@ -177,9 +183,9 @@ mod tests {
     }
 
     /// Runs 20 requests on one client against a server that stalls 100 ms on request
-    /// 5; returns every latency, in request order.
-    fn run(interval: Option<Duration>) -> Vec<Duration> {
-        let clock = FakeClock(Cell::new(Duration::ZERO));
+    /// 5; returns every latency, in request order, and how many times it slept.
+    fn run(interval: Option<Duration>) -> (Vec<Duration>, u32) {
+        let clock = FakeClock::default();
         let plan = Plan::new(interval, Limit::Requests(20));
         let mut server = StallingServer {
             clock: &clock,
@@ -193,14 +199,17 @@ mod tests {
         });
         futures_util::FutureExt::now_or_never(run).expect("the fake clock never waits");
         assert_eq!(latencies.len(), 20);
-        latencies
+        (latencies, clock.1.get())
     }
 
     #[test]
     fn open_loop_charges_a_stall_to_every_request_scheduled_during_it() {
         // Due every 10 ms; the stall from 50 ms to 150 ms delays the requests due at
         // 60..=150 ms (they queue behind it), and each of them counts its wait.
-        let latencies = run(Some(Duration::from_millis(10)));
+        let (latencies, sleeps) = run(Some(Duration::from_millis(10)));
+        // Only the requests not yet due when their client was free waited: 1..=5
+        // before the stall and 17..=19 after it caught up.
+        assert_eq!(sleeps, 8, "{latencies:?}");
         let slow = latencies
             .iter()
             .filter(|l| **l > Duration::from_millis(1))
@@ -216,8 +225,11 @@ mod tests {
     }
 
     #[test]
-    fn closed_loop_sees_the_stall_once() {
-        let latencies = run(None);
+    fn closed_loop_sees_the_stall_once_and_never_sleeps() {
+        let (latencies, sleeps) = run(None);
+        // A timer rounds up to its next tick (1 ms in tokio): sleeping "until now"
+        // would add that to every request.
+        assert_eq!(sleeps, 0);
         let slow = latencies
             .iter()
             .filter(|l| **l > Duration::from_millis(1))
