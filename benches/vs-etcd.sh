@@ -10,6 +10,7 @@
 # Environment (all optional):
 #   DURATION=10 (seconds per run)  CLIENTS=16  KEYS=1000  VALUE_BYTES=64
 #   WORKLOADS="put get get-serializable"  RATE= (open loop at this rate; default closed)
+#   WRK= (empty: skip the cross-check with wrk; it runs by default when wrk is installed)
 #   BIN=<concierge binary> (default: a release build, built when missing)
 #   WORK_DIR=<parent of the temporary directory>  KEEP=1
 # Numbers are only meaningful on an otherwise quiet machine.
@@ -21,6 +22,7 @@ KEYS=${KEYS:-1000}
 VALUE_BYTES=${VALUE_BYTES:-64}
 WORKLOADS=${WORKLOADS:-put get get-serializable}
 RATE=${RATE:-}
+WRK=${WRK-$(command -v wrk || true)}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/concierge}
 if [[ ! -x $BIN ]]; then
@@ -98,6 +100,16 @@ for w in $WORKLOADS; do
     echo "vs-etcd: concierge $w" >&2
     run_bench concierge "$CONCIERGE" "$w" >"$WORK/concierge-$w.json"
 done
+# The cross-check: wrk and our bench, closed loop, the same linearizable GET of one key
+# through one node, so our figures are not an artefact of our own client.
+if [[ -n $WRK ]]; then
+    echo "vs-etcd: wrk check" >&2
+    # The bench first: its prefill writes the key wrk reads.
+    "$BIN" bench get --endpoints 127.0.0.1:28111 --keys 1 --duration "$DURATION" \
+        --clients "$CLIENTS" --value-bytes "$VALUE_BYTES" --json >"$WORK/wrk-bench.json"
+    URL="http://127.0.0.1:28111/v1/keys/bench/0000000000?consistency=linearizable"
+    wrk -t 2 -c "$CLIENTS" -d "${DURATION}s" --latency "$URL" >"$WORK/wrk.txt"
+fi
 stop_all
 
 # The table: throughput and latency (ms) of each, and Concierge / etcd.
@@ -119,3 +131,14 @@ for w in $WORKLOADS; do
          "\($e.errors)/\($c.errors)"] | @tsv' |
         awk -F'\t' '{printf "%-17s %10s %10s %6s | %15s %15s | %6s %6s | %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9}'
 done
+if [[ -n $WRK ]]; then
+    wrk_rate=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$WORK/wrk.txt")
+    wrk_p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.txt")
+    wrk_p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")
+    wrk_errors=$(awk '/Non-2xx|Socket errors/ {print}' "$WORK/wrk.txt" | tr '\n' ' ')
+    jq -r --arg r "$wrk_rate" --arg p50 "$wrk_p50" --arg p99 "$wrk_p99" --arg e "${wrk_errors:-none}" '
+        "cross-check, GET of one key through one node, \(.clients) connections: " +
+        "wrk \($r)/s p50 \($p50) p99 \($p99) (errors: \($e)); " +
+        "concierge bench \(.throughput | round)/s p50 \(.latency_us.p50 / 1000)ms " +
+        "p99 \(.latency_us.p99 / 1000)ms (errors: \(.errors))"' "$WORK/wrk-bench.json"
+fi
