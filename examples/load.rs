@@ -5,7 +5,14 @@
 //!
 //! Every transaction carries an `Idempotency-Key`, so a 503 (not applied) or a 504 /
 //! lost connection (outcome unknown) is retried safely until it is acknowledged; the
-//! loader exits non-zero if a transaction is refused for any other reason.
+//! loader exits non-zero if a transaction is refused for any other reason. The keys
+//! are `load-{run}-{t}` with `run` drawn at random per run: a retry within the run
+//! reuses its key, a rerun (within the server's 10 minutes) writes instead of being
+//! answered from the first run's records.
+//!
+//! This loader writes a fixed key layout fast (the restart and leader benchmarks read
+//! it back); to measure throughput and latency use `concierge bench` (docs/bench.md),
+//! which sends each request once and reports a latency histogram.
 //!
 //! ```text
 //! cargo run --release --example load -- --nodes http://127.0.0.1:8080 \
@@ -30,6 +37,8 @@ struct Opts {
     clients: usize,
     prefix: String,
     value_bytes: usize,
+    /// Random per run: makes this run's Idempotency-Keys its own.
+    run: u64,
 }
 
 fn parse() -> Opts {
@@ -41,6 +50,11 @@ fn parse() -> Opts {
         clients: 16,
         prefix: "load/".into(),
         value_bytes: 32,
+        // RandomState's keys come from the OS's random source, fresh per process.
+        run: std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::time::SystemTime::now(),
+        ),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -90,7 +104,7 @@ fn txn_body(o: &Opts, t: u64) -> String {
 /// Sends transaction `t` until it is acknowledged; Err on a definite refusal.
 async fn send(http: &Client, url: &str, o: &Opts, t: u64) -> Result<(), String> {
     let body = txn_body(o, t);
-    let idem = format!("load-{}-{}-{t}", o.prefix, o.start);
+    let idem = format!("load-{:016x}-{t}", o.run);
     let mut backoff = Duration::from_millis(20);
     loop {
         let resp = http

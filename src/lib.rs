@@ -12,3 +12,6 @@ pub mod config;
 pub mod http;
 pub mod kv;
 pub mod server;
+
+// A client tool that lives beside the server: the load generator behind `concierge bench`.
+pub mod bench;

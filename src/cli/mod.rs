@@ -72,10 +72,26 @@ pub enum ClientCommand {
     Cluster(cluster::ClusterArgs),
     /// Exit 0 only if every node given is ready (GET /ready).
     Health(cluster::HealthArgs),
+    /// Load a cluster (or etcd) and report throughput and latency (docs/bench.md).
+    Bench(concierge::bench::BenchArgs),
 }
 
 /// Runs a client command to its exit code; a failure is printed on stderr.
 pub fn run(command: ClientCommand) -> u8 {
+    // The bench runs its own multi-threaded runtime.
+    if let ClientCommand::Bench(args) = command {
+        return match concierge::bench::main(args) {
+            Ok(()) => exit::OK,
+            Err(concierge::bench::BenchError::Usage(m)) => {
+                eprintln!("concierge bench: {m}");
+                exit::USAGE
+            }
+            Err(concierge::bench::BenchError::Failed(m)) => {
+                eprintln!("concierge bench: {m}");
+                exit::ERROR
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -99,6 +115,7 @@ pub fn run(command: ClientCommand) -> u8 {
             ClientCommand::Elect(a) => elect::elect(a).await,
             ClientCommand::Cluster(a) => cluster::cluster(a).await,
             ClientCommand::Health(a) => cluster::health(a).await,
+            ClientCommand::Bench(_) => Ok(exit::OK), // ran above
         }
     });
     match result {
