@@ -21,7 +21,8 @@
 # which needs root); without root it checks only the majority side, and says so.
 # Always cleans up: the compose project and its volumes, the network, the image tag.
 #
-# Usage: tests/docker/cluster.sh      (CONCIERGE_TEST_KEEP=1 leaves everything up)
+# Usage: tests/docker/cluster.sh      (CONCIERGE_TEST_KEEP=1 leaves everything up;
+#        CONCIERGE_TEST_IMAGE=TAG checks that image instead of building one)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -193,11 +194,18 @@ in_netns() {
 
 # --- 0. image, network, cluster ------------------------------------------------------
 
-say "building image $tag (deploy/build-image.sh)"
-deploy/build-image.sh "$tag" >/dev/null 2>"$work/build.log" || {
-  cat "$work/build.log" >&2
-  fail "deploy/build-image.sh failed"
-}
+if [ -n "${CONCIERGE_TEST_IMAGE:-}" ]; then
+  # An image built elsewhere (tests/docker/root-dockerfile.sh: ./Dockerfile's image),
+  # tagged under this run's name so the cleanup removes only the tag.
+  say "using image $CONCIERGE_TEST_IMAGE as $tag"
+  docker tag "$CONCIERGE_TEST_IMAGE" "$tag" || fail "no image $CONCIERGE_TEST_IMAGE"
+else
+  say "building image $tag (deploy/build-image.sh)"
+  deploy/build-image.sh "$tag" >/dev/null 2>"$work/build.log" || {
+    cat "$work/build.log" >&2
+    fail "deploy/build-image.sh failed"
+  }
+fi
 # A subnet of our own, so the cut-off node can come back at the address it listens on.
 subnet=""
 for i in $(seq 0 30); do
