@@ -354,6 +354,9 @@ mod tests {
         let three: Vec<String> = vec!["a:1".into(), "b:1".into(), "c:1".into()];
         write_cluster_file(fs.as_ref(), dir, &three, 77).unwrap();
         assert_eq!(check_cluster_file(fs.as_ref(), dir, &three).unwrap(), 77);
-        assert_eq!(check_cluster_file(fs.as_ref(), Path::new("/n"), &three).unwrap(), 0);
+        assert_eq!(
+            check_cluster_file(fs.as_ref(), Path::new("/n"), &three).unwrap(),
+            0
+        );
     }
 }

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 /// (version, create_revision, mod_revision) of a key as a write acknowledged it.
 type Acked = BTreeMap<String, (u64, u64, u64)>;
+/// Acknowledgements of the load: when each arrived, the key, its metadata.
+type Acks = Arc<Mutex<Vec<(Instant, String, (u64, u64, u64))>>>;
 
 fn cli(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_concierge"))
@@ -87,7 +89,7 @@ async fn backup_under_load_restores_into_a_new_cluster() {
     before.insert("eph/a".into(), meta_of(&eph.json()));
 
     // Writers: unique keys, each acknowledgement stamped with when it arrived.
-    let acks: Arc<Mutex<Vec<(Instant, String, (u64, u64, u64))>>> = Arc::default();
+    let acks: Acks = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let old = Arc::new(old);
     let mut writers = Vec::new();
@@ -99,13 +101,21 @@ async fn backup_under_load_restores_into_a_new_cluster() {
                 let key = format!("load/{t}/{n:06}");
                 n += 1;
                 let Some(a) = old
-                    .try_call(t, Method::PUT, &format!("/v1/keys/{key}"), Some(vec![b'x'; 100]), &[])
+                    .try_call(
+                        t,
+                        Method::PUT,
+                        &format!("/v1/keys/{key}"),
+                        Some(vec![b'x'; 100]),
+                        &[],
+                    )
                     .await
                 else {
                     continue;
                 };
                 if a.status.is_success() {
-                    acks.lock().unwrap().push((Instant::now(), key, meta_of(&a.json())));
+                    acks.lock()
+                        .unwrap()
+                        .push((Instant::now(), key, meta_of(&a.json())));
                 }
             }
         }));
@@ -122,7 +132,14 @@ async fn backup_under_load_restores_into_a_new_cluster() {
     let saved = {
         let (file, endpoints) = (file.clone(), endpoints.clone());
         tokio::task::spawn_blocking(move || {
-            cli(&["snapshot", "save", file.to_str().unwrap(), "--endpoints", &endpoints, "--json"])
+            cli(&[
+                "snapshot",
+                "save",
+                file.to_str().unwrap(),
+                "--endpoints",
+                &endpoints,
+                "--json",
+            ])
         })
         .await
         .unwrap()
@@ -214,7 +231,11 @@ async fn backup_under_load_restores_into_a_new_cluster() {
     }
 
     let cluster = new.get(0, "/v1/cluster").await.json();
-    assert_eq!(cluster["revision"].as_u64(), Some(backup_revision), "{cluster}");
+    assert_eq!(
+        cluster["revision"].as_u64(),
+        Some(backup_revision),
+        "{cluster}"
+    );
     let restored = all_keys(&new, 1).await;
     for (key, want) in &before {
         assert_eq!(restored.get(key), Some(want), "key {key}");
@@ -228,7 +249,10 @@ async fn backup_under_load_restores_into_a_new_cluster() {
 
     let after = new.put(0, "/v1/keys/after-restore", b"new").await;
     assert!(after.status.is_success(), "{}", after.text());
-    assert_eq!(after.json()["mod_revision"].as_u64(), Some(backup_revision + 1));
+    assert_eq!(
+        after.json()["mod_revision"].as_u64(),
+        Some(backup_revision + 1)
+    );
 
     // The old cluster still serves on its own: the two never mixed.
     let old_after = old.put(0, "/v1/keys/old-after", b"old").await;

@@ -27,16 +27,24 @@ async fn compact_drops_history_below_a_revision() {
     assert!(before["live_bytes"].as_u64().unwrap() > 0, "{before}");
 
     let r = last - 4;
-    let ok = c.post(1, "/v1/compact", &format!(r#"{{"revision": {r}}}"#)).await;
+    let ok = c
+        .post(1, "/v1/compact", &format!(r#"{{"revision": {r}}}"#))
+        .await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["compact_revision"].as_u64(), Some(r - 1));
-    assert_eq!(ok.json()["revision"].as_u64(), Some(last), "a compaction takes no revision");
+    assert_eq!(
+        ok.json()["revision"].as_u64(),
+        Some(last),
+        "a compaction takes no revision"
+    );
 
     // Every node: below r is gone, r on still streams.
     for i in 0..3 {
         // A linearizable read: this node has applied the compaction.
         assert_eq!(c.get(i, "/v1/keys/w/0").await.status, 200);
-        let old = c.get(i, &format!("/v1/watch?prefix=w/&from_revision={}", r - 1)).await;
+        let old = c
+            .get(i, &format!("/v1/watch?prefix=w/&from_revision={}", r - 1))
+            .await;
         old.assert_error(410, "compacted");
         assert_eq!(old.json()["compact_revision"].as_u64(), Some(r - 1));
         let resp = c
@@ -61,12 +69,17 @@ async fn compact_drops_history_below_a_revision() {
         r#"{"revision": "x"}"#.to_string(),
         r#"{}"#.to_string(),
     ] {
-        c.post(2, "/v1/compact", &body).await.assert_error(400, "bad_request");
+        c.post(2, "/v1/compact", &body)
+            .await
+            .assert_error(400, "bad_request");
     }
     let after = c.get(0, "/v1/cluster").await.json();
     assert_eq!(after["compact_revision"].as_u64(), Some(r - 1), "{after}");
     assert_eq!(after["revision"].as_u64(), Some(last), "{after}");
-    assert!(after["history_bytes"].as_u64().unwrap() < history_before, "{after}");
+    assert!(
+        after["history_bytes"].as_u64().unwrap() < history_before,
+        "{after}"
+    );
 
     let metrics = c.get(0, "/metrics").await.text();
     for name in [
@@ -77,5 +90,8 @@ async fn compact_drops_history_below_a_revision() {
     ] {
         assert!(metrics.contains(&format!("\n{name} ")), "{name} missing");
     }
-    assert!(metrics.contains("\nconcierge_history_revisions 5\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nconcierge_history_revisions 5\n"),
+        "{metrics}"
+    );
 }

@@ -50,10 +50,22 @@ async fn corrupt_backup_is_refused_and_creates_nothing() {
     let dir = common::temp_dir("backup-corrupt-files");
     let file = dir.join("good.backup");
     let endpoint = format!("127.0.0.1:{}", c.nodes[0].client_port);
-    let saved = cli(&["snapshot", "save", file.to_str().unwrap(), "--endpoints", &endpoint]);
-    assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
+    let saved = cli(&[
+        "snapshot",
+        "save",
+        file.to_str().unwrap(),
+        "--endpoints",
+        &endpoint,
+    ]);
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
     let good = std::fs::read(&file).unwrap();
-    assert!(cli(&["snapshot", "verify", file.to_str().unwrap()]).status.success());
+    assert!(cli(&["snapshot", "verify", file.to_str().unwrap()])
+        .status
+        .success());
 
     let cut = dir.join("cut.backup");
     std::fs::write(&cut, &good[..good.len() * 2 / 3]).unwrap();
@@ -86,7 +98,11 @@ async fn corrupt_backup_is_refused_and_creates_nothing() {
         "--members",
         "127.0.0.1:1",
     ]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(dir.join("ok").join("cluster.json").exists());
     drop(c);
     let _ = tokio::time::timeout(Duration::from_millis(1), async {}).await;

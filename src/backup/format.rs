@@ -75,7 +75,10 @@ pub struct Trailer {
 pub enum BackupError {
     Io(std::io::Error),
     /// The stream ended `at` bytes in, inside `what`.
-    Truncated { at: u64, what: &'static str },
+    Truncated {
+        at: u64,
+        what: &'static str,
+    },
     BadMagic,
     UnsupportedVersion(u8),
     ChecksumMismatch {
@@ -85,9 +88,15 @@ pub enum BackupError {
         actual: u32,
     },
     /// The digest of the chunks read is not the trailer's.
-    DigestMismatch { expected: u64, actual: u64 },
+    DigestMismatch {
+        expected: u64,
+        actual: u64,
+    },
     /// Anything else that breaks the grammar or the state's structure.
-    Malformed { at: u64, reason: String },
+    Malformed {
+        at: u64,
+        reason: String,
+    },
 }
 
 impl fmt::Display for BackupError {

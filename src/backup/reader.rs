@@ -11,8 +11,7 @@
 use std::io::Read;
 
 use super::format::{
-    BackupError, Header, Trailer, CHUNK_BYTES_MAX, HEADER_BYTES, TAG_CHUNK, TAG_END,
-    TRAILER_BYTES,
+    BackupError, Header, Trailer, CHUNK_BYTES_MAX, HEADER_BYTES, TAG_CHUNK, TAG_END, TRAILER_BYTES,
 };
 use super::tally::Tally;
 use crate::kv::snapshot::CHUNK_FORMAT;

@@ -71,7 +71,10 @@ pub fn restore(
             ));
         }
     } else if data_dir.exists() {
-        return Err(format!("{} exists and is not a directory", data_dir.display()));
+        return Err(format!(
+            "{} exists and is not a directory",
+            data_dir.display()
+        ));
     }
     let mut staging = data_dir.as_os_str().to_owned();
     staging.push(".restoring");
@@ -94,8 +97,13 @@ pub fn restore(
             std::fs::remove_dir(data_dir)
                 .map_err(|e| format!("replacing the empty {}: {e}", data_dir.display()))?;
         }
-        std::fs::rename(&staging, data_dir)
-            .map_err(|e| format!("renaming {} to {}: {e}", staging.display(), data_dir.display()))?;
+        std::fs::rename(&staging, data_dir).map_err(|e| {
+            format!(
+                "renaming {} to {}: {e}",
+                staging.display(),
+                data_dir.display()
+            )
+        })?;
         let parent = match data_dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -118,14 +126,19 @@ pub fn restore(
 
 /// Writes the state and the cluster file into `dir`, reading (and checking) the backup
 /// again, then opens the state machine once as `serve` will.
-fn write_state(file: &Path, dir: &Path, members: &[String], token: u64) -> Result<Restored, String> {
+fn write_state(
+    file: &Path,
+    dir: &Path,
+    members: &[String],
+    token: u64,
+) -> Result<Restored, String> {
     let fs: Arc<dyn vfs::Fs> = vfs::RealFs::shared();
     let kv_dir = dir.join("kv");
     let restored = {
         let db = storage::Db::open(Arc::clone(&fs), &kv_dir, storage::Options::default())
             .map_err(|e| format!("creating the key-value store in {}: {e}", kv_dir.display()))?;
-        let mut reader = BackupReader::open(open_file(file)?)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut reader =
+            BackupReader::open(open_file(file)?).map_err(|e| format!("{}: {e}", file.display()))?;
         let mut restorer = Restorer::new(&db).map_err(|e| e.to_string())?;
         while let Some(chunk) = reader
             .next_chunk()
@@ -136,7 +149,8 @@ fn write_state(file: &Path, dir: &Path, members: &[String], token: u64) -> Resul
                 .map_err(|e| format!("restoring: {e}"))?;
         }
         let restored = restorer.finish().map_err(|e| format!("restoring: {e}"))?;
-        db.sync_wal().map_err(|e| format!("syncing the store: {e}"))?;
+        db.sync_wal()
+            .map_err(|e| format!("syncing the store: {e}"))?;
         restored
     };
     let db = storage::Db::open(Arc::clone(&fs), &kv_dir, storage::Options::default())

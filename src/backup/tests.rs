@@ -75,12 +75,18 @@ fn every_flipped_byte_is_refused() {
         for bit in [0x01u8, 0x80] {
             let mut bad = backup.clone();
             bad[at] ^= bit;
-            assert!(verify(bad.as_slice()).is_err(), "byte {at} ^ {bit:#x} accepted");
+            assert!(
+                verify(bad.as_slice()).is_err(),
+                "byte {at} ^ {bit:#x} accepted"
+            );
         }
     }
     let mut longer = backup.clone();
     longer.push(0);
-    assert!(verify(longer.as_slice()).is_err(), "bytes after the trailer");
+    assert!(
+        verify(longer.as_slice()).is_err(),
+        "bytes after the trailer"
+    );
 }
 
 #[test]

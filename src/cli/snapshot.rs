@@ -137,7 +137,11 @@ async fn save(args: SaveArgs) -> Result<u8, Failure> {
     if args.conn.json {
         output::json_line(&summary_json(&summary))?;
     } else {
-        output::line(&format!("saved {}: {}", args.file.display(), summary_text(&summary)))?;
+        output::line(&format!(
+            "saved {}: {}",
+            args.file.display(),
+            summary_text(&summary)
+        ))?;
     }
     Ok(OK)
 }
@@ -148,7 +152,8 @@ async fn save_to(
     file: &Path,
 ) -> Result<Summary, Failure> {
     let mut stream = client.snapshot().await?;
-    let out = std::fs::File::create(part).map_err(io_failure(format!("creating {}", part.display())))?;
+    let out =
+        std::fs::File::create(part).map_err(io_failure(format!("creating {}", part.display())))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
     while let Some(piece) = stream.next().await {
         let piece = piece?;
@@ -161,11 +166,15 @@ async fn save_to(
     out.sync_all()
         .map_err(io_failure(format!("syncing {}", part.display())))?;
     drop(out);
-    let reader = std::fs::File::open(part).map_err(io_failure(format!("reading {}", part.display())))?;
+    let reader =
+        std::fs::File::open(part).map_err(io_failure(format!("reading {}", part.display())))?;
     let summary = verify(std::io::BufReader::with_capacity(1 << 20, reader)).map_err(|e| {
         Failure::new(
             ERROR,
-            format!("the backup from {} failed verification: {e}", stream.endpoint),
+            format!(
+                "the backup from {} failed verification: {e}",
+                stream.endpoint
+            ),
         )
     })?;
     std::fs::rename(part, file).map_err(io_failure(format!(
@@ -191,7 +200,11 @@ fn verify_file(args: VerifyArgs) -> Result<u8, Failure> {
     if args.json {
         output::json_line(&summary_json(&summary))?;
     } else {
-        output::line(&format!("{}: {}", args.file.display(), summary_text(&summary)))?;
+        output::line(&format!(
+            "{}: {}",
+            args.file.display(),
+            summary_text(&summary)
+        ))?;
     }
     Ok(OK)
 }

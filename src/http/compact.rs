@@ -58,8 +58,6 @@ pub async fn compact(
             }))),
         Outcome::Rejected { reason } => Err(ApiError::BadRequest(reason)),
         Outcome::IdempotencyKeyReused => Err(ApiError::IdempotencyKeyReused),
-        other => Err(ApiError::Internal(format!(
-            "compact answered {other:?}"
-        ))),
+        other => Err(ApiError::Internal(format!("compact answered {other:?}"))),
     }
 }

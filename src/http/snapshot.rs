@@ -51,7 +51,10 @@ impl Drop for Slot {
 }
 
 /// `GET /v1/snapshot`.
-pub async fn snapshot(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn snapshot(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let mode = consistency(&query)?;
     let slot = Slot::take().ok_or_else(|| {
