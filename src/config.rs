@@ -5,7 +5,8 @@
 //! This node is the `CONCIERGES` entry equal to `HOST:ACTOR_PORT`; its id is that
 //! entry's position counting from 1. Without `CONCIERGES` the node is a one-node
 //! cluster. The data directory remembers its member list (`cluster.json`, written
-//! atomically): starting it with a different list is refused.
+//! atomically): starting it with a different list is refused. A directory made by
+//! `concierge snapshot restore` also records a cluster token, mixed into the cluster id.
 
 use crate::http::HttpArgs;
 use clap::Args;
@@ -209,18 +210,28 @@ impl ServeConfig {
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 struct ClusterFile {
     members: Vec<String>,
+    /// Set by `concierge snapshot restore`: mixed into the cluster id peers check in
+    /// their handshake, so a restored cluster never talks to the one it was backed up
+    /// from (nor to one restored from another backup). Absent (0) otherwise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    token: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Name of the cluster file inside the data directory.
 pub const CLUSTER_FILE: &str = "cluster.json";
 
 /// Records the member list in a fresh data directory, or checks it matches the one
-/// recorded there.
+/// recorded there. Returns the directory's cluster token (0 unless restored from a
+/// backup: `write_cluster_file`).
 pub fn check_cluster_file(
     fs: &dyn vfs::Fs,
     data_dir: &Path,
     members: &[String],
-) -> Result<(), ConfigError> {
+) -> Result<u64, ConfigError> {
     let path = data_dir.join(CLUSTER_FILE);
     let file_err = |reason: String| ConfigError::ClusterFile {
         path: path.clone(),
@@ -237,12 +248,30 @@ pub fn check_cluster_file(
                 given: members.to_vec(),
             });
         }
-        return Ok(());
+        return Ok(recorded.token);
     }
+    write_cluster_file(fs, data_dir, members, 0)?;
+    Ok(0)
+}
+
+/// Writes the cluster file of a data directory (creating the directory): its member
+/// list and cluster token (0 = none).
+pub fn write_cluster_file(
+    fs: &dyn vfs::Fs,
+    data_dir: &Path,
+    members: &[String],
+    token: u64,
+) -> Result<(), ConfigError> {
+    let path = data_dir.join(CLUSTER_FILE);
+    let file_err = |reason: String| ConfigError::ClusterFile {
+        path: path.clone(),
+        reason,
+    };
     fs.create_dir_all(data_dir)
         .map_err(|e| file_err(format!("creating the data directory: {e}")))?;
     let bytes = serde_json::to_vec(&ClusterFile {
         members: members.to_vec(),
+        token,
     })
     .map_err(|e| file_err(e.to_string()))?;
     fs.write_atomic(&path, &bytes)
@@ -316,5 +345,18 @@ mod tests {
         check_cluster_file(fs.as_ref(), dir, &three).unwrap();
         let err = check_cluster_file(fs.as_ref(), dir, &three[..2]).unwrap_err();
         assert!(matches!(err, ConfigError::OtherCluster { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_restored_directory_keeps_its_cluster_token() {
+        let fs = Arc::new(vfs::SimFs::new());
+        let dir = Path::new("/r");
+        let three: Vec<String> = vec!["a:1".into(), "b:1".into(), "c:1".into()];
+        write_cluster_file(fs.as_ref(), dir, &three, 77).unwrap();
+        assert_eq!(check_cluster_file(fs.as_ref(), dir, &three).unwrap(), 77);
+        assert_eq!(
+            check_cluster_file(fs.as_ref(), Path::new("/n"), &three).unwrap(),
+            0
+        );
     }
 }

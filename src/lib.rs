@@ -2,12 +2,14 @@
 //!
 //! Reading order: `paxos` (the pure consensus core), `node` (drives it over the network
 //! and disk), `kv` (the replicated state machine), `http` (the REST API of API.md),
-//! `server` (what runs beside the node and the state machine: session expiry).
+//! `server` (what runs beside the node and the state machine: session expiry),
+//! `backup` (the backup file format, and restoring a new cluster from one).
 
 pub mod node;
 pub mod paxos;
 
 // The server around the consensus: configuration, the state machine, the REST API.
+pub mod backup;
 pub mod config;
 pub mod http;
 pub mod kv;

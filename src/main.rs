@@ -71,7 +71,7 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
 
 async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
     let fs: Arc<dyn vfs::Fs> = vfs::RealFs::shared();
-    check_cluster_file(fs.as_ref(), &config.data_dir, &config.member_addrs())?;
+    let cluster_token = check_cluster_file(fs.as_ref(), &config.data_dir, &config.member_addrs())?;
     let db = storage::Db::open(
         Arc::clone(&fs),
         &config.data_dir.join("kv"),
@@ -100,6 +100,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
         config.data_dir.clone(),
     );
     node_config.request_timeout_ms = config.request_timeout.as_millis() as u64;
+    node_config.cluster_token = cluster_token;
     let node = Node::start(node_config, Box::new(sm))
         .await
         .map_err(|e| format!("starting the node: {e}"))?;
@@ -120,6 +121,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?,
         metrics: http::metrics::Metrics::default(),
+        data_dir: config.data_dir.clone(),
     });
     let server = server::http::serve(&config.client_addr, &config.http, state)
         .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?;

@@ -30,10 +30,11 @@
 //!
 //! Map: `config` (endpoints, time limits), `transport` (failover and the retry rules),
 //! `error` (what failed and whether it was applied), one module per resource (`keys`,
-//! `txn`, `sessions`, `cluster`), `session` (the keeper), `watch` (the resuming stream,
+//! `txn`, `sessions`, `cluster`, `backup`: snapshots and compaction), `session` (the keeper), `watch` (the resuming stream,
 //! over `sse`), and the recipes `lock` and `election` (one queue of sequential keys).
 //! docs/client.md says the rules in prose.
 
+pub mod backup;
 pub mod client;
 pub mod cluster;
 pub mod config;
@@ -51,6 +52,7 @@ pub mod txn;
 pub mod types;
 pub mod watch;
 
+pub use backup::{Compacted, SnapshotStream};
 pub use client::Client;
 pub use cluster::{Ballot, ClusterStatus, Member};
 pub use config::ClientConfig;

@@ -4,7 +4,7 @@
 //!
 //! Map: `conn` (the shared flags and the client), `exit` (exit codes and errors),
 //! `input` (data from an argument, a file or stdin), `output` (values, tables, JSON),
-//! one file per command group (`keys`, `watch`, `txn`, `session`, `lock`, `cluster`).
+//! one file per command group (`keys`, `watch`, `txn`, `session`, `lock`, `cluster`, `snapshot`).
 //! This file only parses and dispatches; the command files never import it.
 //! docs/cli.md is the user's reference.
 
@@ -18,6 +18,7 @@ mod lock;
 mod output;
 mod session;
 mod signals;
+mod snapshot;
 mod txn;
 mod watch;
 
@@ -72,6 +73,8 @@ pub enum ClientCommand {
     Cluster(cluster::ClusterArgs),
     /// Exit 0 only if every node given is ready (GET /ready).
     Health(cluster::HealthArgs),
+    /// Save, verify and restore backups (docs/cli.md).
+    Snapshot(snapshot::SnapshotArgs),
     /// Load a cluster (or etcd) and report throughput and latency (docs/bench.md).
     Bench(concierge::bench::BenchArgs),
 }
@@ -115,6 +118,7 @@ pub fn run(command: ClientCommand) -> u8 {
             ClientCommand::Elect(a) => elect::elect(a).await,
             ClientCommand::Cluster(a) => cluster::cluster(a).await,
             ClientCommand::Health(a) => cluster::health(a).await,
+            ClientCommand::Snapshot(a) => snapshot::snapshot(a).await,
             ClientCommand::Bench(_) => Ok(exit::OK), // ran above
         }
     });

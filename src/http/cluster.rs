@@ -33,10 +33,21 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     }
 }
 
-/// `GET /v1/cluster`.
+/// Bytes the storage engine's files take on disk (walked off the async threads).
+pub async fn db_size_bytes(state: &AppState) -> u64 {
+    let dir = state.data_dir.join("kv");
+    web::block(move || crate::backup::data_size::dir_bytes(&dir))
+        .await
+        .unwrap_or(0)
+}
+
+/// `GET /v1/cluster`. Besides API.md's fields: `db_size_bytes` (the storage engine's
+/// files), `live_bytes` (live keys and values), `history_bytes` and `compact_revision`
+/// (the watch history: revisions above it are held).
 pub async fn cluster(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let status = state.node.status();
     let meta = state.reader.meta()?;
+    let db_size = db_size_bytes(&state).await;
     let members: Vec<_> = status
         .members
         .iter()
@@ -59,5 +70,9 @@ pub async fn cluster(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             "applied_index": meta.applied_index,
             "revision": meta.revision,
             "members": members,
+            "db_size_bytes": db_size,
+            "live_bytes": meta.live_bytes.unwrap_or(0),
+            "history_bytes": meta.history_bytes,
+            "compact_revision": meta.compact_revision,
         })))
 }

@@ -24,6 +24,7 @@ impl Metrics {
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let status = state.node.status();
     let meta = state.reader.meta()?;
+    let db_size = crate::http::cluster::db_size_bytes(&state).await;
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -90,6 +91,21 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         "concierge_history_compact_revision",
         "Watches can start after this revision.",
         meta.compact_revision,
+    );
+    gauge(
+        "concierge_history_bytes",
+        "Encoded bytes of the watch history held (POST /v1/compact drops it).",
+        meta.history_bytes,
+    );
+    gauge(
+        "concierge_history_revisions",
+        "Revisions the watch history holds (revision - compact revision).",
+        meta.revision.saturating_sub(meta.compact_revision),
+    );
+    gauge(
+        "concierge_db_size_bytes",
+        "Bytes the storage engine's files take on disk (data_dir/kv).",
+        db_size,
     );
     let healthy = status.members.iter().filter(|m| m.healthy).count() as u64;
     gauge(

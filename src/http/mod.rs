@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod cluster;
+pub mod compact;
 pub mod consensus;
 pub mod error;
 pub mod headers;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod quota;
 pub mod sessions;
+pub mod snapshot;
 pub mod txn;
 pub mod validate;
 pub mod watch;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub forward: reqwest::Client,
     /// Request counters for `/metrics`.
     pub metrics: metrics::Metrics,
+    /// The node's data directory (`/metrics` and `/v1/cluster` report its size).
+    pub data_dir: std::path::PathBuf,
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -110,6 +114,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::head().to(sessions::get))
                 .route(web::delete().to(sessions::close))
                 .default_service(not_allowed("GET, HEAD, DELETE")),
+        )
+        .service(
+            web::resource("/v1/snapshot")
+                .route(web::get().to(snapshot::snapshot))
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/v1/compact")
+                .route(web::post().to(compact::compact))
+                .default_service(not_allowed("POST")),
         )
         .default_service(web::to(no_route));
 }

@@ -150,7 +150,20 @@ pub fn document() -> Value {
                 "delete": {"summary": "Close a session, deleting its ephemeral keys in one revision", "parameters": [session_id, idem], "responses": with(common_errors(), json!({"200": ok_json("closed", json!({"type": "object", "properties": {"deleted_keys": n()}})), "404": error("session_not_found"), "422": reused()}))},
             },
             "/v1/sessions/{id}/keepalive": {"post": {"summary": "Restart the session's TTL", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("alive", json!({"$ref": "#/components/schemas/Session"})), "404": error("session_not_found")}))}},
-            "/v1/cluster": {"get": {"summary": "Membership and consensus state", "responses": {"200": ok_json("the cluster as this node sees it", json!({"type": "object", "properties": {"node_id": n(), "leader_id": {"type": "integer", "nullable": true}, "ballot": {"type": "object"}, "commit_index": n(), "applied_index": n(), "revision": n(), "members": {"type": "array", "items": {"type": "object", "properties": {"id": n(), "peer_addr": {"type": "string"}, "client_addr": {"type": "string"}, "healthy": {"type": "boolean"}}}}}}))}}},
+            "/v1/cluster": {"get": {"summary": "Membership and consensus state", "responses": {"200": ok_json("the cluster as this node sees it", json!({"type": "object", "properties": {"node_id": n(), "leader_id": {"type": "integer", "nullable": true}, "ballot": {"type": "object"}, "commit_index": n(), "applied_index": n(), "revision": n(), "members": {"type": "array", "items": {"type": "object", "properties": {"id": n(), "peer_addr": {"type": "string"}, "client_addr": {"type": "string"}, "healthy": {"type": "boolean"}}}}, "db_size_bytes": n(), "live_bytes": n(), "history_bytes": n(), "compact_revision": n()}}))}}},
+            "/v1/snapshot": {"get": {
+                "summary": "Stream a consistent, checksummed backup of the state (docs/format-backup.md)",
+                "description": "The node asked serves it, from the state it has applied; with consistency=linearizable (the default) after a read barrier, so it holds every write acknowledged before the request began. Writes go on while it streams. X-Concierge-Revision is the revision the backup holds. At most 2 backups stream from one node at once (503 beyond).",
+                "parameters": [consistency.clone()],
+                "responses": {"200": {"description": "the backup file, chunked", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}, "400": error("bad_request"), "503": error("no_quorum / not_ready (also: this node streams its limit of backups); retry (Retry-After)"), "504": error("timeout: the read barrier did not complete")},
+            }},
+            "/v1/compact": {"post": {
+                "summary": "Drop the watch history below a revision (through the log, like etcd's compact)",
+                "description": "Afterwards a watch from below revision answers 410 compacted. A revision above the current one, or at or below the oldest revision history holds, is 400 and changes nothing. Takes no revision.",
+                "parameters": [idem.clone()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["revision"], "additionalProperties": false, "properties": {"revision": {"type": "integer", "format": "int64", "minimum": 1}}}}}},
+                "responses": with(common_errors(), json!({"200": ok_json("compacted", json!({"type": "object", "properties": {"compact_revision": n(), "revision": n()}})), "422": reused()})),
+            }},
             "/health": {"get": {"summary": "200 while the process runs", "responses": {"200": {"description": "alive"}}}},
             "/ready": {"get": {"summary": "200 when a leader is known and this node is caught up", "responses": {"200": {"description": "ready"}, "503": error("not_ready")}}},
             "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}}}},
@@ -240,6 +253,8 @@ mod tests {
             "/ready",
             "/metrics",
             "/v1/openapi.json",
+            "/v1/snapshot",
+            "/v1/compact",
         ] {
             assert!(paths.contains_key(p), "{p}");
         }
@@ -284,6 +299,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, 5);
+        assert_eq!(seen, 6);
     }
 }

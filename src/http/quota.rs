@@ -50,7 +50,8 @@ fn growth(command: &Command) -> Growth {
         | Command::DeletePrefix { .. }
         | Command::CloseSession { .. }
         | Command::ExpireSessions { .. }
-        | Command::LeaderClock { .. } => Growth::None,
+        | Command::LeaderClock { .. }
+        | Command::Compact { .. } => Growth::None,
     }
 }
 

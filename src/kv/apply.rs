@@ -105,6 +105,7 @@ fn apply_command(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, KvError
         Command::LeaderClock { ballot, stamp_ms } => {
             idempotency::apply_leader_clock(ctx, ballot, stamp_ms)
         }
+        Command::Compact { revision } => history::compact(ctx, revision),
     }
 }
 

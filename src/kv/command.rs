@@ -156,6 +156,11 @@ pub enum Command {
     /// idempotency records are held and no idempotent write of the leader moved the
     /// clock lately: it advances the idempotency clock and retires old records.
     LeaderClock { ballot: LeaderBallot, stamp_ms: u64 },
+    /// Drops the watch history of every revision below `revision` (etcd's compact):
+    /// afterwards a watch from below it is answered `compacted`. Refused (nothing
+    /// changes) when `revision` is above the current revision or at or below the oldest
+    /// revision history still holds. Changes no key, so it takes no revision.
+    Compact { revision: u64 },
 }
 
 /// Why bytes did not decode as a command.
@@ -209,6 +214,7 @@ impl Command {
             Command::CloseSession { .. } => "close_session",
             Command::ExpireSessions { .. } => "expire_sessions",
             Command::LeaderClock { .. } => "leader_clock",
+            Command::Compact { .. } => "compact",
         }
     }
 }

@@ -176,6 +176,10 @@ impl Writer {
                 self.u64(u64::from(ballot.node));
                 self.u64(*stamp_ms);
             }
+            Command::Compact { revision } => {
+                self.u8(11);
+                self.u64(*revision);
+            }
         }
     }
 }

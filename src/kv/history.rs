@@ -8,13 +8,15 @@
 //! more than `history_bytes_max` bytes are held, always keeping the newest revision.
 //! Invariant: between commands, history holds exactly revisions
 //! `compact_revision + 1 ..= revision`; a watch from an older revision is answered
-//! `compacted`. Inside a chunked command the parts written so far belong to
+//! `compacted`. `compact` (`Command::Compact`) drops history below a revision on
+//! request, like etcd's compaction. Inside a chunked command the parts written so far belong to
 //! `revision + 1`, which no reader sees before the command ends (`kv::read`).
 
 use crate::kv::ctx::Ctx;
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Event};
 use crate::kv::options::KvOptions;
+use crate::kv::outcome::Outcome;
 use std::ops::Bound;
 
 /// History records read at once while dropping a revision.
@@ -51,6 +53,44 @@ pub(crate) fn append(
         ctx.meta.compact_revision = oldest;
     }
     Ok(())
+}
+
+/// Applies `Command::Compact`: drops the history of every revision below `revision`, so
+/// history holds `revision ..= current` (`compact_revision` becomes `revision - 1`).
+/// Refused, changing nothing, when `revision` is above the current revision (etcd:
+/// "required revision is a future revision") or at or below the oldest revision held
+/// (etcd: "required revision has been compacted"). At most `history_revisions_max`
+/// revisions are ever held, so one compaction deletes a bounded number of records.
+pub(crate) fn compact(ctx: &mut Ctx<'_>, revision: u64) -> Result<Outcome, KvError> {
+    let current = ctx.meta.revision;
+    let oldest = ctx.meta.compact_revision + 1;
+    if revision > current {
+        return Ok(Outcome::Rejected {
+            reason: format!(
+                "required revision {revision} is a future revision (current revision {current})"
+            ),
+        });
+    }
+    if revision <= oldest {
+        return Ok(Outcome::Rejected {
+            reason: format!(
+                "required revision {revision} has been compacted: history starts at revision \
+                 {oldest} (compact_revision {})",
+                ctx.meta.compact_revision
+            ),
+        });
+    }
+    let mut dropped = 0;
+    while ctx.meta.compact_revision + 1 < revision {
+        let next = ctx.meta.compact_revision + 1;
+        drop_revision(ctx, next)?;
+        ctx.meta.compact_revision = next;
+        dropped += 1;
+    }
+    Ok(Outcome::Compacted {
+        compact_revision: ctx.meta.compact_revision,
+        dropped,
+    })
 }
 
 /// Deletes every part of `revision`'s history, a bounded read at a time.

@@ -14,7 +14,7 @@
 //! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `chunked`
 //! (prefix deletes, session closes and expiries of any size, in bounded chunks), `keys`,
 //! `sessions`, `txn`, `idempotency` (with `fingerprint`, what a request is), `history`,
-//! `read`, `snapshot`, `lease` (the leader's session deadlines, not replicated;
+//! `read`, `snapshot` (and `restore`, a new cluster's state from snapshot chunks), `lease` (the leader's session deadlines, not replicated;
 //! `crate::server::expiry` acts on them), `hub` (the live watchers, fed each written
 //! slot's events) and `watch` (one watch's stream: history, then live events from the
 //! hub).
@@ -42,6 +42,7 @@ pub mod options;
 pub mod outcome;
 pub mod overlay;
 pub mod read;
+pub mod restore;
 pub mod sessions;
 pub mod snapshot;
 pub mod txn;
@@ -61,6 +62,6 @@ mod bounded_tests;
 #[cfg(test)]
 mod live_bytes_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;

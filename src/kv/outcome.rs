@@ -68,6 +68,8 @@ pub enum Outcome {
     IdempotencyKeyReused,
     /// The leader's clock was applied; `retired` idempotency records went.
     ClockAdvanced { retired: u64 },
+    /// History below `compact_revision + 1` is gone; `dropped` revisions went now.
+    Compacted { compact_revision: u64, dropped: u64 },
 }
 
 /// Most bytes of values the gets of one transaction may return (the reply travels to

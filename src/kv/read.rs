@@ -209,6 +209,11 @@ impl KvReader {
         KvReader { pinned, hub }
     }
 
+    /// The published state (snapshots for backups read it: `kv::snapshot`).
+    pub(crate) fn pinned(&self) -> &Pinned {
+        &self.pinned
+    }
+
     /// The watch hub the state machine publishes applied changes to.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub

@@ -13,12 +13,13 @@
 //! untouched; the next `begin_install` wipes the stage.
 //!
 //! `KvSnapshot` is what the node streams to a lagging peer: it implements the node's
-//! `SnapshotSource` here, beside the type.
+//! `SnapshotSource` here, beside the type. A backup (`crate::backup`) reads the same
+//! chunks from a `KvReader` (`KvReader::snapshot`), off the apply thread.
 
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Meta, Root, SessionRecord, ROOT_KEY};
 use crate::kv::machine::{count_live_bytes, KvStateMachine};
-use crate::kv::read::View;
+use crate::kv::read::{KvReader, View};
 use crate::node::SnapshotSource;
 use crate::paxos::Slot;
 use bytes::Bytes;
@@ -45,6 +46,11 @@ impl KvSnapshot {
     /// The slot this snapshot covers (every slot <= it is in it).
     pub fn slot(&self) -> u64 {
         self.view.meta.applied_index
+    }
+
+    /// The meta record of the state this snapshot holds (its revision, history bounds).
+    pub fn meta(&self) -> &Meta {
+        &self.view.meta
     }
 
     /// The next chunk, or None after the last.
@@ -128,6 +134,20 @@ pub fn parse_chunk(chunk: &[u8]) -> Result<Vec<PairRef<'_>>, KvError> {
         pairs.push((k, v));
     }
     Ok(pairs)
+}
+
+impl KvReader {
+    /// A snapshot of the state readers see now (the last whole slot applied), read
+    /// without the apply thread: a backup streams it while writes go on. Chunks hold
+    /// about `chunk_bytes` each.
+    pub fn snapshot(&self, chunk_bytes: usize) -> Result<KvSnapshot, KvError> {
+        Ok(KvSnapshot {
+            view: View::of(self.pinned())?,
+            chunk_bytes: chunk_bytes.max(1),
+            resume_after: None,
+            done: false,
+        })
+    }
 }
 
 impl KvStateMachine {

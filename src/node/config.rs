@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub peer_listen_addr: Option<String>,
     /// The node keeps its acceptor log in `data_dir/paxos/`.
     pub data_dir: PathBuf,
+    /// Mixed into the cluster id peers check in their handshake (0 = none; set for a
+    /// cluster restored from a backup, recorded in its data directories).
+    pub cluster_token: u64,
 
     /// Length of one consensus tick (the core counts its timing in ticks).
     pub tick_ms: u64,
@@ -106,6 +109,7 @@ impl NodeConfig {
             client_addr: client_addr.into(),
             peer_listen_addr: None,
             data_dir: data_dir.into(),
+            cluster_token: 0,
             tick_ms: 10,
             frame_bytes_max: 64 << 20,
             peer_queue_messages_max: 8192,

@@ -63,6 +63,8 @@ pub(crate) struct HandleInner {
     pub view: Arc<Mutex<View>>,
     pub transport: Arc<Transport>,
     pub members: Vec<(NodeId, String)>,
+    /// The id peers check in their handshake (members and cluster token).
+    pub cluster_id: u64,
     pub client_addr: String,
     pub request_timeout: Duration,
     pub tick: Duration,
@@ -85,6 +87,11 @@ impl std::fmt::Debug for NodeHandle {
 }
 
 impl NodeHandle {
+    /// The cluster's id (what peers check in their handshake; a backup records it).
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.inner.id

@@ -181,7 +181,7 @@ async fn start_inner(
     let (inbound_tx, inbound_rx) = mpsc::channel(cfg.inbound_queue_messages_max);
     let ctx = LinkContext {
         self_id: cfg.core.id,
-        cluster_id: transport::wire::cluster_id(&cfg.members),
+        cluster_id: transport::wire::cluster_id_with_token(&cfg.members, cfg.cluster_token),
         client_addr: cfg.client_addr.clone(),
         frame_bytes_max: cfg.frame_bytes_max,
         connect_timeout_ms: cfg.connect_timeout_ms,
@@ -296,6 +296,7 @@ async fn start_inner(
         view,
         transport,
         members: cfg.members.clone(),
+        cluster_id: transport::wire::cluster_id_with_token(&cfg.members, cfg.cluster_token),
         client_addr: cfg.client_addr.clone(),
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),
         tick: Duration::from_millis(cfg.tick_ms),

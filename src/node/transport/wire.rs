@@ -85,9 +85,30 @@ pub fn cluster_id(members: &[(NodeId, String)]) -> u64 {
     h
 }
 
+/// The cluster id of a cluster with a token (restored from a backup: `config.rs`);
+/// token 0 is the plain [`cluster_id`], so directories made before tokens keep theirs.
+pub fn cluster_id_with_token(members: &[(NodeId, String)], token: u64) -> u64 {
+    let id = cluster_id(members);
+    if token == 0 {
+        return id;
+    }
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&id.to_be_bytes());
+    bytes[8..].copy_from_slice(&token.to_be_bytes());
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_changes_the_cluster_id() {
+        let a = vec![(1, "h1:1".to_string()), (2, "h2:1".to_string())];
+        assert_eq!(cluster_id_with_token(&a, 0), cluster_id(&a));
+        assert_ne!(cluster_id_with_token(&a, 5), cluster_id(&a));
+        assert_ne!(cluster_id_with_token(&a, 5), cluster_id_with_token(&a, 6));
+    }
 
     #[test]
     fn cluster_id_ignores_order_but_not_content() {
