@@ -31,7 +31,8 @@
 //! Map: `config` (endpoints, time limits), `transport` (failover and the retry rules),
 //! `error` (what failed and whether it was applied), one module per resource (`keys`,
 //! `txn`, `sessions`, `cluster`), `session` (the keeper), `watch` (the resuming stream,
-//! over `sse`), and the recipes `lock` and `election` (one queue of sequential keys).
+//! over `sse`), and the recipes `lock` and `election` (one queue of sequential keys,
+//! whose head holds a `held` key).
 //! docs/client.md says the rules in prose.
 
 pub mod client;
@@ -40,6 +41,7 @@ pub mod config;
 pub mod election;
 mod encode;
 pub mod error;
+pub mod held;
 mod idempotency;
 pub mod keys;
 pub mod lock;
@@ -56,6 +58,7 @@ pub use cluster::{Ballot, ClusterStatus, Member};
 pub use config::ClientConfig;
 pub use election::{Leader, Leadership, Observer};
 pub use error::{Applied, Error, ServerError};
+pub use held::HeldKey;
 pub use keys::{DeleteOptions, PutOptions};
 pub use lock::LockGuard;
 pub use session::{Session, SessionLoss};
