@@ -59,6 +59,8 @@ pub use read::KvReader;
 #[cfg(test)]
 mod bounded_tests;
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod live_bytes_tests;
 #[cfg(test)]
 mod test_support;
