@@ -20,15 +20,15 @@
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::held::HeldKey;
 use crate::keys::PutOptions;
-use crate::lock::{delete_held_key, is_waiter, release_in_background, wait_lost};
-use crate::session::{Session, SessionLoss};
+use crate::lock::is_waiter;
+use crate::session::Session;
 use crate::types::ListOptions;
 use crate::watch::{EventKind, WatchOptions, WatchStream};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use std::collections::BTreeMap;
-use tokio::sync::watch;
+use std::ops::Deref;
 
 /// Keys read per page while listing the candidates.
 const PAGE_KEYS: u64 = 1000;
@@ -45,15 +45,12 @@ pub struct Leader {
 }
 
 /// This process's leadership of an election. Resign with [`Leadership::resign`];
-/// dropping it resigns in the background.
+/// dropping it resigns in the background. Its key, fencing token and loss signal are
+/// the [`HeldKey`]'s it dereferences to (`token`, `key`, `is_lost`, `lost`).
 #[derive(Debug)]
 pub struct Leadership {
-    client: Client,
-    /// The candidate key; None once resigned.
-    key: Option<String>,
-    token: u64,
+    held: HeldKey,
     session: String,
-    loss: watch::Receiver<Option<SessionLoss>>,
 }
 
 impl Client {
@@ -68,11 +65,8 @@ impl Client {
     ) -> Result<Leadership, Error> {
         let head = self.queue(session, name, value.into()).await?;
         Ok(Leadership {
-            client: self.clone(),
-            key: Some(head.key),
-            token: head.token,
+            held: HeldKey::new(self.clone(), head.key, head.token, head.loss),
             session: session.id().to_string(),
-            loss: head.loss,
         })
     }
 
@@ -152,15 +146,7 @@ impl Observer {
     /// resumes across failed nodes; an error from it ends the observation.
     pub async fn changed(&mut self) -> Result<Option<Leader>, Error> {
         loop {
-            let event = match self.watch.next().await {
-                Some(event) => event?,
-                None => {
-                    return Err(Error::Protocol {
-                        endpoint: String::new(),
-                        message: "a watch ended without an error".into(),
-                    })
-                }
-            };
+            let event = self.watch.next_event().await?;
             if !is_waiter(&self.prefix, &event.key) {
                 continue;
             }
@@ -186,38 +172,25 @@ impl Observer {
     }
 }
 
+impl Deref for Leadership {
+    type Target = HeldKey;
+
+    fn deref(&self) -> &HeldKey {
+        &self.held
+    }
+}
+
 impl Leadership {
-    /// The fencing token: the leader's key's create_revision, larger for every later
-    /// leader of this election.
-    pub fn token(&self) -> u64 {
-        self.token
-    }
-
-    /// The leader's candidate key.
-    pub fn key(&self) -> &str {
-        self.key.as_deref().unwrap_or_default()
-    }
-
-    /// Whether the session, and with it the leadership, was lost.
-    pub fn is_lost(&self) -> bool {
-        self.loss.borrow().is_some()
-    }
-
-    /// Resolves when the leadership is lost (its session is): stop acting as leader.
-    pub async fn lost(&self) -> SessionLoss {
-        let mut rx = self.loss.clone();
-        wait_lost(&mut rx).await
-    }
-
     /// Replaces the leader's value (observers see the change), keeping its key and
     /// token. `Error::SessionLost` if the leadership was lost (its key is gone).
     pub async fn proclaim(&self, value: impl Into<Bytes>) -> Result<(), Error> {
-        let Some(key) = self.key.as_deref() else {
+        let Some(key) = self.held.held() else {
             return Err(Error::SessionLost {
                 reason: "the leadership was resigned".into(),
             });
         };
-        let Some(current) = self.client.get(key).await? else {
+        let client = &self.held.client;
+        let Some(current) = client.get(key).await? else {
             return Err(Error::SessionLost {
                 reason: "the leader's key is gone: its session ended".into(),
             });
@@ -228,7 +201,7 @@ impl Leadership {
             sequential: false,
             version: Some(current.version),
         };
-        match self.client.put_with(key, value.into(), &options).await {
+        match client.put_with(key, value.into(), &options).await {
             Ok(_) => Ok(()),
             Err(Error::VersionMismatch { .. }) | Err(Error::SessionNotFound(_)) => {
                 Err(Error::SessionLost {
@@ -242,13 +215,6 @@ impl Leadership {
     /// Steps down: deletes the candidate key, so the next candidate leads.
     /// `Error::SessionLost` if the leadership was already lost (its key gone).
     pub async fn resign(mut self) -> Result<(), Error> {
-        let key = self.key.take();
-        delete_held_key(&self.client, key, "the leader's key was already gone").await
-    }
-}
-
-impl Drop for Leadership {
-    fn drop(&mut self) {
-        release_in_background(&self.client, self.key.take());
+        self.held.release("the leader's key was already gone").await
     }
 }

@@ -30,8 +30,9 @@
 //!
 //! Map: `config` (endpoints, time limits), `transport` (failover and the retry rules),
 //! `error` (what failed and whether it was applied), one module per resource (`keys`,
-//! `txn`, `sessions`, `cluster`, `backup`: snapshots and compaction), `session` (the keeper), `watch` (the resuming stream,
-//! over `sse`), and the recipes `lock` and `election` (one queue of sequential keys).
+//! `txn`, `sessions`, `cluster`, `backup`: snapshots and compaction), `session` (the
+//! keeper), `watch` (the resuming stream, over `sse`), and the recipes `lock` and
+//! `election` (one queue of sequential keys, whose head holds a `held` key).
 //! docs/client.md says the rules in prose.
 
 pub mod backup;
@@ -41,6 +42,7 @@ pub mod config;
 pub mod election;
 mod encode;
 pub mod error;
+pub mod held;
 mod idempotency;
 pub mod keys;
 pub mod lock;
@@ -58,6 +60,7 @@ pub use cluster::{Ballot, ClusterStatus, Member};
 pub use config::ClientConfig;
 pub use election::{Leader, Leadership, Observer};
 pub use error::{Applied, Error, ServerError};
+pub use held::HeldKey;
 pub use keys::{DeleteOptions, PutOptions};
 pub use lock::LockGuard;
 pub use session::{Session, SessionLoss};

@@ -14,19 +14,21 @@
 //! expire it (see `session.rs`), so a holder that watches [`LockGuard::lost`] stops
 //! before the next holder starts.
 //!
-//! The queue itself (`Client::queue`) is shared with the election recipe (`election.rs`).
+//! The queue itself (`Client::queue`) is shared with the election recipe (`election.rs`),
+//! and so is what a head of the queue holds ([`HeldKey`], `held.rs`).
 //!
 //! Invariant: a waiter key is never left behind by this process: a failed or cancelled
 //! acquisition and a dropped guard delete it (in the background when dropped).
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::held::{release_in_background, wait_lost, HeldKey};
 use crate::keys::PutOptions;
 use crate::session::{Session, SessionLoss};
 use crate::types::ListOptions;
 use crate::watch::{EventKind, WatchOptions};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use std::ops::Deref;
 use tokio::sync::watch;
 
 /// Digits the server appends to a sequential key.
@@ -35,14 +37,11 @@ const SEQUENCE_DIGITS: usize = 20;
 const PAGE_KEYS: u64 = 1000;
 
 /// A held lock. Release it with [`LockGuard::unlock`]; dropping it releases it in the
-/// background.
+/// background. Its key, fencing token and loss signal are the [`HeldKey`]'s it
+/// dereferences to (`token`, `key`, `is_lost`, `lost`).
 #[derive(Debug)]
 pub struct LockGuard {
-    client: Client,
-    /// The waiter key; None once released.
-    key: Option<String>,
-    token: u64,
-    loss: watch::Receiver<Option<SessionLoss>>,
+    held: HeldKey,
 }
 
 /// Deletes a waiter key when dropped while still armed (the acquisition failed or its
@@ -56,20 +55,6 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         release_in_background(&self.client, self.key.take());
     }
-}
-
-pub(crate) fn release_in_background(client: &Client, key: Option<String>) {
-    let (Some(key), Ok(runtime)) = (key, tokio::runtime::Handle::try_current()) else {
-        return;
-    };
-    let client = client.clone();
-    runtime.spawn(async move {
-        if let Err(e) = client.delete(&key).await {
-            if !matches!(e, Error::KeyNotFound(_)) {
-                tracing::warn!(%key, error = %e, "could not delete a lock key; it goes with its session");
-            }
-        }
-    });
 }
 
 /// Where a waiter stands in its queue.
@@ -89,18 +74,6 @@ enum Place {
 pub(crate) fn is_waiter(prefix: &str, key: &str) -> bool {
     key.strip_prefix(prefix)
         .is_some_and(|n| n.len() == SEQUENCE_DIGITS && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Resolves when the session behind `rx` is lost.
-pub(crate) async fn wait_lost(rx: &mut watch::Receiver<Option<SessionLoss>>) -> SessionLoss {
-    loop {
-        if let Some(loss) = rx.borrow_and_update().clone() {
-            return loss;
-        }
-        if rx.changed().await.is_err() {
-            return SessionLoss::Closed;
-        }
-    }
 }
 
 fn lost(loss: &SessionLoss) -> Error {
@@ -124,10 +97,7 @@ impl Client {
     pub async fn lock(&self, session: &Session, name: &str) -> Result<LockGuard, Error> {
         let head = self.queue(session, name, Bytes::new()).await?;
         Ok(LockGuard {
-            client: self.clone(),
-            key: Some(head.key),
-            token: head.token,
-            loss: head.loss,
+            held: HeldKey::new(self.clone(), head.key, head.token, head.loss),
         })
     }
 
@@ -171,16 +141,8 @@ impl Client {
             loop {
                 tokio::select! {
                     l = wait_lost(&mut loss) => return Err(lost(&l)),
-                    event = watch.next() => match event {
-                        Some(Ok(e)) if e.kind == EventKind::Delete => break,
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return Err(e),
-                        None => {
-                            return Err(Error::Protocol {
-                                endpoint: String::new(),
-                                message: "a watch ended without an error".into(),
-                            })
-                        }
+                    event = watch.next_event() => if event?.kind == EventKind::Delete {
+                        break;
                     },
                 }
             }
@@ -227,65 +189,17 @@ impl Client {
     }
 }
 
+impl Deref for LockGuard {
+    type Target = HeldKey;
+
+    fn deref(&self) -> &HeldKey {
+        &self.held
+    }
+}
+
 impl LockGuard {
-    /// The fencing token: the holder's key's `create_revision`, larger for every later
-    /// holder of this lock.
-    pub fn token(&self) -> u64 {
-        self.token
-    }
-
-    /// The holder's key.
-    pub fn key(&self) -> &str {
-        self.key.as_deref().unwrap_or_default()
-    }
-
-    /// Whether the session, and with it the lock, was lost.
-    pub fn is_lost(&self) -> bool {
-        self.loss.borrow().is_some()
-    }
-
-    /// Resolves when the lock is lost (its session is): stop acting as the holder.
-    pub async fn lost(&self) -> SessionLoss {
-        let mut rx = self.loss.clone();
-        wait_lost(&mut rx).await
-    }
-
     /// Releases the lock. `Error::SessionLost` if it was already lost (its key gone).
     pub async fn unlock(mut self) -> Result<(), Error> {
-        delete_held_key(
-            &self.client,
-            self.key.take(),
-            "the lock's key was already gone",
-        )
-        .await
-    }
-}
-
-/// Deletes a held queue key (unlock, resign): `Error::SessionLost` with `gone` if it was
-/// already gone; on another failure the key is left to the background release, then to
-/// the session's end.
-pub(crate) async fn delete_held_key(
-    client: &Client,
-    key: Option<String>,
-    gone: &str,
-) -> Result<(), Error> {
-    let Some(key) = key else {
-        return Ok(());
-    };
-    match client.delete(&key).await {
-        Ok(_) => Ok(()),
-        Err(Error::KeyNotFound(_)) => Err(Error::SessionLost {
-            reason: gone.into(),
-        }),
-        Err(e) => {
-            release_in_background(client, Some(key));
-            Err(e)
-        }
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        release_in_background(&self.client, self.key.take());
+        self.held.release("the lock's key was already gone").await
     }
 }

@@ -149,6 +149,18 @@ impl WatchStream {
     pub fn connections(&self) -> u64 {
         self.position().connections
     }
+
+    /// The next event, or the error that ends the watch (a stream that ends without
+    /// one is a protocol error). Cancel-safe, as `StreamExt::next`.
+    pub(crate) async fn next_event(&mut self) -> Result<Event, Error> {
+        match self.next().await {
+            Some(event) => event,
+            None => Err(Error::Protocol {
+                endpoint: String::new(),
+                message: "a watch ended without an error".into(),
+            }),
+        }
+    }
 }
 
 impl Stream for WatchStream {

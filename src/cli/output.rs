@@ -6,7 +6,7 @@
 
 use super::exit::Failure;
 use base64::Engine;
-use concierge_client::Entry;
+use concierge_client::{Entry, Event, EventKind};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 
@@ -50,16 +50,63 @@ pub fn value_fields(value: Option<&[u8]>) -> (Value, Value) {
 
 /// An entry (listing, transaction get) as JSON.
 pub fn entry_json(e: &Entry) -> Value {
-    let (text, b64) = value_fields(e.value.as_deref());
-    json!({
-        "key": e.key,
-        "value": text,
-        "value_base64": b64,
-        "version": e.version,
-        "create_revision": e.create_revision,
-        "mod_revision": e.mod_revision,
-        "session": e.session,
-    })
+    let fields = RecordFields {
+        key: &e.key,
+        value: e.value.as_deref(),
+        version: e.version,
+        create_revision: e.create_revision,
+        mod_revision: e.mod_revision,
+        session: e.session.as_deref(),
+    };
+    fields.json()
+}
+
+/// A watch event as JSON: an entry's fields and its `type` (`put`, `delete`).
+pub fn event_json(e: &Event) -> Value {
+    let fields = RecordFields {
+        key: &e.key,
+        value: e.value.as_deref(),
+        version: e.version,
+        create_revision: e.create_revision,
+        mod_revision: e.mod_revision,
+        session: e.session.as_deref(),
+    };
+    let mut json = fields.json();
+    json["type"] = Value::from(event_kind(e.kind));
+    json
+}
+
+/// The name of an event's kind, as the API spells it.
+pub fn event_kind(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Put => "put",
+        EventKind::Delete => "delete",
+    }
+}
+
+/// The fields a key's record shows, wherever it comes from (an entry, an event).
+struct RecordFields<'a> {
+    key: &'a str,
+    value: Option<&'a [u8]>,
+    version: u64,
+    create_revision: u64,
+    mod_revision: u64,
+    session: Option<&'a str>,
+}
+
+impl RecordFields<'_> {
+    fn json(&self) -> Value {
+        let (text, b64) = value_fields(self.value);
+        json!({
+            "key": self.key,
+            "value": text,
+            "value_base64": b64,
+            "version": self.version,
+            "create_revision": self.create_revision,
+            "mod_revision": self.mod_revision,
+            "session": self.session,
+        })
+    }
 }
 
 /// A value shortened for a table cell: text up to `max` characters, else its size.
@@ -126,5 +173,40 @@ mod tests {
         assert_eq!(cell(Some(&[0xff, 0]), 8), "<2 bytes>");
         assert_eq!(cell(Some(b"a\nb"), 8), "<3 bytes>");
         assert_eq!(value_fields(Some(&[0xff])), (Value::Null, json!("/w==")));
+    }
+
+    #[test]
+    fn an_event_prints_as_its_entry_with_its_type() {
+        let event = Event {
+            kind: EventKind::Put,
+            key: "app/a".into(),
+            value: Some(bytes::Bytes::from_static(b"one")),
+            version: 2,
+            create_revision: 1,
+            mod_revision: 4,
+            session: Some("7".into()),
+        };
+        assert_eq!(
+            event_json(&event).to_string(),
+            r#"{"create_revision":1,"key":"app/a","mod_revision":4,"session":"7","type":"put","value":"one","value_base64":"b25l","version":2}"#
+        );
+        let entry = Entry {
+            key: event.key.clone(),
+            value: None,
+            version: 2,
+            create_revision: 1,
+            mod_revision: 4,
+            session: None,
+        };
+        assert_eq!(
+            entry_json(&entry).to_string(),
+            r#"{"create_revision":1,"key":"app/a","mod_revision":4,"session":null,"value":null,"value_base64":null,"version":2}"#
+        );
+        let deleted = Event {
+            kind: EventKind::Delete,
+            value: None,
+            ..event
+        };
+        assert_eq!(event_json(&deleted)["type"], "delete");
     }
 }

@@ -6,9 +6,8 @@ use super::conn::Conn;
 use super::exit::{Failure, OK};
 use super::output;
 use clap::Args;
-use concierge_client::{EventKind, WatchOptions};
+use concierge_client::WatchOptions;
 use futures_util::StreamExt;
-use serde_json::json;
 
 /// `concierge watch (KEY | --prefix P)`
 #[derive(Args, Debug)]
@@ -46,22 +45,8 @@ pub async fn watch(args: WatchArgs) -> Result<u8, Failure> {
     let mut printed = 0u64;
     while let Some(event) = stream.next().await {
         let e = event?;
-        let kind = match e.kind {
-            EventKind::Put => "put",
-            EventKind::Delete => "delete",
-        };
         if args.conn.json {
-            let (text, b64) = output::value_fields(e.value.as_deref());
-            output::json_line(&json!({
-                "type": kind,
-                "key": e.key,
-                "value": text,
-                "value_base64": b64,
-                "version": e.version,
-                "create_revision": e.create_revision,
-                "mod_revision": e.mod_revision,
-                "session": e.session,
-            }))?;
+            output::json_line(&output::event_json(&e))?;
         } else {
             let value = match &e.value {
                 Some(v) => format!(" {}", output::cell(Some(v), 60)),
@@ -70,7 +55,7 @@ pub async fn watch(args: WatchArgs) -> Result<u8, Failure> {
             output::line(&format!(
                 "{} {} {}{value}",
                 e.mod_revision,
-                kind.to_uppercase(),
+                output::event_kind(e.kind).to_uppercase(),
                 e.key
             ))?;
         }

@@ -3,9 +3,11 @@
 //! A command that can add data (a put, a sequential put, a transaction with a put, a
 //! session) is refused with 507 `quota_exceeded` before it is proposed when this
 //! node's applied state holds `quota_bytes` or more of live keys and values
-//! (`Meta::live_bytes`: key + value bytes of every live key), or, for a session, when
-//! `sessions_max` sessions are live. Reads, deletes, keepalives and session closes are
-//! never refused, so a client can always make room. Invariants:
+//! (`Meta::live_bytes`: key + value bytes of every live key, read from the figures
+//! published with the pinned state, `KvReader::live_bytes`, so a write decodes no meta
+//! record), or, for a session, when `sessions_max` sessions are live. Reads, deletes,
+//! keepalives and session closes are never refused, so a client can always make room.
+//! Invariants:
 //! - a refusal happens before proposing: it changes nothing, on any node;
 //! - the check reads this node's applied state, so in-flight writes can pass it
 //!   together: the live bytes exceed the quota by at most what concurrent writers
@@ -60,7 +62,7 @@ fn over(state: &AppState, growth: Growth) -> Result<Option<String>, ApiError> {
     match growth {
         Growth::None => Ok(None),
         Growth::Data => {
-            let live = state.reader.meta()?.live_bytes.unwrap_or(0);
+            let live = state.reader.live_bytes()?.unwrap_or(0);
             let quota = state.limits.quota_bytes;
             Ok((live >= quota).then(|| {
                 format!(

@@ -38,6 +38,7 @@ use crate::kv::machine::KvStateMachine;
 use crate::kv::options::KvOptions;
 use crate::kv::outcome::{Outcome, Reply, TXN_GET_BYTES_MAX};
 use crate::kv::overlay::{Mark, SlotOverlay};
+use crate::kv::read::MetaFigures;
 use crate::kv::sessions;
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -373,7 +374,7 @@ impl KvStateMachine {
         self.meta = meta;
         self.leases.apply_effects(lease_effects);
         // Readers see the slot whole, and only now.
-        self.pinned.repin(&self.db);
+        self.pinned.repin(&self.db, MetaFigures::of(&self.meta));
         // Only now that readers see it: a watcher may read it from the history.
         self.hub.publish(published, &lagged, self.meta.revision);
         Ok(replies)

@@ -152,3 +152,79 @@ fn live_bytes_follow_a_prefix_delete_applied_in_chunks() {
     let sm = open(&fs, opts);
     assert_counted(&sm, &model, "a restart");
 }
+
+/// The figure the quota reads (published with the pinned snapshot) against the pinned
+/// meta record it stands for.
+fn assert_published(sm: &KvStateMachine, expected: u64, step: &str) {
+    let reader = sm.reader();
+    let published = reader.live_bytes().unwrap();
+    assert_eq!(
+        published,
+        reader.meta().unwrap().live_bytes,
+        "published live bytes differ from the pinned meta after {step}"
+    );
+    assert_eq!(
+        published,
+        Some(expected),
+        "published live bytes after {step}"
+    );
+}
+
+#[test]
+fn published_live_bytes_equal_the_pinned_meta_after_every_pin() {
+    let fs = Arc::new(vfs::SimFs::new());
+    let opts = KvOptions {
+        slot_batch_bytes_max: 10_000,
+        ..KvOptions::default()
+    };
+    let mut sm = open(&fs, opts.clone());
+    // An empty Db holds no meta record yet: readers see the default's None.
+    assert_eq!(sm.reader().live_bytes().unwrap(), None);
+    assert_eq!(sm.reader().meta().unwrap().live_bytes, None);
+    for i in 0..300 {
+        one(&mut sm, put(&format!("big/{i:03}"), "0123456789"));
+    }
+    one(&mut sm, put("kept", "vv"));
+    assert_published(&sm, 300 * (7 + 10) + 4 + 2, "puts");
+    one(
+        &mut sm,
+        Command::Delete {
+            key: "big/000".into(),
+            expect_version: None,
+        },
+    );
+    assert_published(&sm, 299 * (7 + 10) + 4 + 2, "a delete");
+    let chunks_before = sm.chunks_written();
+    one(
+        &mut sm,
+        Command::DeletePrefix {
+            prefix: "big/".into(),
+        },
+    );
+    assert!(
+        sm.chunks_written() > chunks_before,
+        "the delete was not chunked"
+    );
+    assert_published(&sm, 4 + 2, "a chunked prefix delete");
+    drop(sm);
+    let mut sm = open(&fs, opts.clone());
+    assert_published(&sm, 4 + 2, "a reopen");
+    one(&mut sm, put("k", "v"));
+    assert_published(&sm, 4 + 2 + 2, "a put after the reopen");
+    // A meta from before `live_bytes`: readers see it absent until the next slot.
+    let mut meta = sm.meta.clone();
+    meta.live_bytes = None;
+    sm.db
+        .put(
+            &sm.area.meta_key(),
+            &keyspace::encode(&meta),
+            WriteOptions { sync: true },
+        )
+        .unwrap();
+    drop(sm);
+    let mut sm = open(&fs, opts);
+    assert_eq!(sm.reader().live_bytes().unwrap(), None);
+    assert_eq!(sm.reader().meta().unwrap().live_bytes, None);
+    one(&mut sm, put("k", "w"));
+    assert_published(&sm, 4 + 2 + 2, "the first slot after a legacy meta");
+}

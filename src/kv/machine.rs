@@ -14,7 +14,7 @@ use crate::kv::hub::{Hub, WatchLimits};
 use crate::kv::keyspace::{self, Area, KeyRecord, Meta, Root, SessionRecord, ROOT_KEY};
 use crate::kv::lease::LeaseTable;
 use crate::kv::options::KvOptions;
-use crate::kv::read::{KvReader, Pinned, View};
+use crate::kv::read::{KvReader, MetaFigures, Pinned, View};
 use crate::node::{SnapshotSource, StateMachine};
 use crate::paxos::Slot;
 use bytes::Bytes;
@@ -82,11 +82,13 @@ impl KvStateMachine {
             Some(bytes) => keyspace::decode::<Meta>(&meta_key, &bytes)?,
             None => Meta::default(),
         };
+        // Readers see the meta as stored, counted or not.
+        let stored = MetaFigures::of(&meta);
         if meta.live_bytes.is_none() {
             meta.live_bytes = Some(count_live_bytes(&db, area)?);
         }
         let hub = Hub::new(WatchLimits::default(), meta.revision);
-        let pinned = Pinned::new(&db);
+        let pinned = Pinned::new(&db, stored);
         let sm = KvStateMachine {
             db,
             area,

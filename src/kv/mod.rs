@@ -60,6 +60,8 @@ pub use read::KvReader;
 #[cfg(test)]
 mod bounded_tests;
 #[cfg(test)]
+mod history_tests;
+#[cfg(test)]
 mod live_bytes_tests;
 #[cfg(test)]
 pub(crate) mod test_support;

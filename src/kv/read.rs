@@ -106,28 +106,87 @@ pub enum PiecesRead {
 /// The storage snapshot readers read: the state after the last whole slot applied.
 /// Invariant: only the state machine replaces it, between slots.
 pub struct Pinned {
-    snap: Mutex<Arc<Snapshot>>,
+    state: Mutex<PinnedState>,
+}
+
+/// A pinned snapshot and the figures of the meta it holds.
+/// Invariant: `figures` are those of the live area's meta record in `snap`.
+struct PinnedState {
+    snap: Arc<Snapshot>,
+    figures: MetaFigures,
+}
+
+/// Figures of a meta record, published with the snapshot holding it so that a hot
+/// path (the storage quota, on every write that may grow the data) reads them without
+/// looking up and decoding the meta.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MetaFigures {
+    /// `Meta::live_bytes`, as stored (None in a meta written before it existed).
+    live_bytes: Option<u64>,
+    /// The slot of a command stored in part (after a restart inside one): reads
+    /// answer [`KvError::Resuming`] while it is set, as [`View::of`] does.
+    resuming_slot: Option<u64>,
+}
+
+impl MetaFigures {
+    /// The figures of `meta`, which must be the meta record as stored.
+    pub(crate) fn of(meta: &Meta) -> MetaFigures {
+        MetaFigures {
+            live_bytes: meta.live_bytes,
+            resuming_slot: meta.command_cursor.as_ref().map(|_| meta.applied_index + 1),
+        }
+    }
 }
 
 impl Pinned {
-    /// Pins the state of `db` as of now.
-    pub(crate) fn new(db: &Db) -> Arc<Pinned> {
-        Arc::new(Pinned {
-            snap: Mutex::new(Arc::new(db.snapshot())),
-        })
+    /// Pins the state of `db` as of now; `figures` are those of the meta it holds.
+    pub(crate) fn new(db: &Db, figures: MetaFigures) -> Arc<Pinned> {
+        let pinned = Arc::new(Pinned {
+            state: Mutex::new(PinnedState {
+                snap: Arc::new(db.snapshot()),
+                figures,
+            }),
+        });
+        pinned.check_figures();
+        pinned
     }
 
-    /// Publishes the state of `db` as of now (the previous snapshot goes once its last
-    /// reader is done with it).
-    pub(crate) fn repin(&self, db: &Db) {
+    /// Publishes the state of `db` as of now, whose meta has `figures` (the previous
+    /// snapshot goes once its last reader is done with it).
+    pub(crate) fn repin(&self, db: &Db, figures: MetaFigures) {
         let snap = Arc::new(db.snapshot());
-        // A panic while holding the lock cannot leave a half-replaced Arc.
-        *self.snap.lock().unwrap_or_else(|p| p.into_inner()) = snap;
+        // A panic while holding the lock cannot leave a half-replaced state.
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = PinnedState { snap, figures };
+        self.check_figures();
+    }
+
+    /// Tests: asserts the published figures are the pinned meta's (every state
+    /// machine test checks the invariant on each pin).
+    fn check_figures(&self) {
+        #[cfg(test)]
+        {
+            let (snap, figures) = {
+                let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                (Arc::clone(&state.snap), state.figures)
+            };
+            if let Ok(view) = View::at(snap) {
+                assert_eq!(
+                    figures,
+                    MetaFigures::of(&view.meta),
+                    "published figures differ from the pinned meta"
+                );
+            }
+        }
     }
 
     /// The pinned snapshot.
     pub(crate) fn get(&self) -> Arc<Snapshot> {
-        Arc::clone(&self.snap.lock().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&self.state.lock().unwrap_or_else(|p| p.into_inner()).snap)
+    }
+
+    /// The figures of the pinned meta.
+    fn figures(&self) -> MetaFigures {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).figures
     }
 }
 
@@ -222,6 +281,16 @@ impl KvReader {
     /// The meta record (defaults before the first apply).
     pub fn meta(&self) -> Result<Meta, KvError> {
         Ok(View::of(&self.pinned)?.meta)
+    }
+
+    /// `Meta::live_bytes` of the published state, as [`KvReader::meta`] reports it,
+    /// without reading the meta record (published with the snapshot).
+    pub fn live_bytes(&self) -> Result<Option<u64>, KvError> {
+        let figures = self.pinned.figures();
+        if let Some(slot) = figures.resuming_slot {
+            return Err(KvError::Resuming { slot });
+        }
+        Ok(figures.live_bytes)
     }
 
     /// The current revision.

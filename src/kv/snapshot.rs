@@ -19,7 +19,7 @@
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Meta, Root, SessionRecord, ROOT_KEY};
 use crate::kv::machine::{count_live_bytes, KvStateMachine};
-use crate::kv::read::{KvReader, View};
+use crate::kv::read::{KvReader, MetaFigures, View};
 use crate::node::SnapshotSource;
 use crate::paxos::Slot;
 use bytes::Bytes;
@@ -228,6 +228,8 @@ impl KvStateMachine {
         })?;
         drop(staged);
         let mut meta = meta;
+        // Readers see the meta as sent, counted or not.
+        let stored = MetaFigures::of(&meta);
         if meta.live_bytes.is_none() {
             // Sent by a node from before `live_bytes` existed.
             meta.live_bytes = Some(count_live_bytes(&self.db, stage)?);
@@ -243,11 +245,11 @@ impl KvStateMachine {
         self.meta = meta;
         self.leases.load(sessions);
         // Readers see the new state from here on (the hub's jump sends watchers to it).
-        self.pinned.repin(&self.db);
+        self.pinned.repin(&self.db, stored);
         self.hub.jump(self.meta.revision);
         self.wipe(old)?;
         // Unpins the old area's records, so compaction can drop them.
-        self.pinned.repin(&self.db);
+        self.pinned.repin(&self.db, stored);
         Ok(())
     }
 }

@@ -1,0 +1,92 @@
+//! Trimming the watch history: a trim that drops many revisions at once (more than one
+//! read of records, revisions of several parts among them) keeps exactly the newest
+//! `history_revisions_max` revisions and counts the bytes of what it kept.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::kv::command::Command;
+use crate::kv::read::HistoryRead;
+use crate::kv::test_support::{one, open, put};
+use crate::kv::{KvOptions, KvStateMachine};
+use std::sync::Arc;
+
+/// (revision, part) and encoded bytes of every stored history record.
+fn stored_history(sm: &KvStateMachine) -> Vec<((u64, u32), usize)> {
+    let prefix = sm.area.history_prefix();
+    sm.db
+        .prefix_iter(&prefix)
+        .unwrap()
+        .map(|item| {
+            let (hk, bytes) = item.unwrap();
+            (
+                crate::kv::keyspace::history_part_of(&hk).unwrap(),
+                bytes.len(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_trim_of_many_revisions_keeps_exactly_the_newest() {
+    let fs = Arc::new(vfs::SimFs::new());
+    let opts = KvOptions {
+        slot_batch_bytes_max: 10_000,
+        ..KvOptions::default()
+    };
+    let mut sm = open(&fs, opts.clone());
+    // Revisions of one record each, two prefix deletes applied in several parts, and
+    // more records than one read of the trim takes.
+    for round in 0..2 {
+        for i in 0..200 {
+            one(&mut sm, put(&format!("big/{round}/{i:03}"), "0123456789"));
+        }
+        let chunks = sm.chunks_written();
+        one(
+            &mut sm,
+            Command::DeletePrefix {
+                prefix: format!("big/{round}/"),
+            },
+        );
+        assert!(sm.chunks_written() > chunks, "the delete was not chunked");
+    }
+    for i in 0..10 {
+        one(&mut sm, put("tail", &i.to_string()));
+    }
+    let before = stored_history(&sm);
+    assert!(
+        before.iter().any(|((_, part), _)| *part > 0),
+        "no revision of several parts"
+    );
+    drop(sm);
+    let kept = 5;
+    let mut sm = open(
+        &fs,
+        KvOptions {
+            history_revisions_max: kept,
+            ..opts
+        },
+    );
+    one(&mut sm, put("tail", "last"));
+    let revision = sm.revision();
+    assert_eq!(sm.meta.compact_revision, revision - kept);
+    let after = stored_history(&sm);
+    let revisions: Vec<u64> = after.iter().map(|((r, _), _)| *r).collect();
+    assert_eq!(
+        revisions,
+        (revision - kept + 1..=revision).collect::<Vec<_>>()
+    );
+    let bytes: usize = after.iter().map(|(_, b)| b).sum();
+    assert_eq!(sm.meta.history_bytes, bytes as u64);
+    let reader = sm.reader();
+    assert_eq!(
+        reader.history(revision - kept, 100).unwrap(),
+        HistoryRead::Compacted {
+            compact_revision: revision - kept
+        }
+    );
+    let HistoryRead::Events { revisions, .. } = reader.history(revision - kept + 1, 100).unwrap()
+    else {
+        panic!("compacted")
+    };
+    assert_eq!(revisions.len() as u64, kept);
+}
