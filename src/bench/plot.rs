@@ -12,6 +12,9 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use std::path::Path;
 
+/// A line of the top chart: its name, colour, and value of a second.
+type Series = (&'static str, RGBColor, fn(&Second) -> u64);
+
 /// Width and height of the picture.
 const SIZE: (u32, u32) = (1000, 760);
 /// The most nines the percentile curve goes to (99.999%).
@@ -84,7 +87,7 @@ fn draw_inner(
         .y_labels(8)
         .y_label_formatter(&|v| format!("{v}"))
         .draw()?;
-    let series: [(&str, RGBColor, fn(&Second) -> u64); 3] = [
+    let series: [Series; 3] = [
         ("p50", BLUE, |s| s.p50),
         ("p99", RED, |s| s.p99),
         ("max", RGBColor(120, 120, 120), |s| s.max),
@@ -128,6 +131,8 @@ fn draw_inner(
             ("sans-serif", 17),
         )
         .margin(12)
+        // Room for the last percentile's label, centred on the right edge.
+        .margin_right(40)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(
