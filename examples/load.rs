@@ -1,18 +1,14 @@
-//! A fast loader for a running Concierge cluster: writes keys `{prefix}{i:010}` for
-//! `i` in `start..start+keys` with `POST /v1/txn`, `ops` puts per transaction, from
-//! `clients` concurrent clients spread round-robin over the given nodes, then prints
-//! the write throughput (transactions/s and keys/s).
+//! A loader of a fixed key layout, for the benches that read it back
+//! (`benches/restart_to_ready.sh`, `benches/leader_stability.sh`): writes keys
+//! `{prefix}{i:010}` = `v{i}-v{i}-...` for `i` in `start..start+keys`, `ops` puts per
+//! transaction, from `clients` concurrent clients, then prints the write throughput.
 //!
-//! Every transaction carries an `Idempotency-Key`, so a 503 (not applied) or a 504 /
-//! lost connection (outcome unknown) is retried safely until it is acknowledged; the
-//! loader exits non-zero if a transaction is refused for any other reason. The keys
-//! are `load-{run}-{t}` with `run` drawn at random per run: a retry within the run
-//! reuses its key, a rerun (within the server's 10 minutes) writes instead of being
-//! answered from the first run's records.
-//!
-//! This loader writes a fixed key layout fast (the restart and leader benchmarks read
-//! it back); to measure throughput and latency use `concierge bench` (docs/bench.md),
-//! which sends each request once and reports a latency histogram.
+//! A thin use of the `concierge-client` crate, the code the CLI runs on: each
+//! transaction carries an Idempotency-Key the client draws at random, and a 503, 504 or
+//! lost connection is retried with it (through the next node) until acknowledged, so a
+//! retry never applies twice and a rerun never replays an earlier run's answers. To
+//! measure throughput and latency use `concierge bench` (docs/bench.md), which sends
+//! each request once and reports a latency histogram.
 //!
 //! ```text
 //! cargo run --release --example load -- --nodes http://127.0.0.1:8080 \
@@ -21,8 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine;
-use reqwest::{Client, StatusCode};
+use concierge_client::{Client, ClientConfig, Op, Txn};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,8 +32,6 @@ struct Opts {
     clients: usize,
     prefix: String,
     value_bytes: usize,
-    /// Random per run: makes this run's Idempotency-Keys its own.
-    run: u64,
 }
 
 fn parse() -> Opts {
@@ -50,11 +43,6 @@ fn parse() -> Opts {
         clients: 16,
         prefix: "load/".into(),
         value_bytes: 32,
-        // RandomState's keys come from the OS's random source, fresh per process.
-        run: std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            std::time::SystemTime::now(),
-        ),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -84,77 +72,44 @@ fn value_of(i: u64, len: usize) -> Vec<u8> {
     s.bytes().cycle().take(len.max(1)).collect()
 }
 
-/// The JSON body of transaction number `t`.
-fn txn_body(o: &Opts, t: u64) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD;
+/// Transaction number `t`: puts of its keys.
+fn txn(o: &Opts, t: u64) -> Txn {
     let first = o.start + t * o.ops;
     let last = (first + o.ops).min(o.start + o.keys);
-    let ops: Vec<serde_json::Value> = (first..last)
-        .map(|i| {
-            serde_json::json!({
-                "op": "put",
-                "key": format!("{}{i:010}", o.prefix),
-                "value": b64.encode(value_of(i, o.value_bytes)),
-            })
-        })
-        .collect();
-    serde_json::json!({ "then": ops }).to_string()
-}
-
-/// Sends transaction `t` until it is acknowledged; Err on a definite refusal.
-async fn send(http: &Client, url: &str, o: &Opts, t: u64) -> Result<(), String> {
-    let body = txn_body(o, t);
-    let idem = format!("load-{:016x}-{t}", o.run);
-    let mut backoff = Duration::from_millis(20);
-    loop {
-        let resp = http
-            .post(url)
-            .header("content-type", "application/json")
-            .header("idempotency-key", &idem)
-            .body(body.clone())
-            .send()
-            .await;
-        match resp {
-            Ok(r) if r.status() == StatusCode::OK => return Ok(()),
-            Ok(r)
-                if r.status() == StatusCode::SERVICE_UNAVAILABLE
-                    || r.status() == StatusCode::GATEWAY_TIMEOUT => {}
-            Ok(r) => {
-                let status = r.status();
-                let text = r.text().await.unwrap_or_default();
-                return Err(format!("txn {t}: {status} {text}"));
-            }
-            Err(_) => {}
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_millis(500));
-    }
+    (first..last).fold(Txn::new(), |txn, i| {
+        txn.then(Op::put(
+            format!("{}{i:010}", o.prefix),
+            value_of(i, o.value_bytes),
+        ))
+    })
 }
 
 #[tokio::main]
 async fn main() {
     let o = Arc::new(parse());
-    let http = Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(o.clients)
-        .build()
-        .unwrap();
     let txns = o.keys.div_ceil(o.ops);
     let next = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..o.clients {
-        let (o, http, next, done) = (o.clone(), http.clone(), next.clone(), done.clone());
-        let url = format!("{}/v1/txn", o.nodes[c % o.nodes.len()]);
+        // Client c starts at node c (and fails over in order from there); a leader
+        // election may take a while, so a call may too.
+        let mut nodes = o.nodes.clone();
+        nodes.rotate_left(c % o.nodes.len());
+        let mut config = ClientConfig::new(nodes);
+        config.call_deadline = Duration::from_secs(120);
+        let client = Client::new(config).unwrap();
+        let (o, next) = (o.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let t = next.fetch_add(1, Ordering::Relaxed);
                 if t >= txns {
                     return Ok::<(), String>(());
                 }
-                send(&http, &url, &o, t).await?;
-                done.fetch_add(1, Ordering::Relaxed);
+                client
+                    .txn(&txn(&o, t))
+                    .await
+                    .map_err(|e| format!("txn {t}: {e}"))?;
             }
         }));
     }
@@ -166,11 +121,10 @@ async fn main() {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let n = done.load(Ordering::Relaxed);
     println!(
-        "load: {n} txns, {} keys in {secs:.2} s: {:.0} txns/s, {:.0} keys/s ({} clients, {} puts/txn)",
+        "load: {txns} txns, {} keys in {secs:.2} s: {:.0} txns/s, {:.0} keys/s ({} clients, {} puts/txn)",
         o.keys,
-        n as f64 / secs,
+        txns as f64 / secs,
         o.keys as f64 / secs,
         o.clients,
         o.ops

@@ -15,5 +15,7 @@ pub mod http;
 pub mod kv;
 pub mod server;
 
-// A client tool that lives beside the server: the load generator behind `concierge bench`.
+// A client tool that lives beside the server: the load generator behind `concierge bench`,
+// and the `--endpoints` flag it shares with the command-line client.
 pub mod bench;
+pub mod endpoints;

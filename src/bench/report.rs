@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The longest latency the histogram tells apart (one hour); longer ones count as it.
-const LATENCY_US_MAX: u64 = 3_600_000_000;
+pub const LATENCY_US_MAX: u64 = 3_600_000_000;
 
 /// One client's counts; merged into the run's at the end.
 pub struct Tally {
@@ -66,6 +66,11 @@ impl Tally {
     pub fn failed(&self) -> u64 {
         self.errors.values().sum()
     }
+
+    /// Every latency recorded, microseconds.
+    pub fn latencies(&self) -> &Histogram<u64> {
+        &self.latency_us
+    }
 }
 
 /// The run's settings, as the report repeats them.
@@ -92,6 +97,82 @@ pub struct Percentiles {
     pub mean: f64,
 }
 
+impl Percentiles {
+    /// The percentiles of a histogram (all 0 when it is empty).
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        Percentiles {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+
+    /// One line for people.
+    fn text(&self) -> String {
+        format!(
+            "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {})",
+            ms(self.p50),
+            ms(self.p90),
+            ms(self.p99),
+            ms(self.p999),
+            ms(self.max),
+            ms(self.mean as u64),
+        )
+    }
+}
+
+/// What the session phases found (the keepalive latencies are the report's own).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionStats {
+    pub sessions: u64,
+    pub ttl_ms: u64,
+    pub created: u64,
+    pub create_s: f64,
+    /// Sessions that answered 404 to a keepalive or to their close: expired although
+    /// kept alive. Must be 0.
+    pub lost: u64,
+    /// Of `lost`, those found only when closing.
+    pub lost_at_close: u64,
+    pub closed: u64,
+    pub close_errors: u64,
+}
+
+/// What the watchers received.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchStats {
+    pub watchers: u64,
+    /// Watchers whose first stream was accepted before the writes began.
+    pub watchers_connected_before_writes: u64,
+    /// Streams reopened after a break or an end by the server.
+    pub reopened: u64,
+    /// Watch requests refused or failed, by kind.
+    pub refusals_by_kind: BTreeMap<String, u64>,
+    pub writes_acknowledged: u64,
+    /// `writes_acknowledged * watchers`: what a lossless fan-out delivers.
+    pub events_expected: u64,
+    pub events_delivered: u64,
+    /// Acknowledged writes some watcher never received (gaps). Must be 0.
+    pub events_missed: u64,
+    pub events_duplicate: u64,
+    pub events_out_of_order: u64,
+    /// Received revisions that no acknowledged write made (a write whose answer was
+    /// lost, or another client writing the watched keys).
+    pub events_unacknowledged: u64,
+    /// Events whose value held no time stamp of this run (no latency for them).
+    pub events_unstamped: u64,
+    /// Watchers that missed at least one event.
+    pub watchers_with_gaps: u64,
+    /// From the first write to the last event received.
+    pub delivery_s: f64,
+    /// `events_delivered / delivery_s`, over all watchers.
+    pub events_per_second: f64,
+    /// Sent (by the writer) -> received (by a watcher), per event.
+    pub delivery_latency_us: Percentiles,
+}
+
 /// The report of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -106,6 +187,12 @@ pub struct Report {
     /// Requests answered per second (whatever the answer).
     pub throughput: f64,
     pub latency_us: Percentiles,
+    /// The `keepalive` workload's sessions (its requests are the keepalives).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionStats>,
+    /// The `watch` workload's deliveries (its requests are the writes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchStats>,
 }
 
 impl Report {
@@ -132,14 +219,9 @@ impl Report {
             } else {
                 0.0
             },
-            latency_us: Percentiles {
-                p50: h.value_at_quantile(0.50),
-                p90: h.value_at_quantile(0.90),
-                p99: h.value_at_quantile(0.99),
-                p999: h.value_at_quantile(0.999),
-                max: h.max(),
-                mean: h.mean(),
-            },
+            latency_us: Percentiles::of(h),
+            sessions: None,
+            watch: None,
         }
     }
 
@@ -170,19 +252,52 @@ impl Report {
         }
         out += &format!(
             "\noutcomes  ok {}, conflicts {}, errors {}\n\
-             latency   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (mean {})\n",
+             latency   {}\n",
             self.ok,
             self.conflicts,
             self.errors,
-            ms(l.p50),
-            ms(l.p90),
-            ms(l.p99),
-            ms(l.p999),
-            ms(l.max),
-            ms(l.mean as u64),
+            l.text(),
         );
         for (kind, n) in &self.errors_by_kind {
             out += &format!("error     {kind}: {n}\n");
+        }
+        if let Some(s) = &self.sessions {
+            out += &format!(
+                "sessions  {} of {} created in {:.2} s (ttl {} ms), lost {} ({} found at close), \
+                 closed {}, close errors {}\n",
+                s.created,
+                s.sessions,
+                s.create_s,
+                s.ttl_ms,
+                s.lost,
+                s.lost_at_close,
+                s.closed,
+                s.close_errors,
+            );
+        }
+        if let Some(w) = &self.watch {
+            out += &format!(
+                "watchers  {} ({} streaming before the writes), reopened {}\n\
+                 events    {} of {} delivered in {:.2} s: {:.1}/s; missed {} ({} watchers), \
+                 duplicate {}, out of order {}, unacknowledged {}\n\
+                 delivery  {}\n",
+                w.watchers,
+                w.watchers_connected_before_writes,
+                w.reopened,
+                w.events_delivered,
+                w.events_expected,
+                w.delivery_s,
+                w.events_per_second,
+                w.events_missed,
+                w.watchers_with_gaps,
+                w.events_duplicate,
+                w.events_out_of_order,
+                w.events_unacknowledged,
+                w.delivery_latency_us.text(),
+            );
+            for (kind, n) in &w.refusals_by_kind {
+                out += &format!("refused   {kind}: {n}\n");
+            }
         }
         out
     }

@@ -25,7 +25,7 @@ pub trait Clock {
 /// One HTTP request per call; the scheduler only needs its outcome.
 pub trait Sender {
     /// Sends request number `n` and waits for its answer.
-    fn send(&mut self, n: u64) -> impl Future<Output = Outcome>;
+    fn send(&mut self, n: u64) -> impl Future<Output = Outcome> + Send;
 }
 
 /// How one request ended.
@@ -171,7 +171,7 @@ mod tests {
     }
 
     impl Sender for StallingServer<'_> {
-        fn send(&mut self, n: u64) -> impl Future<Output = Outcome> {
+        fn send(&mut self, n: u64) -> impl Future<Output = Outcome> + Send {
             let took = if n == self.stall_at {
                 self.stall
             } else {

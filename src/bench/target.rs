@@ -37,7 +37,7 @@ pub enum Consistency {
 }
 
 /// Characters a key keeps in a URL path: `/` separates nothing in a key but is legal.
-const KEY_IN_PATH: &AsciiSet = &NON_ALPHANUMERIC
+pub const KEY_IN_PATH: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'/')
     .remove(b'-')
     .remove(b'_')
@@ -69,6 +69,17 @@ pub struct Conn {
     prefill: bool,
 }
 
+/// An HTTP client for one connection: every request fails as `timeout` after
+/// `timeout`.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .pool_max_idle_per_host(1)
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
+}
+
 /// An endpoint as a base URL: `host:port` gets `http://`.
 pub fn base_url(endpoint: &str) -> String {
     let trimmed = endpoint.trim_end_matches('/');
@@ -81,12 +92,7 @@ pub fn base_url(endpoint: &str) -> String {
 
 impl Conn {
     pub fn new(setup: Arc<Setup>, endpoint: &str, seed: u64) -> Result<Conn, String> {
-        let http = reqwest::Client::builder()
-            .timeout(setup.timeout)
-            .connect_timeout(setup.timeout)
-            .pool_max_idle_per_host(1)
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let http = http_client(setup.timeout)?;
         let mut rng = fastrand::Rng::with_seed(seed);
         let value = (0..setup.value_bytes)
             .map(|_| rng.alphanumeric() as u8)
@@ -226,7 +232,7 @@ impl Conn {
 }
 
 impl Sender for Conn {
-    fn send(&mut self, n: u64) -> impl Future<Output = Outcome> {
+    fn send(&mut self, n: u64) -> impl Future<Output = Outcome> + Send {
         let op = if self.prefill {
             Op::Put(n)
         } else {
@@ -237,7 +243,7 @@ impl Sender for Conn {
 }
 
 /// Sends one request and reads its whole answer; Err is the error's kind.
-async fn exchange(request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), String> {
+pub async fn exchange(request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), String> {
     let response = request.send().await.map_err(|e| transport_kind(&e))?;
     let status = response.status();
     let body = response.bytes().await.map_err(|e| transport_kind(&e))?;
@@ -245,7 +251,7 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u
 }
 
 /// A transport failure's kind, as the report counts it.
-fn transport_kind(e: &reqwest::Error) -> String {
+pub fn transport_kind(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timeout".into()
     } else if e.is_connect() {
@@ -256,7 +262,7 @@ fn transport_kind(e: &reqwest::Error) -> String {
 }
 
 /// A u64 field of a JSON object.
-fn json_u64(body: &[u8], field: &str) -> Option<u64> {
+pub fn json_u64(body: &[u8], field: &str) -> Option<u64> {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()?
         .get(field)?

@@ -3,7 +3,9 @@
 //! Keys are numbered `0..keys` and named `{prefix}{number}`, the number zero-padded so
 //! that every key is exactly `--key-bytes` long. A workload draws each request's key
 //! (or, for `txn`, its distinct keys) uniformly from a seeded generator.
-//! Invariant: a `txn` batch never holds one key twice (the API refuses that).
+//! Invariant: a `txn` batch never holds one key twice (the API refuses that); a
+//! [`Workload`] is only ever made of a request workload (`keepalive` and `watch` run in
+//! `sessions` and `fanout`).
 
 use clap::ValueEnum;
 
@@ -20,6 +22,10 @@ pub enum WorkloadKind {
     Cas,
     /// Transactions of --batch puts on distinct random keys.
     Txn,
+    /// Keep --sessions sessions alive (created before, closed after the run).
+    Keepalive,
+    /// Fan-out: --watchers watches of one key (or --watch-prefix) and writers to it.
+    Watch,
 }
 
 impl WorkloadKind {
@@ -30,7 +36,15 @@ impl WorkloadKind {
             WorkloadKind::Mixed => "mixed",
             WorkloadKind::Cas => "cas",
             WorkloadKind::Txn => "txn",
+            WorkloadKind::Keepalive => "keepalive",
+            WorkloadKind::Watch => "watch",
         }
+    }
+
+    /// Whether each request is one [`Op`] drawn by [`Workload::next`] (the others,
+    /// keepalive and watch, run phases of their own).
+    pub fn is_request(self) -> bool {
+        !matches!(self, WorkloadKind::Keepalive | WorkloadKind::Watch)
     }
 
     /// Whether the keys must exist before the run starts.
@@ -72,6 +86,9 @@ impl Workload {
         read_ratio: f64,
         batch: usize,
     ) -> Result<Workload, String> {
+        if !kind.is_request() {
+            return Err(format!("{} is not a request workload", kind.name()));
+        }
         if keys == 0 {
             return Err("--keys must be at least 1".into());
         }
@@ -113,6 +130,9 @@ impl Workload {
                     }
                 }
                 Op::Txn(keys)
+            }
+            WorkloadKind::Keepalive | WorkloadKind::Watch => {
+                unreachable!("Workload::new refuses {:?}", self.kind)
             }
         }
     }

@@ -1,25 +1,21 @@
-//! The flags every client command shares (`--endpoints`, `--json`, `--timeout`) and the
-//! [`Client`] they build.
+//! The flags every client command shares (`--endpoints`, defined once in
+//! `concierge::endpoints` for `bench` too, `--json`, `--timeout`) and the [`Client`]
+//! they build.
 //!
 //! Invariant: every attempt's limit is within the call's (`--timeout`), and the
 //! defaults are the client crate's (an attempt 4 s, below the server's 5 s).
 
 use super::exit::Failure;
 use clap::Args;
+use concierge::endpoints::Endpoints;
 use concierge_client::{Client, ClientConfig};
 use std::time::Duration;
 
 /// Where the cluster is and how to answer.
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
-    /// The nodes, comma-separated host:port or URLs; calls fail over in this order.
-    #[arg(
-        long,
-        env = "CONCIERGE_ENDPOINTS",
-        default_value = "127.0.0.1:8080",
-        value_name = "HOST:PORT,..."
-    )]
-    pub endpoints: String,
+    #[command(flatten)]
+    pub endpoints: Endpoints,
     /// Print JSON (one document, or one per line for `watch`) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -31,18 +27,7 @@ pub struct Conn {
 impl Conn {
     /// The endpoints as given, trimmed.
     pub fn endpoint_list(&self) -> Result<Vec<String>, Failure> {
-        let list: Vec<String> = self
-            .endpoints
-            .split(',')
-            .map(|e| e.trim().to_string())
-            .collect();
-        if list.iter().any(String::is_empty) {
-            return Err(Failure::usage(format!(
-                "--endpoints {:?}: an entry is empty",
-                self.endpoints
-            )));
-        }
-        Ok(list)
+        self.endpoints.list().map_err(Failure::usage)
     }
 
     /// A client of the endpoints with the call limit of `--timeout`.
