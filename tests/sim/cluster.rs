@@ -3,7 +3,10 @@
 //! a power-loss file system (`disk.rs`), crashes that keep exactly what was fsynced,
 //! restarts as new incarnations that receive frames queued for the old one, pauses,
 //! snapshots, compaction with a log tail, clients with values of varied sizes and reads
-//! with ids that restart per incarnation (as the driver's do), all from one seed.
+//! with ids that restart per incarnation (as the driver's do), all from one seed. In half
+//! the runs, faults aimed at a candidate's next incarnation too: crashes while its own
+//! promise is being fsynced, quick restarts, slow fsyncs, peers' redial backoff, and the
+//! redial of a peer holding a Promise for the crashed campaign timed to the next one.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -30,6 +33,21 @@ pub struct Params {
     /// ticks: aimed at a candidate whose ballot or promise may not be durable yet, so that
     /// promises for that campaign reach its next incarnation. Drawn from its own RNG.
     pub crash_campaign_per_mille: u64,
+    /// Chance that a node whose Ready persists a promise of its own ballot crashes at once,
+    /// before that fsync completes unless it completes within the tick (its Prepares may
+    /// have left already). Drawn, like the three after it, from the `aim` RNG.
+    pub crash_own_promise_per_mille: u64,
+    /// Chance that a crash aimed at a campaign restarts the node quickly (2 ticks up to a
+    /// suspicion timeout: a supervisor restart), before its peers elect another leader.
+    pub quick_restart_per_mille: u64,
+    /// Chance, at a restart, that a peer whose queue holds a Promise for the restarted
+    /// node's earlier campaign redials only once that node campaigns again (0-2 ticks
+    /// after its Prepares are taken; at the latest after `redial_ticks_max`): the stale
+    /// Promise then arrives during the new campaign, ahead of that peer's fresh answer.
+    pub stale_promise_per_mille: u64,
+    /// Chance that a Ready's fsync stalls for a few heartbeats (a slow disk): a candidate
+    /// waits that much longer for its own promise, while other replies arrive.
+    pub slow_fsync_per_mille: u64,
     /// Chance per tick that a partition starts during the faulty phase.
     pub partition_per_mille: u64,
     /// A Ready's persist takes 0..=this many ticks (its messages wait for it).
@@ -72,10 +90,16 @@ impl Params {
                 held_max: extra.range(16, 1024) as usize,
                 // 64 values and a framing allowance, as 64 MiB frames and 1 MiB values.
                 frame_bytes_max: batch_bytes_max * 64 + FRAME_OVERHEAD_BYTES,
+                redial_ticks_min: 0,
+                redial_ticks_max: 0,
             },
             crash_per_mille: rng.below(12),
             crash_pending_per_mille: 0,
             crash_campaign_per_mille: 0,
+            crash_own_promise_per_mille: 0,
+            quick_restart_per_mille: 0,
+            slow_fsync_per_mille: 0,
+            stale_promise_per_mille: 0,
             partition_per_mille: rng.below(8),
             persist_delay_max: rng.range(0, 3),
             faulty_ticks: 900,
@@ -159,6 +183,9 @@ pub struct Sim {
     /// Separate stream for crashes aimed at pending persists (keeps `rng`'s draws as
     /// they were for runs where none happens).
     crash_rng: Rng,
+    /// Separate stream for the faults aimed at a candidate's next incarnation (own-promise
+    /// crashes, quick restarts, redial backoff), so runs without them keep every draw.
+    aim_rng: Rng,
     now: u64,
     params: Params,
     nodes: Vec<Node>,
@@ -173,6 +200,9 @@ pub struct Sim {
     snapshots: Vec<(u64, NodeId, NodeId)>,
     /// (due tick, node, incarnation): crashes aimed at fresh campaigns.
     campaign_crashes: Vec<(u64, usize, u64)>,
+    /// (sender, node, incarnation): links whose redial waits for that incarnation's
+    /// first campaign (`stale_promise_per_mille`).
+    redial_on_campaign: Vec<(NodeId, usize, u64)>,
     partition_until: u64,
     healed: bool,
 }
@@ -185,6 +215,18 @@ impl Sim {
         let mut crash_rng = Rng::new(seed ^ 0xC4A5_4ED0_0000_0001);
         params.crash_pending_per_mille = crash_rng.range(1, 3) * 5;
         params.crash_campaign_per_mille = crash_rng.range(0, 3) * 50;
+        // Half the runs model the transport's redial backoff (`peer.rs`: 20 ms doubling to
+        // 1 s against a 300 ms suspicion) and aim at a candidate's next incarnation.
+        let mut aim_rng = Rng::new(seed ^ 0xA1A1_5EED_0000_0009);
+        if aim_rng.below(2) == 0 {
+            let suspect = u64::from(params.config(1).suspect_ticks);
+            params.net.redial_ticks_min = aim_rng.range(1, 3);
+            params.net.redial_ticks_max = aim_rng.range(suspect, 4 * suspect);
+            params.crash_own_promise_per_mille = aim_rng.range(0, 4) * 50;
+            params.quick_restart_per_mille = aim_rng.range(0, 4) * 250;
+            params.slow_fsync_per_mille = aim_rng.range(0, 3) * 10;
+            params.stale_promise_per_mille = aim_rng.range(1, 2) * 500;
+        }
         let mut nodes = Vec::new();
         for id in 1..=params.nodes as NodeId {
             let disk = Disk::new(params.net.frame_bytes_max as u32)?;
@@ -206,6 +248,7 @@ impl Sim {
             seed,
             rng,
             crash_rng,
+            aim_rng,
             now: 0,
             nodes,
             net,
@@ -215,6 +258,7 @@ impl Sim {
             reads: HashMap::new(),
             snapshots: Vec::new(),
             campaign_crashes: Vec::new(),
+            redial_on_campaign: Vec::new(),
             partition_until: 0,
             healed: false,
             params,
@@ -443,9 +487,28 @@ impl Sim {
             .iter()
             .any(|(_, m)| matches!(m, Message::Prepare { .. }));
         let faulty = self.now < self.params.faulty_ticks;
+        if campaigns {
+            let (now, aimed) = (self.now, std::mem::take(&mut self.redial_on_campaign));
+            for (from, node, incarnation) in aimed {
+                if (node, incarnation) == (i, inc) {
+                    let at = now + self.aim_rng.range(0, 2);
+                    self.log(|| format!("n{from} redials n{id} at t={at}"));
+                    self.net.redial_at(from, id, at);
+                } else {
+                    self.redial_on_campaign.push((from, node, incarnation));
+                }
+            }
+        }
         if campaigns && faulty && self.crash_rng.chance(self.params.crash_campaign_per_mille) {
             let at = self.now + self.crash_rng.range(0, 3);
             self.campaign_crashes.push((at, i, inc));
+        }
+        let own_promise = ready
+            .persist
+            .iter()
+            .any(|p| matches!(p, Persist::Promise(b) if b.node == id));
+        if own_promise && faulty && self.aim_rng.chance(self.params.crash_own_promise_per_mille) {
+            self.campaign_crashes.push((self.now, i, inc));
         }
         for peer in ready.snapshot_needed {
             let due = self.now + self.rng.range(2, 10);
@@ -469,7 +532,15 @@ impl Sim {
             let delay = if ready.persist.is_empty() {
                 0
             } else {
-                self.rng.range(0, self.params.persist_delay_max)
+                let usual = self.rng.range(0, self.params.persist_delay_max);
+                if self.aim_rng.chance(self.params.slow_fsync_per_mille) {
+                    usual
+                        + self
+                            .aim_rng
+                            .range(4, 4 * u64::from(self.params.heartbeat_ticks))
+                } else {
+                    usual
+                }
             };
             let done_at = (self.now + delay).max(last);
             self.nodes[i].persisting.push_back(Persisting {
@@ -647,7 +718,11 @@ impl Sim {
         self.campaign_crashes = later;
         for (_, i, inc) in due {
             if self.nodes[i].running() && self.nodes[i].incarnation == inc {
-                let down = self.crash_rng.range(5, 60);
+                let mut down = self.crash_rng.range(5, 60);
+                if self.aim_rng.chance(self.params.quick_restart_per_mille) {
+                    let suspect = u64::from(self.params.config(1).suspect_ticks);
+                    down = self.aim_rng.range(2, suspect);
+                }
                 self.log(|| format!("crash aimed at n{}'s campaign", i + 1));
                 self.crash(i, down);
             }
@@ -727,6 +802,7 @@ impl Sim {
         node.was_leader = false;
         let id = node.id;
         let frames = self.net.set_state(id, Proc::Crashed);
+        self.net.crashed(&mut self.aim_rng, self.now, id);
         self.log(|| {
             format!(
                 "crash n{id} ({lost} unpersisted readys and {frames} queued frames lost), \
@@ -749,6 +825,21 @@ impl Sim {
         ));
         let (id, from) = (node.id, node.disk.state.compacted_through);
         self.net.set_state(id, Proc::Running);
+        self.net.restarted(self.now, id);
+        self.redial_on_campaign.retain(|&(_, node, _)| node != i);
+        let faulty = self.now < self.params.faulty_ticks;
+        if faulty && self.aim_rng.chance(self.params.stale_promise_per_mille) {
+            let holders = self.net.holding_own_promise(id);
+            if let Some(&from) =
+                holders.get(self.aim_rng.below(holders.len().max(1) as u64) as usize)
+            {
+                let latest = self.now + self.params.net.redial_ticks_max;
+                self.net.redial_at(from, id, latest);
+                let inc = self.nodes[i].incarnation;
+                self.redial_on_campaign.push((from, i, inc));
+                self.log(|| format!("n{from}'s link to n{id} waits for its campaign"));
+            }
+        }
         self.log(|| format!("restart n{id} (redelivers after slot {from})"));
         Ok(())
     }

@@ -6,6 +6,13 @@
 //! message larger than the frame limit is dropped at send, as `Transport::send` does.
 //! Self-addressed messages are never lost.
 //!
+//! Reconnects are asymmetric, as the transport's are: a node sends only over connections
+//! it dialed, and a sender whose connection to a crashed peer broke redials with capped
+//! exponential backoff (`peer.rs`). So after a restart the new incarnation's own links
+//! work at once while each peer's link back to it opens only at that peer's next dial
+//! attempt (when `NetFaults::redial_ticks_max` is nonzero), frames queued there for the
+//! old incarnation included.
+//!
 //! Invariant: a held queue belongs to a live (running or paused) sender process: a
 //! sender's crash empties its queues (frames already in flight still arrive, as bytes in
 //! a socket buffer may).
@@ -26,6 +33,19 @@ pub struct NetFaults {
     pub held_max: usize,
     /// Largest encoded message a link carries.
     pub frame_bytes_max: usize,
+    /// A sender's first redial after its link to a crashed peer broke comes within its
+    /// current backoff (`redial_ticks_min` doubled 0 to 7 times: the link may have
+    /// flapped before), each later one after twice the previous wait, capped at
+    /// `redial_ticks_max`; 0: links to a restarted node work at once.
+    pub redial_ticks_min: u64,
+    pub redial_ticks_max: u64,
+}
+
+/// One sender's dialer towards a peer that crashed: its next attempt and its backoff.
+#[derive(Clone, Copy)]
+struct Dialer {
+    next_at: u64,
+    backoff: u64,
 }
 
 pub struct Envelope {
@@ -43,6 +63,11 @@ pub struct Network {
     side: Vec<u8>,
     /// state[i]: whether node i+1 runs, is paused or crashed.
     state: Vec<Proc>,
+    /// Per link (from, to) whose addressee crashed: the sender's dialer backing off.
+    dialers: BTreeMap<(NodeId, NodeId), Dialer>,
+    /// Per link (from, to): not usable before this tick (the sender's next successful
+    /// dial after the addressee restarted).
+    redial_at: BTreeMap<(NodeId, NodeId), u64>,
     pub faults: NetFaults,
 }
 
@@ -86,6 +111,8 @@ impl Network {
             held: BTreeMap::new(),
             side: vec![0; nodes],
             state: vec![Proc::Running; nodes],
+            dialers: BTreeMap::new(),
+            redial_at: BTreeMap::new(),
             faults,
         }
     }
@@ -102,9 +129,10 @@ impl Network {
         self.state[Self::idx(n)] == Proc::Running
     }
 
-    /// The sender can write to the link and the addressee reads it.
-    fn usable(&self, from: NodeId, to: NodeId) -> bool {
-        self.connected(from, to) && self.running(from) && self.running(to)
+    /// The sender can write to the link (it has a connection) and the addressee reads it.
+    fn usable(&self, now: u64, from: NodeId, to: NodeId) -> bool {
+        let dialed = self.redial_at.get(&(from, to)).is_none_or(|&at| now >= at);
+        self.connected(from, to) && self.running(from) && self.running(to) && dialed
     }
 
     pub fn partition(&mut self, side: Vec<u8>) {
@@ -113,6 +141,69 @@ impl Network {
 
     pub fn heal(&mut self) {
         self.side.iter_mut().for_each(|s| *s = 0);
+    }
+
+    /// Node `n` crashed at `now`: every other live node's link to it breaks and its
+    /// dialer starts backing off (one already backing off keeps its schedule).
+    pub fn crashed(&mut self, rng: &mut Rng, now: u64, n: NodeId) {
+        let (min, max) = (self.faults.redial_ticks_min, self.faults.redial_ticks_max);
+        // The crashed node's own dialers die with it; its next incarnation dials afresh.
+        self.dialers.retain(|&(from, _), _| from != n);
+        self.redial_at.retain(|&(from, _), _| from != n);
+        if max == 0 {
+            return;
+        }
+        for from in 1..=self.state.len() as NodeId {
+            if from == n || self.state[Self::idx(from)] == Proc::Crashed {
+                continue;
+            }
+            // A link that already flapped (a partition, an earlier crash) redials with a
+            // backoff already grown: each sender's starts anywhere from min to max.
+            let backoff = (min << rng.below(8)).min(max);
+            let next_at = now + rng.range(1, backoff);
+            self.dialers
+                .entry((from, n))
+                .or_insert(Dialer { next_at, backoff });
+        }
+    }
+
+    /// The senders holding, for `n`, a Promise of `n`'s own ballot (written for an
+    /// earlier incarnation of `n`'s campaign).
+    pub fn holding_own_promise(&self, n: NodeId) -> Vec<NodeId> {
+        let own =
+            |e: &Envelope| matches!(&e.msg, Message::Promise { ballot, .. } if ballot.node == n);
+        self.held
+            .iter()
+            .filter(|(&(_, to), q)| to == n && q.iter().any(own))
+            .map(|(&(from, _), _)| from)
+            .collect()
+    }
+
+    /// The link `from -> to` opens at `at` (its sender's next successful dial).
+    pub fn redial_at(&mut self, from: NodeId, to: NodeId, at: u64) {
+        self.redial_at.insert((from, to), at);
+    }
+
+    /// Node `n` restarted at `now`: each peer's link to it opens at that peer's first
+    /// dial attempt from now on.
+    pub fn restarted(&mut self, now: u64, n: NodeId) {
+        let max = self.faults.redial_ticks_max;
+        let links: Vec<(NodeId, NodeId)> = self
+            .dialers
+            .keys()
+            .copied()
+            .filter(|&(_, to)| to == n)
+            .collect();
+        for link in links {
+            let Some(mut d) = self.dialers.remove(&link) else {
+                continue;
+            };
+            while d.next_at < now {
+                d.backoff = (d.backoff * 2).min(max);
+                d.next_at += d.backoff;
+            }
+            self.redial_at.insert(link, d.next_at);
+        }
     }
 
     pub fn is_partitioned(&self) -> bool {
@@ -164,7 +255,7 @@ impl Network {
         if bytes > self.faults.frame_bytes_max {
             return Fate::TooLarge(bytes);
         }
-        if !self.usable(from, to) {
+        if !self.usable(now, from, to) {
             self.hold(Envelope { from, to, msg });
             return Fate::Held;
         }
@@ -197,7 +288,7 @@ impl Network {
             .held
             .keys()
             .copied()
-            .filter(|&(f, t)| self.usable(f, t))
+            .filter(|&(f, t)| self.usable(now, f, t))
             .collect();
         for link in ready {
             if let Some(q) = self.held.remove(&link) {
