@@ -9,6 +9,7 @@
 //! `concierge snapshot restore` also records a cluster token, mixed into the cluster id.
 
 use crate::http::HttpArgs;
+use crate::tls::TlsArgs;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -45,6 +46,9 @@ pub struct ServeArgs {
     /// Most watches this node serves at once; one more is answered 503.
     #[arg(long, env = "WATCHERS_MAX", default_value_t = crate::kv::hub::WATCHERS_MAX_DEFAULT)]
     pub watchers_max: usize,
+    /// HTTPS on the client port, and client certificates (src/tls.rs).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// A checked configuration.
@@ -63,6 +67,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     pub http: HttpArgs,
     pub watchers_max: usize,
+    /// The TLS files, checked when the node starts (`tls::NodeTls::load`).
+    pub tls: TlsArgs,
 }
 
 /// A configuration that cannot run.
@@ -197,6 +203,7 @@ impl ServeConfig {
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             http: args.http.clone(),
             watchers_max: args.watchers_max,
+            tls: args.tls.clone(),
         })
     }
 
@@ -294,6 +301,7 @@ mod tests {
             request_timeout_ms: 5000,
             http: HttpArgs::default(),
             watchers_max: 10,
+            tls: TlsArgs::default(),
         }
     }
 

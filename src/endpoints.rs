@@ -1,10 +1,14 @@
-//! The `--endpoints` flag (or `CONCIERGE_ENDPOINTS`) that every client of a cluster
-//! takes: the command-line client (`src/cli/conn.rs` flattens it) and `concierge bench`.
-//! One definition, so the two never disagree on its name, variable, default or syntax.
+//! The connection flags every client of a cluster takes: `--endpoints` (or
+//! `CONCIERGE_ENDPOINTS`) and, for `https://` endpoints, `--cacert`, `--cert` and
+//! `--key`. The command-line client (`src/cli/conn.rs` flattens them) and `concierge
+//! bench` share this one definition, so the two never disagree on a name, variable,
+//! default or syntax.
 //!
 //! Invariant: [`Endpoints::list`] never returns an empty list or an empty entry.
 
 use clap::Args;
+use concierge_client::Tls;
+use std::path::PathBuf;
 
 /// The nodes a client talks to.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
@@ -18,6 +22,16 @@ pub struct Endpoints {
         value_name = "HOST:PORT,..."
     )]
     pub endpoints: String,
+    /// Trust only the CA certificates of this PEM file for `https://` endpoints
+    /// (default: the system's roots).
+    #[arg(long, env = "CONCIERGE_CACERT", value_name = "PEM")]
+    pub cacert: Option<PathBuf>,
+    /// Show this certificate (PEM) to nodes that require client certificates; with --key.
+    #[arg(long, env = "CONCIERGE_CERT", value_name = "PEM", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, env = "CONCIERGE_KEY", value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 impl Endpoints {
@@ -36,6 +50,16 @@ impl Endpoints {
         }
         Ok(list)
     }
+
+    /// The TLS files read (an unreadable file is an error for the user).
+    pub fn tls(&self) -> Result<Tls, String> {
+        Tls::from_files(
+            self.cacert.as_deref(),
+            self.cert.as_deref(),
+            self.key.as_deref(),
+        )
+        .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -46,6 +70,9 @@ mod tests {
     fn entries_are_trimmed_and_none_may_be_empty() {
         let e = |s: &str| Endpoints {
             endpoints: s.into(),
+            cacert: None,
+            cert: None,
+            key: None,
         };
         assert_eq!(
             e("a:1, http://b:2 ").list(),

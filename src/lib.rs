@@ -3,6 +3,7 @@
 //! Reading order: `paxos` (the pure consensus core), `node` (drives it over the network
 //! and disk), `kv` (the replicated state machine), `http` (the REST API of API.md),
 //! `server` (what runs beside the node and the state machine: session expiry),
+//! `tls` (HTTPS on the client port),
 //! `backup` (the backup file format, and restoring a new cluster from one).
 
 pub mod node;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod http;
 pub mod kv;
 pub mod server;
+pub mod tls;
 
 // A client tool that lives beside the server: the load generator behind `concierge bench`,
 // and the `--endpoints` flag it shares with the command-line client.

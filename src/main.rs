@@ -2,7 +2,7 @@
 //! every other subcommand is the command-line client (`cli`, docs/cli.md).
 //!
 //! Start-up order: resolve the configuration, check the data directory's cluster file,
-//! open the storage Db and the state machine, start the node (consensus, peers, apply
+//! load and check the TLS files (`concierge::tls`), open the storage Db and the state machine, start the node (consensus, peers, apply
 //! loop), start the session expiry loop, then serve HTTP until SIGINT/SIGTERM.
 
 mod cli;
@@ -15,6 +15,7 @@ use concierge::kv::hub::WatchLimits;
 use concierge::kv::{KvOptions, KvStateMachine, LeaseTable};
 use concierge::node::{Node, NodeConfig};
 use concierge::server;
+use concierge::tls::NodeTls;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -35,6 +36,13 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         CliCommand::Serve(args) => run_serve(&args),
+        CliCommand::Certs(args) => match cli::certs::certs(args) {
+            Ok(code) => ExitCode::from(code),
+            Err(failure) => {
+                eprintln!("concierge certs: {failure}");
+                ExitCode::from(failure.code)
+            }
+        },
         CliCommand::Client(command) => ExitCode::from(cli::run(command)),
     }
 }
@@ -49,6 +57,20 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let host = config
+        .client_addr
+        .rsplit_once(':')
+        .map_or(config.client_addr.as_str(), |(h, _)| h);
+    let tls = match NodeTls::load(&config.tls, host, config.members.len()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("concierge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for warning in &tls.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,7 +81,7 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "concierge stopped");
@@ -69,7 +91,7 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
     }
 }
 
-async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::error::Error>> {
     let fs: Arc<dyn vfs::Fs> = vfs::RealFs::shared();
     let cluster_token = check_cluster_file(fs.as_ref(), &config.data_dir, &config.member_addrs())?;
     let db = storage::Db::open(
@@ -116,16 +138,19 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
             request_timeout: config.request_timeout,
             ..config.http.limits()
         },
-        forward: reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?,
+        forward: tls.forward_client(config.request_timeout)?,
+        forward_scheme: tls.scheme(),
         metrics: http::metrics::Metrics::default(),
         data_dir: config.data_dir.clone(),
     });
-    let server = server::http::serve(&config.client_addr, &config.http, state)
+    let server = server::http::serve(&config.client_addr, &config.http, tls.server.clone(), state)
         .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?;
-    tracing::info!(addr = %config.client_addr, "serving clients");
+    tracing::info!(
+        addr = %config.client_addr,
+        scheme = tls.scheme(),
+        client_certificates = tls.client_auth,
+        "serving clients"
+    );
     // A node that halts on its own (its acceptor log failed, or its peers refuse its data
     // directory) must not go on answering 503s: stop serving and exit with the reason.
     let halted = {

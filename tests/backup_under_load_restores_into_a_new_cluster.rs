@@ -222,6 +222,8 @@ async fn backup_under_load_restores_into_a_new_cluster() {
             .build()
             .unwrap(),
         env: Vec::new(),
+        node_env: Vec::new(),
+        scheme: "http",
     };
     for i in 0..3 {
         new.launch(i);

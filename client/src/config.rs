@@ -5,6 +5,7 @@
 //! positive, and an attempt's timeout shorter than its call's deadline.
 
 use crate::error::Error;
+use crate::tls::Tls;
 use std::time::Duration;
 
 /// The server's `REQUEST_TIMEOUT_MS` default: after it a node answers 504.
@@ -17,7 +18,8 @@ pub const SERVER_WATCH_PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// How the client reaches the cluster and how long it waits.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// Base URLs of the nodes (`http://host:port`; a bare `host:port` gets `http://`).
+    /// Base URLs of the nodes (`http://host:port` or `https://host:port`; a bare
+    /// `host:port` gets `http://`).
     pub endpoints: Vec<String>,
     /// One attempt's limit (connect, send, answer). Shorter than the server's request
     /// timeout, so a stuck node is left for the next endpoint before it would answer
@@ -41,6 +43,9 @@ pub struct ClientConfig {
     /// Least and most pause after every endpoint failed once (doubling in between).
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// What an `https://` endpoint is checked against, and the certificate shown to a
+    /// node that asks for one.
+    pub tls: Tls,
 }
 
 impl ClientConfig {
@@ -57,6 +62,7 @@ impl ClientConfig {
             watch_reconnect_deadline: Duration::from_secs(60),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_millis(1000),
+            tls: Tls::default(),
         }
     }
 

@@ -28,7 +28,7 @@
 //! # }
 //! ```
 //!
-//! Map: `config` (endpoints, time limits), `transport` (failover and the retry rules),
+//! Map: `config` (endpoints, time limits), `tls` (the CA to trust, a client certificate), `transport` (failover and the retry rules),
 //! `error` (what failed and whether it was applied), one module per resource (`keys`,
 //! `txn`, `sessions`, `cluster`, `backup`: snapshots and compaction), `session` (the
 //! keeper), `watch` (the resuming stream, over `sse`), and the recipes `lock` and
@@ -49,6 +49,7 @@ pub mod lock;
 pub mod session;
 pub mod sessions;
 mod sse;
+pub mod tls;
 pub(crate) mod transport;
 pub mod txn;
 pub mod types;
@@ -65,6 +66,7 @@ pub use keys::{DeleteOptions, PutOptions};
 pub use lock::LockGuard;
 pub use session::{Session, SessionLoss};
 pub use sessions::{PageOptions, SessionDetail, SessionInfo, SessionList};
+pub use tls::Tls;
 pub use txn::{Compare, Op, Txn, TxnResponse, TxnResult};
 pub use types::{Consistency, DeleteResult, Entry, KeyValue, ListOptions, ListPage, PutResult};
 pub use watch::{Event, EventKind, WatchOptions, WatchStream};

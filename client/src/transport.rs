@@ -140,9 +140,12 @@ impl Transport {
     pub fn new(config: ClientConfig) -> Result<Transport, Error> {
         config.check()?;
         let endpoints = config.base_urls()?;
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_idle_timeout(config.pool_idle_timeout);
+        let http = config
+            .tls
+            .apply(builder)?
             .build()
             .map_err(|e| Error::InvalidArgument(format!("building the HTTP client: {e}")))?;
         Ok(Transport {
@@ -263,21 +266,21 @@ impl Transport {
                 // Nothing reached the node.
                 Attempt::Failed {
                     error: Error::Unreachable {
-                        message: format!("{endpoint}: {e}"),
+                        message: format!("{endpoint}: {}", with_causes(&e)),
                     },
                     retry: true,
                 }
             } else {
                 let error = Error::OutcomeUnknown {
                     endpoint: endpoint.clone(),
-                    message: e.to_string(),
+                    message: with_causes(&e),
                 };
                 // A read that got no answer may simply be asked again.
                 let error = if call.kind == Kind::Write {
                     error
                 } else {
                     Error::Unreachable {
-                        message: format!("{endpoint}: {e}"),
+                        message: format!("{endpoint}: {}", with_causes(&e)),
                     }
                 };
                 Attempt::Failed { error, retry: true }
@@ -311,4 +314,20 @@ impl Transport {
         };
         Attempt::Failed { error, retry }
     }
+}
+
+/// An error and its causes, `: `-separated: reqwest's own message names only the URL,
+/// the cause says why (a refused connection, an untrusted certificate).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }

@@ -137,6 +137,8 @@ struct Checked {
     ttl: Duration,
     names: KeyNames,
     progress_visible: bool,
+    /// `--cacert`, `--cert`, `--key`, read.
+    tls: concierge_client::Tls,
 }
 
 fn positive_seconds(flag: &str, s: f64) -> Result<Duration, String> {
@@ -157,6 +159,7 @@ fn session_ttl(s: f64) -> Result<Duration, String> {
 
 fn check(a: &BenchArgs) -> Result<Checked, String> {
     let endpoints = a.endpoints.list()?;
+    let tls = a.endpoints.tls()?;
     if a.clients == 0 {
         return Err("--clients must be at least 1".into());
     }
@@ -210,6 +213,7 @@ fn check(a: &BenchArgs) -> Result<Checked, String> {
             consistency: a.consistency,
             value_bytes: a.value_bytes,
             timeout,
+            tls: tls.clone(),
         }))
     } else {
         None
@@ -231,6 +235,7 @@ fn check(a: &BenchArgs) -> Result<Checked, String> {
         ttl,
         names,
         progress_visible: progress::visible(a.json),
+        tls,
     })
 }
 
@@ -391,7 +396,7 @@ async fn keepalive(
         (0..c.clients)
             .map(|i| {
                 let endpoint = &c.endpoints[i % c.endpoints.len()];
-                SessionConn::new(Arc::clone(&pool), step, endpoint, c.timeout)
+                SessionConn::new(Arc::clone(&pool), step, endpoint, c.timeout, &c.tls)
                     .map_err(BenchError::Failed)
             })
             .collect()
@@ -446,6 +451,7 @@ async fn watch(
         timeout: c.timeout,
         seed: c.seed,
         progress_visible: c.progress_visible,
+        tls: c.tls.clone(),
     };
     let plan = Plan::new(c.interval, c.limit);
     let result = fanout::run(&spec, plan, timeline)

@@ -1,5 +1,5 @@
-//! The flags every client command shares (`--endpoints`, defined once in
-//! `concierge::endpoints` for `bench` too, `--json`, `--timeout`) and the [`Client`]
+//! The flags every client command shares (`--endpoints` and the TLS files, defined
+//! once in `concierge::endpoints` for `bench` too, `--json`, `--timeout`) and the [`Client`]
 //! they build.
 //!
 //! Invariant: every attempt's limit is within the call's (`--timeout`), and the
@@ -42,6 +42,7 @@ impl Conn {
                 ))
             })?;
         let mut config = ClientConfig::new(self.endpoint_list()?);
+        config.tls = self.endpoints.tls().map_err(Failure::usage)?;
         config.call_deadline = timeout;
         config.attempt_timeout = config.attempt_timeout.min(timeout);
         config.connect_timeout = config.connect_timeout.min(timeout);

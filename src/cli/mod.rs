@@ -4,10 +4,12 @@
 //!
 //! Map: `conn` (the shared flags and the client), `exit` (exit codes and errors),
 //! `input` (data from an argument, a file or stdin), `output` (values, tables, JSON),
-//! one file per command group (`keys`, `watch`, `txn`, `session`, `lock`, `cluster`, `snapshot`).
+//! one file per command group (`keys`, `watch`, `txn`, `session`, `lock`, `cluster`, `snapshot`),
+//! and `certs` (a development CA and certificates; it talks to no cluster).
 //! This file only parses and dispatches; the command files never import it.
 //! docs/cli.md is the user's reference.
 
+pub mod certs;
 mod cluster;
 mod conn;
 mod elect;
@@ -45,6 +47,8 @@ pub struct Cli {
 pub enum CliCommand {
     /// Run one node.
     Serve(ServeArgs),
+    /// Make a development CA and node and client certificates for HTTPS.
+    Certs(certs::CertsArgs),
     #[command(flatten)]
     Client(ClientCommand),
 }

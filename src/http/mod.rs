@@ -39,6 +39,9 @@ pub struct AppState {
     pub limits: HttpLimits,
     /// Client for forwarding keepalives to the leader.
     pub forward: reqwest::Client,
+    /// The leader's client port speaks this (`http` or `https`: every node of a
+    /// cluster serves the same).
+    pub forward_scheme: &'static str,
     /// Request counters for `/metrics`.
     pub metrics: metrics::Metrics,
     /// The node's data directory (`/metrics` and `/v1/cluster` report its size).

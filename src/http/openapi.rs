@@ -89,6 +89,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Concierge", "version": "1", "description": "A durable, replicated coordination service. Every response carries X-Concierge-Revision and X-Concierge-Leader. A method a path does not serve is 405 method_not_allowed with an Allow header; every GET but /v1/watch also answers HEAD (no body)."},
+        "servers": [{"url": "/", "description": "this node, over http:// by default or https:// when it serves TLS (TLS_CERT_FILE, TLS_KEY_FILE; with TLS_CLIENT_CA_FILE a client certificate is required)"}],
         "paths": {
             "/v1/keys/{key}": {
                 "put": {

@@ -148,7 +148,10 @@ async fn forward_keepalive(
     leader_addr: &str,
     id: SessionId,
 ) -> Result<HttpResponse, ApiError> {
-    let url = format!("http://{leader_addr}/v1/sessions/{id}/keepalive");
+    let url = format!(
+        "{}://{leader_addr}/v1/sessions/{id}/keepalive",
+        state.forward_scheme
+    );
     let sent = state
         .forward
         .post(&url)

@@ -8,10 +8,13 @@
 //! connections are served at once (split over the workers: actix counts per worker;
 //! beyond it new connections wait in the listen backlog). Bodies are bounded by the
 //! handlers (`http::body`, `HTTP_BODY_TIMEOUT_MS`). Every response goes through the
-//! header stamping middleware (`http::headers`).
+//! header stamping middleware (`http::headers`). With a TLS configuration the port
+//! speaks only HTTPS (`crate::tls`); a TLS handshake must end within
+//! `HTTP_HEADER_TIMEOUT_MS` too.
 
 use crate::http::{self, AppState, HttpArgs};
 use actix_web::dev::Server;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The HTTP workers the server runs (one per available core, at least one).
@@ -25,10 +28,12 @@ pub fn connections_per_worker(total: u64, workers: usize) -> usize {
     usize::try_from(per).unwrap_or(usize::MAX)
 }
 
-/// Binds `addr` and returns the server (not yet awaited).
+/// Binds `addr` and returns the server (not yet awaited): HTTPS with `tls`, else
+/// plain HTTP.
 pub fn serve(
     addr: &str,
     args: &HttpArgs,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: actix_web::web::Data<AppState>,
 ) -> std::io::Result<Server> {
     let workers = workers();
@@ -46,10 +51,15 @@ pub fn serve(
     // A client that closes its side is gone: without this, an idle watch to a closed
     // connection lingered (and held its place under WATCHERS_MAX) until its second
     // progress comment failed to send, 20 s later.
-    .h1_allow_half_closed(false)
-    .bind(addr)?
-    .shutdown_timeout(2)
-    .run();
+    .h1_allow_half_closed(false);
+    let server = match tls {
+        // A handshake is bounded by HTTP_HEADER_TIMEOUT_MS too.
+        Some(config) => server
+            .tls_handshake_timeout(Duration::from_millis(args.http_header_timeout_ms))
+            .bind_rustls_0_23(addr, Arc::unwrap_or_clone(config))?,
+        None => server.bind(addr)?,
+    };
+    let server = server.shutdown_timeout(2).run();
     Ok(server)
 }
 

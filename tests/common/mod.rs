@@ -34,6 +34,10 @@ pub struct Cluster {
     pub http: Client,
     /// Extra environment of every node (flags of `concierge serve`).
     pub env: Vec<(String, String)>,
+    /// Extra environment of one node (by index), after `env`.
+    pub node_env: Vec<Vec<(String, String)>>,
+    /// `http`, or `https` for a cluster serving TLS (then `http` trusts its CA).
+    pub scheme: &'static str,
 }
 
 /// A free loopback port (bound then released), never one this process handed out
@@ -139,6 +143,38 @@ impl Cluster {
 
     /// Starts `n` node processes with extra environment variables, without waiting.
     pub fn spawn_with_env(n: usize, tag: &str, env: &[(&str, &str)]) -> Cluster {
+        let mut c = Cluster::unstarted(n, tag, env);
+        for i in 0..n {
+            c.launch(i);
+        }
+        c
+    }
+
+    /// Starts `n` nodes serving HTTPS, node `i` with the environment `node_env[i]`
+    /// beside `env`, talked to with `http` (which trusts their CA); waits until each
+    /// is ready.
+    pub async fn start_https(
+        n: usize,
+        tag: &str,
+        env: &[(&str, &str)],
+        node_env: Vec<Vec<(String, String)>>,
+        http: Client,
+    ) -> Cluster {
+        let mut c = Cluster::unstarted(n, tag, env);
+        c.node_env = node_env;
+        c.scheme = "https";
+        c.http = http;
+        for i in 0..n {
+            c.launch(i);
+        }
+        for i in 0..n {
+            c.wait_ready(i, Duration::from_secs(30)).await;
+        }
+        c
+    }
+
+    /// The cluster's processes, none started yet.
+    fn unstarted(n: usize, tag: &str, env: &[(&str, &str)]) -> Cluster {
         let root = temp_dir(tag);
         let mut nodes = Vec::new();
         for i in 0..n {
@@ -157,7 +193,7 @@ impl Cluster {
             .map(|n| format!("127.0.0.1:{}", n.peer_port))
             .collect::<Vec<_>>()
             .join(",");
-        let mut c = Cluster {
+        Cluster {
             root,
             nodes,
             concierges,
@@ -169,16 +205,15 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        for i in 0..n {
-            c.launch(i);
+            node_env: Vec::new(),
+            scheme: "http",
         }
-        c
     }
 
     /// Starts (or restarts) node `i`'s process.
     pub fn launch(&mut self, i: usize) {
         let concierges = self.concierges.clone();
+        let node_env = self.node_env.get(i).cloned().unwrap_or_default();
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node {} is running", node.id);
         let log = std::fs::OpenOptions::new()
@@ -189,6 +224,7 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_concierge"))
             .arg("serve")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(node_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HOST", "127.0.0.1")
             .env("ACTOR_PORT", node.peer_port.to_string())
             .env("CLIENT_PORT", node.client_port.to_string())
@@ -236,7 +272,10 @@ impl Cluster {
 
     /// The base URL of node `i`.
     pub fn url(&self, i: usize, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.nodes[i].client_port)
+        format!(
+            "{}://127.0.0.1:{}{path}",
+            self.scheme, self.nodes[i].client_port
+        )
     }
 
     /// Sends a request to node `i`; None when the connection failed or timed out.

@@ -1,0 +1,335 @@
+//! `concierge certs`: a development CA, one certificate per node and one client
+//! certificate, as PEM files in a directory (docs/cli.md, README "HTTPS"). For trying
+//! TLS locally or in Docker compose, not for production: a real deployment's CA lives
+//! elsewhere.
+//!
+//! Files: `ca.pem`, `ca-key.pem`; per node `NAME.pem`, `NAME-key.pem` (names: the node's
+//! name and every `--hosts` entry, as DNS names or IP addresses; usable by the node as
+//! a server and as a client, for the keepalives it forwards); `client.pem`,
+//! `client-key.pem` (client use only).
+//!
+//! Invariants: an existing file is never overwritten (the command refuses before
+//! writing anything); every key file is created with mode 0600; certificates are ECDSA
+//! P-256, signed by the CA.
+
+use super::exit::{Failure, ERROR};
+use clap::Args;
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `concierge certs [--out DIR] [--nodes N1,N2,..] [--hosts H1,..] [--client NAME]`.
+#[derive(Args, Debug, Clone)]
+pub struct CertsArgs {
+    /// The directory the files go to (created if missing).
+    #[arg(long, default_value = "certs", value_name = "DIR")]
+    pub out: PathBuf,
+    /// One certificate per node, named by these host names (the Docker compose
+    /// file's by default).
+    #[arg(
+        long,
+        default_value = "concierge-1,concierge-2,concierge-3",
+        value_name = "NAME,..."
+    )]
+    pub nodes: String,
+    /// More names every node certificate carries: host names or IP addresses.
+    #[arg(
+        long,
+        default_value = "localhost,127.0.0.1,::1",
+        value_name = "HOST,..."
+    )]
+    pub hosts: String,
+    /// The client certificate's common name.
+    #[arg(long, default_value = "client", value_name = "NAME")]
+    pub client: String,
+    /// How long the node and client certificates are valid (the CA: ten times that).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+}
+
+fn list(flag: &str, value: &str) -> Result<Vec<String>, Failure> {
+    let items: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for item in &items {
+        let bad = item.contains(['/', '\\']) || item.starts_with('.');
+        if bad {
+            return Err(Failure::usage(format!(
+                "{flag}: {item:?} is not a host name"
+            )));
+        }
+    }
+    Ok(items)
+}
+
+fn rcgen_error(what: &str) -> impl Fn(rcgen::Error) -> Failure + '_ {
+    move |e| Failure::new(ERROR, format!("making the {what}: {e}"))
+}
+
+/// A certificate's validity: from an hour ago (clock skew) for `days`.
+fn validity(params: &mut CertificateParams, days: u32) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(i64::from(days));
+}
+
+/// The CA, self-signed.
+fn make_ca(days: u32) -> Result<(Certificate, KeyPair), Failure> {
+    let key = KeyPair::generate().map_err(rcgen_error("CA key"))?;
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Concierge development CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut params, days.saturating_mul(10));
+    let cert = params
+        .self_signed(&key)
+        .map_err(rcgen_error("CA certificate"))?;
+    Ok((cert, key))
+}
+
+/// A leaf signed by the CA: `names` as its subject alternative names (the first is
+/// its common name).
+fn make_leaf(
+    names: &[String],
+    usages: Vec<ExtendedKeyUsagePurpose>,
+    days: u32,
+    ca: &Certificate,
+    ca_key: &KeyPair,
+) -> Result<(Certificate, KeyPair), Failure> {
+    let what = format!(
+        "certificate of {}",
+        names.first().map_or("?", |s| s.as_str())
+    );
+    let key = KeyPair::generate().map_err(rcgen_error(&what))?;
+    let mut params = CertificateParams::new(names.to_vec()).map_err(rcgen_error(&what))?;
+    if let Some(first) = names.first() {
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.as_str());
+    }
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = usages;
+    params.use_authority_key_identifier_extension = true;
+    validity(&mut params, days);
+    let cert = params
+        .signed_by(&key, ca, ca_key)
+        .map_err(rcgen_error(&what))?;
+    Ok((cert, key))
+}
+
+/// One file to write: its name, content and mode.
+struct Output {
+    name: String,
+    content: String,
+    mode: u32,
+}
+
+fn write_new(dir: &Path, out: &Output) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(&out.name);
+    let fail = |e: std::io::Error| Failure::new(ERROR, format!("writing {}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(out.mode)
+        .open(&path)
+        .map_err(fail)?;
+    file.write_all(out.content.as_bytes()).map_err(fail)?;
+    file.sync_all().map_err(fail)
+}
+
+/// Makes the CA and the certificates and writes them; returns the files' names.
+pub fn make(args: &CertsArgs) -> Result<Vec<String>, Failure> {
+    let nodes = list("--nodes", &args.nodes)?;
+    let hosts = list("--hosts", &args.hosts)?;
+    let client = list("--client", &args.client)?;
+    if args.days == 0 {
+        return Err(Failure::usage("--days must be at least 1"));
+    }
+    let [client] = client.as_slice() else {
+        return Err(Failure::usage("--client takes one name"));
+    };
+    let mut names: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    names.extend(["ca", "client"]);
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(Failure::usage(format!(
+                "{n:?} names two files: node names must differ from each other and from \
+                 \"ca\" and \"client\""
+            )));
+        }
+    }
+
+    let (ca, ca_key) = make_ca(args.days)?;
+    let key_mode = 0o600;
+    let cert_mode = 0o644;
+    let mut outputs = vec![
+        Output {
+            name: "ca.pem".into(),
+            content: ca.pem(),
+            mode: cert_mode,
+        },
+        Output {
+            name: "ca-key.pem".into(),
+            content: ca_key.serialize_pem(),
+            mode: key_mode,
+        },
+    ];
+    let both = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    for node in &nodes {
+        let mut sans = vec![node.clone()];
+        sans.extend(hosts.iter().filter(|h| *h != node).cloned());
+        let (cert, key) = make_leaf(&sans, both.clone(), args.days, &ca, &ca_key)?;
+        outputs.push(Output {
+            name: format!("{node}.pem"),
+            content: cert.pem(),
+            mode: cert_mode,
+        });
+        outputs.push(Output {
+            name: format!("{node}-key.pem"),
+            content: key.serialize_pem(),
+            mode: key_mode,
+        });
+    }
+    let (cert, key) = make_leaf(
+        std::slice::from_ref(client),
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+        args.days,
+        &ca,
+        &ca_key,
+    )?;
+    outputs.push(Output {
+        name: "client.pem".into(),
+        content: cert.pem(),
+        mode: cert_mode,
+    });
+    outputs.push(Output {
+        name: "client-key.pem".into(),
+        content: key.serialize_pem(),
+        mode: key_mode,
+    });
+
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        Failure::new(
+            ERROR,
+            format!("creating the directory {}: {e}", args.out.display()),
+        )
+    })?;
+    let existing: Vec<&str> = outputs
+        .iter()
+        .filter(|o| args.out.join(&o.name).exists())
+        .map(|o| o.name.as_str())
+        .collect();
+    if !existing.is_empty() {
+        return Err(Failure::new(
+            ERROR,
+            format!(
+                "{} already holds {}: refusing to overwrite (use another --out)",
+                args.out.display(),
+                existing.join(", ")
+            ),
+        ));
+    }
+    for out in &outputs {
+        write_new(&args.out, out)?;
+    }
+    Ok(outputs.into_iter().map(|o| o.name).collect())
+}
+
+/// `concierge certs`: makes the files and says how to use them.
+pub fn certs(args: CertsArgs) -> Result<u8, Failure> {
+    let files = make(&args)?;
+    let dir = args.out.display();
+    println!("wrote into {dir}: {}", files.join(" "));
+    println!("a node serves HTTPS with (NAME: one of --nodes):");
+    println!(
+        "  TLS_CERT_FILE={dir}/NAME.pem TLS_KEY_FILE={dir}/NAME-key.pem TLS_CA_FILE={dir}/ca.pem"
+    );
+    println!("  (and TLS_CLIENT_CA_FILE={dir}/ca.pem to require client certificates)");
+    println!("a client trusts it with:");
+    println!("  concierge --cacert {dir}/ca.pem [--cert {dir}/client.pem --key {dir}/client-key.pem] ...");
+    Ok(super::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn args(out: &Path) -> CertsArgs {
+        CertsArgs {
+            out: out.to_path_buf(),
+            nodes: "n1,n2".into(),
+            hosts: "localhost,127.0.0.1".into(),
+            client: "client".into(),
+            days: 30,
+        }
+    }
+
+    fn temp(tag: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        std::env::temp_dir().join(format!(
+            "concierge-certs-{tag}-{}-{nanos}",
+            std::process::id()
+        ))
+    }
+
+    #[test]
+    fn keys_are_private_and_nothing_is_overwritten() {
+        let dir = temp("modes");
+        let files = make(&args(&dir)).unwrap();
+        assert_eq!(files.len(), 2 + 2 * 2 + 2, "{files:?}");
+        for f in &files {
+            let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+            if f.ends_with("-key.pem") {
+                assert_eq!(mode, 0o600, "{f}");
+            } else {
+                assert_eq!(mode & 0o022, 0, "{f}: {mode:o}");
+            }
+            let text = std::fs::read_to_string(dir.join(f)).unwrap();
+            assert!(text.starts_with("-----BEGIN "), "{f}");
+        }
+        let before = std::fs::read(dir.join("ca.pem")).unwrap();
+        let err = make(&args(&dir)).unwrap_err();
+        assert!(
+            err.message.contains("refusing to overwrite"),
+            "{}",
+            err.message
+        );
+        assert_eq!(std::fs::read(dir.join("ca.pem")).unwrap(), before);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_names_are_refused_before_writing() {
+        let dir = temp("names");
+        for (nodes, client) in [
+            ("n1,../x", "client"),
+            ("n1,n1", "client"),
+            ("ca", "client"),
+            ("n1", "a,b"),
+        ] {
+            let mut a = args(&dir);
+            a.nodes = nodes.into();
+            a.client = client.into();
+            assert!(make(&a).is_err(), "{nodes} {client}");
+        }
+        assert!(!dir.exists());
+    }
+}
