@@ -1,9 +1,10 @@
 //! The `concierge` binary: `concierge serve` runs one node (see `config` for the flags);
 //! every other subcommand is the command-line client (`cli`, docs/cli.md).
 //!
-//! Start-up order: resolve the configuration, check the data directory's cluster file,
-//! load and check the TLS files (`concierge::tls`), open the storage Db and the state machine, start the node (consensus, peers, apply
-//! loop), start the session expiry loop, then serve HTTP until SIGINT/SIGTERM.
+//! Start-up order: resolve the configuration, load and check the TLS files
+//! (`concierge::tls`), check the data directory's cluster file, open the storage Db and
+//! the state machine, start the node (consensus, peers, apply loop), start the session
+//! expiry loop, then serve HTTP (or HTTPS) until SIGINT/SIGTERM.
 
 mod cli;
 

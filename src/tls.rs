@@ -12,8 +12,8 @@
 //! - A multi-node cluster serving HTTPS has a trust anchor for forwarding
 //!   (`TLS_CA_FILE`, else `TLS_CLIENT_CA_FILE`), and forwards show this node's own
 //!   certificate, so they pass the leader's client-certificate check too.
-//! - Only the ring provider is used (no OpenSSL, no aws-lc), and only HTTP/1.1 is
-//!   offered by ALPN: TLS changes the transport, not the server's behaviour.
+//! - Only the ring provider is used (no OpenSSL, no aws-lc). ALPN is actix-web's
+//!   (h2, then HTTP/1.1), as a plain port also serves h2 to a client that asks.
 
 use clap::Args;
 use rustls::pki_types::pem::PemObject;
@@ -320,10 +320,9 @@ impl NodeTls {
             }
             None => builder.with_no_client_auth(),
         };
-        let mut server = builder
+        let server = builder
             .with_single_cert(chain, key)
             .or_else(|e| err(format!("TLS_CERT_FILE and TLS_KEY_FILE: {e}")))?;
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
 
         let forward_ca = match (&args.tls_ca, &client_ca_pem) {
             (Some(p), _) => {

@@ -1,6 +1,7 @@
 //! `concierge serve` refuses to start, with a clear message, when this node is not in
 //! CONCIERGES or when its data directory belongs to another cluster; with nothing set
-//! but ports and a data directory it runs a one-node cluster.
+//! but ports and a data directory it runs a one-node cluster. TLS files that cannot
+//! serve are refused the same way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -78,5 +79,35 @@ fn serve_refuses_bad_configuration() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("belongs to the cluster"), "{err}");
+
+    // TLS files that cannot serve: exit 2 naming the file and the reason, before the
+    // data directory is touched.
+    let tls_data = dir.join("tls");
+    let missing = dir.join("missing.pem").display().to_string();
+    for (envs, want) in [
+        (
+            vec![("TLS_CERT_FILE", missing.clone())],
+            "TLS_KEY_FILE is not",
+        ),
+        (
+            vec![
+                ("TLS_CERT_FILE", missing.clone()),
+                ("TLS_KEY_FILE", missing.clone()),
+            ],
+            "missing.pem",
+        ),
+    ] {
+        let mut all = vec![
+            ("ACTOR_PORT", p3.to_string()),
+            ("CLIENT_PORT", free_port().to_string()),
+            ("DATA_DIR", tls_data.display().to_string()),
+        ];
+        all.extend(envs);
+        let out = serve(&all).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+        assert!(!tls_data.exists());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

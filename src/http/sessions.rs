@@ -143,6 +143,22 @@ pub async fn keepalive(
     forward_keepalive(&state, &addr, id).await
 }
 
+/// An error and its causes: reqwest's own message names only the URL, the cause says
+/// why (a refused connection, a certificate the leader's port did not accept).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 async fn forward_keepalive(
     state: &AppState,
     leader_addr: &str,
@@ -162,13 +178,24 @@ async fn forward_keepalive(
     let resp = match sent {
         Ok(r) => r,
         Err(e) if e.is_timeout() => {
-            return Err(ApiError::Timeout(format!("keepalive to the leader: {e}")))
+            return Err(ApiError::Timeout(format!(
+                "keepalive to the leader: {}",
+                with_causes(&e)
+            )))
         }
         // Not delivered: the leader did not record it, so a retry is safe.
         Err(e) if e.is_connect() => {
-            return Err(ApiError::NotReady(format!("keepalive to the leader: {e}")))
+            return Err(ApiError::NotReady(format!(
+                "keepalive to the leader: {}",
+                with_causes(&e)
+            )))
         }
-        Err(e) => return Err(ApiError::Timeout(format!("keepalive to the leader: {e}"))),
+        Err(e) => {
+            return Err(ApiError::Timeout(format!(
+                "keepalive to the leader: {}",
+                with_causes(&e)
+            )))
+        }
     };
     let status = actix_web::http::StatusCode::from_u16(resp.status().as_u16())
         .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
