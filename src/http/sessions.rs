@@ -2,12 +2,14 @@
 //!
 //! Keepalives never go through the log: the leader's [`LeaseTable`] takes them. A
 //! follower forwards a keepalive to the leader's client address (marking it with
-//! [`FORWARDED`] so it is never forwarded twice) and relays the answer.
+//! [`FORWARDED`] so it is never forwarded twice) and relays the answer. The leader first
+//! applies through its commit index (a local wait), so a keepalive sent after a close
+//! was acknowledged, by any node, is answered 404.
 //!
 //! [`LeaseTable`]: crate::kv::LeaseTable
 
 use crate::http::body::read_limited;
-use crate::http::consensus::{propose, read_barrier};
+use crate::http::consensus::{propose, read_barrier, wait_applied};
 use crate::http::headers::REVISION;
 use crate::http::keys::{failure, unexpected};
 use crate::http::validate::{list_limit, validate_key_param, Query};
@@ -111,6 +113,9 @@ pub async fn keepalive(
     let id = parse_id(&req)?;
     let status = state.node.status();
     if status.is_leader {
+        // A close acknowledged by another node is chosen at or below this leader's
+        // commit index: apply that far first, or a closed session would be kept alive.
+        wait_applied(&state, status.commit_index).await?;
         let ttl_ms = match state.leases.keepalive(id) {
             Some(ttl) => ttl,
             None => {
