@@ -122,6 +122,7 @@ async fn serve(config: ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("building the HTTP client: {e}"))?,
         metrics: http::metrics::Metrics::default(),
         data_dir: config.data_dir.clone(),
+        backups: Default::default(),
     });
     let server = server::http::serve(&config.client_addr, &config.http, state)
         .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?;
