@@ -4,15 +4,17 @@
 # fresh temporary directory, and prints one table: ops/sec per benchmark, then each
 # run's peak RSS (`/usr/bin/time -v`) and on-disk size after the run (`du`).
 #
-# Two runs per engine:
-#   main: --benchmarks=$BENCHMARKS --num=$NUM
-#   sync: --benchmarks=fillsync --num=$SYNC_NUM --writes=$SYNC_WRITES
+# Three runs per engine:
+#   main:   --benchmarks=$BENCHMARKS --num=$NUM
+#   sync:   --benchmarks=fillsync --num=$SYNC_NUM --writes=$SYNC_WRITES
+#   syncmt: the same on --threads=$SYNC_THREADS threads, each doing SYNC_WRITES/SYNC_THREADS
+#           writes (concurrent durable writers: how well they share fsyncs)
 # RocksDB's fillsync uses a key space of num/1000 but does --writes writes (default:
 # num!), so the sync run passes --writes=SYNC_NUM/1000 explicitly: 10000 synced writes
 # by default. Every engine gets exactly the same flags.
 #
 # Environment (all optional):
-#   NUM=1000000 SYNC_NUM=10000000 SYNC_WRITES=$((SYNC_NUM/1000))
+#   NUM=1000000 SYNC_NUM=10000000 SYNC_WRITES=$((SYNC_NUM/1000)) SYNC_THREADS=16
 #   BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readseq
 #   KEY_SIZE=16 VALUE_SIZE=100 ENGINES="rocksdb fjall concierge"
 #   ROCKSDB_EXTRA="--bloom_bits=10"  (db_bench's default is no bloom filter; the
@@ -24,6 +26,7 @@ set -euo pipefail
 NUM=${NUM:-1000000}
 SYNC_NUM=${SYNC_NUM:-10000000}
 SYNC_WRITES=${SYNC_WRITES:-$((SYNC_NUM / 1000))}
+SYNC_THREADS=${SYNC_THREADS:-16}
 BENCHMARKS=${BENCHMARKS:-fillseq,fillrandom,overwrite,readrandom,readseq}
 KEY_SIZE=${KEY_SIZE:-16}
 VALUE_SIZE=${VALUE_SIZE:-100}
@@ -98,6 +101,8 @@ run() {
 for engine in $ENGINES; do
     run "$engine" main --benchmarks="$BENCHMARKS" --num="$NUM"
     run "$engine" sync --benchmarks=fillsync --num="$SYNC_NUM" --writes="$SYNC_WRITES"
+    run "$engine" syncmt --benchmarks=fillsync --num="$SYNC_NUM" \
+        --writes="$((SYNC_WRITES / SYNC_THREADS))" --threads="$SYNC_THREADS"
 done
 
 # ops/sec of BENCH in ENGINE's RUN output ("-" when missing).
@@ -144,7 +149,7 @@ get() { # get ENGINE KIND RUN [BENCH]
 }
 
 echo
-echo "num=$NUM (fillsync: num=$SYNC_NUM writes=$SYNC_WRITES) key_size=$KEY_SIZE value_size=$VALUE_SIZE compression=none"
+echo "num=$NUM (fillsync: num=$SYNC_NUM writes=$SYNC_WRITES; threads=$SYNC_THREADS) key_size=$KEY_SIZE value_size=$VALUE_SIZE compression=none"
 printf '| %-24s | %14s | %14s | %15s | %18s |\n' benchmark "rocksdb ops/s" "fjall ops/s" "concierge ops/s" "ratio vs best peer"
 printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..26})" "$(printf -- '-%.0s' {1..16})" \
     "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})" "$(printf -- '-%.0s' {1..20})"
@@ -153,6 +158,7 @@ for b in "${bench_list[@]}"; do
     row "$b" 1 "$(get rocksdb ops main "$b")" "$(get fjall ops main "$b")" "$(get concierge ops main "$b")"
 done
 row fillsync 1 "$(get rocksdb ops sync fillsync)" "$(get fjall ops sync fillsync)" "$(get concierge ops sync fillsync)"
+row "fillsync, $SYNC_THREADS threads" 1 "$(get rocksdb ops syncmt fillsync)" "$(get fjall ops syncmt fillsync)" "$(get concierge ops syncmt fillsync)"
 row "peak RSS MB (main)" 0 "$(get rocksdb rss main)" "$(get fjall rss main)" "$(get concierge rss main)"
 row "disk MB after (main)" 0 "$(get rocksdb disk main)" "$(get fjall disk main)" "$(get concierge disk main)"
 row "peak RSS MB (fillsync)" 0 "$(get rocksdb rss sync)" "$(get fjall rss sync)" "$(get concierge rss sync)"

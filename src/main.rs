@@ -143,6 +143,7 @@ async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::err
         forward_scheme: tls.scheme(),
         metrics: http::metrics::Metrics::default(),
         data_dir: config.data_dir.clone(),
+        backups: Default::default(),
     });
     let server = server::http::serve(&config.client_addr, &config.http, tls.server.clone(), state)
         .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?;

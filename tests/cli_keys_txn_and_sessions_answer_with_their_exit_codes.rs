@@ -1,7 +1,7 @@
 //! The command-line client against a real one-node cluster, as a process: put, get
 //! and del round trip with the exit codes of docs/cli.md (3 not found, 4 condition
 //! failed, 2 usage), values from an argument, stdin and a file, `--json` that parses,
-//! the `ls` table, `watch` from a revision, a transaction from a JSON file (exit 4 when its else branch ran),
+//! the `ls` table, `watch` from a revision, `compact`, a transaction from a JSON file (exit 4 when its else branch ran),
 //! and sessions created, listed and closed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -194,6 +194,29 @@ async fn put_get_del_round_trip_with_exit_codes() {
         b"",
     ));
     assert_eq!(r.out, "1 PUT app/a one\n");
+
+    // compact: history keeps revision 3 and above; a watch from below it is refused,
+    // compacting again below that is refused, and `cluster` reports where history starts.
+    let r = ok(cli(&c, &["compact", "3", "--json"], b"")).json();
+    assert_eq!(r["compact_revision"], 2);
+    assert_eq!(r["revision"], 4);
+    let r = cli(
+        &c,
+        &["watch", "app/a", "--from-revision", "1", "--count", "1"],
+        b"",
+    );
+    assert_eq!(r.code, 4, "{} / {}", r.out, r.err);
+    let r = ok(cli(
+        &c,
+        &["watch", "app/a", "--from-revision", "3", "--count", "1"],
+        b"",
+    ));
+    assert_eq!(r.out, "4 PUT app/a two\n");
+    assert_eq!(cli(&c, &["compact", "2"], b"").code, 1);
+    let status = ok(cli(&c, &["cluster", "--json"], b"")).json();
+    assert_eq!(status["compact_revision"], 2);
+    assert!(status["db_size_bytes"].as_u64().unwrap() > 0);
+    assert!(status["live_bytes"].as_u64().unwrap() > 0);
 
     // del, then the key is gone; a prefix delete counts what it deleted.
     let r = ok(cli(&c, &["del", "app/a", "--json"], b"")).json();

@@ -33,6 +33,18 @@ pub struct ClusterStatus {
     pub applied_index: u64,
     pub revision: u64,
     pub members: Vec<Member>,
+    /// Bytes of the storage engine's files on the answering node.
+    #[serde(default)]
+    pub db_size_bytes: u64,
+    /// Bytes of the live keys and values (what the quota counts).
+    #[serde(default)]
+    pub live_bytes: u64,
+    /// Bytes of the watch history kept.
+    #[serde(default)]
+    pub history_bytes: u64,
+    /// History holds the revisions above this one.
+    #[serde(default)]
+    pub compact_revision: u64,
 }
 
 impl Client {

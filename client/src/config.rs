@@ -41,6 +41,8 @@ pub struct ClientConfig {
     /// A watch that cannot reconnect anywhere for this long ends with the last error.
     pub watch_reconnect_deadline: Duration,
     /// Least and most pause after every endpoint failed once (doubling in between).
+    /// `backoff_min` is also the least time left before the deadline for which a call
+    /// starts another attempt.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     /// What an `https://` endpoint is checked against, and the certificate shown to a

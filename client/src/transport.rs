@@ -4,7 +4,10 @@
 //! A call starts at the endpoint that last answered and moves to the next one when an
 //! attempt fails in a way another node may not (a refused connection, 503, 408, and,
 //! when the call is safe to repeat, a timeout, a broken connection or 504). After every
-//! endpoint failed once it pauses (doubling from `backoff_min` to `backoff_max`).
+//! endpoint failed once it pauses (doubling from `backoff_min` to `backoff_max`). No
+//! attempt starts with less than `backoff_min` left before the call's deadline (nor
+//! does a pause run into it): an attempt the deadline cuts short after it was sent
+//! would turn a write's clean "not applied" into "outcome unknown".
 //!
 //! Safe to repeat: reads, keepalives (they never go through the log), and writes that
 //! carry an Idempotency-Key. The key is generated once per call, before its first
@@ -200,7 +203,12 @@ impl Transport {
             }
             let retry = retry
                 && (error.applied() == Applied::No || self.repeatable(call, &idempotency_key));
-            if !retry || Instant::now() >= deadline {
+            let round_ends = failed_in_round + 1 >= n;
+            let pause = if round_ends { backoff } else { Duration::ZERO };
+            // An attempt cut short by the deadline after it was sent leaves a write's
+            // outcome unknown, so none starts without at least `backoff_min` to run.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !retry || left.saturating_sub(pause) < self.config.backoff_min {
                 return Err(match (error.applied(), unknown) {
                     (Applied::No, Some(earlier)) => earlier,
                     _ => error,
@@ -209,9 +217,8 @@ impl Transport {
             tracing::debug!(endpoint = %self.endpoints[index], error = %error, "failing over");
             index = (index + 1) % n;
             failed_in_round += 1;
-            if failed_in_round >= n {
+            if round_ends {
                 failed_in_round = 0;
-                let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
                 tokio::time::sleep(pause).await;
                 backoff = (backoff * 2).min(self.config.backoff_max);
             }

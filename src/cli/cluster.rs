@@ -36,6 +36,10 @@ pub async fn cluster(args: ClusterArgs) -> Result<u8, Failure> {
             "commit_index": s.commit_index,
             "applied_index": s.applied_index,
             "revision": s.revision,
+            "db_size_bytes": s.db_size_bytes,
+            "live_bytes": s.live_bytes,
+            "history_bytes": s.history_bytes,
+            "compact_revision": s.compact_revision,
             "members": members,
         }))?;
         return Ok(OK);
@@ -44,8 +48,18 @@ pub async fn cluster(args: ClusterArgs) -> Result<u8, Failure> {
         .leader_id
         .map_or_else(|| "no leader".to_string(), |l| format!("leader {l}"));
     let mut text = format!(
-        "node {} sees {leader}, ballot {}.{}, commit {}, applied {}, revision {}\n",
-        s.node_id, s.ballot.round, s.ballot.node, s.commit_index, s.applied_index, s.revision
+        "node {} sees {leader}, ballot {}.{}, commit {}, applied {}, revision {}\n\
+         data {} B on disk, {} B live, history {} B above revision {}\n",
+        s.node_id,
+        s.ballot.round,
+        s.ballot.node,
+        s.commit_index,
+        s.applied_index,
+        s.revision,
+        s.db_size_bytes,
+        s.live_bytes,
+        s.history_bytes,
+        s.compact_revision
     );
     let rows: Vec<Vec<String>> = s
         .members

@@ -4,13 +4,15 @@
 //!
 //! Map: `conn` (the shared flags and the client), `exit` (exit codes and errors),
 //! `input` (data from an argument, a file or stdin), `output` (values, tables, JSON),
-//! one file per command group (`keys`, `watch`, `txn`, `session`, `lock`, `cluster`, `snapshot`),
-//! and `certs` (a development CA and certificates; it talks to no cluster).
+//! one file per command group (`keys`, `watch`, `txn`, `session`, `lock`, `cluster`,
+//! `snapshot`, `compact`), and `certs` (a development CA and certificates; it talks to
+//! no cluster).
 //! This file only parses and dispatches; the command files never import it.
 //! docs/cli.md is the user's reference.
 
 pub mod certs;
 mod cluster;
+mod compact;
 mod conn;
 mod elect;
 pub mod exit;
@@ -79,6 +81,8 @@ pub enum ClientCommand {
     Health(cluster::HealthArgs),
     /// Save, verify and restore backups (docs/cli.md).
     Snapshot(snapshot::SnapshotArgs),
+    /// Drop the watch history below a revision (POST /v1/compact).
+    Compact(compact::CompactArgs),
     /// Load a cluster (or etcd) and report throughput and latency (docs/bench.md).
     Bench(concierge::bench::BenchArgs),
 }
@@ -123,6 +127,7 @@ pub fn run(command: ClientCommand) -> u8 {
             ClientCommand::Cluster(a) => cluster::cluster(a).await,
             ClientCommand::Health(a) => cluster::health(a).await,
             ClientCommand::Snapshot(a) => snapshot::snapshot(a).await,
+            ClientCommand::Compact(a) => compact::compact(a).await,
             ClientCommand::Bench(_) => Ok(exit::OK), // ran above
         }
     });

@@ -14,6 +14,7 @@ use crate::http::ApiError;
 use actix_web::{web, HttpRequest};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 /// Oversized bodies up to this many bytes are drained before the 413 answer.
@@ -89,4 +90,23 @@ pub async fn read_limited(
             buf.len()
         ))),
     }
+}
+
+/// Reads a JSON document of at most `max` bytes (as [`read_limited`]) and parses it as
+/// `T`: `None` for an empty or all-whitespace body; a body that is not a `T` is 400
+/// `bad_request`, its message `"{shape}: {why}"`.
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    max: usize,
+    timeout: Duration,
+    shape: &str,
+) -> Result<Option<T>, ApiError> {
+    let body = read_limited(req, payload, max, timeout).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("{shape}: {e}")))
 }

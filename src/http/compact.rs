@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::body::read_limited;
+use crate::http::body::read_json;
 use crate::http::consensus::propose;
 use crate::http::{ApiError, AppState};
 use crate::kv::{Command, Outcome};
@@ -27,15 +27,12 @@ pub async fn compact(
     mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_limited(
-        &req,
-        &mut payload,
-        state.limits.json_body_bytes_max,
-        state.limits.body_timeout,
-    )
-    .await?;
-    let parsed: CompactBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not {{\"revision\": N}}: {e}")))?;
+    const SHAPE: &str = "body is not {\"revision\": N}";
+    let limit = state.limits.json_body_bytes_max;
+    let parsed: CompactBody =
+        read_json(&req, &mut payload, limit, state.limits.body_timeout, SHAPE)
+            .await?
+            .ok_or_else(|| ApiError::BadRequest(format!("{SHAPE}: it is empty")))?;
     if parsed.revision == 0 {
         return Err(ApiError::BadRequest("revision must be at least 1".into()));
     }

@@ -12,6 +12,7 @@ use crate::http::{ApiError, AppState};
 use crate::kv::idempotency::IDEMPOTENCY_KEY_BYTES_MAX;
 use crate::kv::{Command, LeaderBallot, Reply};
 use crate::node::NodeError;
+use crate::paxos::Slot;
 use actix_web::HttpRequest;
 use std::future::Future;
 
@@ -102,5 +103,10 @@ pub async fn propose_command(state: &AppState, command: Command) -> Result<Reply
 /// Waits until this node's applied state reflects every write acknowledged before now.
 pub async fn read_barrier(state: &AppState) -> Result<(), ApiError> {
     let slot = bounded(state, "read index", state.node.read_index()).await?;
+    wait_applied(state, slot).await
+}
+
+/// Waits until this node applied `slot` (a local wait: no message is sent).
+pub async fn wait_applied(state: &AppState, slot: Slot) -> Result<(), ApiError> {
     bounded(state, "waiting to apply", state.node.wait_applied(slot)).await
 }

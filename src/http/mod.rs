@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The node's data directory (`/metrics` and `/v1/cluster` report its size).
     pub data_dir: std::path::PathBuf,
+    /// Places for backups streaming from this node (`GET /v1/snapshot`).
+    pub backups: snapshot::BackupPlaces,
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {

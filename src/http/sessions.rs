@@ -2,12 +2,14 @@
 //!
 //! Keepalives never go through the log: the leader's [`LeaseTable`] takes them. A
 //! follower forwards a keepalive to the leader's client address (marking it with
-//! [`FORWARDED`] so it is never forwarded twice) and relays the answer.
+//! [`FORWARDED`] so it is never forwarded twice) and relays the answer. The leader first
+//! applies through its commit index (a local wait), so a keepalive sent after a close
+//! was acknowledged, by any node, is answered 404.
 //!
 //! [`LeaseTable`]: crate::kv::LeaseTable
 
-use crate::http::body::read_limited;
-use crate::http::consensus::{propose, read_barrier};
+use crate::http::body::read_json;
+use crate::http::consensus::{propose, read_barrier, wait_applied};
 use crate::http::headers::REVISION;
 use crate::http::keys::{failure, unexpected};
 use crate::http::validate::{list_limit, validate_key_param, Query};
@@ -64,20 +66,13 @@ pub async fn create(
     mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_limited(
-        &req,
-        &mut payload,
-        state.limits.json_body_bytes_max,
-        state.limits.body_timeout,
-    )
-    .await?;
-    let ttl_ms = if body.iter().all(u8::is_ascii_whitespace) {
-        SESSION_TTL_MS_DEFAULT
-    } else {
-        let parsed: CreateBody = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("body is not {{\"ttl_ms\": N}}: {e}")))?;
-        parsed.ttl_ms.unwrap_or(SESSION_TTL_MS_DEFAULT)
-    };
+    let limit = state.limits.json_body_bytes_max;
+    let shape = "body is not {\"ttl_ms\": N}";
+    let parsed: Option<CreateBody> =
+        read_json(&req, &mut payload, limit, state.limits.body_timeout, shape).await?;
+    let ttl_ms = parsed
+        .and_then(|b| b.ttl_ms)
+        .unwrap_or(SESSION_TTL_MS_DEFAULT);
     if !(SESSION_TTL_MS_MIN..=SESSION_TTL_MS_MAX).contains(&ttl_ms) {
         return Err(ApiError::BadRequest(format!(
             "ttl_ms {ttl_ms} outside {SESSION_TTL_MS_MIN}..={SESSION_TTL_MS_MAX}"
@@ -111,6 +106,9 @@ pub async fn keepalive(
     let id = parse_id(&req)?;
     let status = state.node.status();
     if status.is_leader {
+        // A close acknowledged by another node is chosen at or below this leader's
+        // commit index: apply that far first, or a closed session would be kept alive.
+        wait_applied(&state, status.commit_index).await?;
         let ttl_ms = match state.leases.keepalive(id) {
             Some(ttl) => ttl,
             None => {

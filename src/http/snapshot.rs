@@ -12,6 +12,7 @@
 //! At most `BACKUPS_MAX` backups stream at once per node; one more answers 503.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
@@ -28,25 +29,30 @@ pub const BACKUP_CHUNK_BYTES: usize = 1 << 20;
 /// Backups one node streams at once at most.
 pub const BACKUPS_MAX: usize = 2;
 
-static BACKUPS_RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// The node's `BACKUPS_MAX` places for streaming backups (one per node, in `AppState`).
+#[derive(Debug, Default)]
+pub struct BackupPlaces {
+    running: Arc<AtomicUsize>,
+}
 
-/// Holds one of the `BACKUPS_MAX` places until dropped.
-struct Slot;
-
-impl Slot {
-    fn take() -> Option<Slot> {
-        BACKUPS_RUNNING
+impl BackupPlaces {
+    /// One free place, held until the returned guard drops; `None` when all are taken.
+    fn take(&self) -> Option<Place> {
+        self.running
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < BACKUPS_MAX).then_some(n + 1)
             })
             .ok()
-            .map(|_| Slot)
+            .map(|_| Place(self.running.clone()))
     }
 }
 
-impl Drop for Slot {
+/// Holds one of the `BACKUPS_MAX` places until dropped.
+struct Place(Arc<AtomicUsize>);
+
+impl Drop for Place {
     fn drop(&mut self) {
-        BACKUPS_RUNNING.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -57,7 +63,7 @@ pub async fn snapshot(
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let mode = consistency(&query)?;
-    let slot = Slot::take().ok_or_else(|| {
+    let place = state.backups.take().ok_or_else(|| {
         ApiError::NotReady(format!(
             "{BACKUPS_MAX} backups are streaming from this node already"
         ))
@@ -71,7 +77,7 @@ pub async fn snapshot(
     let (tx, mut rx) =
         tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(BACKUP_PIECES_QUEUED_MAX);
     tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+        let _place = place;
         loop {
             let piece = match writer.next_piece() {
                 Ok(Some(p)) => Ok(p),

@@ -2,7 +2,7 @@
 //! `TXN_OPS_MAX` ops, one write per key per branch, valid keys, values within the
 //! limit) before they become one `Command::Txn`.
 
-use crate::http::body::read_limited;
+use crate::http::body::read_json;
 use crate::http::consensus::propose;
 use crate::http::headers::REVISION;
 use crate::http::keys::{entry_json, failure, unexpected};
@@ -147,9 +147,16 @@ pub async fn txn(
     let max = state.limits.value_bytes_max;
     // Room for one value at the limit in base64, plus the rest of the document.
     let body_max = max / 3 * 4 + 8 + state.limits.json_body_bytes_max;
-    let body = read_limited(&req, &mut payload, body_max, state.limits.body_timeout).await?;
-    let parsed: TxnBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("not a transaction document: {e}")))?;
+    const SHAPE: &str = "not a transaction document";
+    let parsed: TxnBody = read_json(
+        &req,
+        &mut payload,
+        body_max,
+        state.limits.body_timeout,
+        SHAPE,
+    )
+    .await?
+    .ok_or_else(|| ApiError::BadRequest(format!("{SHAPE}: it is empty")))?;
     let ops = parsed.compares.len() + parsed.success.len() + parsed.failure.len();
     if ops > TXN_OPS_MAX {
         return Err(ApiError::BadRequest(format!(

@@ -32,21 +32,21 @@ impl ConciergeEngine {
 }
 
 impl BenchEngine for ConciergeEngine {
-    fn put(&mut self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+    fn put(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
         self.db()?
             .put(key, value, WriteOptions { sync: false })
             .map(|_| ())
             .map_err(|e| format!("concierge put: {e:?}"))
     }
 
-    fn put_sync(&mut self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+    fn put_sync(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
         self.db()?
             .put(key, value, WriteOptions { sync: true })
             .map(|_| ())
             .map_err(|e| format!("concierge put (sync): {e:?}"))
     }
 
-    fn get(&mut self, key: &[u8]) -> EngineResult<Option<usize>> {
+    fn get(&self, key: &[u8]) -> EngineResult<Option<usize>> {
         Ok(self
             .db()?
             .get(key)
@@ -54,7 +54,7 @@ impl BenchEngine for ConciergeEngine {
             .map(|v| v.len()))
     }
 
-    fn scan_all(&mut self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()> {
+    fn scan_all(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()> {
         let iter = self
             .db()?
             .iter(Bound::Unbounded, Bound::Unbounded)

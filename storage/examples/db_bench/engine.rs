@@ -1,20 +1,21 @@
 //! The small surface every benchmarked engine offers, so that one workload code path
-//! measures all of them the same way.
+//! measures all of them the same way. Puts and gets take `&self`: `--threads` runs
+//! them from several threads on one engine, as RocksDB's db_bench does.
 
 /// An engine error, already rendered for the user.
 pub type EngineResult<T> = Result<T, String>;
 
 /// A key-value engine under test, opened on one directory.
-pub trait BenchEngine {
+pub trait BenchEngine: Sync {
     /// Writes one entry without waiting for the disk.
-    fn put(&mut self, key: &[u8], value: &[u8]) -> EngineResult<()>;
+    fn put(&self, key: &[u8], value: &[u8]) -> EngineResult<()>;
     /// Writes one entry and returns only once it is durable (fsync).
-    fn put_sync(&mut self, key: &[u8], value: &[u8]) -> EngineResult<()>;
+    fn put_sync(&self, key: &[u8], value: &[u8]) -> EngineResult<()>;
     /// Looks a key up; returns the value's length when found.
-    fn get(&mut self, key: &[u8]) -> EngineResult<Option<usize>>;
+    fn get(&self, key: &[u8]) -> EngineResult<Option<usize>>;
     /// Iterates from the first key in order, calling `visit(key, value)` until it
     /// returns false or the data ends.
-    fn scan_all(&mut self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()>;
+    fn scan_all(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()>;
     /// Closes the engine, deletes its directory and opens it again empty.
     fn reopen_fresh(&mut self) -> EngineResult<()>;
     /// Closes the engine (background work stopped, files closed).

@@ -46,14 +46,14 @@ impl FjallEngine {
 }
 
 impl BenchEngine for FjallEngine {
-    fn put(&mut self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+    fn put(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
         self.parts()?
             .1
             .insert(key, value)
             .map_err(|e| err("insert", e))
     }
 
-    fn put_sync(&mut self, key: &[u8], value: &[u8]) -> EngineResult<()> {
+    fn put_sync(&self, key: &[u8], value: &[u8]) -> EngineResult<()> {
         let (keyspace, partition) = self.parts()?;
         partition.insert(key, value).map_err(|e| err("insert", e))?;
         keyspace
@@ -61,7 +61,7 @@ impl BenchEngine for FjallEngine {
             .map_err(|e| err("persist", e))
     }
 
-    fn get(&mut self, key: &[u8]) -> EngineResult<Option<usize>> {
+    fn get(&self, key: &[u8]) -> EngineResult<Option<usize>> {
         Ok(self
             .parts()?
             .1
@@ -70,7 +70,7 @@ impl BenchEngine for FjallEngine {
             .map(|v| v.len()))
     }
 
-    fn scan_all(&mut self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()> {
+    fn scan_all(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()> {
         for item in self.parts()?.1.iter() {
             let (k, v) = item.map_err(|e| err("iter", e))?;
             if !visit(&k, &v) {

@@ -52,11 +52,14 @@ pub struct Flags {
     pub seed: u64,
     pub use_existing_db: bool,
     pub histogram: bool,
+    /// Threads running each benchmark at once, each doing the whole count
+    /// (RocksDB `--threads`); the report is over all of them.
+    pub threads: usize,
 }
 
 pub const USAGE: &str = "usage: db_bench --db=DIR --benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync \
 --num=N [--reads=N] [--writes=N] [--key_size=16] [--value_size=100] [--compression_type=none] \
-[--engine=concierge|fjall] [--seed=N] [--use_existing_db=false] [--histogram=false]";
+[--engine=concierge|fjall] [--seed=N] [--use_existing_db=false] [--histogram=false] [--threads=1]";
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
     match value {
@@ -106,6 +109,7 @@ impl Flags {
             seed: 0,
             use_existing_db: false,
             histogram: false,
+            threads: 1,
         };
         let mut db_given = false;
         for arg in args {
@@ -172,6 +176,7 @@ impl Flags {
                 "seed" => flags.seed = parse_u64(name, value)?,
                 "use_existing_db" => flags.use_existing_db = parse_bool(name, value)?,
                 "histogram" => flags.histogram = parse_bool(name, value)?,
+                "threads" => flags.threads = parse_size(name, value)?,
                 "help" => return Err(USAGE.to_string()),
                 _ => return Err(format!("unknown flag --{name}\n{USAGE}")),
             }

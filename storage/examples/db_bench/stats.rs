@@ -62,6 +62,17 @@ impl Stats {
         }
     }
 
+    /// Adds another thread's counts of the same benchmark (RocksDB's `Stats::Merge`):
+    /// the run started when the first thread started.
+    pub fn merge(&mut self, other: Stats) {
+        self.start = self.start.min(other.start);
+        self.done += other.done;
+        self.bytes += other.bytes;
+        if let (Some(mine), Some(theirs)) = (&mut self.latencies_ns, other.latencies_ns) {
+            mine.extend(theirs);
+        }
+    }
+
     /// Appends a message to the report line (space separated, as RocksDB does).
     pub fn add_message(&mut self, msg: &str) {
         if !self.message.is_empty() {

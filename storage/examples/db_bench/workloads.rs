@@ -85,76 +85,125 @@ pub struct WriteSpec {
 }
 
 pub struct Workload<'a> {
-    pub engine: &'a mut dyn BenchEngine,
+    pub engine: &'a dyn BenchEngine,
     pub key_size: usize,
     pub value_size: usize,
     pub histogram: bool,
+    /// Threads running the benchmark at once, each doing the whole count.
+    pub threads: usize,
+}
+
+/// The seed of thread `t` of a benchmark whose seed is `seed` (thread 0 keeps it, so
+/// one thread draws what it always drew).
+fn thread_seed(seed: u64, t: usize) -> u64 {
+    seed.wrapping_add(1_000_000 * t as u64)
 }
 
 impl Workload<'_> {
-    pub fn write(
-        &mut self,
-        spec: &WriteSpec,
-        rng: &mut Rng,
-        stats_num: u64,
+    /// Runs `body(thread, stats)` on `threads` threads at once (inline for one) and
+    /// merges their counts.
+    fn on_threads(
+        &self,
+        ops: u64,
+        body: impl Fn(usize, &mut Stats) -> EngineResult<()> + Sync,
     ) -> EngineResult<Stats> {
-        let mut stats = Stats::start(self.histogram, spec.ops);
+        let run = |t: usize| {
+            let mut stats = Stats::start(self.histogram, ops);
+            body(t, &mut stats).map(|()| stats)
+        };
+        if self.threads <= 1 {
+            return run(0);
+        }
+        let results: Vec<EngineResult<Stats>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..self.threads)
+                .map(|t| scope.spawn(move || run(t)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a benchmark thread panicked".into()))
+                })
+                .collect()
+        });
+        let mut merged: Option<Stats> = None;
+        for r in results {
+            let stats = r?;
+            match &mut merged {
+                Some(m) => m.merge(stats),
+                None => merged = Some(stats),
+            }
+        }
+        merged.ok_or_else(|| "no benchmark thread ran".to_string())
+    }
+
+    pub fn write(&mut self, spec: &WriteSpec, seed: u64, stats_num: u64) -> EngineResult<Stats> {
+        let (engine, key_size, value_size) = (self.engine, self.key_size, self.value_size);
+        let mut stats = self.on_threads(spec.ops, |t, stats| {
+            let mut rng = Rng::new(thread_seed(seed, t));
+            let mut values = ValueGen::new(value_size);
+            let mut key = vec![0u8; key_size];
+            for i in 0..spec.ops {
+                let k = match spec.order {
+                    KeyOrder::Sequential => i,
+                    KeyOrder::Random => rng.next_u64() % spec.key_space,
+                };
+                key_from_int(k, &mut key);
+                let value = values.generate(value_size);
+                if spec.sync {
+                    engine.put_sync(&key, value)?;
+                } else {
+                    engine.put(&key, value)?;
+                }
+                stats.finished_op(key_size + value_size);
+            }
+            Ok(())
+        })?;
         if spec.key_space != stats_num {
             stats.add_message(&format!("({} ops)", spec.key_space));
-        }
-        let mut values = ValueGen::new(self.value_size);
-        let mut key = vec![0u8; self.key_size];
-        for i in 0..spec.ops {
-            let k = match spec.order {
-                KeyOrder::Sequential => i,
-                KeyOrder::Random => rng.next_u64() % spec.key_space,
-            };
-            key_from_int(k, &mut key);
-            let value = values.generate(self.value_size);
-            if spec.sync {
-                self.engine.put_sync(&key, value)?;
-            } else {
-                self.engine.put(&key, value)?;
-            }
-            stats.finished_op(self.key_size + self.value_size);
         }
         Ok(stats)
     }
 
-    pub fn read_random(
-        &mut self,
-        reads: u64,
-        key_space: u64,
-        rng: &mut Rng,
-    ) -> EngineResult<Stats> {
-        let mut stats = Stats::start(self.histogram, reads);
-        let mut key = vec![0u8; self.key_size];
-        let mut found = 0u64;
-        for _ in 0..reads {
-            key_from_int(rng.next_u64() % key_space, &mut key);
-            let bytes = match self.engine.get(&key)? {
-                Some(len) => {
-                    found += 1;
-                    self.key_size + len
-                }
-                None => 0,
-            };
-            stats.finished_op(bytes);
-        }
-        stats.add_message(&format!("({found} of {reads} found)"));
+    pub fn read_random(&mut self, reads: u64, key_space: u64, seed: u64) -> EngineResult<Stats> {
+        let (engine, key_size) = (self.engine, self.key_size);
+        let found = std::sync::atomic::AtomicU64::new(0);
+        let mut stats = self.on_threads(reads, |t, stats| {
+            let mut rng = Rng::new(thread_seed(seed, t));
+            let mut key = vec![0u8; key_size];
+            let mut hits = 0u64;
+            for _ in 0..reads {
+                key_from_int(rng.next_u64() % key_space, &mut key);
+                let bytes = match engine.get(&key)? {
+                    Some(len) => {
+                        hits += 1;
+                        key_size + len
+                    }
+                    None => 0,
+                };
+                stats.finished_op(bytes);
+            }
+            found.fetch_add(hits, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })?;
+        let total = reads * self.threads as u64;
+        let found = found.into_inner();
+        stats.add_message(&format!("({found} of {total} found)"));
         Ok(stats)
     }
 
     pub fn read_seq(&mut self, reads: u64) -> EngineResult<Stats> {
-        let mut stats = Stats::start(self.histogram, reads);
-        let mut seen = 0u64;
-        if reads > 0 {
-            self.engine.scan_all(&mut |k, v| {
-                stats.finished_op(k.len() + v.len());
-                seen += 1;
-                seen < reads
-            })?;
-        }
-        Ok(stats)
+        let engine = self.engine;
+        self.on_threads(reads, |_, stats| {
+            let mut seen = 0u64;
+            if reads > 0 {
+                engine.scan_all(&mut |k, v| {
+                    stats.finished_op(k.len() + v.len());
+                    seen += 1;
+                    seen < reads
+                })?;
+            }
+            Ok(())
+        })
     }
 }
