@@ -32,8 +32,25 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     pub concierges: String,
     pub http: Client,
-    /// Extra environment of every node (flags of `concierge serve`).
+    /// Extra environment of every node (flags of `concierge serve`); includes
+    /// `CLUSTER_SECRET_FILE` unless the cluster was spawned unauthenticated.
     pub env: Vec<(String, String)>,
+}
+
+/// Writes a fresh cluster secret file in `root` (every process test's cluster runs with
+/// one, so the authenticated peer handshake is the path they exercise).
+pub fn write_secret_file(root: &std::path::Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let path = root.join("cluster-secret");
+    std::fs::write(
+        &path,
+        format!("test-secret-{}-{nanos}\n", std::process::id()),
+    )
+    .unwrap();
+    path
 }
 
 /// A free loopback port (bound then released), never one this process handed out
@@ -137,8 +154,19 @@ impl Cluster {
         Cluster::spawn_with_env(n, tag, &[])
     }
 
-    /// Starts `n` node processes with extra environment variables, without waiting.
+    /// Starts `n` node processes with extra environment variables, without waiting;
+    /// with a cluster secret unless `env` names one.
     pub fn spawn_with_env(n: usize, tag: &str, env: &[(&str, &str)]) -> Cluster {
+        Cluster::spawn_inner(n, tag, env, true)
+    }
+
+    /// Starts `n` node processes WITHOUT a cluster secret (unauthenticated peers: the
+    /// one-command local default), without waiting.
+    pub fn spawn_unauthenticated(n: usize, tag: &str) -> Cluster {
+        Cluster::spawn_inner(n, tag, &[], false)
+    }
+
+    fn spawn_inner(n: usize, tag: &str, env: &[(&str, &str)], secret: bool) -> Cluster {
         let root = temp_dir(tag);
         let mut nodes = Vec::new();
         for i in 0..n {
@@ -170,6 +198,16 @@ impl Cluster {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
+        let named = env
+            .iter()
+            .any(|(k, _)| *k == "CLUSTER_SECRET_FILE" || *k == "CLUSTER_SECRET");
+        if secret && !named {
+            let file = write_secret_file(&c.root);
+            c.env.push((
+                "CLUSTER_SECRET_FILE".into(),
+                file.to_string_lossy().into_owned(),
+            ));
+        }
         for i in 0..n {
             c.launch(i);
         }
@@ -188,6 +226,8 @@ impl Cluster {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_concierge"))
             .arg("serve")
+            .env_remove("CLUSTER_SECRET")
+            .env_remove("CLUSTER_SECRET_FILE")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HOST", "127.0.0.1")
             .env("ACTOR_PORT", node.peer_port.to_string())
