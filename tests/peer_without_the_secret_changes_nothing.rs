@@ -2,7 +2,8 @@
 //! dials every node's peer port, claims another member's id and a client address of its
 //! own, and sends what would take the cluster over if it were accepted: a Prepare and a
 //! Heartbeat with a huge ballot, an Accept, and a snapshot chunk installing an empty
-//! state. It tries without a MAC and with a MAC under a wrong secret (a whole node with
+//! state. It tries without a MAC, with a MAC under a wrong secret, and in the protocol
+//! before authentication existed (3: a bare hello first; a whole node with
 //! another secret: `node_with_another_secret_is_refused.rs`). Nothing changes: no node gets a higher ballot, no member's
 //! client address becomes the attacker's, the data stays, writes go on, and each node
 //! logs the refusal.
@@ -26,11 +27,58 @@ use tokio::net::TcpStream;
 const EVIL_ADDR: &str = "203.0.113.66:666";
 const HUGE_ROUND: u64 = 1 << 40;
 
-/// How the attacker signs its hello.
+/// How the attacker introduces itself.
 #[derive(Debug, Clone, Copy)]
 enum Mac {
+    /// Protocol 4 without a MAC.
     None,
+    /// Protocol 4 with a MAC under a wrong secret.
     WrongSecret,
+    /// Protocol 3 (before authentication): a bare `Hello` first, no challenge awaited.
+    Legacy,
+}
+
+/// Protocol 3's frames (the same shapes, so the same bytes, as that version's `Wire`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum WireV3 {
+    Hello(Hello),
+    Paxos(Message),
+    Snapshot(SnapshotMsg),
+}
+
+/// The legacy attack: a protocol-3 hello and the attack frames, sent at once. Returns
+/// whether the node answered with a hello of its own.
+async fn attack_legacy(addr: &str, members: &[(u32, String)], claimed: u32) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return false;
+    };
+    let hello = WireV3::Hello(Hello {
+        protocol: 3,
+        cluster_id: cluster_id(members),
+        node: claimed,
+        client_addr: EVIL_ADDR.into(),
+        dir: 0xbad,
+        you_were: None,
+    });
+    let mut bytes = frame::encode(&hello, 1 << 20).unwrap().to_vec();
+    for f in attack_frames(claimed) {
+        let f = match f {
+            Wire::Paxos(m) => WireV3::Paxos(m),
+            Wire::Snapshot(c) => WireV3::Snapshot(c),
+        };
+        bytes.extend_from_slice(&frame::encode(&f, 1 << 20).unwrap());
+    }
+    let _ = s.write_all(&bytes).await;
+    // A protocol-4 node sends its challenge and then closes; a protocol-3 one welcomes.
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(20), frame::read_payload(&mut s, 4096));
+        let Ok(Ok(Some(payload))) = read.await else {
+            return false;
+        };
+        if let Ok(WireV3::Hello(_)) = frame::decode_as::<WireV3>(&payload) {
+            return true;
+        }
+    }
 }
 
 /// The attack frames that follow the hello (sent at once, without waiting for an answer).
@@ -69,12 +117,17 @@ fn attack_frames(claimed: u32) -> Vec<Wire> {
 /// Dials `addr`, claims `claimed`, sends the hello (signed per `mac`) and the attack
 /// frames. Returns whether the node answered with a welcome (it must not).
 async fn attack(addr: &str, members: &[(u32, String)], claimed: u32, mac: Mac) -> bool {
+    if let Mac::Legacy = mac {
+        return attack_legacy(addr, members, claimed).await;
+    }
     let Ok(mut s) = TcpStream::connect(addr).await else {
         return false;
     };
-    let Ok(Some(Handshake::Challenge(c))) =
-        frame::read_message::<Handshake, _>(&mut s, HANDSHAKE_FRAME_BYTES_MAX).await
-    else {
+    let challenge = tokio::time::timeout(
+        Duration::from_secs(10),
+        frame::read_message::<Handshake, _>(&mut s, HANDSHAKE_FRAME_BYTES_MAX),
+    );
+    let Ok(Ok(Some(Handshake::Challenge(c)))) = challenge.await else {
         return false;
     };
     let hello = Hello {
@@ -87,7 +140,7 @@ async fn attack(addr: &str, members: &[(u32, String)], claimed: u32, mac: Mac) -
     };
     let nonce = [7u8; 32];
     let mac = match mac {
-        Mac::None => None,
+        Mac::None | Mac::Legacy => None,
         Mac::WrongSecret => {
             let wrong = ClusterSecret::new(b"not-the-cluster-secret".to_vec()).unwrap();
             let t = auth::transcript(Role::Dialer, &c.nonce, &nonce, &hello, None).unwrap();
@@ -141,7 +194,7 @@ async fn peer_without_the_secret_changes_nothing() {
         before.insert(i, view(&c, i).await);
     }
 
-    for mac in [Mac::None, Mac::WrongSecret] {
+    for mac in [Mac::None, Mac::WrongSecret, Mac::Legacy] {
         for (i, (_, addr)) in members.iter().enumerate() {
             for claimed in members.iter().map(|(id, _)| *id) {
                 if claimed == i as u32 + 1 {
