@@ -2,6 +2,8 @@
 //! starts and serves, and every node warns loudly at start-up that its peer links are
 //! neither authenticated nor encrypted. (Every other process test runs with a secret.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! never serves what they wrote), and both sides log why. Restarted with the right
 //! secret it catches up.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -8,6 +8,8 @@
 //! client address becomes the attacker's, the data stays, writes go on, and each node
 //! logs the refusal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,8 @@
 //! gets back in (its peers accept its new connections and it accepts theirs), and writes
 //! go through every node.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

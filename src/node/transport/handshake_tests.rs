@@ -310,3 +310,29 @@ async fn a_post_handshake_frame_instead_of_a_hello_is_refused() {
         "{got:?}"
     );
 }
+
+/// A measurement, not a check (ignored by default): the CPU cost of one whole
+/// handshake (both sides, in memory, so without network round trips), with and
+/// without a secret. `cargo test --release -p concierge --lib
+/// handshake_cost -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement; run by hand"]
+async fn handshake_cost() {
+    for secret in [None, Some(secret(1))] {
+        let rounds = 20_000u32;
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            let (l, d) = run_both(secret.clone(), secret.clone()).await;
+            assert!(l.is_ok() && d.is_ok());
+        }
+        let each = start.elapsed() / rounds;
+        println!(
+            "handshake, {}: {each:?} per handshake (both sides, in memory)",
+            if secret.is_some() {
+                "with a secret"
+            } else {
+                "without a secret"
+            }
+        );
+    }
+}

@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 
 use super::frame;
 use super::gate::{Gate, Ticket};
-use super::handshake;
+use super::handshake::{self, HandshakeError};
 use super::wire::{Hello, Wire, PROTOCOL_VERSION};
 use super::{Inbound, LinkContext, PeerTable};
 use crate::paxos::NodeId;
@@ -52,8 +52,14 @@ pub async fn run(
                     }
                     let (ctx, peers, inbound) = (ctx.clone(), peers.clone(), inbound.clone());
                     let evicted = gate.admit(&mut conns, move |ticket| async move {
-                        if let Err(reason) = serve(stream, ticket, &ctx, &peers, &inbound).await {
-                            warn!(%remote, %reason, "peer connection closed");
+                        match serve(stream, ticket, &ctx, &peers, &inbound).await {
+                            Ok(()) => {}
+                            Err(End::Quiet(reason)) => {
+                                debug!(%remote, %reason, "unauthenticated peer connection closed");
+                            }
+                            Err(End::Loud(reason)) => {
+                                warn!(%remote, %reason, "peer connection closed");
+                            }
                         }
                     });
                     if evicted {
@@ -73,14 +79,23 @@ pub async fn run(
     }
 }
 
-/// Serves one inbound connection; `Ok` on a clean end, `Err(reason)` otherwise.
+/// Why a connection ended: `Loud` is logged as a warning (a refused peer, a broken
+/// authenticated link); `Quiet` at debug level: a connection that never got as far as a
+/// well-formed hello (timed out, closed, evicted, oversize or garbage frames), so a
+/// flood of them cannot flood the log too.
+enum End {
+    Quiet(String),
+    Loud(String),
+}
+
+/// Serves one inbound connection; `Ok` on a clean end.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     ticket: Ticket,
     ctx: &LinkContext,
     peers: &PeerTable,
     inbound: &mpsc::Sender<Inbound>,
-) -> Result<(), String> {
+) -> Result<(), End> {
     let secret = ctx.secret.as_ref();
     let deadline = Duration::from_millis(ctx.handshake_timeout_ms);
     let verified = tokio::time::timeout(deadline, async {
@@ -88,14 +103,23 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         listening.read_hello(&mut stream, secret).await
     })
     .await
-    .map_err(|_| "handshake timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|_| End::Quiet("handshake timed out".to_string()))?
+    .map_err(|e| match e {
+        HandshakeError::Unauthenticated(_)
+        | HandshakeError::Protocol { .. }
+        | HandshakeError::Invalid(_) => End::Loud(e.to_string()),
+        HandshakeError::Frame(_) | HandshakeError::Closed | HandshakeError::Unexpected { .. } => {
+            End::Quiet(e.to_string())
+        }
+    })?;
     // From here on the dialer is authenticated (or no secret is configured).
-    let from = welcome(&mut stream, verified, ctx, peers).await?;
+    let from = welcome(&mut stream, verified, ctx, peers)
+        .await
+        .map_err(End::Loud)?;
     if !ticket.authenticated(from) {
-        return Err(format!(
+        return Err(End::Quiet(format!(
             "node {from}'s connection was evicted before it finished its handshake"
-        ));
+        )));
     }
     debug!(peer = from, "inbound peer connection accepted");
 
@@ -103,7 +127,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let msg = match frame::read_frame(&mut stream, ctx.frame_bytes_max).await {
             Ok(Some(msg)) => msg,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("from node {from}: {e}")),
+            Err(e) => return Err(End::Loud(format!("from node {from}: {e}"))),
         };
         let item = match msg {
             Wire::Paxos(m) => Inbound::Paxos(from, m),

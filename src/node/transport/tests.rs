@@ -38,6 +38,16 @@ async fn pair() -> (
     Vec<Transport>,
     Vec<mpsc::Receiver<Inbound>>,
 ) {
+    pair_with(None).await
+}
+
+async fn pair_with(
+    secret: Option<auth::ClusterSecret>,
+) -> (
+    Vec<(NodeId, String)>,
+    Vec<Transport>,
+    Vec<mpsc::Receiver<Inbound>>,
+) {
     let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let members = vec![
@@ -46,8 +56,11 @@ async fn pair() -> (
     ];
     let (tx1, rx1) = mpsc::channel(16);
     let (tx2, rx2) = mpsc::channel(16);
-    let t1 = Transport::start(ctx(1, &members), &members, queue_limits(2), l1, tx1);
-    let t2 = Transport::start(ctx(2, &members), &members, queue_limits(2), l2, tx2);
+    let (mut c1, mut c2) = (ctx(1, &members), ctx(2, &members));
+    c1.secret = secret.clone();
+    c2.secret = secret;
+    let t1 = Transport::start(c1, &members, queue_limits(2), l1, tx1);
+    let t2 = Transport::start(c2, &members, queue_limits(2), l2, tx2);
     (members, vec![t1, t2], vec![rx1, rx2])
 }
 
@@ -88,6 +101,22 @@ async fn messages_arrive_and_handshake_reports_client_addresses() {
         Some("client-1")
     );
     assert!(ts[0].link(9).is_none());
+}
+
+#[tokio::test]
+async fn with_a_secret_both_links_authenticate_and_deliver() {
+    let secret = auth::ClusterSecret::new(b"a transport test secret".to_vec()).unwrap();
+    let (_members, ts, mut rxs) = pair_with(Some(secret)).await;
+    delivered_eventually(&ts[0], &mut rxs[1], 2, 5).await;
+    delivered_eventually(&ts[1], &mut rxs[0], 1, 6).await;
+    assert_eq!(
+        ts[0].link(2).unwrap().client_addr().as_deref(),
+        Some("client-2")
+    );
+    assert_eq!(
+        ts[1].link(1).unwrap().client_addr().as_deref(),
+        Some("client-1")
+    );
 }
 
 #[tokio::test]
