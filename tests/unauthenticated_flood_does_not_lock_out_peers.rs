@@ -1,4 +1,4 @@
-//! A flood of unauthenticated connections to every node's peer port (210 at once,
+//! A flood of unauthenticated connections to every node's peer port (450 at once,
 //! renewed as the nodes close them): idle ones that never send a byte, slow ones that
 //! send one, and ones that announce a 64 MiB frame before the handshake and send 8 MiB
 //! of it. Meanwhile the nodes' memory does not grow by anything like the frame cap, and
@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Connections held open against each node at once.
-const PER_NODE: usize = 70;
+const PER_NODE: usize = 150;
 /// Bytes each "oversize" connection sends after its 64 MiB header.
 const OVERSIZE_SENT_BYTES: usize = 8 << 20;
 

@@ -123,7 +123,7 @@ impl NodeConfig {
             peer_queue_bytes_max: 64 << 20,
             peer_queue_bulk_messages_max: 4,
             inbound_queue_messages_max: 8192,
-            inbound_handshakes_max: 16,
+            inbound_handshakes_max: 64,
             reconnect_backoff_ms_min: 20,
             reconnect_backoff_ms_max: 1000,
             connect_timeout_ms: 1000,
