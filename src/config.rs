@@ -9,6 +9,7 @@
 //! `concierge snapshot restore` also records a cluster token, mixed into the cluster id.
 
 use crate::http::HttpArgs;
+use crate::node::transport::auth::ClusterSecret;
 use crate::tls::TlsArgs;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -49,7 +50,20 @@ pub struct ServeArgs {
     /// HTTPS on the client port, and client certificates (src/tls.rs).
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// A file holding the cluster secret that authenticates the members to each other
+    /// (the same on every member; at least 16 bytes; whitespace around it is ignored).
+    /// Without a secret, peer links are not authenticated (start-up warns).
+    #[arg(long, env = "CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// The cluster secret itself, from the environment variable `CLUSTER_SECRET` only
+    /// (no flag: it would show in `ps`). Less safe than the file: whoever can read the
+    /// process environment (`docker inspect`, /proc) reads it. Filled by the binary.
+    #[arg(skip)]
+    pub cluster_secret: Option<String>,
 }
+
+/// The environment variable that may hold the cluster secret itself.
+pub const CLUSTER_SECRET_ENV: &str = "CLUSTER_SECRET";
 
 /// A checked configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +83,8 @@ pub struct ServeConfig {
     pub watchers_max: usize,
     /// The TLS files, checked when the node starts (`tls::NodeTls::load`).
     pub tls: TlsArgs,
+    /// The secret peers authenticate each other with; None = unauthenticated peers.
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 /// A configuration that cannot run.
@@ -88,6 +104,8 @@ pub enum ConfigError {
     ClusterFile { path: PathBuf, reason: String },
     /// A limit is unusable.
     BadLimit { name: &'static str, reason: String },
+    /// The cluster secret is missing, unreadable or too short.
+    BadSecret { source: String, reason: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -116,6 +134,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "cluster file {}: {reason}", path.display())
             }
             ConfigError::BadLimit { name, reason } => write!(f, "{name}: {reason}"),
+            ConfigError::BadSecret { source, reason } => {
+                write!(f, "cluster secret from {source}: {reason}")
+            }
         }
     }
 }
@@ -189,6 +210,7 @@ impl ServeConfig {
         args.http
             .check()
             .map_err(|(name, reason)| ConfigError::BadLimit { name, reason })?;
+        let cluster_secret = resolve_secret(args)?;
         Ok(ServeConfig {
             id: position as u32 + 1,
             members: members
@@ -204,6 +226,7 @@ impl ServeConfig {
             http: args.http.clone(),
             watchers_max: args.watchers_max,
             tls: args.tls.clone(),
+            cluster_secret,
         })
     }
 
@@ -211,6 +234,40 @@ impl ServeConfig {
     pub fn member_addrs(&self) -> Vec<String> {
         self.members.iter().map(|(_, a)| a.clone()).collect()
     }
+}
+
+/// The cluster secret from `--cluster-secret-file` or `CLUSTER_SECRET` (not both),
+/// trimmed of surrounding whitespace and at least `SECRET_BYTES_MIN` bytes long.
+fn resolve_secret(args: &ServeArgs) -> Result<Option<ClusterSecret>, ConfigError> {
+    let (source, bytes) = match (&args.cluster_secret_file, &args.cluster_secret) {
+        (None, None) => return Ok(None),
+        (Some(path), Some(_)) => {
+            return Err(ConfigError::BadSecret {
+                source: format!("CLUSTER_SECRET_FILE {}", path.display()),
+                reason: format!("{CLUSTER_SECRET_ENV} is set too; set only one of them"),
+            })
+        }
+        (Some(path), None) => {
+            let source = format!("CLUSTER_SECRET_FILE {}", path.display());
+            match std::fs::read(path) {
+                Ok(bytes) => (source, bytes),
+                Err(e) => {
+                    return Err(ConfigError::BadSecret {
+                        source,
+                        reason: format!("cannot read it: {e}"),
+                    })
+                }
+            }
+        }
+        (None, Some(value)) => (CLUSTER_SECRET_ENV.to_string(), value.clone().into_bytes()),
+    };
+    let trimmed = bytes.trim_ascii().to_vec();
+    ClusterSecret::new(trimmed)
+        .map(Some)
+        .map_err(|e| ConfigError::BadSecret {
+            source,
+            reason: e.to_string(),
+        })
 }
 
 /// The cluster file's content.
@@ -302,7 +359,52 @@ mod tests {
             http: HttpArgs::default(),
             watchers_max: 10,
             tls: TlsArgs::default(),
+            cluster_secret_file: None,
+            cluster_secret: None,
         }
+    }
+
+    #[test]
+    fn the_cluster_secret_comes_from_a_file_or_the_environment_and_is_long_enough() {
+        let dir = std::env::temp_dir().join(format!("concierge-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, "0123456789abcdef0123\n").unwrap();
+        let short = dir.join("short");
+        std::fs::write(&short, "  short-secret \n").unwrap();
+
+        assert_eq!(
+            ServeConfig::resolve(&args(None, 7)).unwrap().cluster_secret,
+            None
+        );
+        let mut a = args(None, 7);
+        a.cluster_secret_file = Some(good.clone());
+        let from_file = ServeConfig::resolve(&a).unwrap().cluster_secret;
+        assert_eq!(
+            from_file,
+            Some(ClusterSecret::new(b"0123456789abcdef0123".to_vec()).unwrap()),
+            "the trailing newline is not part of the secret"
+        );
+        a.cluster_secret = Some("0123456789abcdef0123".into());
+        let both = ServeConfig::resolve(&a).unwrap_err();
+        assert!(both.to_string().contains("only one"), "{both}");
+        a.cluster_secret_file = None;
+        assert_eq!(ServeConfig::resolve(&a).unwrap().cluster_secret, from_file);
+
+        for bad in ["", "   ", "fifteen-bytes!!"] {
+            a.cluster_secret = Some(bad.into());
+            let err = ServeConfig::resolve(&a).unwrap_err();
+            assert!(matches!(err, ConfigError::BadSecret { .. }), "{err}");
+            assert!(err.to_string().contains("at least 16"), "{err}");
+        }
+        a.cluster_secret = None;
+        a.cluster_secret_file = Some(short);
+        let err = ServeConfig::resolve(&a).unwrap_err();
+        assert!(err.to_string().contains("12 bytes"), "{err}");
+        a.cluster_secret_file = Some(dir.join("missing"));
+        let err = ServeConfig::resolve(&a).unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod cli;
 
 use clap::Parser;
 use cli::{Cli, CliCommand};
-use concierge::config::{check_cluster_file, ServeArgs, ServeConfig};
+use concierge::config::{check_cluster_file, ServeArgs, ServeConfig, CLUSTER_SECRET_ENV};
 use concierge::http::{self, AppState, HttpLimits};
 use concierge::kv::hub::WatchLimits;
 use concierge::kv::{KvOptions, KvStateMachine, LeaseTable};
@@ -51,7 +51,9 @@ fn main() -> ExitCode {
 /// `concierge serve`: exit 2 for a configuration that cannot run, 1 when the node stops
 /// on an error.
 fn run_serve(args: &ServeArgs) -> ExitCode {
-    let config = match ServeConfig::resolve(args) {
+    let mut args = args.clone();
+    args.cluster_secret = std::env::var(CLUSTER_SECRET_ENV).ok();
+    let config = match ServeConfig::resolve(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("concierge: {e}");
@@ -124,6 +126,7 @@ async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::err
     );
     node_config.request_timeout_ms = config.request_timeout.as_millis() as u64;
     node_config.cluster_token = cluster_token;
+    node_config.cluster_secret = config.cluster_secret.clone();
     let node = Node::start(node_config, Box::new(sm))
         .await
         .map_err(|e| format!("starting the node: {e}"))?;

@@ -1,7 +1,8 @@
 //! `concierge serve` refuses to start, with a clear message, when this node is not in
-//! CONCIERGES or when its data directory belongs to another cluster; with nothing set
-//! but ports and a data directory it runs a one-node cluster. TLS files that cannot
-//! serve are refused the same way.
+//! CONCIERGES, when its data directory belongs to another cluster, or when its cluster
+//! secret is too short, unreadable or given twice; with nothing set but ports and a
+//! data directory it runs a one-node cluster. TLS files that cannot serve are refused
+//! the same way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +17,8 @@ fn serve(envs: &[(&str, String)]) -> Command {
     cmd.arg("serve")
         .env_remove("CONCIERGES")
         .env_remove("HOST")
+        .env_remove("CLUSTER_SECRET")
+        .env_remove("CLUSTER_SECRET_FILE")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     for (k, v) in envs {
@@ -45,6 +48,47 @@ fn serve_refuses_bad_configuration() {
         err.contains(&format!("127.0.0.1:{p3}")) && err.contains("CONCIERGES"),
         "{err}"
     );
+
+    // A cluster secret that is too short, missing, or given both ways.
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("short-secret");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let long = dir.join("secret");
+    std::fs::write(&long, "a-long-enough-secret\n").unwrap();
+    let base = [
+        ("ACTOR_PORT", p1.to_string()),
+        ("CLIENT_PORT", free_port().to_string()),
+        ("CONCIERGES", members.clone()),
+        ("DATA_DIR", dir.join("s").display().to_string()),
+    ];
+    let cases: [(&str, String, &str); 4] = [
+        (
+            "CLUSTER_SECRET_FILE",
+            short.display().to_string(),
+            "at least 16",
+        ),
+        ("CLUSTER_SECRET", String::new(), "at least 16"),
+        (
+            "CLUSTER_SECRET_FILE",
+            dir.join("none").display().to_string(),
+            "cannot read",
+        ),
+        ("CLUSTER_SECRET", "a-long-enough-secret".into(), "only one"),
+    ];
+    for (name, value, says) in cases {
+        let mut envs = base.to_vec();
+        envs.push((name, value));
+        if says == "only one" {
+            envs.push(("CLUSTER_SECRET_FILE", long.display().to_string()));
+        }
+        let out = serve(&envs).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cluster secret") && err.contains(says),
+            "{err}"
+        );
+    }
 
     // A one-node cluster records its membership; a different CONCIERGES is refused.
     let data = dir.join("b");

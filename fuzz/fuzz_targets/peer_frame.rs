@@ -1,5 +1,5 @@
 //! Fuzzes the peer link's decoders: a frame payload (`frame::decode`, rmp-serde of
-//! `Wire`), a byte stream of length-prefixed frames (`frame::read_frame`), and the
+//! `Wire`; `frame::decode_as::<Handshake>`, the handshake frames), a byte stream of length-prefixed frames (`frame::read_frame`), and the
 //! command envelope (`envelope::unwrap`) of every command a decoded message carries.
 //!
 //! Properties, beyond "no panic, no hang, no huge allocation":
@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use concierge::node::envelope;
 use concierge::node::transport::frame::{self, LEN_BYTES};
-use concierge::node::transport::wire::Wire;
+use concierge::node::transport::wire::{Handshake, Wire};
 use concierge::paxos::{Message, Value};
 use libfuzzer_sys::fuzz_target;
 
@@ -65,6 +65,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = frame::decode(data) {
         round_trip(&msg);
         check_values(&msg);
+    }
+    if let Ok(h) = frame::decode_as::<Handshake>(data) {
+        // A handshake message that decodes re-encodes to one that decodes to itself.
+        if let Ok(once) = frame::encode(&h, u32::MAX) {
+            let again: Handshake = frame::decode_as(&once[LEN_BYTES..]).expect("it decodes");
+            assert_eq!(again, h);
+        }
     }
     runtime().block_on(async {
         let mut stream = data;

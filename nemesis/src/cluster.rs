@@ -51,6 +51,8 @@ pub struct Exit {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     concierges: String,
+    /// The cluster secret every node gets (`CLUSTER_SECRET`).
+    secret: String,
     binary: PathBuf,
     setpriv: bool,
 }
@@ -156,6 +158,7 @@ impl Cluster {
         Ok(Cluster {
             nodes,
             concierges,
+            secret: format!("nemesis-cluster-secret-{seed:016x}-{}", std::process::id()),
             binary: binary.to_path_buf(),
             setpriv,
         })
@@ -170,6 +173,7 @@ impl Cluster {
     /// Starts node `i` (no-op when it runs).
     pub fn start(&mut self, i: usize) -> Result<(), String> {
         let concierges = self.concierges.clone();
+        let secret = self.secret.clone();
         let binary = self.binary.clone();
         let setpriv = self.setpriv;
         let node = self.nodes.get_mut(i).ok_or(format!("no node {i}"))?;
@@ -197,6 +201,10 @@ impl Cluster {
         };
         let child = cmd
             .arg("serve")
+            // Authenticated peers, as a deployment should run them. The environment
+            // rather than a file: each node runs as its own user.
+            .env_remove("CLUSTER_SECRET_FILE")
+            .env("CLUSTER_SECRET", &secret)
             .env("HOST", "127.0.0.1")
             .env("ACTOR_PORT", node.peer_port.to_string())
             .env("CLIENT_PORT", node.client_port.to_string())

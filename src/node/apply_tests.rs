@@ -71,7 +71,8 @@ async fn install(chunks: Vec<Chunk>) -> Seen {
         write_timeout_ms: 100,
         reconnect_backoff_ms_min: 10,
         reconnect_backoff_ms_max: 50,
-        inbound_connections_max: 2,
+        inbound_handshakes_max: 2,
+        secret: None,
         dir_ids: DirIds::in_memory(1, &[1, 2]),
     };
     let limits = QueueLimits {

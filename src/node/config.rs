@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use super::error::StartError;
+use super::transport::auth::ClusterSecret;
 use crate::paxos::{self, NodeId};
 
 /// Bytes of envelope and framing around a command or chunk inside one frame (generous).
@@ -35,6 +36,9 @@ pub struct NodeConfig {
     /// Mixed into the cluster id peers check in their handshake (0 = none; set for a
     /// cluster restored from a backup, recorded in its data directories).
     pub cluster_token: u64,
+    /// The secret that authenticates peers to each other (`transport/auth.rs`); None =
+    /// peer links are not authenticated (start-up warns in a cluster of several nodes).
+    pub cluster_secret: Option<ClusterSecret>,
 
     /// Length of one consensus tick (the core counts its timing in ticks).
     pub tick_ms: u64,
@@ -51,8 +55,10 @@ pub struct NodeConfig {
     pub peer_queue_bulk_messages_max: usize,
     /// Received messages waiting for the driver (readers wait beyond this).
     pub inbound_queue_messages_max: usize,
-    /// Inbound peer connections served at once.
-    pub inbound_connections_max: usize,
+    /// Unauthenticated inbound peer connections at once; one more evicts the oldest.
+    /// Authenticated ones are counted apart (one per peer: a peer's new connection
+    /// replaces its old one), so a flood of these cannot displace real peers.
+    pub inbound_handshakes_max: usize,
     /// First reconnect delay after a failed or lost connection.
     pub reconnect_backoff_ms_min: u64,
     /// Cap of the doubling reconnect delay.
@@ -110,13 +116,14 @@ impl NodeConfig {
             peer_listen_addr: None,
             data_dir: data_dir.into(),
             cluster_token: 0,
+            cluster_secret: None,
             tick_ms: 10,
             frame_bytes_max: 64 << 20,
             peer_queue_messages_max: 8192,
             peer_queue_bytes_max: 64 << 20,
             peer_queue_bulk_messages_max: 4,
             inbound_queue_messages_max: 8192,
-            inbound_connections_max: 64,
+            inbound_handshakes_max: 64,
             reconnect_backoff_ms_min: 20,
             reconnect_backoff_ms_max: 1000,
             connect_timeout_ms: 1000,
@@ -184,10 +191,7 @@ impl NodeConfig {
                 "inbound_queue_messages_max",
                 self.inbound_queue_messages_max as u64,
             ),
-            (
-                "inbound_connections_max",
-                self.inbound_connections_max as u64,
-            ),
+            ("inbound_handshakes_max", self.inbound_handshakes_max as u64),
             ("reconnect_backoff_ms_min", self.reconnect_backoff_ms_min),
             ("reconnect_backoff_ms_max", self.reconnect_backoff_ms_max),
             ("connect_timeout_ms", self.connect_timeout_ms),

@@ -1,8 +1,9 @@
 //! The node: drives the pure Paxos core (`crate::paxos`) with tokio, TCP and the `wal`.
 //!
 //! Reading order and threads:
-//! - `transport/`: peer links (length-prefixed rmp-serde frames over TCP, handshake with
-//!   node id, cluster id and client address, bounded per-peer queues, reconnect).
+//! - `transport/`: peer links (length-prefixed rmp-serde frames over TCP, a handshake
+//!   authenticated by the cluster secret carrying node id, cluster id and client address,
+//!   bounded per-peer queues, reconnect).
 //! - `driver.rs`: one tokio task owns the `Core`: ticks, inbound messages, proposals and
 //!   read-index requests in; `Ready`s out, in the order the core demands.
 //! - `persist.rs` + `storage.rs`: a blocking thread makes the acceptor's promises and
@@ -39,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use vfs::{Fs, RealFs};
 
 pub use config::NodeConfig;
@@ -68,6 +69,28 @@ pub fn random_u64() -> u64 {
     h.write_u128(nanos);
     h.write_u32(std::process::id());
     h.finish()
+}
+
+/// Says at start-up what protects the peer links (TLS does not exist yet: nothing
+/// encrypts them).
+fn warn_about_peer_links(cfg: &NodeConfig) {
+    if cfg.members.len() < 2 {
+        return;
+    }
+    match cfg.cluster_secret {
+        None => warn!(
+            listen = %cfg.listen_addr().unwrap_or_default(),
+            "PEER LINKS ARE NEITHER AUTHENTICATED NOR ENCRYPTED: any process that reaches the \
+             peer port can pose as a member and change the cluster's state. Give every member \
+             the same secret (CLUSTER_SECRET_FILE) and keep the peer port on a private network"
+        ),
+        Some(_) => warn!(
+            "peer links are authenticated by the cluster secret but NOT encrypted: peer \
+             traffic (keys and values included) can be read on the network, and a \
+             man-in-the-middle could take over an established link; keep the peer port on \
+             a private network"
+        ),
+    }
 }
 
 /// Starting a node.
@@ -171,6 +194,7 @@ async fn start_inner(
         "node starting"
     );
 
+    warn_about_peer_links(&cfg);
     let listen = cfg.listen_addr().unwrap_or_default();
     let listener = TcpListener::bind(&listen)
         .await
@@ -189,7 +213,8 @@ async fn start_inner(
         write_timeout_ms: cfg.write_timeout_ms,
         reconnect_backoff_ms_min: cfg.reconnect_backoff_ms_min,
         reconnect_backoff_ms_max: cfg.reconnect_backoff_ms_max,
-        inbound_connections_max: cfg.inbound_connections_max,
+        inbound_handshakes_max: cfg.inbound_handshakes_max,
+        secret: cfg.cluster_secret.clone(),
         dir_ids: dir_ids.clone(),
     };
     let transport = Arc::new(Transport::start(

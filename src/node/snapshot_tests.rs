@@ -38,7 +38,8 @@ fn ctx(id: NodeId, members: &[(NodeId, String)]) -> LinkContext {
         write_timeout_ms: 500,
         reconnect_backoff_ms_min: 10,
         reconnect_backoff_ms_max: 50,
-        inbound_connections_max: 8,
+        inbound_handshakes_max: 8,
+        secret: None,
         dir_ids: crate::node::dir_ids::DirIds::in_memory(
             id,
             &members.iter().map(|(m, _)| *m).collect::<Vec<_>>(),

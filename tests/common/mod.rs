@@ -32,12 +32,29 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     pub concierges: String,
     pub http: Client,
-    /// Extra environment of every node (flags of `concierge serve`).
+    /// Extra environment of every node (flags of `concierge serve`); includes
+    /// `CLUSTER_SECRET_FILE` unless the cluster was spawned unauthenticated.
     pub env: Vec<(String, String)>,
     /// Extra environment of one node (by index), after `env`.
     pub node_env: Vec<Vec<(String, String)>>,
     /// `http`, or `https` for a cluster serving TLS (then `http` trusts its CA).
     pub scheme: &'static str,
+}
+
+/// Writes a fresh cluster secret file in `root` (every process test's cluster runs with
+/// one, so the authenticated peer handshake is the path they exercise).
+pub fn write_secret_file(root: &std::path::Path) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let path = root.join("cluster-secret");
+    std::fs::write(
+        &path,
+        format!("test-secret-{}-{nanos}\n", std::process::id()),
+    )
+    .unwrap();
+    path
 }
 
 /// A free loopback port (bound then released), never one this process handed out
@@ -141,9 +158,20 @@ impl Cluster {
         Cluster::spawn_with_env(n, tag, &[])
     }
 
-    /// Starts `n` node processes with extra environment variables, without waiting.
+    /// Starts `n` node processes with extra environment variables, without waiting;
+    /// with a cluster secret unless `env` names one.
     pub fn spawn_with_env(n: usize, tag: &str, env: &[(&str, &str)]) -> Cluster {
-        let mut c = Cluster::unstarted(n, tag, env);
+        let mut c = Cluster::unstarted(n, tag, env, true);
+        for i in 0..n {
+            c.launch(i);
+        }
+        c
+    }
+
+    /// Starts `n` node processes WITHOUT a cluster secret (unauthenticated peers: the
+    /// one-command local default), without waiting.
+    pub fn spawn_unauthenticated(n: usize, tag: &str) -> Cluster {
+        let mut c = Cluster::unstarted(n, tag, &[], false);
         for i in 0..n {
             c.launch(i);
         }
@@ -160,7 +188,7 @@ impl Cluster {
         node_env: Vec<Vec<(String, String)>>,
         http: Client,
     ) -> Cluster {
-        let mut c = Cluster::unstarted(n, tag, env);
+        let mut c = Cluster::unstarted(n, tag, env, true);
         c.node_env = node_env;
         c.scheme = "https";
         c.http = http;
@@ -173,8 +201,9 @@ impl Cluster {
         c
     }
 
-    /// The cluster's processes, none started yet.
-    fn unstarted(n: usize, tag: &str, env: &[(&str, &str)]) -> Cluster {
+    /// The cluster's processes, none started yet; with a cluster secret file when
+    /// `secret` and `env` names none.
+    fn unstarted(n: usize, tag: &str, env: &[(&str, &str)], secret: bool) -> Cluster {
         let root = temp_dir(tag);
         let mut nodes = Vec::new();
         for i in 0..n {
@@ -193,7 +222,7 @@ impl Cluster {
             .map(|n| format!("127.0.0.1:{}", n.peer_port))
             .collect::<Vec<_>>()
             .join(",");
-        Cluster {
+        let mut c = Cluster {
             root,
             nodes,
             concierges,
@@ -207,7 +236,18 @@ impl Cluster {
                 .collect(),
             node_env: Vec::new(),
             scheme: "http",
+        };
+        let named = env
+            .iter()
+            .any(|(k, _)| *k == "CLUSTER_SECRET_FILE" || *k == "CLUSTER_SECRET");
+        if secret && !named {
+            let file = write_secret_file(&c.root);
+            c.env.push((
+                "CLUSTER_SECRET_FILE".into(),
+                file.to_string_lossy().into_owned(),
+            ));
         }
+        c
     }
 
     /// Starts (or restarts) node `i`'s process.
@@ -223,6 +263,8 @@ impl Cluster {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_concierge"))
             .arg("serve")
+            .env_remove("CLUSTER_SECRET")
+            .env_remove("CLUSTER_SECRET_FILE")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(node_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HOST", "127.0.0.1")

@@ -50,6 +50,9 @@ tag="concierge:test-$$-$RANDOM"
 network="$project"
 export COMPOSE_PROJECT_NAME="$project" CONCIERGE_IMAGE="$tag" CONCIERGE_NAME="$project"
 export CONCIERGE_NETWORK="$network"
+# The nodes authenticate each other with a secret of this run's own.
+CONCIERGE_CLUSTER_SECRET="docker-test-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+export CONCIERGE_CLUSTER_SECRET
 export CONCIERGE_PUBLISH_1=127.0.0.1::8080 CONCIERGE_PUBLISH_2=127.0.0.1::8080 \
   CONCIERGE_PUBLISH_3=127.0.0.1::8080
 work=$(mktemp -d)

@@ -140,6 +140,12 @@ impl Cluster {
             std::process::id()
         ));
         std::fs::create_dir_all(&root).unwrap();
+        // Every cluster runs with a cluster secret (the authenticated peer handshake).
+        std::fs::write(
+            root.join("cluster-secret"),
+            format!("client-test-secret-{}-{nanos}\n", std::process::id()),
+        )
+        .unwrap();
         let nodes: Vec<NodeProc> = (0..n)
             .map(|i| NodeProc {
                 peer_port: free_port(),
@@ -174,6 +180,8 @@ impl Cluster {
             .unwrap();
         let child = Command::new(bin)
             .arg("serve")
+            .env_remove("CLUSTER_SECRET")
+            .env("CLUSTER_SECRET_FILE", self.root.join("cluster-secret"))
             .env("HOST", "127.0.0.1")
             .env("ACTOR_PORT", node.peer_port.to_string())
             .env("CLIENT_PORT", node.client_port.to_string())

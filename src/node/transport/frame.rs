@@ -4,6 +4,7 @@
 //! ```text
 //! frame   := length:u32be payload:[u8; length]
 //! payload := rmp-serde(Wire)        1 <= length <= frame_bytes_max
+//!          | rmp-serde(Handshake)   1 <= length <= HANDSHAKE_FRAME_BYTES_MAX
 //! ```
 //! Invariants: the length is checked against `frame_bytes_max` BEFORE the payload buffer
 //! is allocated, so a hostile or corrupt header cannot make us allocate; a zero length,
@@ -14,6 +15,8 @@ use std::fmt;
 use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::wire::Wire;
@@ -21,6 +24,10 @@ use super::wire::Wire;
 /// Bytes of the length prefix.
 pub const LEN_BYTES: usize = 4;
 const _: () = assert!(LEN_BYTES == std::mem::size_of::<u32>());
+
+/// Largest handshake frame payload, in both directions: everything a connection may make
+/// a node allocate before it is authenticated.
+pub const HANDSHAKE_FRAME_BYTES_MAX: u32 = 4096;
 
 /// Why a frame could not be read, decoded or encoded.
 #[derive(Debug)]
@@ -55,8 +62,9 @@ impl fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-/// Encodes `msg` as one whole frame (prefix included), refusing payloads over `max` bytes.
-pub fn encode(msg: &Wire, max: u32) -> Result<Bytes, FrameError> {
+/// Encodes `msg` (a [`Wire`] or a handshake message) as one whole frame (prefix
+/// included), refusing payloads over `max` bytes.
+pub fn encode<T: Serialize>(msg: &T, max: u32) -> Result<Bytes, FrameError> {
     let mut buf = BytesMut::with_capacity(256).writer();
     buf.get_mut().put_u32(0); // placeholder for the length
     rmp_serde::encode::write(&mut buf, msg).map_err(|e| FrameError::Encode {
@@ -81,6 +89,11 @@ pub fn encode(msg: &Wire, max: u32) -> Result<Bytes, FrameError> {
 
 /// Decodes one payload (the bytes after the length prefix).
 pub fn decode(payload: &[u8]) -> Result<Wire, FrameError> {
+    decode_as(payload)
+}
+
+/// Decodes one payload as a `T` (a handshake message).
+pub fn decode_as<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
     rmp_serde::from_slice(payload).map_err(|e| FrameError::Decode {
         len: payload.len(),
         reason: e.to_string(),
@@ -125,9 +138,17 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: u32,
 ) -> Result<Option<Wire>, FrameError> {
+    read_message(reader, max).await
+}
+
+/// Reads and decodes one frame as a `T`; `Ok(None)` on a clean end of stream.
+pub async fn read_message<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: u32,
+) -> Result<Option<T>, FrameError> {
     match read_payload(reader, max).await? {
         None => Ok(None),
-        Some(payload) => decode(&payload).map(Some),
+        Some(payload) => decode_as(&payload).map(Some),
     }
 }
 
@@ -135,26 +156,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::node::transport::wire::{Hello, SnapshotMsg};
+    use crate::node::transport::wire::SnapshotMsg;
+    use crate::paxos::{Ballot, Message};
 
-    impl Wire {
-        fn hello(&self) -> Option<&Hello> {
-            match self {
-                Wire::Hello(h) => Some(h),
-                _ => None,
-            }
+    fn heartbeat() -> Message {
+        Message::Heartbeat {
+            leading: Some(Ballot { round: 3, node: 2 }),
+            commit: 9,
+            read_round: 1,
         }
-    }
-
-    fn hello() -> Wire {
-        Wire::Hello(Hello {
-            protocol: 1,
-            cluster_id: 0xfeed,
-            node: 2,
-            client_addr: "127.0.0.1:8080".into(),
-            dir: 9,
-            you_were: Some(8),
-        })
     }
 
     #[tokio::test]
@@ -168,12 +178,12 @@ mod tests {
             digest: Some(0x0123_4567_89ab_cdef),
         });
         let mut stream = Vec::new();
-        stream.extend_from_slice(&encode(&hello(), 1 << 20).unwrap());
+        stream.extend_from_slice(&encode(&Wire::Paxos(heartbeat()), 1 << 20).unwrap());
         stream.extend_from_slice(&encode(&chunk, 1 << 20).unwrap());
         let mut r = &stream[..];
         match read_frame(&mut r, 1 << 20).await.unwrap() {
-            Some(Wire::Hello(h)) => assert_eq!(Wire::Hello(h).hello(), hello().hello()),
-            other => panic!("expected hello, got {other:?}"),
+            Some(Wire::Paxos(m)) => assert_eq!(m, heartbeat()),
+            other => panic!("expected a heartbeat, got {other:?}"),
         }
         match (read_frame(&mut r, 1 << 20).await.unwrap(), chunk) {
             (Some(Wire::Snapshot(got)), Wire::Snapshot(want)) => assert_eq!(got, want),

@@ -1,27 +1,34 @@
-//! The inbound side of the peer links: accept, check the handshake, then read frames and
-//! hand them to the driver.
+//! The inbound side of the peer links: accept, run the listener's half of the handshake
+//! (`handshake.rs`), then read frames and hand them to the driver.
 //!
-//! A connection is refused (closed with a warning) when its `Hello` names another
-//! protocol, another cluster id, a node that is not a member, or ourselves; and after the
-//! reply when the peer presents a data directory other than the one we remember for it
-//! (`node/dir_ids.rs`: a node that lost its promises must not vote). A peer's directory
-//! is remembered durably before anything after its `Hello` is read. A frame that
-//! is oversize, torn or undecodable closes that connection with a `warn!`; nothing a peer
-//! sends can panic this task. Delivery to the driver awaits channel capacity, so a busy
-//! driver pushes back on the TCP connection and loss happens at the sender's bounded
-//! queue. Connection tasks live in a `JoinSet` owned by the accept loop: aborting the
-//! accept loop closes every inbound connection.
+//! Before a connection is authenticated it may send only handshake frames (capped at
+//! `HANDSHAKE_FRAME_BYTES_MAX`), and the whole handshake must finish within
+//! `handshake_timeout_ms`; at most `inbound_handshakes_max` such connections exist at
+//! once (`gate.rs`: a new one evicts the oldest, and authenticated connections are
+//! counted apart, one per peer). Nothing in the dialer's `Hello` is acted on before its
+//! MAC verified. A connection is then refused (closed with a warning) when its `Hello`
+//! names another protocol, another cluster id, a node that is not a member, or
+//! ourselves; and after the reply when the peer presents a data directory other than the
+//! one we remember for it (`node/dir_ids.rs`: a node that lost its promises must not
+//! vote). A peer's directory is remembered durably before anything after its `Hello` is
+//! read. A frame that is oversize, torn or undecodable closes that connection with a
+//! `warn!`; nothing a peer sends can panic this task. Delivery to the driver awaits
+//! channel capacity, so a busy driver pushes back on the TCP connection and loss happens
+//! at the sender's bounded queue. Connection tasks live in a `JoinSet` owned by the
+//! accept loop: aborting the accept loop closes every inbound connection.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::frame;
+use super::gate::{Gate, Ticket};
+use super::handshake::{self, HandshakeError};
 use super::wire::{Hello, Wire, PROTOCOL_VERSION};
 use super::{Inbound, LinkContext, PeerTable};
 use crate::paxos::NodeId;
@@ -34,20 +41,33 @@ pub async fn run(
     inbound: mpsc::Sender<Inbound>,
 ) {
     let mut conns = JoinSet::new();
+    let gate = Gate::new(ctx.inbound_handshakes_max);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
-                    if conns.len() >= ctx.inbound_connections_max {
-                        warn!(%remote, "too many inbound peer connections; refusing");
+                    if let Err(e) = stream.set_nodelay(true) {
+                        debug!(%remote, error = %e, "peer connection lost at accept");
                         continue;
                     }
                     let (ctx, peers, inbound) = (ctx.clone(), peers.clone(), inbound.clone());
-                    conns.spawn(async move {
-                        if let Err(reason) = serve(stream, &ctx, &peers, &inbound).await {
-                            warn!(%remote, %reason, "peer connection closed");
+                    let evicted = gate.admit(&mut conns, move |ticket| async move {
+                        match serve(stream, ticket, &ctx, &peers, &inbound).await {
+                            Ok(()) => {}
+                            Err(End::Quiet(reason)) => {
+                                debug!(%remote, %reason, "unauthenticated peer connection closed");
+                            }
+                            Err(End::Loud(reason)) => {
+                                warn!(%remote, %reason, "peer connection closed");
+                            }
                         }
                     });
+                    if evicted {
+                        debug!(
+                            %remote,
+                            "unauthenticated peer connections at their limit: the oldest was closed"
+                        );
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "accepting a peer connection failed");
@@ -59,50 +79,47 @@ pub async fn run(
     }
 }
 
-/// Serves one inbound connection; `Ok` on a clean end, `Err(reason)` otherwise.
-async fn serve(
-    mut stream: TcpStream,
+/// Why a connection ended: `Loud` is logged as a warning (a refused peer, a broken
+/// authenticated link); `Quiet` at debug level: a connection that never got as far as a
+/// well-formed hello (timed out, closed, evicted, oversize or garbage frames), so a
+/// flood of them cannot flood the log too.
+enum End {
+    Quiet(String),
+    Loud(String),
+}
+
+/// Serves one inbound connection; `Ok` on a clean end.
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    ticket: Ticket,
     ctx: &LinkContext,
     peers: &PeerTable,
     inbound: &mpsc::Sender<Inbound>,
-) -> Result<(), String> {
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let first = tokio::time::timeout(
-        Duration::from_millis(ctx.handshake_timeout_ms),
-        frame::read_frame(&mut stream, ctx.frame_bytes_max),
-    )
+) -> Result<(), End> {
+    let secret = ctx.secret.as_ref();
+    let deadline = Duration::from_millis(ctx.handshake_timeout_ms);
+    let verified = tokio::time::timeout(deadline, async {
+        let listening = handshake::challenge(&mut stream, secret).await?;
+        listening.read_hello(&mut stream, secret).await
+    })
     .await
-    .map_err(|_| "handshake timed out".to_string())?
-    .map_err(|e| e.to_string())?;
-    let hello = match first {
-        Some(Wire::Hello(h)) => h,
-        Some(_) => return Err("first frame is not a hello".into()),
-        None => return Ok(()),
-    };
-    let from = check_hello(&hello, ctx, peers)?;
-    let ids = ctx.dir_ids.clone();
-    let presented = hello.dir;
-    let you_were = tokio::task::spawn_blocking(move || ids.remember(from, presented))
+    .map_err(|_| End::Quiet("handshake timed out".to_string()))?
+    .map_err(|e| match e {
+        HandshakeError::Unauthenticated(_)
+        | HandshakeError::Protocol { .. }
+        | HandshakeError::Invalid(_) => End::Loud(e.to_string()),
+        HandshakeError::Frame(_) | HandshakeError::Closed | HandshakeError::Unexpected { .. } => {
+            End::Quiet(e.to_string())
+        }
+    })?;
+    // From here on the dialer is authenticated (or no secret is configured).
+    let from = welcome(&mut stream, verified, ctx, peers)
         .await
-        .map_err(|e| format!("remembering node {from}'s data directory: {e}"))?
-        .map_err(|e| format!("remembering node {from}'s data directory: {e}"))?;
-    let reply = Wire::Hello(Hello {
-        protocol: PROTOCOL_VERSION,
-        cluster_id: ctx.cluster_id,
-        node: ctx.self_id,
-        client_addr: ctx.client_addr.clone(),
-        dir: ctx.dir_ids.dir(),
-        you_were,
-    });
-    let bytes = frame::encode(&reply, ctx.frame_bytes_max).map_err(|e| e.to_string())?;
-    stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
-    if let Some(known) = you_were.filter(|&d| d != presented) {
-        return Err(format!(
-            "node {from} presented data directory {presented:#x}, but it voted from {known:#x}: refused (a node that lost its promises must not vote)"
-        ));
-    }
-    if let Some(link) = peers.get(&from) {
-        link.set_client_addr(hello.client_addr);
+        .map_err(End::Loud)?;
+    if !ticket.authenticated(from) {
+        return Err(End::Quiet(format!(
+            "node {from}'s connection was evicted before it finished its handshake"
+        )));
     }
     debug!(peer = from, "inbound peer connection accepted");
 
@@ -110,17 +127,56 @@ async fn serve(
         let msg = match frame::read_frame(&mut stream, ctx.frame_bytes_max).await {
             Ok(Some(msg)) => msg,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("from node {from}: {e}")),
+            Err(e) => return Err(End::Loud(format!("from node {from}: {e}"))),
         };
         let item = match msg {
             Wire::Paxos(m) => Inbound::Paxos(from, m),
             Wire::Snapshot(s) => Inbound::Snapshot(from, s),
-            Wire::Hello(_) => return Err(format!("node {from} sent a second hello")),
         };
         if inbound.send(item).await.is_err() {
             return Ok(()); // the driver stopped
         }
     }
+}
+
+/// The rest of the listener's half of the handshake, once the dialer's hello verified:
+/// check who it is, remember its data directory, answer. Returns the peer's id.
+async fn welcome<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    verified: handshake::VerifiedHello,
+    ctx: &LinkContext,
+    peers: &PeerTable,
+) -> Result<NodeId, String> {
+    let hello = &verified.hello;
+    let from = check_hello(hello, ctx, peers)?;
+    let ids = ctx.dir_ids.clone();
+    let presented = hello.dir;
+    let you_were = tokio::task::spawn_blocking(move || ids.remember(from, presented))
+        .await
+        .map_err(|e| format!("remembering node {from}'s data directory: {e}"))?
+        .map_err(|e| format!("remembering node {from}'s data directory: {e}"))?;
+    let reply = Hello {
+        protocol: PROTOCOL_VERSION,
+        cluster_id: ctx.cluster_id,
+        node: ctx.self_id,
+        client_addr: ctx.client_addr.clone(),
+        dir: ctx.dir_ids.dir(),
+        you_were,
+    };
+    verified
+        .welcome(stream, ctx.secret.as_ref(), reply)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(known) = you_were.filter(|&d| d != presented) {
+        return Err(format!(
+            "node {from} presented data directory {presented:#x}, but it voted from {known:#x}: refused (a node that lost its promises must not vote)"
+        ));
+    }
+    // Learnt only from the authenticated hello of `from` itself.
+    if let Some(link) = peers.get(&from) {
+        link.set_client_addr(hello.client_addr.clone());
+    }
+    Ok(from)
 }
 
 fn check_hello(h: &Hello, ctx: &LinkContext, peers: &PeerTable) -> Result<NodeId, String> {

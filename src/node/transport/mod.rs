@@ -1,14 +1,19 @@
 //! The peer transport: one outbound TCP connection per peer (dialed by `peer.rs`, with
 //! reconnect and capped exponential backoff) and a listener for inbound ones
-//! (`listener.rs`), carrying length-prefixed rmp-serde frames (`frame.rs`, `wire.rs`;
-//! the protocol is `docs/peer-protocol.md`).
+//! (`listener.rs`, admitting connections through `gate.rs`), carrying length-prefixed
+//! rmp-serde frames (`frame.rs`, `wire.rs`; the protocol is `docs/peer-protocol.md`).
+//! Every connection starts with the handshake (`handshake.rs`), which authenticates both
+//! sides by the cluster secret when one is configured (`auth.rs`).
 //!
 //! Sending never blocks: frames go into a bounded per-peer [`PeerQueue`](queue::PeerQueue)
 //! that drops the oldest consensus frame when full (counted in `dropped`). Received
 //! messages reach the driver through one bounded channel of [`Inbound`] items.
 //! Messages to ourselves never touch the transport (the driver steps them directly).
 
+pub mod auth;
 pub mod frame;
+pub mod gate;
+pub mod handshake;
 pub mod listener;
 pub mod peer;
 pub mod queue;
@@ -51,7 +56,11 @@ pub struct LinkContext {
     pub write_timeout_ms: u64,
     pub reconnect_backoff_ms_min: u64,
     pub reconnect_backoff_ms_max: u64,
-    pub inbound_connections_max: usize,
+    /// Unauthenticated inbound connections at once (`gate.rs`).
+    pub inbound_handshakes_max: usize,
+    /// The cluster secret authenticating both sides of every handshake; None = peers are
+    /// not authenticated (start-up warns).
+    pub secret: Option<auth::ClusterSecret>,
     /// This node's data-directory id and what it remembers of its peers'.
     pub dir_ids: Arc<DirIds>,
 }

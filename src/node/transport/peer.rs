@@ -1,4 +1,6 @@
-//! The outbound side of one peer link: dial, handshake, write queued frames; on any error
+//! The outbound side of one peer link: dial, handshake (the dialer's half, `handshake.rs`:
+//! no frame is sent before the listener proved it knows the cluster secret), write
+//! queued frames; on any error
 //! reconnect with exponential backoff (doubling from `reconnect_backoff_ms_min`, capped at
 //! `reconnect_backoff_ms_max`).
 //!
@@ -15,9 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use super::frame::{self, FrameError};
+use super::frame::FrameError;
+use super::handshake::{self, HandshakeError};
 use super::queue::PeerQueue;
-use super::wire::{Hello, Wire, PROTOCOL_VERSION};
+use super::wire::{Hello, PROTOCOL_VERSION};
 use super::LinkContext;
 use crate::node::dir_ids::Answer;
 use crate::paxos::NodeId;
@@ -129,61 +132,53 @@ async fn connect(link: &PeerLink, ctx: &LinkContext) -> Result<TcpStream, LinkEr
         .map_err(|_| LinkError::Timeout("connect"))?
         .map_err(LinkError::Connect)?;
     stream.set_nodelay(true).map_err(LinkError::Connect)?;
-    let hello = Wire::Hello(Hello {
+    let mine = Hello {
         protocol: PROTOCOL_VERSION,
         cluster_id: ctx.cluster_id,
         node: ctx.self_id,
         client_addr: ctx.client_addr.clone(),
         dir: ctx.dir_ids.dir(),
         you_were: None,
-    });
-    let bytes = frame::encode(&hello, ctx.frame_bytes_max).map_err(LinkError::Frame)?;
-    let handshake = async {
-        stream
-            .write_all(&bytes)
-            .await
-            .map_err(|e| LinkError::Frame(FrameError::Io(e)))?;
-        frame::read_frame(&mut stream, ctx.frame_bytes_max)
-            .await
-            .map_err(LinkError::Frame)
     };
-    let reply = tokio::time::timeout(Duration::from_millis(ctx.handshake_timeout_ms), handshake)
+    let handshake = handshake::dial(&mut stream, ctx.secret.as_ref(), &mine);
+    // Nothing in the listener's hello is trusted before `dial` returns it.
+    let h = tokio::time::timeout(Duration::from_millis(ctx.handshake_timeout_ms), handshake)
         .await
-        .map_err(|_| LinkError::Timeout("handshake"))??;
-    match reply {
-        Some(Wire::Hello(h)) => {
-            if h.protocol != PROTOCOL_VERSION {
-                return Err(LinkError::Refused(format!("protocol {}", h.protocol)));
-            }
-            if h.cluster_id != ctx.cluster_id {
-                return Err(LinkError::Refused(format!(
-                    "cluster id {:#x}, ours {:#x}",
-                    h.cluster_id, ctx.cluster_id
-                )));
-            }
-            if h.node != link.id {
-                return Err(LinkError::Refused(format!(
-                    "expected node {}, got {}",
-                    link.id, h.node
-                )));
-            }
-            let ids = ctx.dir_ids.clone();
-            let (peer, you_were) = (link.id, h.you_were);
-            let answer = tokio::task::spawn_blocking(move || ids.answered(peer, you_were))
-                .await
-                .map_err(|e| LinkError::Refused(format!("recording the answer: {e}")))?
-                .map_err(|e| LinkError::Refused(format!("recording the answer: {e}")))?;
-            if let Answer::Remembers(old) = answer {
-                return Err(LinkError::Refused(format!(
-                    "it remembers an earlier data directory of ours ({old:#x})"
-                )));
-            }
-            link.set_client_addr(h.client_addr);
-            Ok(stream)
-        }
-        Some(_) => Err(LinkError::Refused("first frame is not a hello".into())),
-        None => Err(LinkError::Closed),
+        .map_err(|_| LinkError::Timeout("handshake"))?
+        .map_err(|e| match e {
+            HandshakeError::Closed => LinkError::Closed,
+            HandshakeError::Frame(f) => LinkError::Frame(f),
+            other => LinkError::Refused(other.to_string()),
+        })?;
+    if h.protocol != PROTOCOL_VERSION {
+        return Err(LinkError::Refused(format!("protocol {}", h.protocol)));
     }
+    if h.cluster_id != ctx.cluster_id {
+        return Err(LinkError::Refused(format!(
+            "cluster id {:#x}, ours {:#x}",
+            h.cluster_id, ctx.cluster_id
+        )));
+    }
+    if h.node != link.id {
+        return Err(LinkError::Refused(format!(
+            "expected node {}, got {}",
+            link.id, h.node
+        )));
+    }
+    let ids = ctx.dir_ids.clone();
+    let (peer, you_were) = (link.id, h.you_were);
+    let answer = tokio::task::spawn_blocking(move || ids.answered(peer, you_were))
+        .await
+        .map_err(|e| LinkError::Refused(format!("recording the answer: {e}")))?
+        .map_err(|e| LinkError::Refused(format!("recording the answer: {e}")))?;
+    if let Answer::Remembers(old) = answer {
+        return Err(LinkError::Refused(format!(
+            "it remembers an earlier data directory of ours ({old:#x})"
+        )));
+    }
+    // Learnt only from the authenticated hello of the peer we dialed.
+    link.set_client_addr(h.client_addr);
+    Ok(stream)
 }
 
 /// Writes queued frames until the connection fails; returns why it ended.

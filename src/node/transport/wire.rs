@@ -1,24 +1,60 @@
 //! The messages that travel on a peer link, one per frame (see `frame.rs`).
 //!
-//! A dialer's first frame is `Hello`; the listener answers with its own `Hello` or closes
-//! the connection. After that the dialer only writes (`Paxos` and `Snapshot`) and the
-//! listener only reads. `cluster_id` is derived from the member list (`cluster_id()`), so a
-//! node configured for another cluster is refused at the handshake.
+//! Two message types: [`Handshake`] frames, exchanged first (`handshake.rs`: the listener's
+//! `Challenge`, the dialer's `Hello`, the listener's `Welcome`), read with the small
+//! pre-authentication cap; then [`Wire`] frames, which the dialer only writes and the
+//! listener only reads. `cluster_id` is derived from the member list (`cluster_id()`), so
+//! a node configured for another cluster is refused at the handshake.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::auth::{Nonce, Tag};
 use crate::paxos::{Message, NodeId, Slot};
 
 /// Version of this wire protocol; a peer speaking another version is refused.
 /// 3: `SnapshotMsg::Chunk` carries `digest` (the whole-snapshot checksum).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: the listener speaks first (`Challenge`); hellos carry nonces and MACs.
+pub const PROTOCOL_VERSION: u32 = 4;
 
-/// One frame's payload.
+/// One handshake frame's payload (before a connection is authenticated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Handshake {
+    /// The listener's first frame.
+    Challenge(Challenge),
+    /// The dialer's answer.
+    Hello(DialerHello),
+    /// The listener's answer, once it accepted the dialer.
+    Welcome(Welcome),
+}
+
+/// The listener's first frame: its protocol, a fresh nonce, and whether it demands MACs
+/// (it has a cluster secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub protocol: u32,
+    pub nonce: Nonce,
+    pub authenticated: bool,
+}
+
+/// The dialer's hello, its own nonce, and its MAC (`auth.rs`; None without a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialerHello {
+    pub hello: Hello,
+    pub nonce: Nonce,
+    pub mac: Option<Tag>,
+}
+
+/// The listener's hello and its MAC (`auth.rs`; None without a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub hello: Hello,
+    pub mac: Option<Tag>,
+}
+
+/// One frame's payload after the handshake.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Wire {
-    /// The handshake, both ways.
-    Hello(Hello),
     /// A consensus message for the Paxos core.
     Paxos(Message),
     /// Snapshot transfer (catch-up of a peer behind the compaction point).
