@@ -230,6 +230,22 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// An error and its causes, `: `-separated: reqwest's own message names only the URL,
+/// the cause says why (a refused connection, an untrusted certificate).
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@
 //! attempts may have been applied; otherwise it returns the last such attempt's error.
 
 use crate::config::ClientConfig;
-use crate::error::{Applied, Error};
+use crate::error::{with_causes, Applied, Error};
 use crate::idempotency;
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
@@ -321,20 +321,4 @@ impl Transport {
         };
         Attempt::Failed { error, retry }
     }
-}
-
-/// An error and its causes, `: `-separated: reqwest's own message names only the URL,
-/// the cause says why (a refused connection, an untrusted certificate).
-pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

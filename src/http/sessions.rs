@@ -18,6 +18,7 @@ use crate::kv::read::Page;
 use crate::kv::sessions::{SESSION_TTL_MS_MAX, SESSION_TTL_MS_MIN};
 use crate::kv::{Command, Outcome, SessionId};
 use actix_web::{web, HttpRequest, HttpResponse};
+use concierge_client::error::with_causes;
 use serde::Deserialize;
 use serde_json::json;
 use std::hash::{BuildHasher, Hasher};
@@ -139,22 +140,6 @@ pub async fn keepalive(
         )));
     };
     forward_keepalive(&state, &addr, id).await
-}
-
-/// An error and its causes: reqwest's own message names only the URL, the cause says
-/// why (a refused connection, a certificate the leader's port did not accept).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 async fn forward_keepalive(

@@ -33,6 +33,14 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("the handshake hung")
 }
 
+/// A listener that challenges (secret 1) and reads the dialer's hello, no further.
+async fn challenged_hello(mut a: DuplexStream) -> Result<Hello, HandshakeError> {
+    let l = challenge(&mut a, Some(&secret(1))).await.unwrap();
+    l.read_hello(&mut a, Some(&secret(1)))
+        .await
+        .map(|v| v.hello)
+}
+
 /// An honest listener: challenge, verify, welcome with `hello(1)`.
 async fn listen(
     mut s: DuplexStream,
@@ -134,13 +142,8 @@ async fn a_hello_altered_in_transit_is_refused() {
         |h| h.nonce[0] ^= 1,
     ];
     for edit in edits {
-        let (mut a, mut b) = duplex(64 * 1024);
-        let l = tokio::spawn(async move {
-            let l = challenge(&mut a, Some(&secret(1))).await.unwrap();
-            l.read_hello(&mut a, Some(&secret(1)))
-                .await
-                .map(|v| v.hello)
-        });
+        let (a, mut b) = duplex(64 * 1024);
+        let l = tokio::spawn(challenged_hello(a));
         let Some(Handshake::Challenge(c)) = read_message(&mut b, HANDSHAKE_FRAME_BYTES_MAX)
             .await
             .unwrap()
@@ -247,13 +250,8 @@ async fn a_replayed_welcome_is_refused() {
 
 #[tokio::test]
 async fn an_oversize_frame_before_authentication_is_refused_unallocated() {
-    let (mut a, mut b) = duplex(64 * 1024);
-    let l = tokio::spawn(async move {
-        let l = challenge(&mut a, Some(&secret(1))).await.unwrap();
-        l.read_hello(&mut a, Some(&secret(1)))
-            .await
-            .map(|v| v.hello)
-    });
+    let (a, mut b) = duplex(64 * 1024);
+    let l = tokio::spawn(challenged_hello(a));
     let _challenge: Option<Handshake> = read_message(&mut b, 4096).await.unwrap();
     // 64 MiB announced (the post-handshake cap), and the stream kept open: a reader that
     // believed the header would allocate it and wait for the bytes.
@@ -284,13 +282,8 @@ async fn an_oversize_frame_before_authentication_is_refused_unallocated() {
 
 #[tokio::test]
 async fn a_post_handshake_frame_instead_of_a_hello_is_refused() {
-    let (mut a, mut b) = duplex(64 * 1024);
-    let l = tokio::spawn(async move {
-        let l = challenge(&mut a, Some(&secret(1))).await.unwrap();
-        l.read_hello(&mut a, Some(&secret(1)))
-            .await
-            .map(|v| v.hello)
-    });
+    let (a, mut b) = duplex(64 * 1024);
+    let l = tokio::spawn(challenged_hello(a));
     let _challenge: Option<Handshake> = read_message(&mut b, 4096).await.unwrap();
     let paxos = super::super::wire::Wire::Paxos(crate::paxos::Message::Heartbeat {
         leading: None,
