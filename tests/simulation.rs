@@ -35,6 +35,19 @@
 //!
 //! The seed numbers above predate the leader's `Commit` message and the aimed crashes
 //! (both change every run's schedule); the last line was measured after them.
+//! Re-measured on today's core and fault mix (2026-11-30, on 2f47823, each breakage in a
+//! scratch copy, `SIM_SEEDS=2000 SIM_KEEP_GOING=1`):
+//! - acceptor replies (Promise, Accepted) leave before their Ready's persist: seed 65,
+//!   read index, and seed 158, agreement (30 of 0..2,000: 22 agreement, 8 read index);
+//! - acceptor accepts a ballot below its promise: seed 674, agreement (7 of 0..2,000);
+//! - promise reports the promised ballot, not the accepted one: seed 21, agreement
+//!   (9 of 0..2,000);
+//! - read index answered without a quorum round: seed 84, read index (5 of 0..2,000);
+//! - candidate counts its own promise at once and sends itself no Prepare: 0 of
+//!   0..2,000, as it must be now: `promise_own` puts the candidate's promise in the
+//!   Ready that carries its Prepares, so no peer can answer before it is durable. The
+//!   breakage it stood for (leading before the own promise is durable) is the
+//!   `promise_own`-without-`Persist::Promise` line below (seed 241).
 //!
 //! Teeth of the incarnation faults (stale frames across restarts, pauses, per-incarnation
 //! read ids, the real acceptor log, frame limits), measured on the core as it was before
