@@ -93,7 +93,9 @@
 //!
 //! 100,000 seeds of the final code pass: 1,750 s wall on a shared 2-core machine
 //! (`SIM_SEEDS=100000 SIM_KEEP_GOING=1 cargo test --release --test simulation`). With
-//! the aimed faults, 20,000 seeds pass in 458 s (same command, `SIM_SEEDS=20000`).
+//! the aimed faults, 20,000 seeds pass in 458 s (same command, `SIM_SEEDS=20000`), and
+//! 100,000 seeds pass on 2f47823 (the core and simulator as they are now): 29,679,241
+//! commands, 26,827,103 slots chosen, 3,918 s wall at low priority beside two builds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
