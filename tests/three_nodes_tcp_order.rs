@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use concierge::node::{Node, NodeConfig, NodeError, NodeHandle, SnapshotSource, StateMachine};
 use concierge::paxos::{NodeId, Slot};
-use vfs::{FileLock, FileRead, FileWrite, Fs, Mapped, RealFs};
+use vfs::SlowSyncFs;
 
 // ---------------------------------------------------------------------------------------
 // The recording state machine.
@@ -230,88 +230,8 @@ struct Cluster {
     states: Vec<Arc<Mutex<Recorded>>>,
     nodes: RwLock<Vec<Option<NodeHandle>>>,
     tweak: fn(&mut NodeConfig),
-    /// Per node, milliseconds every fsync of its acceptor log takes (0: the disk's own).
-    sync_delay_ms: Vec<Arc<AtomicU64>>,
-}
-
-/// The real file system, with every `sync_data` stalled by `delay_ms` (a slow disk, or a
-/// large checkpoint's writeback ahead of the fsync).
-#[derive(Debug)]
-struct SlowSyncFs {
-    delay_ms: Arc<AtomicU64>,
-}
-
-#[derive(Debug)]
-struct SlowSyncFile {
-    inner: Box<dyn FileWrite>,
-    delay_ms: Arc<AtomicU64>,
-}
-
-impl FileWrite for SlowSyncFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        let ms = self.delay_ms.load(Ordering::Relaxed);
-        if ms > 0 {
-            std::thread::sleep(Duration::from_millis(ms));
-        }
-        self.inner.sync_data()
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.rewrite(offset, buf)
-    }
-}
-
-impl SlowSyncFs {
-    fn wrap(&self, inner: Box<dyn FileWrite>) -> Box<dyn FileWrite> {
-        Box::new(SlowSyncFile {
-            inner,
-            delay_ms: self.delay_ms.clone(),
-        })
-    }
-}
-
-impl Fs for SlowSyncFs {
-    fn create(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
-        Ok(self.wrap(RealFs.create(path)?))
-    }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FileWrite>> {
-        Ok(self.wrap(RealFs.open_append(path)?))
-    }
-    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileRead>> {
-        RealFs.open_read(path)
-    }
-    fn map(&self, path: &Path) -> io::Result<Mapped> {
-        RealFs.map(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        RealFs.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove_file(path)
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        RealFs.create_dir_all(path)
-    }
-    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        RealFs.list_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        RealFs.sync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        RealFs.exists(path)
-    }
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
-        RealFs.lock(path)
-    }
+    /// Per node, its disk: every fsync of its acceptor log can be made slow.
+    disks: Vec<SlowSyncFs>,
 }
 
 impl Cluster {
@@ -330,7 +250,7 @@ impl Cluster {
             nodes: RwLock::new(vec![None, None, None]),
             members,
             tweak,
-            sync_delay_ms: (0..3).map(|_| Arc::new(AtomicU64::new(0))).collect(),
+            disks: (0..3).map(|_| SlowSyncFs::new(0)).collect(),
         }
     }
 
@@ -350,9 +270,7 @@ impl Cluster {
         // The port was just released by the previous incarnation; retry briefly.
         let mut tries = 0;
         let handle = loop {
-            let fs = Arc::new(SlowSyncFs {
-                delay_ms: self.sync_delay_ms[i].clone(),
-            });
+            let fs = Arc::new(self.disks[i].clone());
             match Node::start_with_fs(cfg.clone(), fs, Box::new(sm_clone(&sm))).await {
                 Ok(h) => break h,
                 Err(e) if tries < 50 && e.kind() == io::ErrorKind::AddrInUse => {
@@ -784,7 +702,9 @@ async fn a_leader_whose_fsyncs_stall_is_not_deposed() {
 
     // Each fsync of the leader now takes 3 suspicion timeouts.
     let stall_ms = 3 * 1000;
-    cluster.sync_delay_ms[leader as usize - 1].store(stall_ms, Ordering::Relaxed);
+    cluster.disks[leader as usize - 1]
+        .delay_ms()
+        .store(stall_ms, Ordering::Relaxed);
     let writes = tokio::spawn(propose_all(
         cluster.clone(),
         20..22,
@@ -801,7 +721,9 @@ async fn a_leader_whose_fsyncs_stall_is_not_deposed() {
             "node {id} moved to another leader or ballot while the leader's fsyncs stalled"
         );
     }
-    cluster.sync_delay_ms[leader as usize - 1].store(0, Ordering::Relaxed);
+    cluster.disks[leader as usize - 1]
+        .delay_ms()
+        .store(0, Ordering::Relaxed);
     writes.await.unwrap();
     wait_all_applied(&cluster, 22, Duration::from_secs(30)).await;
     cluster.shutdown_all().await;

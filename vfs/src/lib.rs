@@ -15,9 +15,11 @@
 
 mod real;
 mod sim;
+mod slow_sync;
 
 pub use real::RealFs;
 pub use sim::{splitmix64, CrashMode, SimFs};
+pub use slow_sync::SlowSyncFs;
 
 use std::fmt::Debug;
 use std::io;
