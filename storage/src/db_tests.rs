@@ -508,6 +508,44 @@ fn writes_stall_until_level_0_drains() {
 }
 
 #[test]
+fn sync_writers_that_arrive_during_an_fsync_share_the_next_one() {
+    // Every WAL fsync takes 300 ms. Eight sync writers start together: the first one's
+    // fsync is in flight while the other seven arrive, and they must all queue their
+    // records and share the next fsync (group commit), not take one each. (A writer that
+    // waited for the in-flight fsync while holding the write lock kept the others from
+    // even queueing: eight fsyncs.) A count of fsyncs, not a timing; the bound leaves
+    // room for a writer that a loaded machine starts late.
+    let path = std::env::temp_dir().join(format!("storage-group-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    let disk = vfs::SlowSyncFs::new(0);
+    let db = Db::open(Arc::new(disk.clone()), &path, Options::default()).unwrap();
+    db.put(b"warm", b"up", SYNC).unwrap();
+    disk.delay_ms()
+        .store(300, std::sync::atomic::Ordering::Relaxed);
+    let before = db.wal_stats().data_syncs;
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|s| {
+        for i in 0..8u8 {
+            let (db, start) = (&db, &start);
+            s.spawn(move || {
+                start.wait();
+                db.put(&[b'w', i], b"v", SYNC).unwrap();
+            });
+        }
+    });
+    let syncs = db.wal_stats().data_syncs - before;
+    assert!(
+        syncs <= 4,
+        "{syncs} WAL fdatasyncs for 8 concurrent sync writes"
+    );
+    for i in 0..8u8 {
+        assert_eq!(db.get(&[b'w', i]).unwrap(), Some(b"v".to_vec()));
+    }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&path);
+}
+
+#[test]
 fn a_sync_write_costs_exactly_one_wal_fdatasync() {
     let fs = Arc::new(SimFs::new());
     let db = Db::open(fs.clone(), dir(), Options::default()).unwrap();

@@ -3,8 +3,10 @@
 //!
 //! A write, under the write lock: make room (see below), take seqnos
 //! `allocated + 1 ..= allocated + n`, encode the batch once into a reused buffer,
-//! append it to the WAL (`Buffered`: one write(2), no fsync), insert into the
-//! memtable (invisible: readers read at the published seqno). A non-sync write with
+//! append it to the WAL (`Buffered`: one write(2), no fsync; a sync write only
+//! `Queued`: its record takes its place in the next group and is written by the
+//! fsync that covers it), insert into the memtable (invisible: readers read at the
+//! published seqno). A non-sync write with
 //! nothing unpublished before it is published right there. Otherwise it is queued
 //! for publication (`publish.rs`) and, outside the lock, a `sync` write waits for a
 //! WAL fsync (the WAL shares one fdatasync among concurrent syncers: group commit),
@@ -125,9 +127,17 @@ fn commit(
         let first = w.allocated + 1;
         let WriteState { mem, buf, .. } = &mut *w;
         encode(first, buf);
+        // A sync write only queues its record here and waits for the fsync after the
+        // lock: writers arriving while an fsync is in flight then queue behind it and
+        // share the next one, instead of waiting for it one by one under this lock.
+        let mode = if opts.sync {
+            SyncMode::Queued
+        } else {
+            SyncMode::Buffered
+        };
         inner
             .wal
-            .append(buf, SyncMode::Buffered)
+            .append(buf, mode)
             .map_err(|e| inner.latch(Error::wal("appending a write batch to the WAL", e)))?;
         // The WAL holds these seqnos now: a failed insert must not let them be reused.
         insert(mem, first).map_err(|e| inner.latch(e))?;

@@ -73,6 +73,7 @@ impl Queue {
         match mode {
             SyncMode::Durable => self.synced_seq >= seq_end,
             SyncMode::Buffered => self.written_seq >= seq_end,
+            SyncMode::Queued => true,
         }
     }
 }

@@ -127,6 +127,12 @@ pub enum SyncMode {
     Durable,
     /// After the record is handed to the OS (one write): survives a process crash.
     Buffered,
+    /// As soon as the record has its index and its place in the next group: nothing is
+    /// written yet, and nothing survives a crash until a later `sync` (or an append
+    /// that waits) covers it. For a caller that orders records under its own lock and
+    /// waits for durability after releasing it, so that writers arriving while an
+    /// fsync is in flight queue behind it and share the next one.
+    Queued,
 }
 
 /// Counters since open, for tests and benchmarks.

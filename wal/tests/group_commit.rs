@@ -1,6 +1,7 @@
 //! Many threads appending durably at once on the real disk: every record lands
 //! exactly once, each thread's records in its own order, and one fdatasync serves
-//! whole groups (never more syncs than groups). Readers run alongside.
+//! whole groups (never more syncs than groups). Readers run alongside. A `Queued`
+//! append is written and made durable by the next sync.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -215,4 +216,38 @@ fn truncations_race_appends_and_reads() {
         before, after,
         "a truncated and reopened log holds exactly what it showed"
     );
+}
+
+#[test]
+fn a_queued_append_is_written_and_made_durable_by_the_next_sync() {
+    let fs = SimFs::new();
+    let log = Wal::open(
+        Arc::new(fs.clone()),
+        std::path::Path::new("/wal"),
+        Options::default(),
+    )
+    .unwrap();
+    let writes = log.stats().writes;
+    let a = log.append(b"queued a", SyncMode::Queued).unwrap();
+    let b = log.append(b"queued b", SyncMode::Queued).unwrap();
+    assert_eq!((a, b), (1, 2), "indexes are given in order at once");
+    assert_eq!(log.stats().writes, writes, "nothing written before a sync");
+    let syncs = log.stats().data_syncs;
+    log.sync().unwrap();
+    assert_eq!(
+        log.stats().data_syncs,
+        syncs + 1,
+        "one group, one fdatasync"
+    );
+    assert_eq!(log.read(2).unwrap(), b"queued b");
+    drop(log);
+    fs.crash(vfs::CrashMode::DropUnsynced);
+    let log = Wal::open(
+        Arc::new(fs.clone()),
+        std::path::Path::new("/wal"),
+        Options::default(),
+    )
+    .unwrap();
+    assert_eq!(log.read(1).unwrap(), b"queued a");
+    assert_eq!(log.read(2).unwrap(), b"queued b");
 }
