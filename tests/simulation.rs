@@ -35,8 +35,8 @@
 //!
 //! The seed numbers above predate the leader's `Commit` message and the aimed crashes
 //! (both change every run's schedule); the last line was measured after them.
-//! Re-measured on today's core and fault mix (2026-11-30, on 2f47823, each breakage in a
-//! scratch copy, `SIM_SEEDS=2000 SIM_KEEP_GOING=1`):
+//! Re-measured on today's core and fault mix (2026-11-30, on 2f47823, each breakage put
+//! in and taken out again by `SEEDS=2000 python3 tools/teeth_safety.py`):
 //! - acceptor replies (Promise, Accepted) leave before their Ready's persist: seed 65,
 //!   read index, and seed 158, agreement (30 of 0..2,000: 22 agreement, 8 read index);
 //! - acceptor accepts a ballot below its promise: seed 674, agreement (7 of 0..2,000);
