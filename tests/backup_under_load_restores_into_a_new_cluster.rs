@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{free_port, Cluster, NodeProc};
+use common::Cluster;
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -180,24 +180,8 @@ async fn backup_under_load_restores_into_a_new_cluster() {
     );
 
     // A brand-new cluster on new ports and directories, every member from the file.
-    let root = common::temp_dir("backup-new");
-    let nodes: Vec<NodeProc> = (0..3)
-        .map(|i| NodeProc {
-            id: i as u32 + 1,
-            peer_port: free_port(),
-            client_port: free_port(),
-            data_dir: root.join(format!("node{}", i + 1)),
-            log: root.join(format!("node{}.log", i + 1)),
-            child: None,
-            stopped: false,
-        })
-        .collect();
-    let concierges = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.peer_port))
-        .collect::<Vec<_>>()
-        .join(",");
-    for n in &nodes {
+    let mut new = Cluster::prepare(3, "backup-new", &[], true);
+    for n in &new.nodes {
         let out = cli(&[
             "snapshot",
             "restore",
@@ -205,7 +189,7 @@ async fn backup_under_load_restores_into_a_new_cluster() {
             "--data-dir",
             n.data_dir.to_str().unwrap(),
             "--members",
-            &concierges,
+            &new.concierges,
         ]);
         assert!(
             out.status.success(),
@@ -213,18 +197,6 @@ async fn backup_under_load_restores_into_a_new_cluster() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let mut new = Cluster {
-        root,
-        nodes,
-        concierges,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap(),
-        env: Vec::new(),
-        node_env: Vec::new(),
-        scheme: "http",
-    };
     for i in 0..3 {
         new.launch(i);
     }

@@ -6,6 +6,7 @@ nothing. Run from the repository root: python3 tools/teeth_liveness.py [CASE ...
 The edits are exact strings: when the code moves, a case stops with an assertion
 naming the string to update."""
 import subprocess, sys, pathlib
+from teeth_edits import with_breakage
 root = pathlib.Path(__file__).resolve().parent.parent
 cases = [
  ("sticky omega removed", "src/paxos/detector.rs",
@@ -42,23 +43,16 @@ cases = [
   "paxos::tests::a_follower_stuck_behind_a_gap_checks_each_accepted_slot_once"),
 ]
 only = sys.argv[1:] 
+def run_test(test):
+    r = subprocess.run(['cargo', 'test', '--release', '-p', 'concierge', '--lib', test, '--', '--exact'],
+                       cwd=root, capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    verdict = 'RED (test failed)' if r.returncode != 0 else 'green (test passed)'
+    if 'error[' in out: verdict = 'BUILD ERROR'
+    msg = [l for l in out.splitlines() if 'panicked' in l or 'assert' in l.lower() or 'error[' in l][:3]
+    return verdict, msg
+
 for i, (name, files, old, new, test) in enumerate(cases):
     if only and str(i) not in only: continue
-    fs, olds, news = files.split('|'), old.split('||'), new.split('||')
-    saved = {}
-    try:
-        for f, o, n in zip(fs, olds, news):
-            p = root / f
-            t = saved.setdefault(f, p.read_text()) if f not in saved else p.read_text()
-            assert t.count(o) == 1, (name, f, o)
-            p.write_text(t.replace(o, n))
-        r = subprocess.run(['cargo', 'test', '--release', '-p', 'concierge', '--lib', test, '--', '--exact'],
-                           cwd=root, capture_output=True, text=True)
-        out = r.stdout + r.stderr
-        verdict = 'RED (test failed)' if r.returncode != 0 else 'green (test passed)'
-        if 'error[' in out: verdict = 'BUILD ERROR'
-        msg = [l for l in out.splitlines() if 'panicked' in l or 'assert' in l.lower() or 'error[' in l][:3]
-        print(f"{i}: {name}: {test}: {verdict} {msg}", flush=True)
-    finally:
-        for f, t in saved.items():
-            (root / f).write_text(t)
+    verdict, msg = with_breakage(root, name, files, old, new, lambda: run_test(test))
+    print(f"{i}: {name}: {test}: {verdict} {msg}", flush=True)

@@ -8,6 +8,7 @@ in the tests/simulation.rs header. Run from the repository root:
 The edits are exact strings: when the code moves, a case stops with an assertion naming
 the string to update."""
 import os, pathlib, subprocess, sys
+from teeth_edits import with_breakage
 root = pathlib.Path(__file__).resolve().parent.parent
 cases = [
  ("acceptor replies (Promise, Accepted) leave before their Ready's persist", "src/paxos/message.rs",
@@ -38,26 +39,16 @@ cases = [
 ]
 seeds = os.environ.get("SEEDS", "2000")
 only = sys.argv[1:]
+def run_simulation():
+    env = dict(os.environ, SIM_SEEDS=seeds, SIM_KEEP_GOING="1")
+    r = subprocess.run(['cargo', 'test', '--release', '--test', 'simulation'],
+                       cwd=root, capture_output=True, text=True, env=env)
+    out = r.stdout + r.stderr
+    if 'error[' in out:
+        return ['BUILD ERROR'] + [l for l in out.splitlines() if 'error[' in l][:2]
+    return [l for l in out.splitlines() if 'seeds fail; first seed' in l] or ['no failure']
+
 for i, (name, files, old, new) in enumerate(cases):
     if only and str(i) not in only: continue
-    fs, olds, news = files.split('|'), old.split('||'), new.split('||')
-    saved = {}
-    try:
-        for f, o, n in zip(fs, olds, news):
-            p = root / f
-            saved.setdefault(f, p.read_text())
-            t = p.read_text()
-            assert t.count(o) == 1, (name, f, o)
-            p.write_text(t.replace(o, n))
-        env = dict(os.environ, SIM_SEEDS=seeds, SIM_KEEP_GOING="1")
-        r = subprocess.run(['cargo', 'test', '--release', '--test', 'simulation'],
-                           cwd=root, capture_output=True, text=True, env=env)
-        out = r.stdout + r.stderr
-        if 'error[' in out:
-            verdict = ['BUILD ERROR'] + [l for l in out.splitlines() if 'error[' in l][:2]
-        else:
-            verdict = [l for l in out.splitlines() if 'seeds fail; first seed' in l] or ['no failure']
-        print(f"{i}: {name} ({seeds} seeds): " + " | ".join(verdict), flush=True)
-    finally:
-        for f, t in saved.items():
-            (root / f).write_text(t)
+    verdict = with_breakage(root, name, files, old, new, run_simulation)
+    print(f"{i}: {name} ({seeds} seeds): " + " | ".join(verdict), flush=True)

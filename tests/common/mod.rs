@@ -161,7 +161,7 @@ impl Cluster {
     /// Starts `n` node processes with extra environment variables, without waiting;
     /// with a cluster secret unless `env` names one.
     pub fn spawn_with_env(n: usize, tag: &str, env: &[(&str, &str)]) -> Cluster {
-        let mut c = Cluster::unstarted(n, tag, env, true);
+        let mut c = Cluster::prepare(n, tag, env, true);
         for i in 0..n {
             c.launch(i);
         }
@@ -171,7 +171,7 @@ impl Cluster {
     /// Starts `n` node processes WITHOUT a cluster secret (unauthenticated peers: the
     /// one-command local default), without waiting.
     pub fn spawn_unauthenticated(n: usize, tag: &str) -> Cluster {
-        let mut c = Cluster::unstarted(n, tag, &[], false);
+        let mut c = Cluster::prepare(n, tag, &[], false);
         for i in 0..n {
             c.launch(i);
         }
@@ -188,7 +188,7 @@ impl Cluster {
         node_env: Vec<Vec<(String, String)>>,
         http: Client,
     ) -> Cluster {
-        let mut c = Cluster::unstarted(n, tag, env, true);
+        let mut c = Cluster::prepare(n, tag, env, true);
         c.node_env = node_env;
         c.scheme = "https";
         c.http = http;
@@ -201,9 +201,9 @@ impl Cluster {
         c
     }
 
-    /// The cluster's processes, none started yet; with a cluster secret file when
-    /// `secret` and `env` names none.
-    fn unstarted(n: usize, tag: &str, env: &[(&str, &str)], secret: bool) -> Cluster {
+    /// The cluster's processes, none started yet (fresh ports and directories; start
+    /// each with `launch`); with a cluster secret file when `secret` and `env` names none.
+    pub fn prepare(n: usize, tag: &str, env: &[(&str, &str)], secret: bool) -> Cluster {
         let root = temp_dir(tag);
         let mut nodes = Vec::new();
         for i in 0..n {
