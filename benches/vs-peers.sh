@@ -15,7 +15,7 @@
 #
 # Environment (all optional):
 #   NUM=1000000 SYNC_NUM=10000000 SYNC_WRITES=$((SYNC_NUM/1000)) SYNC_THREADS=16
-#   BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readseq
+#   BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,readwhilewriting,deleterandom
 #   KEY_SIZE=16 VALUE_SIZE=100 ENGINES="rocksdb fjall concierge"
 #   ROCKSDB_EXTRA="--bloom_bits=10"  (db_bench's default is no bloom filter; the
 #                                     other two engines build 10 bits/key filters)
@@ -27,7 +27,7 @@ NUM=${NUM:-1000000}
 SYNC_NUM=${SYNC_NUM:-10000000}
 SYNC_WRITES=${SYNC_WRITES:-$((SYNC_NUM / 1000))}
 SYNC_THREADS=${SYNC_THREADS:-16}
-BENCHMARKS=${BENCHMARKS:-fillseq,fillrandom,overwrite,readrandom,readseq}
+BENCHMARKS=${BENCHMARKS:-fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,readwhilewriting,deleterandom}
 KEY_SIZE=${KEY_SIZE:-16}
 VALUE_SIZE=${VALUE_SIZE:-100}
 ENGINES=${ENGINES:-"rocksdb fjall concierge"}

@@ -12,6 +12,9 @@
 //! runs each benchmark on N threads at once, each doing the whole count (RocksDB's
 //! meaning), and reports them together: `fillsync --threads=16` measures how well
 //! concurrent durable writers share fsyncs (group commit).
+//! `--sync` makes every write durable, `--cache_size` and `--write_buffer_size` map to
+//! the engine's block cache and memtable size (the concierge engine has no block cache
+//! and refuses `--cache_size`), and `--histogram` prints RocksDB's latency histogram.
 //! At the end it prints the database directory's disk usage and the peak RSS.
 
 #[path = "db_bench/concierge_engine.rs"]
@@ -22,19 +25,27 @@ mod engine;
 mod fjall_engine;
 #[path = "db_bench/flags.rs"]
 mod flags;
+#[path = "db_bench/histogram.rs"]
+mod histogram;
 #[path = "db_bench/stats.rs"]
 mod stats;
 #[path = "db_bench/workloads.rs"]
 mod workloads;
 
-use engine::{BenchEngine, EngineResult};
+use engine::{BenchEngine, EngineResult, EngineSettings};
 use flags::{EngineKind, Flags};
-use workloads::{KeyOrder, Workload, WriteSpec};
+use workloads::{KeyOrder, ReadKind, Workload, WriteSpec};
 
 fn open_engine(flags: &Flags) -> EngineResult<Box<dyn BenchEngine>> {
+    let settings = EngineSettings {
+        cache_size: flags.cache_size,
+        write_buffer_size: flags.write_buffer_size,
+    };
     Ok(match flags.engine {
-        EngineKind::Concierge => Box::new(concierge_engine::ConciergeEngine::open(&flags.db)?),
-        EngineKind::Fjall => Box::new(fjall_engine::FjallEngine::open(&flags.db)?),
+        EngineKind::Concierge => Box::new(concierge_engine::ConciergeEngine::open(
+            &flags.db, settings,
+        )?),
+        EngineKind::Fjall => Box::new(fjall_engine::FjallEngine::open(&flags.db, settings)?),
     })
 }
 
@@ -67,7 +78,7 @@ fn run(flags: &Flags) -> EngineResult<()> {
             order,
             key_space,
             ops: writes,
-            sync,
+            sync: sync || flags.sync,
         };
         let (fresh, spec) = match name.as_str() {
             "fillseq" => (true, Some(write(KeyOrder::Sequential, num, false))),
@@ -77,7 +88,8 @@ fn run(flags: &Flags) -> EngineResult<()> {
                 true,
                 Some(write(KeyOrder::Random, (num / 1000).max(1), true)),
             ),
-            "readrandom" | "readseq" => (false, None),
+            "readrandom" | "readseq" | "readmissing" | "seekrandom" | "deleterandom"
+            | "readwhilewriting" => (false, None),
             other => return Err(format!("unknown benchmark {other:?}")),
         };
         if fresh {
@@ -87,7 +99,7 @@ fn run(flags: &Flags) -> EngineResult<()> {
             }
             engine.reopen_fresh()?;
         }
-        let mut work = Workload {
+        let work = Workload {
             engine: engine.as_ref(),
             key_size: flags.key_size,
             value_size: flags.value_size,
@@ -96,7 +108,25 @@ fn run(flags: &Flags) -> EngineResult<()> {
         };
         let (mut stats, op_kind) = match (spec, name.as_str()) {
             (Some(spec), _) => (work.write(&spec, seed, num)?, "write"),
-            (None, "readrandom") => (work.read_random(reads, num, seed)?, "read"),
+            (None, "readrandom") => (
+                work.read_random(ReadKind::Existing, reads, num, seed)?,
+                "read",
+            ),
+            (None, "readmissing") => (
+                work.read_random(ReadKind::Missing, reads, num, seed)?,
+                "read",
+            ),
+            (None, "seekrandom") => {
+                let kind = ReadKind::Seek {
+                    nexts: flags.seek_nexts,
+                };
+                (work.read_random(kind, reads, num, seed)?, "seek")
+            }
+            (None, "deleterandom") => (work.delete_random(num, num, flags.sync, seed)?, "delete"),
+            (None, "readwhilewriting") => (
+                work.read_while_writing(reads, num, flags.sync, seed)?,
+                "read",
+            ),
             (None, _) => (work.read_seq(reads)?, "read"),
         };
         stats.report(name, op_kind);

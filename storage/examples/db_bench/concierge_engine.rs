@@ -1,26 +1,46 @@
 //! This repository's engine (`storage::Db` on the real file system) behind [`BenchEngine`].
 
-use crate::engine::{recreate_dir, BenchEngine, EngineResult};
+use crate::engine::{recreate_dir, BenchEngine, EngineResult, EngineSettings};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use storage::{Db, Options, WriteOptions};
 
 pub struct ConciergeEngine {
     dir: PathBuf,
+    options: Options,
     db: Option<Db>,
 }
 
-fn open(dir: &Path) -> EngineResult<Db> {
+fn open(dir: &Path, options: &Options) -> EngineResult<Db> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    Db::open(vfs::RealFs::shared(), dir, Options::default())
+    Db::open(vfs::RealFs::shared(), dir, options.clone())
         .map_err(|e| format!("concierge open {}: {e:?}", dir.display()))
 }
 
+/// The engine's options for db_bench's settings. The engine keeps no block cache of
+/// its own (tables are read through the OS page cache), so `--cache_size` is refused
+/// rather than silently ignored.
+fn options(settings: EngineSettings) -> EngineResult<Options> {
+    let mut options = Options::default();
+    if settings.cache_size.is_some() {
+        return Err("--cache_size: the concierge engine has no block cache; \
+                    its tables are read through the OS page cache"
+            .into());
+    }
+    if let Some(bytes) = settings.write_buffer_size {
+        options.write_buffer_bytes = usize::try_from(bytes)
+            .map_err(|_| format!("--write_buffer_size={bytes} does not fit in memory"))?;
+    }
+    Ok(options)
+}
+
 impl ConciergeEngine {
-    pub fn open(dir: &Path) -> EngineResult<ConciergeEngine> {
+    pub fn open(dir: &Path, settings: EngineSettings) -> EngineResult<ConciergeEngine> {
+        let options = options(settings)?;
         Ok(ConciergeEngine {
             dir: dir.to_path_buf(),
-            db: Some(open(dir)?),
+            db: Some(open(dir, &options)?),
+            options,
         })
     }
 
@@ -44,6 +64,30 @@ impl BenchEngine for ConciergeEngine {
             .put(key, value, WriteOptions { sync: true })
             .map(|_| ())
             .map_err(|e| format!("concierge put (sync): {e:?}"))
+    }
+
+    fn delete(&self, key: &[u8], sync: bool) -> EngineResult<()> {
+        self.db()?
+            .delete(key, WriteOptions { sync })
+            .map(|_| ())
+            .map_err(|e| format!("concierge delete: {e:?}"))
+    }
+
+    fn seek(
+        &self,
+        key: &[u8],
+        entries: u64,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> EngineResult<()> {
+        let iter = self
+            .db()?
+            .iter(Bound::Included(key), Bound::Unbounded)
+            .map_err(|e| format!("concierge iter: {e:?}"))?;
+        for item in iter.take(usize::try_from(entries).unwrap_or(usize::MAX)) {
+            let (k, v) = item.map_err(|e| format!("concierge iter next: {e:?}"))?;
+            visit(&k, &v);
+        }
+        Ok(())
     }
 
     fn get(&self, key: &[u8]) -> EngineResult<Option<usize>> {
@@ -71,7 +115,7 @@ impl BenchEngine for ConciergeEngine {
     fn reopen_fresh(&mut self) -> EngineResult<()> {
         self.close();
         recreate_dir(&self.dir)?;
-        self.db = Some(open(&self.dir)?);
+        self.db = Some(open(&self.dir, &self.options)?);
         Ok(())
     }
 

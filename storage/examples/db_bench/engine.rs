@@ -11,11 +11,21 @@ pub trait BenchEngine: Sync {
     fn put(&self, key: &[u8], value: &[u8]) -> EngineResult<()>;
     /// Writes one entry and returns only once it is durable (fsync).
     fn put_sync(&self, key: &[u8], value: &[u8]) -> EngineResult<()>;
+    /// Deletes one key (a tombstone), waiting for the disk when `sync`.
+    fn delete(&self, key: &[u8], sync: bool) -> EngineResult<()>;
     /// Looks a key up; returns the value's length when found.
     fn get(&self, key: &[u8]) -> EngineResult<Option<usize>>;
     /// Iterates from the first key in order, calling `visit(key, value)` until it
     /// returns false or the data ends.
     fn scan_all(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()>;
+    /// Positions at the first key at or after `key` and visits at most `entries`
+    /// entries from there in order (RocksDB's `Seek` then `Next`s).
+    fn seek(
+        &self,
+        key: &[u8],
+        entries: u64,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> EngineResult<()>;
     /// Closes the engine, deletes its directory and opens it again empty.
     fn reopen_fresh(&mut self) -> EngineResult<()>;
     /// Closes the engine (background work stopped, files closed).
@@ -24,6 +34,15 @@ pub trait BenchEngine: Sync {
     fn describe(&self) -> Option<String> {
         None
     }
+}
+
+/// The engine settings db_bench's flags map to; `None` keeps the engine's default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineSettings {
+    /// Block cache bytes (`--cache_size`).
+    pub cache_size: Option<u64>,
+    /// Memtable bytes before a flush (`--write_buffer_size`).
+    pub write_buffer_size: Option<u64>,
 }
 
 /// Removes `dir` (if present) and creates it empty.

@@ -1,7 +1,7 @@
 //! fjall v2 behind [`BenchEngine`]: one keyspace with one partition, no compression;
 //! a synced write is an insert followed by `Keyspace::persist(PersistMode::SyncAll)`.
 
-use crate::engine::{recreate_dir, BenchEngine, EngineResult};
+use crate::engine::{recreate_dir, BenchEngine, EngineResult, EngineSettings};
 use fjall::{
     CompressionType, Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode,
 };
@@ -11,6 +11,7 @@ const PARTITION: &str = "bench";
 
 pub struct FjallEngine {
     dir: PathBuf,
+    settings: EngineSettings,
     open: Option<(Keyspace, PartitionHandle)>,
 }
 
@@ -18,23 +19,33 @@ fn err(context: &str, e: fjall::Error) -> String {
     format!("fjall {context}: {e:?}")
 }
 
-fn open(dir: &Path) -> EngineResult<(Keyspace, PartitionHandle)> {
+/// Opens the keyspace: `--cache_size` is fjall's block cache, `--write_buffer_size`
+/// the partition's memtable size.
+fn open(dir: &Path, settings: EngineSettings) -> EngineResult<(Keyspace, PartitionHandle)> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let keyspace = Config::new(dir).open().map_err(|e| err("open", e))?;
+    let mut config = Config::new(dir);
+    if let Some(bytes) = settings.cache_size {
+        config = config.cache_size(bytes);
+    }
+    let keyspace = config.open().map_err(|e| err("open", e))?;
+    let mut create = PartitionCreateOptions::default().compression(CompressionType::None);
+    if let Some(bytes) = settings.write_buffer_size {
+        let bytes = u32::try_from(bytes)
+            .map_err(|_| format!("--write_buffer_size={bytes}: fjall takes at most 4 GiB"))?;
+        create = create.max_memtable_size(bytes);
+    }
     let partition = keyspace
-        .open_partition(
-            PARTITION,
-            PartitionCreateOptions::default().compression(CompressionType::None),
-        )
+        .open_partition(PARTITION, create)
         .map_err(|e| err("open_partition", e))?;
     Ok((keyspace, partition))
 }
 
 impl FjallEngine {
-    pub fn open(dir: &Path) -> EngineResult<FjallEngine> {
+    pub fn open(dir: &Path, settings: EngineSettings) -> EngineResult<FjallEngine> {
         Ok(FjallEngine {
             dir: dir.to_path_buf(),
-            open: Some(open(dir)?),
+            settings,
+            open: Some(open(dir, settings)?),
         })
     }
 
@@ -61,6 +72,31 @@ impl BenchEngine for FjallEngine {
             .map_err(|e| err("persist", e))
     }
 
+    fn delete(&self, key: &[u8], sync: bool) -> EngineResult<()> {
+        let (keyspace, partition) = self.parts()?;
+        partition.remove(key).map_err(|e| err("remove", e))?;
+        if sync {
+            keyspace
+                .persist(PersistMode::SyncAll)
+                .map_err(|e| err("persist", e))?;
+        }
+        Ok(())
+    }
+
+    fn seek(
+        &self,
+        key: &[u8],
+        entries: u64,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> EngineResult<()> {
+        let range = self.parts()?.1.range(key..);
+        for item in range.take(usize::try_from(entries).unwrap_or(usize::MAX)) {
+            let (k, v) = item.map_err(|e| err("range", e))?;
+            visit(&k, &v);
+        }
+        Ok(())
+    }
+
     fn get(&self, key: &[u8]) -> EngineResult<Option<usize>> {
         Ok(self
             .parts()?
@@ -83,7 +119,7 @@ impl BenchEngine for FjallEngine {
     fn reopen_fresh(&mut self) -> EngineResult<()> {
         self.close();
         recreate_dir(&self.dir)?;
-        self.open = Some(open(&self.dir)?);
+        self.open = Some(open(&self.dir, self.settings)?);
         Ok(())
     }
 

@@ -32,6 +32,21 @@ pub const BENCHMARKS_KNOWN: &[&str] = &[
     "readrandom",
     "readseq",
     "fillsync",
+    "seekrandom",
+    "readwhilewriting",
+    "deleterandom",
+    "readmissing",
+];
+
+/// The benchmarks run when `--benchmarks` is not given (RocksDB's default list, less
+/// the ones this tool does not have).
+pub const BENCHMARKS_DEFAULT: &[&str] = &[
+    "fillseq",
+    "fillrandom",
+    "overwrite",
+    "readrandom",
+    "readseq",
+    "fillsync",
 ];
 
 /// Checked command-line settings.
@@ -55,11 +70,21 @@ pub struct Flags {
     /// Threads running each benchmark at once, each doing the whole count
     /// (RocksDB `--threads`); the report is over all of them.
     pub threads: usize,
+    /// Every write waits for the disk (RocksDB `--sync`); fillsync always does.
+    pub sync: bool,
+    /// Block cache bytes (RocksDB `--cache_size`); `None` = the engine's default.
+    pub cache_size: Option<u64>,
+    /// Memtable bytes before a flush (RocksDB `--write_buffer_size`); `None` = default.
+    pub write_buffer_size: Option<u64>,
+    /// Entries stepped over after each seek of seekrandom (RocksDB `--seek_nexts`).
+    pub seek_nexts: u64,
 }
 
-pub const USAGE: &str = "usage: db_bench --db=DIR --benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync \
+pub const USAGE: &str = "usage: db_bench --db=DIR \
+--benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync,seekrandom,readwhilewriting,deleterandom,readmissing \
 --num=N [--reads=N] [--writes=N] [--key_size=16] [--value_size=100] [--compression_type=none] \
-[--engine=concierge|fjall] [--seed=N] [--use_existing_db=false] [--histogram=false] [--threads=1]";
+[--engine=concierge|fjall] [--seed=N] [--use_existing_db=false] [--histogram=false] [--threads=1] \
+[--sync=false] [--cache_size=BYTES] [--write_buffer_size=BYTES] [--seek_nexts=0]";
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
     match value {
@@ -99,7 +124,7 @@ impl Flags {
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
         let mut flags = Flags {
             db: std::env::temp_dir().join("db_bench_concierge"),
-            benchmarks: BENCHMARKS_KNOWN.iter().map(|s| s.to_string()).collect(),
+            benchmarks: BENCHMARKS_DEFAULT.iter().map(|s| s.to_string()).collect(),
             num: 1_000_000,
             reads: None,
             writes: None,
@@ -110,6 +135,10 @@ impl Flags {
             use_existing_db: false,
             histogram: false,
             threads: 1,
+            sync: false,
+            cache_size: None,
+            write_buffer_size: None,
+            seek_nexts: 0,
         };
         let mut db_given = false;
         for arg in args {
@@ -177,6 +206,18 @@ impl Flags {
                 "use_existing_db" => flags.use_existing_db = parse_bool(name, value)?,
                 "histogram" => flags.histogram = parse_bool(name, value)?,
                 "threads" => flags.threads = parse_size(name, value)?,
+                "sync" => flags.sync = parse_bool(name, value)?,
+                // RocksDB's -1 for cache_size means "no block cache"; it is refused
+                // here rather than guessed (parse_u64 rejects it).
+                "cache_size" => flags.cache_size = Some(parse_u64(name, value)?),
+                "write_buffer_size" => {
+                    let n = parse_u64(name, value)?;
+                    if n < 64 << 10 {
+                        return Err(format!("--write_buffer_size={n}: at least 65536 bytes"));
+                    }
+                    flags.write_buffer_size = Some(n);
+                }
+                "seek_nexts" => flags.seek_nexts = parse_u64(name, value)?,
                 "help" => return Err(USAGE.to_string()),
                 _ => return Err(format!("unknown flag --{name}\n{USAGE}")),
             }
@@ -185,5 +226,55 @@ impl Flags {
             flags.db = std::env::temp_dir().join(format!("db_bench_{}", flags.engine.name()));
         }
         Ok(flags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Flags, String> {
+        Flags::parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn rocksdb_flags_map_to_settings() {
+        let flags = parse(&[
+            "--benchmarks=seekrandom,readwhilewriting,deleterandom,readmissing",
+            "--sync",
+            "--cache_size=8388608",
+            "--write_buffer_size=1048576",
+            "-seek_nexts=10",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            flags.benchmarks,
+            [
+                "seekrandom",
+                "readwhilewriting",
+                "deleterandom",
+                "readmissing"
+            ]
+        );
+        assert!(flags.sync);
+        assert_eq!(flags.cache_size, Some(8 << 20));
+        assert_eq!(flags.write_buffer_size, Some(1 << 20));
+        assert_eq!(flags.seek_nexts, 10);
+    }
+
+    #[test]
+    fn unknown_flags_and_benchmarks_are_named_in_the_error() {
+        let err = parse(&["--bloom_bits=10"]).err().unwrap_or_default();
+        assert!(err.starts_with("unknown flag --bloom_bits"), "{err}");
+        let err = parse(&["--benchmarks=fillseq,mixgraph"])
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("unknown benchmark \"mixgraph\""), "{err}");
+        let err = parse(&["--cache_size=-1"]).err().unwrap_or_default();
+        assert!(err.contains("--cache_size"), "{err}");
+        let err = parse(&["--write_buffer_size=100"])
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("at least 65536"), "{err}");
     }
 }

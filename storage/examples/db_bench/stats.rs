@@ -29,8 +29,8 @@ pub struct Stats {
     done: u64,
     bytes: u64,
     message: String,
-    /// Per-operation latencies in nanoseconds, kept only with `--histogram`.
-    latencies_ns: Option<Vec<u64>>,
+    /// Per-operation latencies in whole microseconds, kept only with `--histogram`.
+    latencies_us: Option<Vec<u64>>,
 }
 
 impl Stats {
@@ -44,7 +44,7 @@ impl Stats {
             done: 0,
             bytes: 0,
             message: String::new(),
-            latencies_ns: histogram.then(|| Vec::with_capacity(capacity)),
+            latencies_us: histogram.then(|| Vec::with_capacity(capacity)),
         }
     }
 
@@ -53,10 +53,10 @@ impl Stats {
     pub fn finished_op(&mut self, bytes: usize) {
         self.done += 1;
         self.bytes += bytes as u64;
-        if let Some(lat) = &mut self.latencies_ns {
+        if let Some(lat) = &mut self.latencies_us {
             let now = Instant::now();
             lat.push(
-                u64::try_from(now.duration_since(self.last_op).as_nanos()).unwrap_or(u64::MAX),
+                u64::try_from(now.duration_since(self.last_op).as_micros()).unwrap_or(u64::MAX),
             );
             self.last_op = now;
         }
@@ -68,7 +68,7 @@ impl Stats {
         self.start = self.start.min(other.start);
         self.done += other.done;
         self.bytes += other.bytes;
-        if let (Some(mine), Some(theirs)) = (&mut self.latencies_ns, other.latencies_ns) {
+        if let (Some(mine), Some(theirs)) = (&mut self.latencies_us, other.latencies_us) {
             mine.extend(theirs);
         }
     }
@@ -114,44 +114,11 @@ impl Stats {
                 t1 - t0
             );
         }
-        if let Some(lat) = &mut self.latencies_ns {
-            print_histogram(op_kind, lat);
+        if let Some(lat) = &mut self.latencies_us {
+            crate::histogram::print(op_kind, lat);
         }
         throughput
     }
-}
-
-fn print_histogram(op_kind: &str, lat: &mut [u64]) {
-    if lat.is_empty() {
-        return;
-    }
-    lat.sort_unstable();
-    let n = lat.len();
-    let micros = |ns: u64| ns as f64 / 1000.0;
-    let sum: f64 = lat.iter().map(|&x| micros(x)).sum();
-    let mean = sum / n as f64;
-    let var = lat.iter().map(|&x| (micros(x) - mean).powi(2)).sum::<f64>() / n as f64;
-    let pct = |p: f64| {
-        let idx = ((p / 100.0) * n as f64).ceil() as usize;
-        micros(lat[idx.clamp(1, n) - 1])
-    };
-    println!("Microseconds per {op_kind}:");
-    println!("Count: {n} Average: {mean:.4}  StdDev: {:.2}", var.sqrt());
-    println!(
-        "Min: {:.4}  Median: {:.4}  Max: {:.4}",
-        micros(lat[0]),
-        pct(50.0),
-        micros(lat[n - 1])
-    );
-    println!(
-        "Percentiles: P50: {:.2} P75: {:.2} P99: {:.2} P99.9: {:.2} P99.99: {:.2}",
-        pct(50.0),
-        pct(75.0),
-        pct(99.0),
-        pct(99.9),
-        pct(99.99)
-    );
-    println!("------------------------------------------------------");
 }
 
 /// Disk usage of everything under `dir`: (allocated bytes as `du` counts them, apparent bytes).

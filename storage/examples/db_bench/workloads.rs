@@ -4,7 +4,14 @@
 //!   (`num`, or `num / 1000` for fillsync, which also syncs every write);
 //!   fillseq writes keys 0, 1, 2, ...; the others pick `rand % num_`;
 //! - readrandom does `reads` gets of `rand % num` and reports how many were found;
-//! - readseq iterates from the first key, at most `reads` entries.
+//! - readseq iterates from the first key, at most `reads` entries;
+//! - readmissing does `reads` gets of keys that cannot exist (a generated key with a
+//!   `.` appended, as LevelDB's db_bench does);
+//! - seekrandom does `reads` seeks to `rand % num`, each followed by `seek_nexts`
+//!   steps, and counts a seek as found when it lands on the key itself;
+//! - deleterandom deletes `num` keys drawn as `rand % num`;
+//! - readwhilewriting runs readrandom on `threads` threads while one more thread
+//!   overwrites random keys until they finish; only the reads are reported.
 //!
 //! Keys follow RocksDB's `GenerateKeyFromInt`: the number in big-endian order in the
 //! first min(key_size, 8) bytes, then '0' padding. Values come from a 1 MiB block of
@@ -12,6 +19,7 @@
 
 use crate::engine::{BenchEngine, EngineResult};
 use crate::stats::Stats;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// SplitMix64: seeded, fast, and good enough to pick keys.
 pub struct Rng(u64);
@@ -84,6 +92,17 @@ pub struct WriteSpec {
     pub sync: bool,
 }
 
+/// What a random read looks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    /// `get` of a key from the key space (readrandom).
+    Existing,
+    /// `get` of a key that cannot exist (readmissing).
+    Missing,
+    /// `seek` to a key, then this many more entries (seekrandom).
+    Seek { nexts: u64 },
+}
+
 pub struct Workload<'a> {
     pub engine: &'a dyn BenchEngine,
     pub key_size: usize,
@@ -137,7 +156,7 @@ impl Workload<'_> {
         merged.ok_or_else(|| "no benchmark thread ran".to_string())
     }
 
-    pub fn write(&mut self, spec: &WriteSpec, seed: u64, stats_num: u64) -> EngineResult<Stats> {
+    pub fn write(&self, spec: &WriteSpec, seed: u64, stats_num: u64) -> EngineResult<Stats> {
         let (engine, key_size, value_size) = (self.engine, self.key_size, self.value_size);
         let mut stats = self.on_threads(spec.ops, |t, stats| {
             let mut rng = Rng::new(thread_seed(seed, t));
@@ -165,25 +184,19 @@ impl Workload<'_> {
         Ok(stats)
     }
 
-    pub fn read_random(&mut self, reads: u64, key_space: u64, seed: u64) -> EngineResult<Stats> {
-        let (engine, key_size) = (self.engine, self.key_size);
-        let found = std::sync::atomic::AtomicU64::new(0);
+    /// readrandom, readmissing and seekrandom: `reads` lookups on each thread.
+    pub fn read_random(
+        &self,
+        kind: ReadKind,
+        reads: u64,
+        key_space: u64,
+        seed: u64,
+    ) -> EngineResult<Stats> {
+        let found = AtomicU64::new(0);
         let mut stats = self.on_threads(reads, |t, stats| {
-            let mut rng = Rng::new(thread_seed(seed, t));
-            let mut key = vec![0u8; key_size];
-            let mut hits = 0u64;
-            for _ in 0..reads {
-                key_from_int(rng.next_u64() % key_space, &mut key);
-                let bytes = match engine.get(&key)? {
-                    Some(len) => {
-                        hits += 1;
-                        key_size + len
-                    }
-                    None => 0,
-                };
-                stats.finished_op(bytes);
-            }
-            found.fetch_add(hits, std::sync::atomic::Ordering::Relaxed);
+            let hits =
+                self.reads_on_one_thread(kind, reads, key_space, thread_seed(seed, t), stats)?;
+            found.fetch_add(hits, Ordering::Relaxed);
             Ok(())
         })?;
         let total = reads * self.threads as u64;
@@ -192,7 +205,123 @@ impl Workload<'_> {
         Ok(stats)
     }
 
-    pub fn read_seq(&mut self, reads: u64) -> EngineResult<Stats> {
+    /// One thread's share of a random read benchmark; returns how many were found.
+    fn reads_on_one_thread(
+        &self,
+        kind: ReadKind,
+        reads: u64,
+        key_space: u64,
+        seed: u64,
+        stats: &mut Stats,
+    ) -> EngineResult<u64> {
+        let (engine, key_size) = (self.engine, self.key_size);
+        let mut rng = Rng::new(seed);
+        let mut key = vec![0u8; key_size];
+        let mut missing = vec![0u8; key_size + 1];
+        let mut hits = 0u64;
+        for _ in 0..reads {
+            key_from_int(rng.next_u64() % key_space, &mut key);
+            let bytes = match kind {
+                ReadKind::Existing | ReadKind::Missing => {
+                    let lookup: &[u8] = if kind == ReadKind::Missing {
+                        missing[..key_size].copy_from_slice(&key);
+                        missing[key_size] = b'.';
+                        &missing
+                    } else {
+                        &key
+                    };
+                    match engine.get(lookup)? {
+                        Some(len) => {
+                            hits += 1;
+                            lookup.len() + len
+                        }
+                        None => 0,
+                    }
+                }
+                ReadKind::Seek { nexts } => {
+                    let mut bytes = 0;
+                    let mut first = true;
+                    engine.seek(&key, nexts.saturating_add(1), &mut |k, v| {
+                        if first && k == key.as_slice() {
+                            hits += 1;
+                        }
+                        first = false;
+                        bytes += k.len() + v.len();
+                    })?;
+                    bytes
+                }
+            };
+            stats.finished_op(bytes);
+        }
+        Ok(hits)
+    }
+
+    /// deleterandom: `ops` deletes of keys drawn from `key_space` on each thread.
+    pub fn delete_random(
+        &self,
+        ops: u64,
+        key_space: u64,
+        sync: bool,
+        seed: u64,
+    ) -> EngineResult<Stats> {
+        let (engine, key_size) = (self.engine, self.key_size);
+        self.on_threads(ops, |t, stats| {
+            let mut rng = Rng::new(thread_seed(seed, t));
+            let mut key = vec![0u8; key_size];
+            for _ in 0..ops {
+                key_from_int(rng.next_u64() % key_space, &mut key);
+                engine.delete(&key, sync)?;
+                stats.finished_op(key_size);
+            }
+            Ok(())
+        })
+    }
+
+    /// readwhilewriting: readrandom on `threads` threads while one more thread
+    /// overwrites random keys of `key_space` until every reader is done.
+    pub fn read_while_writing(
+        &self,
+        reads: u64,
+        key_space: u64,
+        sync: bool,
+        seed: u64,
+    ) -> EngineResult<Stats> {
+        let (engine, key_size, value_size) = (self.engine, self.key_size, self.value_size);
+        let readers_done = AtomicBool::new(false);
+        let writes = AtomicU64::new(0);
+        let writer = || -> EngineResult<()> {
+            // The writer's seed is one no reader uses (readers are threads 0..threads).
+            let mut rng = Rng::new(thread_seed(seed, self.threads));
+            let mut values = ValueGen::new(value_size);
+            let mut key = vec![0u8; key_size];
+            while !readers_done.load(Ordering::Relaxed) {
+                key_from_int(rng.next_u64() % key_space, &mut key);
+                let value = values.generate(value_size);
+                if sync {
+                    engine.put_sync(&key, value)?;
+                } else {
+                    engine.put(&key, value)?;
+                }
+                writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        };
+        let (reads_result, write_result) = std::thread::scope(|scope| {
+            let handle = scope.spawn(writer);
+            let reads_result = self.read_random(ReadKind::Existing, reads, key_space, seed);
+            readers_done.store(true, Ordering::Relaxed);
+            let write_result = handle
+                .join()
+                .unwrap_or_else(|_| Err("the writer thread panicked".into()));
+            (reads_result, write_result)
+        });
+        write_result?;
+        let mut stats = reads_result?;
+        stats.add_message(&format!("(writer: {} puts)", writes.into_inner()));
+        Ok(stats)
+    }
+
+    pub fn read_seq(&self, reads: u64) -> EngineResult<Stats> {
         let engine = self.engine;
         self.on_threads(reads, |_, stats| {
             let mut seen = 0u64;
