@@ -102,6 +102,20 @@ impl Table {
     }
 
     /// The table's properties.
+    /// Heap bytes this open table holds: its decoded index (entries, key prefixes and
+    /// checksum-verified bits). The filter and the blocks stay in the mapped file.
+    pub fn index_memory_bytes(&self) -> usize {
+        let inner = &self.inner;
+        std::mem::size_of_val(&*inner.blocks)
+            + std::mem::size_of_val(&*inner.prefixes)
+            + std::mem::size_of_val(&*inner.verified)
+    }
+
+    /// Bytes of the bloom filter, read through the file mapping.
+    pub fn filter_bytes(&self) -> usize {
+        self.inner.filter_lines.len()
+    }
+
     pub fn info(&self) -> &TableInfo {
         &self.inner.info
     }

@@ -228,6 +228,16 @@ impl Db {
         )
     }
 
+    /// Memory, levels, compaction backlog, stalls and WAL fsync latency, now.
+    pub fn engine_stats(&self) -> crate::EngineStats {
+        crate::EngineStats::of(self.inner())
+    }
+
+    /// A reader of [`Db::engine_stats`] that does not keep the engine open.
+    pub fn stats_reader(&self) -> crate::StatsReader {
+        crate::StatsReader::new(self.inner())
+    }
+
     /// Counters of the write-ahead log.
     pub fn wal_stats(&self) -> wal::Stats {
         self.inner().wal.stats()

@@ -616,3 +616,57 @@ fn iterators_count_the_versions_they_step_over() {
     // Five tombstones with the puts under them, and k9's older version.
     assert_eq!(db.hidden_entries_stepped(), 11);
 }
+
+#[test]
+fn engine_stats_account_for_memtables_tables_backlog_and_fsyncs() {
+    let fs = Arc::new(SimFs::new());
+    let opts = Options {
+        // Keep level 0 as flushed, to see it counted.
+        l0_compaction_trigger: 100,
+        l0_slowdown_writes: 100,
+        l0_stop_writes: 100,
+        ..small()
+    };
+    let db = Db::open(fs, dir(), opts.clone()).unwrap();
+    let empty = db.engine_stats();
+    assert_eq!(empty.memtable_bytes, 0);
+    assert_eq!(empty.tables_per_level.iter().sum::<usize>(), 0);
+    db.put(b"k", &[7u8; 100], SYNC).unwrap();
+    let one = db.engine_stats();
+    assert!(one.memtable_bytes >= 100, "{one:?}");
+    assert!(
+        one.wal_sync_latency.count >= 1,
+        "a sync write fsyncs: {one:?}"
+    );
+    for i in 0..3u32 {
+        db.put(&i.to_be_bytes(), &[1u8; 100], NOSYNC).unwrap();
+        db.flush().unwrap();
+    }
+    let flushed = db.engine_stats();
+    assert_eq!(flushed.tables_per_level[0], 3, "{flushed:?}");
+    assert!(flushed.bytes_per_level[0] > 300, "{flushed:?}");
+    assert!(
+        flushed.index_bytes > 0 && flushed.filter_bytes > 0,
+        "{flushed:?}"
+    );
+    assert_eq!(flushed.pending_compaction_bytes, 0, "under the trigger");
+    // The same version with a trigger it has reached owes all of level 0.
+    let owing = Options {
+        l0_compaction_trigger: 3,
+        ..opts
+    };
+    let v = db.inner().super_version();
+    assert_eq!(
+        crate::engine_stats::pending_compaction_bytes(&v.version, &owing),
+        flushed.bytes_per_level[0]
+    );
+    drop(v);
+    // A stats reader does not keep the engine open.
+    let reader = db.stats_reader();
+    assert_eq!(
+        reader.get().map(|s| s.tables_per_level),
+        Some(flushed.tables_per_level)
+    );
+    drop(db);
+    assert!(reader.get().is_none());
+}

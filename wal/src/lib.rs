@@ -169,6 +169,17 @@ pub(crate) struct StatsCounters {
     pub segments_removed: AtomicU64,
     pub recovered_tail_bytes: AtomicU64,
     pub recovery_buffer_bytes_max: AtomicU64,
+    pub sync_latency: SyncLatency,
+}
+
+/// How long each segment fdatasync took (nanoseconds).
+#[derive(Debug)]
+pub(crate) struct SyncLatency(pub telemetry::Histogram);
+
+impl Default for SyncLatency {
+    fn default() -> Self {
+        SyncLatency(telemetry::Histogram::latency())
+    }
 }
 
 /// What every part of the log reads: the file system, the directory, the limits,
@@ -322,6 +333,12 @@ impl Wal {
             recovered_tail_bytes: s.recovered_tail_bytes.load(Relaxed),
             recovery_buffer_bytes_max: s.recovery_buffer_bytes_max.load(Relaxed),
         }
+    }
+
+    /// How long each fdatasync of a segment file took since open (nanoseconds), as
+    /// `/metrics` shows it.
+    pub fn sync_latency(&self) -> telemetry::HistogramSnapshot {
+        self.shared.stats.sync_latency.0.snapshot()
     }
 
     /// Number of segment files the log consists of now.

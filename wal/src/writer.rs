@@ -51,7 +51,9 @@ pub(crate) fn create_segment(
         .map_err(|e| Error::io(ctx("write header of"), e))?;
     file.preallocate(segment_bytes_max)
         .map_err(|e| Error::io(ctx("preallocate"), e))?;
+    let started = std::time::Instant::now();
     file.sync_data().map_err(|e| Error::io(ctx("sync"), e))?;
+    sh_stats.sync_latency.0.observe_duration(started.elapsed());
     sh_stats.data_syncs.fetch_add(1, Relaxed);
     fs.sync_dir(dir)
         .map_err(|e| Error::io(format!("sync dir {}", dir.display()), e))?;
@@ -160,9 +162,11 @@ impl Writer {
 
     /// fdatasync of the active segment, unconditionally (after `set_len`).
     pub fn sync_always(&mut self, sh: &Shared) -> Result<(), Error> {
+        let started = std::time::Instant::now();
         self.file
             .sync_data()
             .map_err(|e| Error::io(format!("fdatasync {}", self.path.display()), e))?;
+        sh.stats.sync_latency.0.observe_duration(started.elapsed());
         sh.stats.data_syncs.fetch_add(1, Relaxed);
         self.unsynced = false;
         Ok(())
