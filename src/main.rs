@@ -104,6 +104,7 @@ async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::err
     )
     .map_err(|e| format!("opening the key-value store: {e}"))?;
     let leases = LeaseTable::new();
+    let engine = db.stats_reader();
     let sm = KvStateMachine::open(db, KvOptions::default(), Arc::clone(&leases))
         .map_err(|e| format!("opening the state machine: {e}"))?
         .with_watch_limits(WatchLimits {
@@ -147,6 +148,7 @@ async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::err
         metrics: http::metrics::Metrics::default(),
         data_dir: config.data_dir.clone(),
         backups: Default::default(),
+        engine,
     });
     let server = server::http::serve(&config.client_addr, &config.http, tls.server.clone(), state)
         .map_err(|e| format!("listening for clients on {}: {e}", config.client_addr))?;

@@ -48,6 +48,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Places for backups streaming from this node (`GET /v1/snapshot`).
     pub backups: snapshot::BackupPlaces,
+    /// The storage engine's figures for `/metrics`.
+    pub engine: storage::StatsReader,
 }
 
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {

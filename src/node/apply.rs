@@ -8,9 +8,11 @@
 //! an install nothing is applied. A failed `apply` is fatal too: the replica can no longer
 //! be trusted to match the others, so it stops and says so.
 
+use super::metrics::NodeMetrics;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -38,7 +40,7 @@ pub struct Chunk {
 /// Work for the apply thread, in order.
 pub enum ApplyOp {
     /// A chosen slot.
-    Deliver(Slot, Value),
+    Deliver(Slot, Value, Instant),
     /// Make the applied state durable, then report `ApplyEvent::Synced`.
     Sync,
     /// Take a snapshot of the applied state.
@@ -81,6 +83,7 @@ pub struct Applier {
     pub events: mpsc::Sender<ApplyEvent>,
     pub transport: Arc<Transport>,
     pub stop: Arc<AtomicBool>,
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl Applier {
@@ -93,7 +96,19 @@ impl Applier {
                 break;
             }
             let result = match op {
-                ApplyOp::Deliver(slot, value) => self.deliver(&mut applied, slot, value),
+                ApplyOp::Deliver(slot, value, chosen_at) => {
+                    let commands = value.commands() as u64;
+                    let result = self.deliver(&mut applied, slot, value);
+                    if result.is_ok() {
+                        self.metrics
+                            .commit_apply
+                            .observe_duration(chosen_at.elapsed());
+                        self.metrics
+                            .commands_applied
+                            .fetch_add(commands, Ordering::Relaxed);
+                    }
+                    result
+                }
                 ApplyOp::Sync => match self.sm.sync() {
                     Ok(()) => {
                         let _ = self.events.blocking_send(ApplyEvent::Synced(applied));

@@ -95,6 +95,7 @@ async fn install(chunks: Vec<Chunk>) -> Seen {
         events,
         transport: transport.clone(),
         stop: Arc::new(AtomicBool::new(false)),
+        metrics: Arc::default(),
     };
     let (ops, ops_rx) = mpsc::channel(4);
     let thread = std::thread::spawn(move || applier.run(ops_rx));

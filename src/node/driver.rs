@@ -30,6 +30,7 @@
 //! thread to `sync`; once it reports slot A durable, the core and the acceptor log are
 //! compacted through `A - log_tail_slots`.
 
+use super::metrics::{NodeMetrics, ProposalTimes};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -99,6 +100,8 @@ pub struct DriverParts {
     /// Until `dir_ids.confirmed()`, the core neither ticks nor hears peers: a new data
     /// directory takes no part in consensus before every peer vouches for it.
     pub dir_ids: Arc<DirIds>,
+    /// Consensus measurements for `/metrics`.
+    pub metrics: Arc<NodeMetrics>,
 }
 
 struct Outgoing {
@@ -136,6 +139,8 @@ pub struct Driver {
     /// queued before it: they leave once that job is done. Invariant: tags ascend.
     held: VecDeque<(u64, Vec<(NodeId, Message)>)>,
     held_messages: usize,
+    /// Start times of this node's proposals in the core.
+    proposal_times: ProposalTimes,
 }
 
 /// Messages held behind in-flight persist jobs at most (the oldest are dropped beyond).
@@ -167,6 +172,7 @@ impl Driver {
             jobs_done: 0,
             held: VecDeque::new(),
             held_messages: 0,
+            proposal_times: ProposalTimes::default(),
         }
     }
 
@@ -241,6 +247,7 @@ impl Driver {
         for envelope in dropped {
             if let (Some(origin), _) = super::envelope::unwrap(&envelope) {
                 if origin.node == self.id && origin.incarnation == self.p.incarnation {
+                    self.proposal_times.dropped(origin.sequence);
                     self.p
                         .pending
                         .complete(origin.sequence, Err(NodeError::NoQuorum));
@@ -250,10 +257,13 @@ impl Driver {
         let (send, early): (Vec<_>, Vec<_>) =
             send.into_iter().partition(|(_, m)| m.waits_for_persist());
         self.send_all(early);
+        let chosen_at = Instant::now();
         for (slot, value) in deliver {
             debug_assert!(slot > self.delivered || slot <= *self.p.applied.borrow());
             self.delivered = self.delivered.max(slot);
-            self.apply_backlog.push_back(ApplyOp::Deliver(slot, value));
+            self.time_chosen(&value);
+            self.apply_backlog
+                .push_back(ApplyOp::Deliver(slot, value, chosen_at));
         }
         for (id, index) in reads {
             if let Some((_, reply)) = self.reads.remove(&id) {
@@ -279,6 +289,22 @@ impl Driver {
             send,
         };
         self.queue_persist(job);
+    }
+
+    /// Records the batch size of a chosen slot, and the wait of each of this node's
+    /// proposals in it.
+    fn time_chosen(&mut self, value: &crate::paxos::Value) {
+        let metrics = &self.p.metrics;
+        metrics.batch_commands.observe(value.commands() as u64);
+        if let crate::paxos::Value::Batch(commands) = value {
+            for envelope in commands {
+                if let (Some(origin), _) = super::envelope::unwrap(envelope) {
+                    if origin.node == self.id && origin.incarnation == self.p.incarnation {
+                        self.proposal_times.chosen(origin.sequence, metrics);
+                    }
+                }
+            }
+        }
     }
 
     fn queue_persist(&mut self, job: PersistJob) {
@@ -448,7 +474,7 @@ impl Driver {
                     return;
                 }
                 match self.p.core.propose(envelope) {
-                    Ok(()) => {}
+                    Ok(()) => self.proposal_times.started(seq),
                     Err(ProposeError::NoLeader) => {
                         self.p.pending.complete(seq, Err(NodeError::NoQuorum))
                     }
@@ -563,11 +589,14 @@ impl Driver {
     /// Publishes the core's status to handles and the leader watch.
     fn publish_view(&mut self) {
         let status = self.p.core.status();
-        self.p.leader.send_if_modified(|l| {
+        let changed = self.p.leader.send_if_modified(|l| {
             let changed = *l != status.leader;
             *l = status.leader;
             changed
         });
+        if changed && status.leader.is_some() {
+            self.p.metrics.leader_changed();
+        }
         let mut view = self.p.view.lock().unwrap_or_else(|p| p.into_inner());
         view.core = status;
         view.failed.clone_from(&self.failed);
@@ -584,6 +613,7 @@ impl Driver {
             let _ = reply.send(Err(NodeError::Shutdown));
         }
         self.p.pending.fail_all(&NodeError::Shutdown);
+        self.proposal_times.clear();
         self.apply_backlog.clear();
     }
 }

@@ -69,6 +69,7 @@ pub(crate) struct HandleInner {
     pub request_timeout: Duration,
     pub tick: Duration,
     pub shutdown: watch::Sender<bool>,
+    pub metrics: Arc<super::metrics::NodeMetrics>,
     pub stopped: watch::Receiver<bool>,
 }
 
@@ -199,6 +200,11 @@ impl NodeHandle {
     /// The last slot this node applied.
     pub fn applied_index(&self) -> Slot {
         *self.inner.applied.borrow()
+    }
+
+    /// The node's consensus measurements (`/metrics`).
+    pub fn metrics(&self) -> &super::metrics::NodeMetrics {
+        &self.inner.metrics
     }
 
     /// The node's state as of its last tick.

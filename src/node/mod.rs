@@ -24,6 +24,7 @@ pub mod driver;
 pub mod envelope;
 pub mod error;
 pub mod handle;
+pub mod metrics;
 pub mod pending;
 pub mod persist;
 pub mod snapshot;
@@ -233,6 +234,7 @@ async fn start_inner(
     let core = Core::new(cfg.core.clone(), durable, incarnation);
     let status: Status = core.status();
     let pending = Arc::new(Pending::new(cfg.proposals_pending_max));
+    let metrics = Arc::new(metrics::NodeMetrics::default());
     let stop = Arc::new(AtomicBool::new(false));
 
     let (applied_tx, applied_rx) = watch::channel(applied);
@@ -252,6 +254,7 @@ async fn start_inner(
         events: events_tx,
         transport: transport.clone(),
         stop: stop.clone(),
+        metrics: metrics.clone(),
     };
     let apply_thread = spawn_thread(format!("apply-{}", cfg.core.id), move || {
         applier.run(apply_rx)
@@ -261,8 +264,9 @@ async fn start_inner(
     let (persist_tx, persist_rx) = mpsc::channel(jobs_max);
     let (persisted_tx, persisted_rx) = mpsc::channel(jobs_max);
     let persist_stop = stop.clone();
+    let persist_metrics = metrics.clone();
     let persist_thread = spawn_thread(format!("persist-{}", cfg.core.id), move || {
-        persist::run(log, persist_rx, persisted_tx, persist_stop)
+        persist::run(log, persist_rx, persisted_tx, persist_stop, persist_metrics)
     })?;
 
     let (requests_tx, requests_rx) = mpsc::channel(cfg.request_queue_max);
@@ -291,6 +295,7 @@ async fn start_inner(
         shutdown: shutdown_rx,
         incarnation,
         dir_ids,
+        metrics: metrics.clone(),
     };
     let driver_transport = transport.clone();
     tokio::spawn(async move {
@@ -327,6 +332,7 @@ async fn start_inner(
         tick: Duration::from_millis(cfg.tick_ms),
         shutdown: shutdown_tx,
         stopped: stopped_rx,
+        metrics,
     };
     Ok(NodeHandle {
         inner: Arc::new(inner),

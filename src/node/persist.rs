@@ -7,6 +7,7 @@
 //! after its records (and every earlier job's) are durable. A storage error is fatal: it is
 //! reported and the thread stops (the acceptor can no longer keep its promises).
 
+use super::metrics::NodeMetrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub fn run(
     mut jobs: mpsc::Receiver<PersistJob>,
     done: mpsc::Sender<PersistDone>,
     stop: Arc<AtomicBool>,
+    metrics: Arc<NodeMetrics>,
 ) {
     let mut group: Vec<PersistJob> = Vec::new();
     while let Some(first) = jobs.blocking_recv() {
@@ -51,7 +53,7 @@ pub fn run(
         if stop.load(Ordering::Acquire) {
             break;
         }
-        if let Err(reason) = handle_group(&mut log, &mut group, &done) {
+        if let Err(reason) = handle_group(&mut log, &mut group, &done, &metrics) {
             error!(%reason, "acceptor log failed; this node stops persisting");
             let _ = done.blocking_send(PersistDone::Failed(reason));
             return;
@@ -64,6 +66,7 @@ fn handle_group(
     log: &mut AcceptorLog,
     group: &mut Vec<PersistJob>,
     done: &mpsc::Sender<PersistDone>,
+    metrics: &NodeMetrics,
 ) -> Result<(), String> {
     let mut jobs = group.drain(..).peekable();
     while jobs.peek().is_some() {
@@ -77,7 +80,9 @@ fn handle_group(
             }
         }
         if !sends.is_empty() {
+            let started = std::time::Instant::now();
             log.persist(&records).map_err(|e| e.to_string())?;
+            metrics.acceptor_persist.observe_duration(started.elapsed());
             for send in sends {
                 if done.blocking_send(PersistDone::Released(send)).is_err() {
                     return Ok(()); // the driver is gone

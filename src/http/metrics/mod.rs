@@ -1,15 +1,24 @@
-//! `GET /metrics`: Prometheus text format (version 0.0.4) of this node's state and
-//! request counters.
+//! `GET /metrics`: Prometheus text format (version 0.0.4) of this node's state, its
+//! requests (counts by status class, latency by route), consensus (`consensus.rs`) and
+//! storage engine (`engine.rs`). Names follow Prometheus' conventions as etcd users
+//! know them: `_seconds` histograms, `_total` counters, `_bytes` gauges.
+
+mod consensus;
+mod engine;
+pub mod routes;
 
 use crate::http::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use telemetry::prometheus as prom;
 
-/// Request counters, by status class (1xx..5xx).
+/// What the HTTP layer counts: responses by status class (1xx..5xx) and request
+/// latency by route.
 #[derive(Debug, Default)]
 pub struct Metrics {
     responses: [AtomicU64; 5],
+    routes: routes::RouteLatencies,
 }
 
 impl Metrics {
@@ -17,6 +26,12 @@ impl Metrics {
     pub fn count(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the latency of one request (labels from [`routes::method_label`] and
+    /// [`routes::route_label`]).
+    pub fn observe(&self, method: &'static str, route: String, elapsed: Duration) {
+        self.routes.observe(method, route, elapsed);
     }
 }
 
@@ -26,12 +41,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     let meta = state.reader.meta()?;
     let db_size = crate::http::cluster::db_size_bytes(&state).await;
     let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
-    };
+    let mut gauge = |name: &str, help: &str, value: u64| prom::gauge(&mut out, name, help, value);
     gauge(
         "concierge_revision",
         "The cluster revision this node applied.",
@@ -113,17 +123,37 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         "Members this node considers healthy.",
         healthy,
     );
-    let _ = writeln!(
-        out,
-        "# HELP concierge_http_responses_total HTTP responses by status class.\n# TYPE concierge_http_responses_total counter"
+    gauge(
+        "concierge_apply_lag_slots",
+        "Slots this node knows chosen but has not applied yet (commit - applied index).",
+        status.commit_index.saturating_sub(meta.applied_index),
     );
+    let name = "concierge_http_responses_total";
+    prom::family(&mut out, name, "counter", "HTTP responses by status class.");
     for (i, c) in state.metrics.responses.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "concierge_http_responses_total{{class=\"{}xx\"}} {}",
-            i + 1,
-            c.load(Ordering::Relaxed)
+        let class = format!("{}xx", i + 1);
+        prom::sample(
+            &mut out,
+            name,
+            &[("class", &class)],
+            c.load(Ordering::Relaxed),
         );
+    }
+    let name = "concierge_http_request_duration_seconds";
+    prom::family(
+        &mut out,
+        name,
+        "histogram",
+        "Time from a request reaching the router to its response head, by method and route.",
+    );
+    for (method, route, snap) in state.metrics.routes.snapshot() {
+        let labels = [("method", method), ("route", route.as_str())];
+        prom::histogram(&mut out, name, &labels, &snap, prom::NANOS_PER_SECOND);
+    }
+    consensus::render(&mut out, state.node.metrics());
+    match state.engine.get() {
+        Some(stats) => engine::render(&mut out, &stats),
+        None => tracing::warn!("/metrics: the storage engine is closed"),
     }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
