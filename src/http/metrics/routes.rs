@@ -7,7 +7,7 @@
 //! stream counts until its headers are sent, not for as long as it streams.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 use telemetry::{Histogram, HistogramSnapshot};
 
@@ -17,7 +17,7 @@ pub const UNMATCHED: &str = "unmatched";
 /// Latency histograms keyed by (method, route).
 #[derive(Debug, Default)]
 pub struct RouteLatencies {
-    by_route: RwLock<BTreeMap<(&'static str, String), Arc<Histogram>>>,
+    by_route: RwLock<BTreeMap<&'static str, BTreeMap<String, Histogram>>>,
 }
 
 /// The label of an HTTP method: the standard ones by name, anything else `OTHER`.
@@ -68,28 +68,26 @@ pub fn route_label(pattern: Option<String>) -> String {
 impl RouteLatencies {
     /// Records one request's latency.
     pub fn observe(&self, method: &'static str, route: String, elapsed: Duration) {
-        let found = {
+        {
             let map = self.by_route.read().unwrap_or_else(|p| p.into_inner());
-            map.get(&(method, route.clone())).cloned()
-        };
-        let histogram = match found {
-            Some(h) => h,
-            None => {
-                let mut map = self.by_route.write().unwrap_or_else(|p| p.into_inner());
-                Arc::clone(
-                    map.entry((method, route))
-                        .or_insert_with(|| Arc::new(Histogram::latency())),
-                )
+            if let Some(h) = map.get(method).and_then(|routes| routes.get(&route)) {
+                h.observe_duration(elapsed);
+                return;
             }
-        };
-        histogram.observe_duration(elapsed);
+        }
+        let mut map = self.by_route.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(method)
+            .or_default()
+            .entry(route)
+            .or_insert_with(Histogram::latency)
+            .observe_duration(elapsed);
     }
 
     /// Every (method, route) seen, in order, with its histogram.
     pub fn snapshot(&self) -> Vec<(&'static str, String, HistogramSnapshot)> {
         let map = self.by_route.read().unwrap_or_else(|p| p.into_inner());
         map.iter()
-            .map(|((m, r), h)| (*m, r.clone(), h.snapshot()))
+            .flat_map(|(m, routes)| routes.iter().map(|(r, h)| (*m, r.clone(), h.snapshot())))
             .collect()
     }
 }
