@@ -40,6 +40,8 @@ fn open_engine(flags: &Flags) -> EngineResult<Box<dyn BenchEngine>> {
     let settings = EngineSettings {
         cache_size: flags.cache_size,
         write_buffer_size: flags.write_buffer_size,
+        bytes_per_sync: flags.bytes_per_sync,
+        rate_limiter_bytes_per_sec: flags.rate_limiter_bytes_per_sec,
     };
     Ok(match flags.engine {
         EngineKind::Concierge => Box::new(concierge_engine::ConciergeEngine::open(
@@ -88,8 +90,13 @@ fn run(flags: &Flags) -> EngineResult<()> {
                 true,
                 Some(write(KeyOrder::Random, (num / 1000).max(1), true)),
             ),
-            "readrandom" | "readseq" | "readmissing" | "seekrandom" | "deleterandom"
-            | "readwhilewriting" => (false, None),
+            "readrandom"
+            | "readseq"
+            | "readmissing"
+            | "seekrandom"
+            | "deleterandom"
+            | "readwhilewriting"
+            | "fillsyncwhilewriting" => (false, None),
             other => return Err(format!("unknown benchmark {other:?}")),
         };
         if fresh {
@@ -124,9 +131,17 @@ fn run(flags: &Flags) -> EngineResult<()> {
             }
             (None, "deleterandom") => (work.delete_random(num, num, flags.sync, seed)?, "delete"),
             (None, "readwhilewriting") => (
-                work.read_while_writing(reads, num, flags.sync, seed)?,
+                work.while_writing(num, flags.sync, seed, || {
+                    work.read_random(ReadKind::Existing, reads, num, seed)
+                })?,
                 "read",
             ),
+            (None, "fillsyncwhilewriting") => {
+                let spec = write(KeyOrder::Random, (num / 1000).max(1), true);
+                let stats =
+                    work.while_writing(num, flags.sync, seed, || work.write(&spec, seed, num))?;
+                (stats, "write")
+            }
             (None, _) => (work.read_seq(reads)?, "read"),
         };
         stats.report(name, op_kind);

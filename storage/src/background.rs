@@ -220,6 +220,7 @@ fn compact(inner: &Inner, c: Compaction) -> Result<bool, Error> {
             opts: &inner.opts,
             new_file_number: &new_file,
             shutdown: &inner.shutdown,
+            limiter: inner.compaction_limiter.as_ref(),
         };
         let Some(metas) = compaction::run(&c, snapshots, &ctx)? else {
             return Ok(false);

@@ -23,6 +23,7 @@ use crate::edit::TableMeta;
 use crate::error::Error;
 use crate::merge_iter::{MergeIter, Source};
 use crate::options::Options;
+use crate::paced_write::RateLimiter;
 use crate::scan_cursor::ScanCursor;
 use crate::table_file::{remove_tables, TableWriter};
 use crate::version::{TableHandle, Version};
@@ -230,6 +231,8 @@ pub struct JobContext<'a> {
     pub new_file_number: &'a dyn Fn() -> u64,
     /// Set when the engine shuts down: the job stops and removes its outputs.
     pub shutdown: &'a AtomicBool,
+    /// The engine's compaction rate limiter, if any.
+    pub limiter: Option<&'a Arc<RateLimiter>>,
 }
 
 /// Merges the inputs of `c` into new tables (fsynced, not yet in the manifest).
@@ -281,7 +284,10 @@ pub fn run(
                 if writer.is_none() {
                     let number = (ctx.new_file_number)();
                     written.push(number);
-                    writer = Some(TableWriter::create(ctx.fs, ctx.dir, number, ctx.opts)?);
+                    let limiter = ctx.limiter.cloned();
+                    writer = Some(TableWriter::create(
+                        ctx.fs, ctx.dir, number, ctx.opts, limiter,
+                    )?);
                 }
                 if let Some(w) = writer.as_mut() {
                     w.add(cur.key(), cur.seqno(), cur.kind(), cur.value())?;

@@ -28,7 +28,7 @@ pub fn write_memtable(
     if mem.is_empty() {
         return Ok(None);
     }
-    let mut writer = TableWriter::create(fs, dir, number, opts)?;
+    let mut writer = TableWriter::create(fs, dir, number, opts, None)?;
     let mut filter = VersionFilter::new(snapshots, false);
     let written = mem.for_each(|e| {
         if filter.keep(e.key(), e.seqno(), e.kind()).0 {

@@ -102,6 +102,8 @@ pub(crate) struct Inner {
     /// Writer stalls (waits and delays for back-pressure) and their total time.
     pub stalls: AtomicU64,
     pub stall_micros: AtomicU64,
+    /// Paces compaction writes (`Options::compaction_bytes_per_sec`), when set.
+    pub compaction_limiter: Option<Arc<crate::paced_write::RateLimiter>>,
     /// What iterators stepped over (shared with every iterator and snapshot).
     pub read_stats: Arc<ReadStats>,
     /// Test seam: called by the compaction thread right after it reports a job done

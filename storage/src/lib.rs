@@ -85,6 +85,7 @@ mod manifest;
 mod memtable;
 mod merge_iter;
 mod options;
+mod paced_write;
 mod publish;
 mod read_stats;
 mod recovery;

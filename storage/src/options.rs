@@ -35,6 +35,12 @@ pub struct Options {
     pub levels_max: usize,
     /// Bytes of edits appended to the manifest before it is rewritten as one snapshot (4 MiB).
     pub manifest_bytes_max: u64,
+    /// A flush or compaction asks the kernel to write its table back every this many
+    /// bytes, so dirty pages never pile up behind a WAL fsync (1 MiB; 0: never).
+    pub bytes_per_sync: u64,
+    /// Compactions together write at most this many bytes per second (0: no limit,
+    /// the default). Flushes are never limited.
+    pub compaction_bytes_per_sec: u64,
 }
 
 impl Default for Options {
@@ -53,6 +59,8 @@ impl Default for Options {
             batch_bytes_max: 16 << 20,
             levels_max: 7,
             manifest_bytes_max: 4 << 20,
+            bytes_per_sync: 1 << 20,
+            compaction_bytes_per_sec: 0,
         }
     }
 }

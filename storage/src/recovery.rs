@@ -28,6 +28,7 @@ use crate::inner::{Inner, State, WriteState};
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
 use crate::options::Options;
+use crate::paced_write::RateLimiter;
 use crate::snapshot::SnapshotList;
 use crate::super_version::SuperVersion;
 use crate::table_file::finish_tables;
@@ -173,6 +174,8 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         bg_error: None,
     };
     tracing::info!(dir = %dir.display(), last_seqno, tables = state.version.table_count(), "storage opened");
+    let compaction_limiter = (opts.compaction_bytes_per_sec > 0)
+        .then(|| Arc::new(RateLimiter::new(opts.compaction_bytes_per_sec)));
     Ok(Inner {
         fs,
         dir: dir.to_path_buf(),
@@ -196,6 +199,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         l0_tables: AtomicUsize::new(l0),
         stalls: AtomicU64::new(0),
         stall_micros: AtomicU64::new(0),
+        compaction_limiter,
         read_stats: Arc::default(),
         #[cfg(test)]
         after_compaction_reported: Mutex::new(None),

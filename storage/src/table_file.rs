@@ -8,6 +8,7 @@
 use crate::edit::TableMeta;
 use crate::error::Error;
 use crate::options::Options;
+use crate::paced_write::{PacedWrite, RateLimiter};
 use crate::version::{table_file_name, TableHandle};
 use sstable::{BuildOptions, Kind, TableBuilder};
 use std::path::{Path, PathBuf};
@@ -22,18 +23,21 @@ pub struct TableWriter {
 }
 
 impl TableWriter {
-    /// Creates `<number>.sst` in `dir`.
+    /// Creates `<number>.sst` in `dir`, written back every `opts.bytes_per_sync` bytes
+    /// and through `limiter` when given (`paced_write.rs`).
     pub fn create(
         fs: &Arc<dyn Fs>,
         dir: &Path,
         number: u64,
         opts: &Options,
+        limiter: Option<Arc<RateLimiter>>,
     ) -> Result<TableWriter, Error> {
         let path = dir.join(table_file_name(number));
         let file = fs
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let builder = TableBuilder::new(file, build_options(opts));
+        let paced = PacedWrite::new(file, opts.bytes_per_sync, limiter);
+        let builder = TableBuilder::new(Box::new(paced), build_options(opts));
         Ok(TableWriter {
             builder,
             number,

@@ -295,7 +295,7 @@ pub(crate) mod test_tables {
         seqno: u64,
         pad: usize,
     ) -> Arc<TableHandle> {
-        let mut w = TableWriter::create(fs, dir, number, &Options::default()).unwrap();
+        let mut w = TableWriter::create(fs, dir, number, &Options::default(), None).unwrap();
         for (i, k) in keys.iter().enumerate() {
             w.add(k.as_bytes(), seqno + i as u64, Kind::Put, &vec![b'v'; pad])
                 .unwrap();

@@ -60,6 +60,15 @@ pub trait FileWrite: Send + Sync + Debug {
         let _ = bytes;
         Ok(())
     }
+    /// Starts writing bytes `offset..offset + len` to the disk and returns without
+    /// waiting: a pacing hint that keeps the file's dirty pages few, so its final
+    /// `sync_data` is short and the disk never sees a burst of many megabytes at once
+    /// (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`, as RocksDB's `bytes_per_sync`).
+    /// Not durability: only `sync_data` is. The default (and `SimFs`) does nothing.
+    fn write_back(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 /// An exclusive lock on a file, released when dropped.

@@ -66,6 +66,9 @@ impl FileWrite for SlowSyncFile {
     fn preallocate(&mut self, bytes: u64) -> io::Result<()> {
         self.inner.preallocate(bytes)
     }
+    fn write_back(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.write_back(offset, len)
+    }
 }
 
 impl Fs for SlowSyncFs {

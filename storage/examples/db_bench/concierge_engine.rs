@@ -27,6 +27,12 @@ fn options(settings: EngineSettings) -> EngineResult<Options> {
                     its tables are read through the OS page cache"
             .into());
     }
+    if let Some(bytes) = settings.bytes_per_sync {
+        options.bytes_per_sync = bytes;
+    }
+    if let Some(rate) = settings.rate_limiter_bytes_per_sec {
+        options.compaction_bytes_per_sec = rate;
+    }
     if let Some(bytes) = settings.write_buffer_size {
         options.write_buffer_bytes = usize::try_from(bytes)
             .map_err(|_| format!("--write_buffer_size={bytes} does not fit in memory"))?;

@@ -43,6 +43,10 @@ pub struct EngineSettings {
     pub cache_size: Option<u64>,
     /// Memtable bytes before a flush (`--write_buffer_size`).
     pub write_buffer_size: Option<u64>,
+    /// Table bytes between writebacks (`--bytes_per_sync`).
+    pub bytes_per_sync: Option<u64>,
+    /// Background (compaction) write rate limit (`--rate_limiter_bytes_per_sec`).
+    pub rate_limiter_bytes_per_sec: Option<u64>,
 }
 
 /// Removes `dir` (if present) and creates it empty.

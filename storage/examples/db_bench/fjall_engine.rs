@@ -22,6 +22,9 @@ fn err(context: &str, e: fjall::Error) -> String {
 /// Opens the keyspace: `--cache_size` is fjall's block cache, `--write_buffer_size`
 /// the partition's memtable size.
 fn open(dir: &Path, settings: EngineSettings) -> EngineResult<(Keyspace, PartitionHandle)> {
+    if settings.bytes_per_sync.is_some() || settings.rate_limiter_bytes_per_sec.is_some() {
+        return Err("--bytes_per_sync and --rate_limiter_bytes_per_sec: fjall has neither".into());
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let mut config = Config::new(dir);
     if let Some(bytes) = settings.cache_size {

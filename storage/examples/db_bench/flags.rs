@@ -36,6 +36,7 @@ pub const BENCHMARKS_KNOWN: &[&str] = &[
     "readwhilewriting",
     "deleterandom",
     "readmissing",
+    "fillsyncwhilewriting",
 ];
 
 /// The benchmarks run when `--benchmarks` is not given (RocksDB's default list, less
@@ -78,13 +79,18 @@ pub struct Flags {
     pub write_buffer_size: Option<u64>,
     /// Entries stepped over after each seek of seekrandom (RocksDB `--seek_nexts`).
     pub seek_nexts: u64,
+    /// Table bytes between writebacks (RocksDB `--bytes_per_sync`); `None` = default.
+    pub bytes_per_sync: Option<u64>,
+    /// Background write rate limit (RocksDB `--rate_limiter_bytes_per_sec`).
+    pub rate_limiter_bytes_per_sec: Option<u64>,
 }
 
 pub const USAGE: &str = "usage: db_bench --db=DIR \
---benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync,seekrandom,readwhilewriting,deleterandom,readmissing \
+--benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync,seekrandom,readwhilewriting,deleterandom,readmissing,fillsyncwhilewriting \
 --num=N [--reads=N] [--writes=N] [--key_size=16] [--value_size=100] [--compression_type=none] \
 [--engine=concierge|fjall] [--seed=N] [--use_existing_db=false] [--histogram=false] [--threads=1] \
-[--sync=false] [--cache_size=BYTES] [--write_buffer_size=BYTES] [--seek_nexts=0]";
+[--sync=false] [--cache_size=BYTES] [--write_buffer_size=BYTES] [--seek_nexts=0] \
+[--bytes_per_sync=BYTES] [--rate_limiter_bytes_per_sec=BYTES]";
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
     match value {
@@ -139,6 +145,8 @@ impl Flags {
             cache_size: None,
             write_buffer_size: None,
             seek_nexts: 0,
+            bytes_per_sync: None,
+            rate_limiter_bytes_per_sec: None,
         };
         let mut db_given = false;
         for arg in args {
@@ -218,6 +226,10 @@ impl Flags {
                     flags.write_buffer_size = Some(n);
                 }
                 "seek_nexts" => flags.seek_nexts = parse_u64(name, value)?,
+                "bytes_per_sync" => flags.bytes_per_sync = Some(parse_u64(name, value)?),
+                "rate_limiter_bytes_per_sec" => {
+                    flags.rate_limiter_bytes_per_sec = Some(parse_u64(name, value)?)
+                }
                 "help" => return Err(USAGE.to_string()),
                 _ => return Err(format!("unknown flag --{name}\n{USAGE}")),
             }

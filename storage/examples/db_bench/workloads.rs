@@ -11,7 +11,11 @@
 //!   steps, and counts a seek as found when it lands on the key itself;
 //! - deleterandom deletes `num` keys drawn as `rand % num`;
 //! - readwhilewriting runs readrandom on `threads` threads while one more thread
-//!   overwrites random keys until they finish; only the reads are reported.
+//!   overwrites random keys until they finish; only the reads are reported;
+//! - fillsyncwhilewriting (not RocksDB's) runs fillsync on `threads` threads while one
+//!   more thread fills random keys of `num` without syncing, as fast as it can: the
+//!   latency of durable writes while flushes and compactions write tables. Only the
+//!   synced writes are reported.
 //!
 //! Keys follow RocksDB's `GenerateKeyFromInt`: the number in big-endian order in the
 //! first min(key_size, 8) bytes, then '0' padding. Values come from a 1 MiB block of
@@ -277,24 +281,25 @@ impl Workload<'_> {
         })
     }
 
-    /// readwhilewriting: readrandom on `threads` threads while one more thread
-    /// overwrites random keys of `key_space` until every reader is done.
-    pub fn read_while_writing(
+    /// Runs `foreground` while one more thread overwrites random keys of
+    /// `key_space` (durably when `sync`) until it returns; reports the foreground's
+    /// stats with the writer's count appended.
+    pub fn while_writing(
         &self,
-        reads: u64,
         key_space: u64,
         sync: bool,
         seed: u64,
+        foreground: impl FnOnce() -> EngineResult<Stats>,
     ) -> EngineResult<Stats> {
         let (engine, key_size, value_size) = (self.engine, self.key_size, self.value_size);
-        let readers_done = AtomicBool::new(false);
+        let done = AtomicBool::new(false);
         let writes = AtomicU64::new(0);
         let writer = || -> EngineResult<()> {
-            // The writer's seed is one no reader uses (readers are threads 0..threads).
+            // The writer's seed is one no foreground thread uses (they are 0..threads).
             let mut rng = Rng::new(thread_seed(seed, self.threads));
             let mut values = ValueGen::new(value_size);
             let mut key = vec![0u8; key_size];
-            while !readers_done.load(Ordering::Relaxed) {
+            while !done.load(Ordering::Relaxed) {
                 key_from_int(rng.next_u64() % key_space, &mut key);
                 let value = values.generate(value_size);
                 if sync {
@@ -306,17 +311,17 @@ impl Workload<'_> {
             }
             Ok(())
         };
-        let (reads_result, write_result) = std::thread::scope(|scope| {
+        let (result, write_result) = std::thread::scope(|scope| {
             let handle = scope.spawn(writer);
-            let reads_result = self.read_random(ReadKind::Existing, reads, key_space, seed);
-            readers_done.store(true, Ordering::Relaxed);
+            let result = foreground();
+            done.store(true, Ordering::Relaxed);
             let write_result = handle
                 .join()
                 .unwrap_or_else(|_| Err("the writer thread panicked".into()));
-            (reads_result, write_result)
+            (result, write_result)
         });
         write_result?;
-        let mut stats = reads_result?;
+        let mut stats = result?;
         stats.add_message(&format!("(writer: {} puts)", writes.into_inner()));
         Ok(stats)
     }
