@@ -1,5 +1,5 @@
 //! `concierge certs`: a development CA, one certificate per node and one client
-//! certificate, as PEM files in a directory (docs/cli.md, README "HTTPS"). For trying
+//! certificate, as PEM files in a directory (docs/cli.md, README "A secure cluster"). For trying
 //! TLS locally or in Docker compose, not for production: a real deployment's CA lives
 //! elsewhere.
 //!
@@ -350,6 +350,30 @@ mod tests {
         );
         assert_eq!(std::fs::read(dir.join("ca.pem")).unwrap(), before);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn node_certificates_name_their_member_entries() {
+        use concierge::node::transport::peer_tls::member_names;
+        use rustls::pki_types::pem::PemObject;
+        let dir = temp("members");
+        let mut a = args(&dir);
+        a.members = Some("127.0.0.1:7001,127.0.0.1:7002".into());
+        make(&a).unwrap();
+        for (node, member) in [("n1", "127.0.0.1:7001"), ("n2", "127.0.0.1:7002")] {
+            let pem = std::fs::read(dir.join(format!("{node}.pem"))).unwrap();
+            let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+            assert_eq!(member_names(&der).unwrap(), vec![member.to_string()]);
+        }
+        let pem = std::fs::read(dir.join("client.pem")).unwrap();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+        assert!(member_names(&der).unwrap().is_empty(), "a client is no member");
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir = temp("members-count");
+        let mut a = args(&dir);
+        a.members = Some("127.0.0.1:7001".into());
+        assert!(make(&a).unwrap_err().message.contains("one HOST:PORT per node"));
+        assert!(!dir.exists());
     }
 
     #[test]
