@@ -248,13 +248,12 @@ async fn peer_tls_admits_members_only() {
 
     // Give anything that slipped through time to take effect, then look.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for i in 0..3 {
+    for (i, was) in before.iter().enumerate() {
         let (round, addrs) = view(&c, i).await;
         assert!(
             round < HUGE_ROUND,
-            "node {}'s ballot round became {round} (before: {:?})",
-            i + 1,
-            before[i]
+            "node {}'s ballot round became {round} (before: {was:?})",
+            i + 1
         );
         assert!(
             !addrs.iter().any(|a| a == EVIL_ADDR),

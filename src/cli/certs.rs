@@ -367,12 +367,18 @@ mod tests {
         }
         let pem = std::fs::read(dir.join("client.pem")).unwrap();
         let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
-        assert!(member_names(&der).unwrap().is_empty(), "a client is no member");
+        assert!(
+            member_names(&der).unwrap().is_empty(),
+            "a client is no member"
+        );
         let _ = std::fs::remove_dir_all(&dir);
         let dir = temp("members-count");
         let mut a = args(&dir);
         a.members = Some("127.0.0.1:7001".into());
-        assert!(make(&a).unwrap_err().message.contains("one HOST:PORT per node"));
+        assert!(make(&a)
+            .unwrap_err()
+            .message
+            .contains("one HOST:PORT per node"));
         assert!(!dir.exists());
     }
 
