@@ -3,7 +3,8 @@
 //! Reading order and threads:
 //! - `transport/`: peer links (length-prefixed rmp-serde frames over TCP, a handshake
 //!   authenticated by the cluster secret carrying node id, cluster id and client address,
-//!   bounded per-peer queues, reconnect).
+//!   optionally inside mutual TLS whose certificates name member entries, bounded
+//!   per-peer queues, reconnect).
 //! - `driver.rs`: one tokio task owns the `Core`: ticks, inbound messages, proposals and
 //!   read-index requests in; `Ready`s out, in the order the core demands.
 //! - `persist.rs` + `storage.rs`: a blocking thread makes the acceptor's promises and
