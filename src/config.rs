@@ -11,6 +11,7 @@
 use crate::http::HttpArgs;
 use crate::node::transport::auth::ClusterSecret;
 use crate::tls::TlsArgs;
+use crate::tls_peer::PeerTlsArgs;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -50,6 +51,9 @@ pub struct ServeArgs {
     /// HTTPS on the client port, and client certificates (src/tls.rs).
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Mutual TLS on the peer port (src/tls_peer.rs).
+    #[command(flatten)]
+    pub peer_tls: PeerTlsArgs,
     /// A file holding the cluster secret that authenticates the members to each other
     /// (the same on every member; at least 16 bytes; whitespace around it is ignored).
     /// Without a secret, peer links are not authenticated (start-up warns).
@@ -83,6 +87,8 @@ pub struct ServeConfig {
     pub watchers_max: usize,
     /// The TLS files, checked when the node starts (`tls::NodeTls::load`).
     pub tls: TlsArgs,
+    /// The peer TLS files, checked when the node starts (`tls_peer::load`).
+    pub peer_tls: PeerTlsArgs,
     /// The secret peers authenticate each other with; None = unauthenticated peers.
     pub cluster_secret: Option<ClusterSecret>,
 }
@@ -226,6 +232,7 @@ impl ServeConfig {
             http: args.http.clone(),
             watchers_max: args.watchers_max,
             tls: args.tls.clone(),
+            peer_tls: args.peer_tls.clone(),
             cluster_secret,
         })
     }
@@ -359,6 +366,7 @@ mod tests {
             http: HttpArgs::default(),
             watchers_max: 10,
             tls: TlsArgs::default(),
+            peer_tls: PeerTlsArgs::default(),
             cluster_secret_file: None,
             cluster_secret: None,
         }

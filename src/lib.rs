@@ -16,6 +16,7 @@ pub mod http;
 pub mod kv;
 pub mod server;
 pub mod tls;
+pub mod tls_peer;
 
 // A client tool that lives beside the server: the load generator behind `concierge bench`,
 // and the `--endpoints` flag it shares with the command-line client.

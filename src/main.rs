@@ -14,6 +14,7 @@ use concierge::config::{check_cluster_file, ServeArgs, ServeConfig, CLUSTER_SECR
 use concierge::http::{self, AppState, HttpLimits};
 use concierge::kv::hub::WatchLimits;
 use concierge::kv::{KvOptions, KvStateMachine, LeaseTable};
+use concierge::node::transport::peer_tls::PeerTls;
 use concierge::node::{Node, NodeConfig};
 use concierge::server;
 use concierge::tls::NodeTls;
@@ -71,6 +72,13 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let peer_tls = match concierge::tls_peer::load(&config.peer_tls, &config.peer_addr) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("concierge: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for warning in &tls.warnings {
         tracing::warn!("{warning}");
     }
@@ -84,7 +92,7 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, tls)) {
+    match runtime.block_on(serve(config, tls, peer_tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "concierge stopped");
@@ -94,7 +102,11 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
     }
 }
 
-async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(
+    config: ServeConfig,
+    tls: NodeTls,
+    peer_tls: Option<Arc<PeerTls>>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let fs: Arc<dyn vfs::Fs> = vfs::RealFs::shared();
     let cluster_token = check_cluster_file(fs.as_ref(), &config.data_dir, &config.member_addrs())?;
     let db = storage::Db::open(
@@ -128,6 +140,7 @@ async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::err
     node_config.request_timeout_ms = config.request_timeout.as_millis() as u64;
     node_config.cluster_token = cluster_token;
     node_config.cluster_secret = config.cluster_secret.clone();
+    node_config.peer_tls = peer_tls;
     let node = Node::start(node_config, Box::new(sm))
         .await
         .map_err(|e| format!("starting the node: {e}"))?;

@@ -58,7 +58,7 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-fn err<T>(message: String) -> Result<T, TlsError> {
+pub(crate) fn err<T>(message: String) -> Result<T, TlsError> {
     Err(TlsError(message))
 }
 
@@ -87,11 +87,11 @@ impl fmt::Debug for NodeTls {
 }
 
 /// The one crypto provider.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn read(what: &str, flag: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read(what: &str, flag: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).or_else(|e| {
         err(format!(
             "{flag}: reading the {what} {}: {e}",
@@ -101,7 +101,7 @@ fn read(what: &str, flag: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// Every PEM certificate of `bytes`; none is an error.
-fn certificates(
+pub(crate) fn certificates(
     what: &str,
     flag: &str,
     path: &Path,
@@ -120,7 +120,11 @@ fn certificates(
 }
 
 /// The trust anchors of a CA file.
-fn roots(flag: &str, path: &Path, bytes: &[u8]) -> Result<rustls::RootCertStore, TlsError> {
+pub(crate) fn roots(
+    flag: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<rustls::RootCertStore, TlsError> {
     let mut store = rustls::RootCertStore::empty();
     for cert in certificates("CA certificate", flag, path, bytes)? {
         store.add(cert).or_else(|e| {
@@ -190,7 +194,7 @@ fn names_host(leaf: &Leaf, host: &str) -> bool {
     })
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

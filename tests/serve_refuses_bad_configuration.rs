@@ -2,7 +2,8 @@
 //! CONCIERGES, when its data directory belongs to another cluster, or when its cluster
 //! secret is too short, unreadable or given twice; with nothing set but ports and a
 //! data directory it runs a one-node cluster. TLS files that cannot serve are refused
-//! the same way.
+//! the same way, and so are peer TLS flags given in part, or a peer certificate that
+//! does not name this node's member entry.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,6 +20,9 @@ fn serve(envs: &[(&str, String)]) -> Command {
         .env_remove("HOST")
         .env_remove("CLUSTER_SECRET")
         .env_remove("CLUSTER_SECRET_FILE")
+        .env_remove("PEER_TLS_CERT_FILE")
+        .env_remove("PEER_TLS_KEY_FILE")
+        .env_remove("PEER_TLS_CA_FILE")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null());
     for (k, v) in envs {
@@ -128,6 +132,19 @@ fn serve_refuses_bad_configuration() {
     // data directory is touched.
     let tls_data = dir.join("tls");
     let missing = dir.join("missing.pem").display().to_string();
+    // Certificates for members n1:23456 and n2:23456, none of them this node.
+    let certs = dir.join("certs");
+    let made = Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args(["certs", "--nodes", "n1,n2", "--out"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pem = |name: &str| certs.join(name).display().to_string();
     for (envs, want) in [
         (
             vec![("TLS_CERT_FILE", missing.clone())],
@@ -139,6 +156,18 @@ fn serve_refuses_bad_configuration() {
                 ("TLS_KEY_FILE", missing.clone()),
             ],
             "missing.pem",
+        ),
+        (
+            vec![("PEER_TLS_CERT_FILE", pem("n1.pem"))],
+            "missing: PEER_TLS_KEY_FILE, PEER_TLS_CA_FILE",
+        ),
+        (
+            vec![
+                ("PEER_TLS_CERT_FILE", pem("n1.pem")),
+                ("PEER_TLS_KEY_FILE", pem("n1-key.pem")),
+                ("PEER_TLS_CA_FILE", pem("ca.pem")),
+            ],
+            "names member(s) [\"n1:23456\"]",
         ),
     ] {
         let mut all = vec![

@@ -1,12 +1,14 @@
 //! `concierge certs`: a development CA, one certificate per node and one client
-//! certificate, as PEM files in a directory (docs/cli.md, README "HTTPS"). For trying
+//! certificate, as PEM files in a directory (docs/cli.md, README "A secure cluster"). For trying
 //! TLS locally or in Docker compose, not for production: a real deployment's CA lives
 //! elsewhere.
 //!
 //! Files: `ca.pem`, `ca-key.pem`; per node `NAME.pem`, `NAME-key.pem` (names: the node's
 //! name and every `--hosts` entry, as DNS names or IP addresses; usable by the node as
 //! a server and as a client, for the keepalives it forwards); `client.pem`,
-//! `client-key.pem` (client use only).
+//! `client-key.pem` (client use only). A node certificate also names the node's member
+//! entry (`--members`) as the URI `concierge://member/HOST:ACTOR_PORT`, which makes it
+//! a peer certificate too (`PEER_TLS_CERT_FILE`, docs/peer-protocol.md).
 //!
 //! Invariants: an existing file is never overwritten (the command refuses before
 //! writing anything); every key file is created with mode 0600; certificates are ECDSA
@@ -14,9 +16,10 @@
 
 use super::exit::{Failure, ERROR};
 use clap::Args;
+use concierge::node::transport::peer_tls::member_uri;
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, Ia5String,
+    IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,6 +45,12 @@ pub struct CertsArgs {
         value_name = "HOST,..."
     )]
     pub hosts: String,
+    /// Each node's member entry (HOST:ACTOR_PORT as in CONCIERGES), in --nodes order:
+    /// its certificate names it as the URI concierge://member/HOST:ACTOR_PORT, so it
+    /// can serve as the node's peer certificate (PEER_TLS_CERT_FILE). Default:
+    /// NAME:23456 for every node (the Docker compose file's).
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub members: Option<String>,
     /// The client certificate's common name.
     #[arg(long, default_value = "client", value_name = "NAME")]
     pub client: String,
@@ -99,9 +108,10 @@ fn make_ca(days: u32) -> Result<(Certificate, KeyPair), Failure> {
 }
 
 /// A leaf signed by the CA: `names` as its subject alternative names (the first is
-/// its common name).
+/// its common name), and `member` (a member entry) as a URI name.
 fn make_leaf(
     names: &[String],
+    member: Option<&str>,
     usages: Vec<ExtendedKeyUsagePurpose>,
     days: u32,
     ca: &Certificate,
@@ -117,6 +127,10 @@ fn make_leaf(
         params
             .distinguished_name
             .push(DnType::CommonName, first.as_str());
+    }
+    if let Some(member) = member {
+        let uri = Ia5String::try_from(member_uri(member)).map_err(rcgen_error(&what))?;
+        params.subject_alt_names.push(SanType::URI(uri));
     }
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = usages;
@@ -157,6 +171,22 @@ pub fn make(args: &CertsArgs) -> Result<Vec<String>, Failure> {
     if args.days == 0 {
         return Err(Failure::usage("--days must be at least 1"));
     }
+    let members = match &args.members {
+        Some(m) => {
+            let members = concierge::config::parse_concierges(m)
+                .map_err(|e| Failure::usage(format!("--members: {e}")))?;
+            if members.len() != nodes.len() {
+                return Err(Failure::usage(format!(
+                    "--members lists {} entries for {} --nodes: give one HOST:PORT per node, \
+                     in the same order",
+                    members.len(),
+                    nodes.len()
+                )));
+            }
+            members
+        }
+        None => nodes.iter().map(|n| format!("{n}:23456")).collect(),
+    };
     let [client] = client.as_slice() else {
         return Err(Failure::usage("--client takes one name"));
     };
@@ -190,10 +220,10 @@ pub fn make(args: &CertsArgs) -> Result<Vec<String>, Failure> {
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    for node in &nodes {
+    for (node, member) in nodes.iter().zip(&members) {
         let mut sans = vec![node.clone()];
         sans.extend(hosts.iter().filter(|h| *h != node).cloned());
-        let (cert, key) = make_leaf(&sans, both.clone(), args.days, &ca, &ca_key)?;
+        let (cert, key) = make_leaf(&sans, Some(member), both.clone(), args.days, &ca, &ca_key)?;
         outputs.push(Output {
             name: format!("{node}.pem"),
             content: cert.pem(),
@@ -207,6 +237,7 @@ pub fn make(args: &CertsArgs) -> Result<Vec<String>, Failure> {
     }
     let (cert, key) = make_leaf(
         std::slice::from_ref(client),
+        None,
         vec![ExtendedKeyUsagePurpose::ClientAuth],
         args.days,
         &ca,
@@ -260,6 +291,10 @@ pub fn certs(args: CertsArgs) -> Result<u8, Failure> {
         "  TLS_CERT_FILE={dir}/NAME.pem TLS_KEY_FILE={dir}/NAME-key.pem TLS_CA_FILE={dir}/ca.pem"
     );
     println!("  (and TLS_CLIENT_CA_FILE={dir}/ca.pem to require client certificates)");
+    println!("and mutual TLS between peers with (each certificate names its --members entry):");
+    println!(
+        "  PEER_TLS_CERT_FILE={dir}/NAME.pem PEER_TLS_KEY_FILE={dir}/NAME-key.pem PEER_TLS_CA_FILE={dir}/ca.pem"
+    );
     println!("a client trusts it with:");
     println!("  concierge --cacert {dir}/ca.pem [--cert {dir}/client.pem --key {dir}/client-key.pem] ...");
     Ok(super::exit::OK)
@@ -275,6 +310,7 @@ mod tests {
             out: out.to_path_buf(),
             nodes: "n1,n2".into(),
             hosts: "localhost,127.0.0.1".into(),
+            members: None,
             client: "client".into(),
             days: 30,
         }
@@ -314,6 +350,36 @@ mod tests {
         );
         assert_eq!(std::fs::read(dir.join("ca.pem")).unwrap(), before);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn node_certificates_name_their_member_entries() {
+        use concierge::node::transport::peer_tls::member_names;
+        use rustls::pki_types::pem::PemObject;
+        let dir = temp("members");
+        let mut a = args(&dir);
+        a.members = Some("127.0.0.1:7001,127.0.0.1:7002".into());
+        make(&a).unwrap();
+        for (node, member) in [("n1", "127.0.0.1:7001"), ("n2", "127.0.0.1:7002")] {
+            let pem = std::fs::read(dir.join(format!("{node}.pem"))).unwrap();
+            let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+            assert_eq!(member_names(&der).unwrap(), vec![member.to_string()]);
+        }
+        let pem = std::fs::read(dir.join("client.pem")).unwrap();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+        assert!(
+            member_names(&der).unwrap().is_empty(),
+            "a client is no member"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir = temp("members-count");
+        let mut a = args(&dir);
+        a.members = Some("127.0.0.1:7001".into());
+        assert!(make(&a)
+            .unwrap_err()
+            .message
+            .contains("one HOST:PORT per node"));
+        assert!(!dir.exists());
     }
 
     #[test]

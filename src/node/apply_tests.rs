@@ -73,6 +73,7 @@ async fn install(chunks: Vec<Chunk>) -> Seen {
         reconnect_backoff_ms_max: 50,
         inbound_handshakes_max: 2,
         secret: None,
+        tls: None,
         dir_ids: DirIds::in_memory(1, &[1, 2]),
     };
     let limits = QueueLimits {

@@ -9,9 +9,11 @@
 //! crashed leader is suspected after about 300 ms and replaced well within 1-2 s.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::error::StartError;
 use super::transport::auth::ClusterSecret;
+use super::transport::peer_tls::PeerTls;
 use crate::paxos::{self, NodeId};
 
 /// Bytes of envelope and framing around a command or chunk inside one frame (generous).
@@ -39,6 +41,8 @@ pub struct NodeConfig {
     /// The secret that authenticates peers to each other (`transport/auth.rs`); None =
     /// peer links are not authenticated (start-up warns in a cluster of several nodes).
     pub cluster_secret: Option<ClusterSecret>,
+    /// Mutual TLS between peers (`transport/peer_tls.rs`); None = plain TCP.
+    pub peer_tls: Option<Arc<PeerTls>>,
 
     /// Length of one consensus tick (the core counts its timing in ticks).
     pub tick_ms: u64,
@@ -117,6 +121,7 @@ impl NodeConfig {
             data_dir: data_dir.into(),
             cluster_token: 0,
             cluster_secret: None,
+            peer_tls: None,
             tick_ms: 10,
             frame_bytes_max: 64 << 20,
             peer_queue_messages_max: 8192,

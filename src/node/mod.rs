@@ -3,7 +3,8 @@
 //! Reading order and threads:
 //! - `transport/`: peer links (length-prefixed rmp-serde frames over TCP, a handshake
 //!   authenticated by the cluster secret carrying node id, cluster id and client address,
-//!   bounded per-peer queues, reconnect).
+//!   optionally inside mutual TLS whose certificates name member entries, bounded
+//!   per-peer queues, reconnect).
 //! - `driver.rs`: one tokio task owns the `Core`: ticks, inbound messages, proposals and
 //!   read-index requests in; `Ready`s out, in the order the core demands.
 //! - `persist.rs` + `storage.rs`: a blocking thread makes the acceptor's promises and
@@ -72,10 +73,10 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
-/// Says at start-up what protects the peer links (TLS does not exist yet: nothing
-/// encrypts them).
+/// Says at start-up what protects the peer links: nothing (a loud warning), the
+/// cluster secret only (authenticated, not encrypted: a warning), or mutual TLS (quiet).
 fn warn_about_peer_links(cfg: &NodeConfig) {
-    if cfg.members.len() < 2 {
+    if cfg.members.len() < 2 || cfg.peer_tls.is_some() {
         return;
     }
     match cfg.cluster_secret {
@@ -83,13 +84,15 @@ fn warn_about_peer_links(cfg: &NodeConfig) {
             listen = %cfg.listen_addr().unwrap_or_default(),
             "PEER LINKS ARE NEITHER AUTHENTICATED NOR ENCRYPTED: any process that reaches the \
              peer port can pose as a member and change the cluster's state. Give every member \
-             the same secret (CLUSTER_SECRET_FILE) and keep the peer port on a private network"
+             the same secret (CLUSTER_SECRET_FILE) or peer TLS (PEER_TLS_CERT_FILE, \
+             PEER_TLS_KEY_FILE, PEER_TLS_CA_FILE), and keep the peer port on a private network"
         ),
         Some(_) => warn!(
             "peer links are authenticated by the cluster secret but NOT encrypted: peer \
              traffic (keys and values included) can be read on the network, and a \
-             man-in-the-middle could take over an established link; keep the peer port on \
-             a private network"
+             man-in-the-middle could take over an established link; set peer TLS \
+             (PEER_TLS_CERT_FILE, PEER_TLS_KEY_FILE, PEER_TLS_CA_FILE) or keep the peer port \
+             on a private network"
         ),
     }
 }
@@ -216,6 +219,7 @@ async fn start_inner(
         reconnect_backoff_ms_max: cfg.reconnect_backoff_ms_max,
         inbound_handshakes_max: cfg.inbound_handshakes_max,
         secret: cfg.cluster_secret.clone(),
+        tls: cfg.peer_tls.clone(),
         dir_ids: dir_ids.clone(),
     };
     let transport = Arc::new(Transport::start(

@@ -40,6 +40,7 @@ fn ctx(id: NodeId, members: &[(NodeId, String)]) -> LinkContext {
         reconnect_backoff_ms_max: 50,
         inbound_handshakes_max: 8,
         secret: None,
+        tls: None,
         dir_ids: crate::node::dir_ids::DirIds::in_memory(
             id,
             &members.iter().map(|(m, _)| *m).collect::<Vec<_>>(),

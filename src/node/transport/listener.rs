@@ -8,7 +8,10 @@
 //! counted apart, one per peer). Nothing in the dialer's `Hello` is acted on before its
 //! MAC verified. A connection is then refused (closed with a warning) when its `Hello`
 //! names another protocol, another cluster id, a node that is not a member, or
-//! ourselves; and after the reply when the peer presents a data directory other than the
+//! ourselves, or (with peer TLS, `peer_tls.rs`) whose TLS certificate does not name the
+//! member entry of the id it claims (checked before anything in the `Hello` is acted
+//! on; the TLS handshake itself runs under the same gate ticket and deadline); and
+//! after the reply when the peer presents a data directory other than the
 //! one we remember for it (`node/dir_ids.rs`: a node that lost its promises must not
 //! vote). A peer's directory is remembered durably before anything after its `Hello` is
 //! read. A frame that is oversize, torn or undecodable closes that connection with a
@@ -20,17 +23,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::frame;
 use super::gate::{Gate, Ticket};
 use super::handshake::{self, HandshakeError};
 use super::wire::{Hello, Wire, PROTOCOL_VERSION};
-use super::{Inbound, LinkContext, PeerTable};
+use super::{peer_tls, Inbound, LinkContext, PeerTable};
 use crate::paxos::NodeId;
 
 /// Accepts peer connections until aborted.
@@ -52,7 +57,7 @@ pub async fn run(
                     }
                     let (ctx, peers, inbound) = (ctx.clone(), peers.clone(), inbound.clone());
                     let evicted = gate.admit(&mut conns, move |ticket| async move {
-                        match serve(stream, ticket, &ctx, &peers, &inbound).await {
+                        match secure_and_serve(stream, ticket, &ctx, &peers, &inbound).await {
                             Ok(()) => {}
                             Err(End::Quiet(reason)) => {
                                 debug!(%remote, %reason, "unauthenticated peer connection closed");
@@ -88,17 +93,54 @@ enum End {
     Loud(String),
 }
 
-/// Serves one inbound connection; `Ok` on a clean end.
+/// With peer TLS on, runs the TLS handshake (under the same gate ticket and the same
+/// handshake deadline as the hello exchange that follows), then serves the connection.
+async fn secure_and_serve(
+    stream: TcpStream,
+    ticket: Ticket,
+    ctx: &LinkContext,
+    peers: &PeerTable,
+    inbound: &mpsc::Sender<Inbound>,
+) -> Result<(), End> {
+    let deadline = Instant::now() + Duration::from_millis(ctx.handshake_timeout_ms);
+    let Some(tls) = &ctx.tls else {
+        return serve(stream, None, deadline, ticket, ctx, peers, inbound).await;
+    };
+    let secured = tokio::time::timeout_at(deadline, tls.accept(stream))
+        .await
+        .map_err(|_| End::Quiet("TLS handshake timed out".to_string()))?
+        .map_err(|e| {
+            if e.about_certificate {
+                End::Loud(format!("refused: {e}"))
+            } else {
+                End::Quiet(e.to_string())
+            }
+        })?;
+    serve(
+        secured.stream,
+        Some(secured.peer_cert),
+        deadline,
+        ticket,
+        ctx,
+        peers,
+        inbound,
+    )
+    .await
+}
+
+/// Serves one inbound connection (over TLS when `cert`, the dialer's verified
+/// certificate, is given); `Ok` on a clean end.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
+    cert: Option<CertificateDer<'static>>,
+    deadline: Instant,
     ticket: Ticket,
     ctx: &LinkContext,
     peers: &PeerTable,
     inbound: &mpsc::Sender<Inbound>,
 ) -> Result<(), End> {
     let secret = ctx.secret.as_ref();
-    let deadline = Duration::from_millis(ctx.handshake_timeout_ms);
-    let verified = tokio::time::timeout(deadline, async {
+    let verified = tokio::time::timeout_at(deadline, async {
         let listening = handshake::challenge(&mut stream, secret).await?;
         listening.read_hello(&mut stream, secret).await
     })
@@ -113,7 +155,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
     })?;
     // From here on the dialer is authenticated (or no secret is configured).
-    let from = welcome(&mut stream, verified, ctx, peers)
+    let from = welcome(&mut stream, verified, cert.as_ref(), ctx, peers)
         .await
         .map_err(End::Loud)?;
     if !ticket.authenticated(from) {
@@ -140,15 +182,26 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The rest of the listener's half of the handshake, once the dialer's hello verified:
-/// check who it is, remember its data directory, answer. Returns the peer's id.
+/// check who it is (with TLS: that its certificate names the member entry of the id it
+/// claims), remember its data directory, answer. Returns the peer's id.
 async fn welcome<S: AsyncWrite + Unpin>(
     stream: &mut S,
     verified: handshake::VerifiedHello,
+    cert: Option<&CertificateDer<'static>>,
     ctx: &LinkContext,
     peers: &PeerTable,
 ) -> Result<NodeId, String> {
     let hello = &verified.hello;
     let from = check_hello(hello, ctx, peers)?;
+    if let Some(cert) = cert {
+        let entry = peers
+            .get(&from)
+            .map(|link| link.addr.as_str())
+            .ok_or_else(|| format!("node {from} is not a member"))?;
+        peer_tls::check_member(cert, entry).map_err(|why| {
+            format!("refused: a peer claims to be node {from} ({entry}), but {why}")
+        })?;
+    }
     let ids = ctx.dir_ids.clone();
     let presented = hello.dir;
     let you_were = tokio::task::spawn_blocking(move || ids.remember(from, presented))

@@ -3,7 +3,9 @@
 //! (`listener.rs`, admitting connections through `gate.rs`), carrying length-prefixed
 //! rmp-serde frames (`frame.rs`, `wire.rs`; the protocol is `docs/peer-protocol.md`).
 //! Every connection starts with the handshake (`handshake.rs`), which authenticates both
-//! sides by the cluster secret when one is configured (`auth.rs`).
+//! sides by the cluster secret when one is configured (`auth.rs`). With peer TLS
+//! (`peer_tls.rs`) the handshake runs inside a mutually authenticated TLS stream, and
+//! each side checks that the other's certificate names the member it claims or was dialed.
 //!
 //! Sending never blocks: frames go into a bounded per-peer [`PeerQueue`](queue::PeerQueue)
 //! that drops the oldest consensus frame when full (counted in `dropped`). Received
@@ -16,6 +18,7 @@ pub mod gate;
 pub mod handshake;
 pub mod listener;
 pub mod peer;
+pub mod peer_tls;
 pub mod queue;
 pub mod wire;
 
@@ -61,6 +64,8 @@ pub struct LinkContext {
     /// The cluster secret authenticating both sides of every handshake; None = peers are
     /// not authenticated (start-up warns).
     pub secret: Option<auth::ClusterSecret>,
+    /// Mutual TLS on every peer connection (`peer_tls.rs`); None = plain TCP.
+    pub tls: Option<Arc<peer_tls::PeerTls>>,
     /// This node's data-directory id and what it remembers of its peers'.
     pub dir_ids: Arc<DirIds>,
 }

@@ -1,4 +1,5 @@
-//! The outbound side of one peer link: dial, handshake (the dialer's half, `handshake.rs`:
+//! The outbound side of one peer link: dial, with peer TLS a TLS handshake whose
+//! certificate must name the member entry dialed (`peer_tls.rs`), then the handshake (the dialer's half, `handshake.rs`:
 //! no frame is sent before the listener proved it knows the cluster secret), write
 //! queued frames; on any error
 //! reconnect with exponential backoff (doubling from `reconnect_backoff_ms_min`, capped at
@@ -13,8 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::frame::FrameError;
@@ -71,6 +73,11 @@ impl PeerLink {
     }
 }
 
+/// A handshaken connection: plain TCP, or TLS over it.
+trait PeerIo: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> PeerIo for T {}
+type PeerStream = Box<dyn PeerIo>;
+
 /// Why one connection attempt or session ended.
 #[derive(Debug)]
 enum LinkError {
@@ -99,6 +106,9 @@ pub async fn run(link: Arc<PeerLink>, ctx: Arc<LinkContext>) {
     let backoff_max = Duration::from_millis(ctx.reconnect_backoff_ms_max);
     let mut backoff = backoff_min;
     let mut was_up = false;
+    // A refused handshake is logged once per distinct reason (a misconfigured peer
+    // shows up in the log without a line per retry).
+    let mut last_refusal = String::new();
     loop {
         match connect(&link, &ctx).await {
             Ok(stream) => {
@@ -112,7 +122,15 @@ pub async fn run(link: Arc<PeerLink>, ctx: Arc<LinkContext>) {
                 warn!(peer = link.id, error = %end, "peer link down");
             }
             Err(e) => {
-                if was_up {
+                let refusal = matches!(
+                    e,
+                    LinkError::Refused(_) | LinkError::Timeout(HANDSHAKE_HINT)
+                );
+                if refusal && e.to_string() != last_refusal {
+                    last_refusal = e.to_string();
+                    warn!(peer = link.id, addr = %link.addr, error = %e, "peer handshake failed");
+                    was_up = false;
+                } else if was_up {
                     warn!(peer = link.id, error = %e, "cannot reach peer");
                     was_up = false;
                 } else {
@@ -125,13 +143,46 @@ pub async fn run(link: Arc<PeerLink>, ctx: Arc<LinkContext>) {
     }
 }
 
-async fn connect(link: &PeerLink, ctx: &LinkContext) -> Result<TcpStream, LinkError> {
+/// What a plaintext dialer says when the listener sends no challenge in time.
+const HANDSHAKE_HINT: &str = "handshake (no challenge from the peer; if it has peer TLS on \
+                              (PEER_TLS_*), this node needs it too)";
+
+async fn connect(link: &PeerLink, ctx: &LinkContext) -> Result<PeerStream, LinkError> {
     let connect_timeout = Duration::from_millis(ctx.connect_timeout_ms);
-    let mut stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&link.addr))
+    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(&link.addr))
         .await
         .map_err(|_| LinkError::Timeout("connect"))?
         .map_err(LinkError::Connect)?;
     stream.set_nodelay(true).map_err(LinkError::Connect)?;
+    let deadline = Instant::now() + Duration::from_millis(ctx.handshake_timeout_ms);
+    match &ctx.tls {
+        None => {
+            let mut stream = stream;
+            hello_exchange(&mut stream, link, ctx, deadline, HANDSHAKE_HINT).await?;
+            Ok(Box::new(stream))
+        }
+        Some(tls) => {
+            // The listener's certificate chains to the CA and names `link.addr`, or
+            // nothing more is sent.
+            let secured = tokio::time::timeout_at(deadline, tls.connect(stream, &link.addr))
+                .await
+                .map_err(|_| LinkError::Timeout("TLS handshake"))?
+                .map_err(LinkError::Refused)?;
+            let mut stream = secured.stream;
+            hello_exchange(&mut stream, link, ctx, deadline, "handshake").await?;
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+/// The dialer's hello exchange and the checks of the listener's answer.
+async fn hello_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    link: &PeerLink,
+    ctx: &LinkContext,
+    deadline: Instant,
+    timeout_reason: &'static str,
+) -> Result<(), LinkError> {
     let mine = Hello {
         protocol: PROTOCOL_VERSION,
         cluster_id: ctx.cluster_id,
@@ -140,11 +191,11 @@ async fn connect(link: &PeerLink, ctx: &LinkContext) -> Result<TcpStream, LinkEr
         dir: ctx.dir_ids.dir(),
         you_were: None,
     };
-    let handshake = handshake::dial(&mut stream, ctx.secret.as_ref(), &mine);
+    let handshake = handshake::dial(stream, ctx.secret.as_ref(), &mine);
     // Nothing in the listener's hello is trusted before `dial` returns it.
-    let h = tokio::time::timeout(Duration::from_millis(ctx.handshake_timeout_ms), handshake)
+    let h = tokio::time::timeout_at(deadline, handshake)
         .await
-        .map_err(|_| LinkError::Timeout("handshake"))?
+        .map_err(|_| LinkError::Timeout(timeout_reason))?
         .map_err(|e| match e {
             HandshakeError::Closed => LinkError::Closed,
             HandshakeError::Frame(f) => LinkError::Frame(f),
@@ -178,12 +229,12 @@ async fn connect(link: &PeerLink, ctx: &LinkContext) -> Result<TcpStream, LinkEr
     }
     // Learnt only from the authenticated hello of the peer we dialed.
     link.set_client_addr(h.client_addr);
-    Ok(stream)
+    Ok(())
 }
 
 /// Writes queued frames until the connection fails; returns why it ended.
-async fn write_loop(stream: TcpStream, link: &PeerLink, ctx: &LinkContext) -> LinkError {
-    let (mut rd, wr) = stream.into_split();
+async fn write_loop(stream: PeerStream, link: &PeerLink, ctx: &LinkContext) -> LinkError {
+    let (mut rd, wr) = tokio::io::split(stream);
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
     let write_timeout = Duration::from_millis(ctx.write_timeout_ms);
     let mut probe = [0u8; 1];
