@@ -111,6 +111,7 @@ async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::err
             ..WatchLimits::default()
         });
     let reader = sm.reader();
+    let auth = sm.auth();
     tracing::info!(
         id = config.id,
         members = ?config.members,
@@ -137,6 +138,7 @@ async fn serve(config: ServeConfig, tls: NodeTls) -> Result<(), Box<dyn std::err
         node: node.clone(),
         reader,
         leases,
+        auth,
         limits: HttpLimits {
             value_bytes_max: config.value_bytes_max,
             request_timeout: config.request_timeout,

@@ -24,6 +24,7 @@ fn sample(keys: usize, chunk_bytes: usize) -> (KvStateMachine, Vec<u8>) {
         Command::CreateSession {
             id: SessionId(7),
             ttl_ms: 5000,
+            owner: None,
         },
     );
     one(&mut sm, put_in("eph", SessionId(7)));
@@ -150,6 +151,7 @@ fn a_restored_session_expires_under_the_new_clusters_first_leader() {
         Command::CreateSession {
             id: SessionId(3),
             ttl_ms: 5000,
+            owner: None,
         },
     );
     // The old cluster's leader had a high ballot.

@@ -1,6 +1,7 @@
 //! `GET /metrics`: Prometheus text format (version 0.0.4) of this node's state and
 //! request counters.
 
+use crate::http::auth::Caller;
 use crate::http::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use std::fmt::Write;
@@ -21,7 +22,11 @@ impl Metrics {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Any authenticated caller may read it (`_caller`).
+pub async fn metrics(
+    state: web::Data<AppState>,
+    _caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let status = state.node.status();
     let meta = state.reader.meta()?;
     let db_size = crate::http::cluster::db_size_bytes(&state).await;

@@ -229,7 +229,8 @@ fn with_response_headers(mut doc: Value) -> Value {
 }
 
 /// `GET /v1/openapi.json`.
-pub async fn openapi() -> HttpResponse {
+/// Any authenticated caller may read it (`_caller`).
+pub async fn openapi(_caller: crate::http::auth::Caller) -> HttpResponse {
     HttpResponse::Ok().json(with_response_headers(document()))
 }
 

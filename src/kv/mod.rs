@@ -26,6 +26,7 @@
 //! `StateMachine` trait and its `SnapshotSource`.
 
 pub mod apply;
+pub mod auth;
 mod chunked;
 pub mod command;
 mod ctx;
@@ -48,6 +49,7 @@ pub mod snapshot;
 pub mod txn;
 pub mod watch;
 
+pub use auth::AuthTable;
 pub use command::{Command, Compare, CompareTarget, LeaderBallot, SessionId, TxnOp};
 pub use error::KvError;
 pub use keyspace::{Event, EventKind, KeyRecord, Meta, SessionRecord};
