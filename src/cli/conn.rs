@@ -1,5 +1,5 @@
 //! The flags every client command shares (`--endpoints` and the TLS files, defined
-//! once in `concierge::endpoints` for `bench` too, `--json`, `--timeout`) and the [`Client`]
+//! once in `concierge::endpoints` for `bench` too, `--json`, `--timeout`, `--token`) and the [`Client`]
 //! they build.
 //!
 //! Invariant: every attempt's limit is within the call's (`--timeout`), and the
@@ -22,6 +22,14 @@ pub struct Conn {
     /// Give up on a call after this many seconds (all its attempts and endpoints).
     #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
     pub timeout: f64,
+    /// The access-control token, sent as `Authorization: Bearer` (none by default).
+    #[arg(
+        long,
+        env = "CONCIERGE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
 }
 
 impl Conn {
@@ -43,6 +51,9 @@ impl Conn {
             })?;
         let mut config = ClientConfig::new(self.endpoint_list()?);
         config.tls = self.endpoints.tls().map_err(Failure::usage)?;
+        if let Some(token) = &self.token {
+            config = config.with_token(token.clone());
+        }
         config.call_deadline = timeout;
         config.attempt_timeout = config.attempt_timeout.min(timeout);
         config.connect_timeout = config.connect_timeout.min(timeout);

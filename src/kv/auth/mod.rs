@@ -17,3 +17,6 @@ pub mod token;
 pub use command::AuthCommand;
 pub use model::{Access, AuthState, Grants, Perm, Rights, Role, User};
 pub use table::AuthTable;
+
+#[cfg(test)]
+pub(crate) mod state_tests;
