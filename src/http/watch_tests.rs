@@ -153,3 +153,44 @@ fn only_the_batch_ending_a_revision_carries_its_id() {
     let last = frames.rsplit("id: 9").next().unwrap();
     assert!(last.contains("\"key\":\"c\""), "{frames}");
 }
+
+/// Events a token may not read are left out, and the revision's `id:` goes on the last
+/// event shown (here the filtered last event would have carried it).
+#[test]
+fn filtered_frames_keep_the_id_on_the_last_event_shown() {
+    use crate::kv::auth::{Access, Perm, Rights};
+    use crate::kv::hub::Batch;
+    use crate::kv::Event;
+    let put = |key: &str| {
+        std::sync::Arc::new(Event {
+            kind: crate::kv::EventKind::Put,
+            key: key.into(),
+            value: Some(Bytes::from_static(b"v")),
+            version: 1,
+            create_revision: 5,
+            mod_revision: 5,
+            session: None,
+        })
+    };
+    let grants = Grants {
+        user: Some("u".into()),
+        perms: vec![Perm {
+            prefix: "a/".into(),
+            access: Access::Read,
+        }],
+        rights: Rights::default(),
+    };
+    let frames = super::batch_frames(
+        &[Batch {
+            revision: 5,
+            events: vec![put("a/1"), put("b/1")],
+            complete: true,
+        }],
+        &grants,
+    );
+    assert!(!frames.contains("b/1"), "{frames}");
+    assert!(
+        frames.starts_with("id: 5\ndata: {") && frames.contains("a/1"),
+        "{frames}"
+    );
+}
