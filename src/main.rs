@@ -124,6 +124,7 @@ async fn serve(
             ..WatchLimits::default()
         });
     let reader = sm.reader();
+    let auth = sm.auth();
     tracing::info!(
         id = config.id,
         members = ?config.members,
@@ -151,6 +152,7 @@ async fn serve(
         node: node.clone(),
         reader,
         leases,
+        auth,
         limits: HttpLimits {
             value_bytes_max: config.value_bytes_max,
             request_timeout: config.request_timeout,

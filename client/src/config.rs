@@ -48,6 +48,19 @@ pub struct ClientConfig {
     /// What an `https://` endpoint is checked against, and the certificate shown to a
     /// node that asks for one.
     pub tls: Tls,
+    /// The access-control token, sent with every request as `Authorization: Bearer
+    /// <token>` (None: no header, for a cluster with access control off).
+    pub token: Option<Token>,
+}
+
+/// A bearer token; its `Debug` form hides it (configs get logged).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<hidden>)")
+    }
 }
 
 impl ClientConfig {
@@ -65,7 +78,14 @@ impl ClientConfig {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_millis(1000),
             tls: Tls::default(),
+            token: None,
         }
+    }
+
+    /// The same config sending `token` as a bearer token with every request.
+    pub fn with_token(mut self, token: impl Into<String>) -> ClientConfig {
+        self.token = Some(Token(token.into()));
+        self
     }
 
     /// Refuses unusable settings.
@@ -91,6 +111,12 @@ impl ClientConfig {
         }
         if self.attempt_timeout > self.call_deadline {
             return bad("attempt_timeout must not exceed call_deadline".into());
+        }
+        if let Some(Token(t)) = &self.token {
+            let printable = t.bytes().all(|b| b.is_ascii_graphic());
+            if t.is_empty() || !printable {
+                return bad("the token must be non-empty printable ASCII without spaces".into());
+            }
         }
         if self.backoff_min > self.backoff_max {
             return bad("backoff_min must not exceed backoff_max".into());

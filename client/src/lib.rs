@@ -35,6 +35,7 @@
 //! `election` (one queue of sequential keys, whose head holds a `held` key).
 //! docs/client.md says the rules in prose.
 
+pub mod auth;
 pub mod backup;
 pub mod client;
 pub mod cluster;
@@ -55,10 +56,11 @@ pub mod txn;
 pub mod types;
 pub mod watch;
 
+pub use auth::{AuthStatus, NewToken, Permission, RoleSpec, TokenInfo, UserInfo};
 pub use backup::{Compacted, SnapshotStream};
 pub use client::Client;
 pub use cluster::{Ballot, ClusterStatus, Member};
-pub use config::ClientConfig;
+pub use config::{ClientConfig, Token};
 pub use election::{Leader, Leadership, Observer};
 pub use error::{Applied, Error, ServerError};
 pub use held::HeldKey;

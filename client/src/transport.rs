@@ -143,9 +143,18 @@ impl Transport {
     pub fn new(config: ClientConfig) -> Result<Transport, Error> {
         config.check()?;
         let endpoints = config.base_urls()?;
-        let builder = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(config.pool_idle_timeout);
+        if let Some(crate::config::Token(token)) = &config.token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|e| Error::InvalidArgument(format!("the token: {e}")))?;
+            // Kept out of debug output.
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
         let http = config
             .tls
             .apply(builder)?

@@ -24,6 +24,7 @@ fn sample(keys: usize, chunk_bytes: usize) -> (KvStateMachine, Vec<u8>) {
         Command::CreateSession {
             id: SessionId(7),
             ttl_ms: 5000,
+            owner: None,
         },
     );
     one(&mut sm, put_in("eph", SessionId(7)));
@@ -150,6 +151,7 @@ fn a_restored_session_expires_under_the_new_clusters_first_leader() {
         Command::CreateSession {
             id: SessionId(3),
             ttl_ms: 5000,
+            owner: None,
         },
     );
     // The old cluster's leader had a high ballot.
@@ -204,4 +206,24 @@ fn restore_refuses_a_store_that_holds_state() {
     let dynfs: Arc<dyn vfs::Fs> = fs.clone();
     let db = storage::Db::open(dynfs, Path::new("/kv"), storage::Options::default()).unwrap();
     assert!(Restorer::new(&db).is_err());
+}
+
+#[test]
+fn a_backup_restores_the_access_control_rules() {
+    use crate::kv::auth::state_tests::{assert_rules, with_rules};
+    let (_fs, mut sm) = fresh();
+    let token = with_rules(&mut sm);
+    let backup = write_backup(&sm, 1 << 20);
+    let fs = Arc::new(vfs::SimFs::new());
+    {
+        let dynfs: Arc<dyn vfs::Fs> = fs.clone();
+        let db = storage::Db::open(dynfs, Path::new("/kv"), storage::Options::default()).unwrap();
+        let mut restorer = Restorer::new(&db).unwrap();
+        let mut reader = BackupReader::open(backup.as_slice()).unwrap();
+        while let Some(chunk) = reader.next_chunk().unwrap() {
+            restorer.add_chunk(&chunk).unwrap();
+        }
+        restorer.finish().unwrap();
+    }
+    assert_rules(&open(&fs, KvOptions::default()), &token);
 }

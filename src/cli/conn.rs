@@ -1,5 +1,5 @@
 //! The flags every client command shares (`--endpoints` and the TLS files, defined
-//! once in `concierge::endpoints` for `bench` too, `--json`, `--timeout`) and the [`Client`]
+//! once in `concierge::endpoints` for `bench` too, `--json`, `--timeout`, `--token`) and the [`Client`]
 //! they build.
 //!
 //! Invariant: every attempt's limit is within the call's (`--timeout`), and the
@@ -11,8 +11,8 @@ use concierge::endpoints::Endpoints;
 use concierge_client::{Client, ClientConfig};
 use std::time::Duration;
 
-/// Where the cluster is and how to answer.
-#[derive(Args, Debug, Clone)]
+/// Where the cluster is and how to answer. Its `Debug` never shows the token.
+#[derive(Args, Clone)]
 pub struct Conn {
     #[command(flatten)]
     pub endpoints: Endpoints,
@@ -22,6 +22,25 @@ pub struct Conn {
     /// Give up on a call after this many seconds (all its attempts and endpoints).
     #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
     pub timeout: f64,
+    /// The access-control token, sent as `Authorization: Bearer` (none by default).
+    #[arg(
+        long,
+        env = "CONCIERGE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("endpoints", &self.endpoints)
+            .field("json", &self.json)
+            .field("timeout", &self.timeout)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Conn {
@@ -43,6 +62,9 @@ impl Conn {
             })?;
         let mut config = ClientConfig::new(self.endpoint_list()?);
         config.tls = self.endpoints.tls().map_err(Failure::usage)?;
+        if let Some(token) = &self.token {
+            config = config.with_token(token.clone());
+        }
         config.call_deadline = timeout;
         config.attempt_timeout = config.attempt_timeout.min(timeout);
         config.connect_timeout = config.connect_timeout.min(timeout);

@@ -10,6 +10,7 @@
 //! This file only parses and dispatches; the command files never import it.
 //! docs/cli.md is the user's reference.
 
+mod auth;
 pub mod certs;
 mod cluster;
 mod compact;
@@ -36,7 +37,7 @@ use concierge::config::ServeArgs;
     version,
     about = "A durable, replicated coordination service, and its command-line client",
     after_help = "Client commands take --endpoints (or CONCIERGE_ENDPOINTS, default \
-                  127.0.0.1:8080) and --json. Exit codes: 0 ok, 1 error, 2 usage, \
+                  127.0.0.1:8080), --token (or CONCIERGE_TOKEN) and --json. Exit codes: 0 ok, 1 error, 2 usage, \
                   3 not found, 4 condition failed (docs/cli.md)."
 )]
 pub struct Cli {
@@ -83,6 +84,14 @@ pub enum ClientCommand {
     Snapshot(snapshot::SnapshotArgs),
     /// Drop the watch history below a revision (POST /v1/compact).
     Compact(compact::CompactArgs),
+    /// Turn access control on or off, or show it.
+    Auth(auth::AuthArgs),
+    /// Add, list and remove roles (access control).
+    Role(auth::RoleArgs),
+    /// Add and remove users (access control).
+    User(auth::UserArgs),
+    /// Create and revoke tokens (access control).
+    Token(auth::TokenArgs),
     /// Load a cluster (or etcd) and report throughput and latency (docs/bench.md).
     Bench(concierge::bench::BenchArgs),
 }
@@ -128,6 +137,10 @@ pub fn run(command: ClientCommand) -> u8 {
             ClientCommand::Health(a) => cluster::health(a).await,
             ClientCommand::Snapshot(a) => snapshot::snapshot(a).await,
             ClientCommand::Compact(a) => compact::compact(a).await,
+            ClientCommand::Auth(a) => auth::auth(a).await,
+            ClientCommand::Role(a) => auth::role(a).await,
+            ClientCommand::User(a) => auth::user(a).await,
+            ClientCommand::Token(a) => auth::token(a).await,
             ClientCommand::Bench(_) => Ok(exit::OK), // ran above
         }
     });

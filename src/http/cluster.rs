@@ -1,5 +1,6 @@
 //! `/v1/cluster`, `/health` and `/ready`.
 
+use crate::http::auth::Caller;
 use crate::http::consensus::read_barrier;
 use crate::http::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
@@ -44,7 +45,11 @@ pub async fn db_size_bytes(state: &AppState) -> u64 {
 /// `GET /v1/cluster`. Besides API.md's fields: `db_size_bytes` (the storage engine's
 /// files), `live_bytes` (live keys and values), `history_bytes` and `compact_revision`
 /// (the watch history: revisions above it are held).
-pub async fn cluster(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Any authenticated caller may read it (`_caller`).
+pub async fn cluster(
+    state: web::Data<AppState>,
+    _caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let status = state.node.status();
     let meta = state.reader.meta()?;
     let db_size = db_size_bytes(&state).await;

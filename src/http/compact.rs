@@ -10,6 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::http::auth::Caller;
 use crate::http::body::read_json;
 use crate::http::consensus::propose;
 use crate::http::{ApiError, AppState};
@@ -26,7 +27,9 @@ pub async fn compact(
     req: HttpRequest,
     mut payload: web::Payload,
     state: web::Data<AppState>,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    caller.cluster()?;
     const SHAPE: &str = "body is not {\"revision\": N}";
     let limit = state.limits.json_body_bytes_max;
     let parsed: CompactBody =

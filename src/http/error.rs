@@ -44,6 +44,10 @@ pub enum ApiError {
     QuotaExceeded(String),
     /// No such route.
     NotFound(String),
+    /// Access control is on and the request carries no valid token (401).
+    Unauthorized(String),
+    /// The token does not grant what the request needs (403); nothing changed.
+    Forbidden(String),
     /// A bug or a local storage failure.
     Internal(String),
 }
@@ -66,6 +70,8 @@ impl ApiError {
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -80,6 +86,8 @@ impl ApiError {
             | ApiError::NotReady(m)
             | ApiError::Timeout(m)
             | ApiError::NotFound(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
             | ApiError::QuotaExceeded(m)
             | ApiError::RequestTimeout(m)
             | ApiError::Internal(m) => m.clone(),
@@ -125,6 +133,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::QuotaExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -146,6 +156,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::MethodNotAllowed { allow } = self {
             resp.insert_header(("Allow", *allow));
+        }
+        if let ApiError::Unauthorized(_) = self {
+            resp.insert_header(("WWW-Authenticate", "Bearer"));
         }
         if let ApiError::RequestTimeout(_) = self {
             // The rest of the body may still come: the connection cannot be reused.
@@ -213,6 +226,8 @@ mod tests {
                 "idempotency_key_reused",
             ),
             (ApiError::RequestTimeout("x".into()), 408, "request_timeout"),
+            (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
+            (ApiError::Forbidden("x".into()), 403, "forbidden"),
             (
                 ApiError::MethodNotAllowed { allow: "GET, HEAD" },
                 405,

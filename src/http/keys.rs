@@ -3,6 +3,7 @@
 //! the page byte budget (`limits.page_bytes_max`, counted by [`entry_json_bytes`]),
 //! whichever comes first, and `more` says so.
 
+use crate::http::auth::Caller;
 use crate::http::body::read_limited;
 use crate::http::consensus::{propose, read_barrier};
 use crate::http::headers::REVISION;
@@ -51,12 +52,21 @@ pub async fn put(
     req: HttpRequest,
     mut payload: web::Payload,
     state: web::Data<AppState>,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let key = key_from_request(&req)?;
     let query = Query::of(&req)?;
     let expect_version = expected_version(&req, &query)?;
     let session = query.session("session")?;
     let sequential = query.bool("sequential")?;
+    if sequential {
+        caller.write_all(&key)?;
+    } else {
+        caller.write(&key)?;
+    }
+    if let Some(id) = session {
+        caller.use_session(&state, id).await?;
+    }
     let command_of = |value| {
         if sequential {
             if expect_version.is_some() {
@@ -112,8 +122,13 @@ pub async fn put(
 }
 
 /// `GET /v1/keys/{key}`.
-pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let key = key_from_request(&req)?;
+    caller.read(&key)?;
     let query = Query::of(&req)?;
     serve_read(&state, &query).await?;
     let (record, revision) = state.reader.get(&key)?;
@@ -139,6 +154,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let key = key_from_request(&req)?;
     let query = Query::of(&req)?;
@@ -149,8 +165,10 @@ pub async fn delete(
                 "a version condition cannot apply to a prefix delete".into(),
             ));
         }
+        caller.write_all(&key)?;
         Command::DeletePrefix { prefix: key }
     } else {
+        caller.write(&key)?;
         Command::Delete {
             key,
             expect_version,
@@ -199,10 +217,15 @@ pub fn entry_json(key: &str, record: &KeyRecord, with_value: bool) -> serde_json
 }
 
 /// `GET /v1/keys?prefix=P`.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let prefix = query.get("prefix")?.unwrap_or("").to_string();
     validate_prefix_param("prefix", &prefix)?;
+    caller.read_some(&prefix)?;
     let start_after = query.get("start_after")?.map(str::to_string);
     if let Some(after) = &start_after {
         validate_key_param("start_after", after)?;
@@ -221,9 +244,11 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         !keys_only,
         &|key, record| entry_json_bytes(key, record, !keys_only),
     )?;
+    // Only the keys the token may read (a page may hold fewer than `limit`).
     let entries: Vec<_> = page
         .entries
         .iter()
+        .filter(|(k, _)| caller.grants().can_read(k))
         .map(|(k, r)| entry_json(k, r, !keys_only))
         .collect();
     Ok(HttpResponse::Ok()

@@ -6,6 +6,8 @@
 //! index barrier (linearizable) or directly (serializable). [`headers`] stamps
 //! `X-Concierge-Revision` and `X-Concierge-Leader` on every response, errors included.
 
+pub mod auth;
+pub mod auth_admin;
 pub mod body;
 pub mod cluster;
 pub mod compact;
@@ -23,7 +25,7 @@ pub mod txn;
 pub mod validate;
 pub mod watch;
 
-use crate::kv::{KvReader, LeaseTable};
+use crate::kv::{AuthTable, KvReader, LeaseTable};
 use crate::node::NodeHandle;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub node: NodeHandle,
     pub reader: KvReader,
     pub leases: Arc<LeaseTable>,
+    /// The applied access-control state (`http::auth` checks requests against it).
+    pub auth: Arc<AuthTable>,
     pub limits: HttpLimits,
     /// Client for forwarding keepalives to the leader.
     pub forward: reqwest::Client,
@@ -126,6 +130,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/v1/snapshot")
                 .route(web::get().to(snapshot::snapshot))
                 .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/v1/auth/enable")
+                .route(web::post().to(auth_admin::enable))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/v1/auth/disable")
+                .route(web::post().to(auth_admin::disable))
+                .default_service(not_allowed("POST")),
+        )
+        .service(get_head("/v1/auth", || web::route().to(auth_admin::show)))
+        .service(
+            web::resource("/v1/auth/roles/{name}")
+                .route(web::put().to(auth_admin::put_role))
+                .route(web::delete().to(auth_admin::delete_role))
+                .default_service(not_allowed("PUT, DELETE")),
+        )
+        .service(
+            web::resource("/v1/auth/users/{name}")
+                .route(web::put().to(auth_admin::put_user))
+                .route(web::delete().to(auth_admin::delete_user))
+                .default_service(not_allowed("PUT, DELETE")),
+        )
+        .service(
+            web::resource("/v1/auth/tokens")
+                .route(web::post().to(auth_admin::create_token))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/v1/auth/tokens/{id}")
+                .route(web::delete().to(auth_admin::revoke_token))
+                .default_service(not_allowed("DELETE")),
         )
         .service(
             web::resource("/v1/compact")

@@ -165,13 +165,28 @@ pub fn document() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["revision"], "additionalProperties": false, "properties": {"revision": {"type": "integer", "format": "int64", "minimum": 1}}}}}},
                 "responses": with(common_errors(), json!({"200": ok_json("compacted", json!({"type": "object", "properties": {"compact_revision": n(), "revision": n()}})), "422": reused()})),
             }},
+            "/v1/auth": {"get": {"summary": "Access control: whether it is on, roles, users, token ids (admin; never a secret)", "responses": {"200": ok_json("the access-control state", json!({"type": "object", "properties": {"enabled": {"type": "boolean"}, "roles": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Role"}}, "users": {"type": "object", "additionalProperties": {"type": "object", "properties": {"roles": {"type": "array", "items": {"type": "string"}}}}}, "tokens": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "user": {"type": "string"}}}}}})), "401": error("unauthorized"), "403": error("forbidden")}}},
+            "/v1/auth/enable": {"post": {"summary": "Turn access control on: creates user and role admin and answers the admin's token, once", "description": "With access control off, no token is needed; once on, only an admin token may call it (and enabling twice is 400). Every request but /health and /ready then needs Authorization: Bearer <token> (401 unauthorized without a valid one, 403 forbidden without the right).", "responses": {"201": ok_json("the admin token (shown once)", json!({"$ref": "#/components/schemas/NewToken"})), "400": error("bad_request: already enabled"), "401": error("unauthorized"), "403": error("forbidden")}}},
+            "/v1/auth/disable": {"post": {"summary": "Turn access control off (admin); roles, users and tokens are kept", "responses": {"200": {"description": "off"}, "400": error("bad_request: already disabled"), "401": error("unauthorized"), "403": error("forbidden")}}},
+            "/v1/auth/roles/{name}": {
+                "put": {"summary": "Create or replace a role (admin)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}}], "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Role"}}}}, "responses": {"200": {"description": "set"}, "400": error("bad_request"), "401": error("unauthorized"), "403": error("forbidden")}},
+                "delete": {"summary": "Delete a role, taking it from its users (admin)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "deleted"}, "404": error("not_found"), "401": error("unauthorized"), "403": error("forbidden")}},
+            },
+            "/v1/auth/users/{name}": {
+                "put": {"summary": "Create or replace a user with existing roles (admin)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}}], "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {"roles": {"type": "array", "items": {"type": "string"}}}}}}}, "responses": {"200": {"description": "set"}, "400": error("bad_request"), "401": error("unauthorized"), "403": error("forbidden")}},
+                "delete": {"summary": "Delete a user and revoke its tokens (admin)", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "deleted"}, "404": error("not_found"), "401": error("unauthorized"), "403": error("forbidden")}},
+            },
+            "/v1/auth/tokens": {"post": {"summary": "Make a token for a user (admin); the token is shown this once", "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["user"], "additionalProperties": false, "properties": {"user": {"type": "string"}}}}}}, "responses": {"201": ok_json("the token", json!({"$ref": "#/components/schemas/NewToken"})), "400": error("bad_request"), "401": error("unauthorized"), "403": error("forbidden")}}},
+            "/v1/auth/tokens/{id}": {"delete": {"summary": "Revoke a token (admin)", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "revoked"}, "404": error("not_found"), "401": error("unauthorized"), "403": error("forbidden")}}},
             "/health": {"get": {"summary": "200 while the process runs", "responses": {"200": {"description": "alive"}}}},
             "/ready": {"get": {"summary": "200 when a leader is known and this node is caught up", "responses": {"200": {"description": "ready"}, "503": error("not_ready")}}},
             "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}}}},
             "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
         },
-        "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "request_timeout", "quota_exceeded", "not_found", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "With access control on (POST /v1/auth/enable), every request but /health and /ready: Authorization: Bearer <token>"}}, "schemas": {
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "request_timeout", "quota_exceeded", "not_found", "unauthorized", "forbidden", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
+            "Role": {"type": "object", "additionalProperties": false, "properties": {"perms": {"type": "array", "items": {"type": "object", "required": ["prefix", "access"], "properties": {"prefix": {"type": "string"}, "access": {"type": "string", "enum": ["read", "readwrite"]}}}}, "rights": {"type": "array", "items": {"type": "string", "enum": ["sessions", "cluster", "admin"]}}}},
+            "NewToken": {"type": "object", "properties": {"id": {"type": "string"}, "token_id": {"type": "string"}, "user": {"type": "string"}, "token": {"type": "string", "description": "<id>.<secret>: send as Authorization: Bearer <token>"}}},
             "PutResult": {"type": "object", "properties": {"key": {"type": "string"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Entry": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": "string", "format": "byte"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Session": {"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n()}},
@@ -229,7 +244,8 @@ fn with_response_headers(mut doc: Value) -> Value {
 }
 
 /// `GET /v1/openapi.json`.
-pub async fn openapi() -> HttpResponse {
+/// Any authenticated caller may read it (`_caller`).
+pub async fn openapi(_caller: crate::http::auth::Caller) -> HttpResponse {
     HttpResponse::Ok().json(with_response_headers(document()))
 }
 
@@ -256,6 +272,13 @@ mod tests {
             "/v1/openapi.json",
             "/v1/snapshot",
             "/v1/compact",
+            "/v1/auth",
+            "/v1/auth/enable",
+            "/v1/auth/disable",
+            "/v1/auth/roles/{name}",
+            "/v1/auth/users/{name}",
+            "/v1/auth/tokens",
+            "/v1/auth/tokens/{id}",
         ] {
             assert!(paths.contains_key(p), "{p}");
         }

@@ -53,7 +53,8 @@ fn growth(command: &Command) -> Growth {
         | Command::CloseSession { .. }
         | Command::ExpireSessions { .. }
         | Command::LeaderClock { .. }
-        | Command::Compact { .. } => Growth::None,
+        | Command::Compact { .. }
+        | Command::Auth(_) => Growth::None,
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! [`LeaseTable`]: crate::kv::LeaseTable
 
+use crate::http::auth::Caller;
 use crate::http::body::read_json;
 use crate::http::consensus::{propose, read_barrier, wait_applied};
 use crate::http::headers::REVISION;
@@ -66,7 +67,9 @@ pub async fn create(
     req: HttpRequest,
     mut payload: web::Payload,
     state: web::Data<AppState>,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    caller.sessions()?;
     let limit = state.limits.json_body_bytes_max;
     let shape = "body is not {\"ttl_ms\": N}";
     let parsed: Option<CreateBody> =
@@ -82,7 +85,16 @@ pub async fn create(
     // A random 64-bit id collides with a live one essentially never; retry once anyway.
     for _ in 0..2 {
         let id = new_session_id();
-        let reply = propose(&req, &state, Command::CreateSession { id, ttl_ms }).await?;
+        let reply = propose(
+            &req,
+            &state,
+            Command::CreateSession {
+                id,
+                ttl_ms,
+                owner: caller.owner(),
+            },
+        )
+        .await?;
         if reply.outcome == Outcome::IdempotencyKeyReused {
             return Err(ApiError::IdempotencyKeyReused);
         }
@@ -103,10 +115,13 @@ pub async fn create(
 pub async fn keepalive(
     req: HttpRequest,
     state: web::Data<AppState>,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&req)?;
+    caller.sessions()?;
     let status = state.node.status();
     if status.is_leader {
+        caller.use_session(&state, id).await?;
         // A close acknowledged by another node is chosen at or below this leader's
         // commit index: apply that far first, or a closed session would be kept alive.
         wait_applied(&state, status.commit_index).await?;
@@ -139,25 +154,29 @@ pub async fn keepalive(
             "the leader's ({leader}) client address is not known yet; retry"
         )));
     };
-    forward_keepalive(&state, &addr, id).await
+    // The leader checks the caller's token again (and the session's owner).
+    let authorization = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .cloned();
+    forward_keepalive(&state, &addr, id, authorization).await
 }
 
 async fn forward_keepalive(
     state: &AppState,
     leader_addr: &str,
     id: SessionId,
+    authorization: Option<actix_web::http::header::HeaderValue>,
 ) -> Result<HttpResponse, ApiError> {
     let url = format!(
         "{}://{leader_addr}/v1/sessions/{id}/keepalive",
         state.forward_scheme
     );
-    let sent = state
-        .forward
-        .post(&url)
-        .header(FORWARDED, "1")
-        .timeout(state.limits.request_timeout)
-        .send()
-        .await;
+    let mut request = state.forward.post(&url).header(FORWARDED, "1");
+    if let Some(value) = authorization {
+        request = request.header(reqwest::header::AUTHORIZATION, value.as_bytes());
+    }
+    let sent = request.timeout(state.limits.request_timeout).send().await;
     let resp = match sent {
         Ok(r) => r,
         Err(e) if e.is_timeout() => {
@@ -197,8 +216,13 @@ async fn forward_keepalive(
 
 /// `GET /v1/sessions/{id}[?limit=N&start_after=K]`: the session and a page of its
 /// ephemeral keys (by count and the page byte budget), `more` when the page was cut.
-pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&req)?;
+    caller.use_session(&state, id).await?;
     let query = Query::of(&req)?;
     let page = Page {
         limit: list_limit(&query)?,
@@ -217,22 +241,34 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
 
 /// `GET /v1/sessions[?limit=N&start_after=ID]`: a page of the live sessions in id
 /// order, `more` when there are more.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
+    caller.sessions()?;
     let query = Query::of(&req)?;
     let limit = list_limit(&query)?;
     let start_after = query.session("start_after")?;
     read_barrier(&state).await?;
     let (page, more) = state.reader.sessions_page(start_after, limit)?;
+    // Only the caller's own sessions, unless it is an admin (a page may hold fewer).
     let sessions: Vec<_> = page
         .into_iter()
+        .filter(|(_, r)| caller.grants().owns(r.owner.as_deref()))
         .map(|(id, r)| json!({"id": id.to_string(), "ttl_ms": r.ttl_ms}))
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions, "more": more })))
 }
 
 /// `DELETE /v1/sessions/{id}`.
-pub async fn close(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn close(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&req)?;
+    caller.use_session(&state, id).await?;
     let reply = propose(&req, &state, Command::CloseSession { id }).await?;
     if let Some(err) = failure(&reply) {
         return Err(err);

@@ -11,6 +11,7 @@
 //! client slows the reading, memory stays bounded, and a client that goes away stops it.
 //! At most `BACKUPS_MAX` backups stream at once per node; one more answers 503.
 
+use crate::http::auth::Caller;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -60,7 +61,9 @@ impl Drop for Place {
 pub async fn snapshot(
     req: HttpRequest,
     state: web::Data<AppState>,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    caller.cluster()?;
     let query = Query::of(&req)?;
     let mode = consistency(&query)?;
     let place = state.backups.take().ok_or_else(|| {

@@ -2,6 +2,7 @@
 //! `TXN_OPS_MAX` ops, one write per key per branch, valid keys, values within the
 //! limit) before they become one `Command::Txn`.
 
+use crate::http::auth::Caller;
 use crate::http::body::read_json;
 use crate::http::consensus::propose;
 use crate::http::headers::REVISION;
@@ -143,6 +144,7 @@ pub async fn txn(
     req: HttpRequest,
     mut payload: web::Payload,
     state: web::Data<AppState>,
+    caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     let max = state.limits.value_bytes_max;
     // Room for one value at the limit in base64, plus the rest of the document.
@@ -170,6 +172,22 @@ pub async fn txn(
         .collect::<Result<Vec<_>, _>>()?;
     let success = parse_branch(parsed.success, max)?;
     let failure_ops = parse_branch(parsed.failure, max)?;
+    // Every key either branch touches is checked: lacking any right refuses it whole.
+    for c in &compares {
+        caller.read(&c.key)?;
+    }
+    for op in success.iter().chain(&failure_ops) {
+        match op {
+            TxnOp::Put { key, session, .. } => {
+                caller.write(key)?;
+                if let Some(id) = session {
+                    caller.use_session(&state, *id).await?;
+                }
+            }
+            TxnOp::Delete { key } => caller.write(key)?,
+            TxnOp::Get { key } => caller.read(key)?,
+        }
+    }
     let reply = propose(
         &req,
         &state,

@@ -9,9 +9,11 @@
 //! comments after [`PROGRESS_EVERY`] of this stream's silence, and an `error` event
 //! when the watcher fell behind the retained history, which ends the stream.
 
+use crate::http::auth::Caller;
 use crate::http::headers::REVISION;
 use crate::http::validate::{validate_key, Query};
 use crate::http::{ApiError, AppState};
+use crate::kv::auth::Grants;
 pub use crate::kv::hub::Filter;
 use crate::kv::hub::{Batch, TooManyWatchers};
 pub use crate::kv::watch::PROGRESS_EVERY;
@@ -58,11 +60,18 @@ pub fn event_frame(e: &Event, with_id: bool) -> String {
 
 /// The frames of revisions, the last event of each with the id (a batch that does not
 /// end its revision has no id: a later batch ends it).
-fn batch_frames(batches: &[Batch]) -> String {
+/// The frames of `batches`, with only the events `grants` may read; the `id:` line goes
+/// on the last event shown of a complete batch.
+fn batch_frames(batches: &[Batch], grants: &Grants) -> String {
     let mut out = String::new();
     for b in batches {
-        let last = b.events.len().saturating_sub(1);
-        for (i, e) in b.events.iter().enumerate() {
+        let shown: Vec<&std::sync::Arc<Event>> = b
+            .events
+            .iter()
+            .filter(|e| grants.can_read(&e.key))
+            .collect();
+        let last = shown.len().saturating_sub(1);
+        for (i, e) in shown.into_iter().enumerate() {
             out.push_str(&event_frame(e, b.complete && i == last));
         }
     }
@@ -70,9 +79,9 @@ fn batch_frames(batches: &[Batch]) -> String {
 }
 
 /// The SSE text of one item.
-fn item_frames(item: &WatchItem) -> String {
+fn item_frames(item: &WatchItem, grants: &Grants) -> String {
     match item {
-        WatchItem::Events(batches) => batch_frames(batches),
+        WatchItem::Events(batches) => batch_frames(batches, grants),
         WatchItem::Progress(revision) => format!(": progress {revision}\n\n"),
         WatchItem::Compacted(compact_revision) => {
             let data = json!({
@@ -88,25 +97,31 @@ fn item_frames(item: &WatchItem) -> String {
 /// The SSE body of a watch.
 pub(crate) fn changes(
     stream: WatchStream,
+    grants: Grants,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
-    futures_util::stream::unfold(stream, |mut s| async move {
+    futures_util::stream::unfold((stream, grants), |(mut s, grants)| async move {
         let item = match s.next_item().await? {
-            Ok(item) => Ok(Bytes::from(item_frames(&item))),
+            Ok(item) => Ok(Bytes::from(item_frames(&item, &grants))),
             Err(e) => {
                 tracing::error!(error = %e, "watch history read failed");
                 Err(actix_web::error::ErrorInternalServerError(e.to_string()))
             }
         };
-        Some((item, s))
+        Some((item, (s, grants)))
     })
 }
 
 /// `GET /v1/watch?key=K | prefix=P [&from_revision=R]`.
-pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn watch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let query = Query::of(&req)?;
     let filter = match (query.get("key")?, query.get("prefix")?) {
         (Some(k), None) => {
             validate_key(k)?;
+            caller.read(k)?;
             Filter::Key(k.to_string())
         }
         (None, Some(p)) => {
@@ -114,6 +129,8 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
             if !p.is_empty() {
                 validate_key(p)?;
             }
+            // A prefix the token can read nothing of is refused; else events are filtered.
+            caller.read_some(p)?;
             Filter::Prefix(p.to_string())
         }
         _ => {
@@ -158,7 +175,7 @@ pub async fn watch(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header((REVISION, meta.revision))
-        .streaming(changes(stream)))
+        .streaming(changes(stream, caller.0)))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::{changes, Filter, PROGRESS_EVERY};
+use crate::kv::auth::Grants;
 use crate::kv::watch::WatchStream;
 use crate::kv::{Command, KvOptions, KvStateMachine, LeaseTable};
 use bytes::Bytes;
@@ -36,7 +37,7 @@ fn put(sm: &mut KvStateMachine, key: &str, value: &str) {
 async fn progress_counts_this_streams_silence_not_the_clusters() {
     let mut sm = machine();
     let watch = WatchStream::open(&sm.reader(), Filter::Key("quiet".into()), 1).unwrap();
-    let mut stream = Box::pin(changes(watch));
+    let mut stream = Box::pin(changes(watch, Grants::open()));
     let start = tokio::time::Instant::now();
     let mut writes = 0;
     let frame = loop {
@@ -82,11 +83,14 @@ async fn a_write_wakes_only_the_watches_it_matches() {
             } else {
                 Filter::Prefix(format!("idle/{i}/"))
             };
-            Box::pin(changes(WatchStream::open(&sm.reader(), filter, 1).unwrap()))
+            Box::pin(changes(
+                WatchStream::open(&sm.reader(), filter, 1).unwrap(),
+                Grants::open(),
+            ))
         })
         .collect();
     let busy = WatchStream::open(&sm.reader(), Filter::Prefix("busy/".into()), 1).unwrap();
-    let mut hit = Box::pin(changes(busy));
+    let mut hit = Box::pin(changes(busy, Grants::open()));
     let hit_counter = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
     let hit_waker = Waker::from(Arc::clone(&hit_counter));
     for s in idle.iter_mut() {
@@ -129,20 +133,64 @@ fn only_the_batch_ending_a_revision_carries_its_id() {
             session: None,
         })
     };
-    let frames = super::batch_frames(&[
-        Batch {
-            revision: 9,
-            events: vec![delete("a"), delete("b")],
-            complete: false,
-        },
-        Batch {
-            revision: 9,
-            events: vec![delete("c")],
-            complete: true,
-        },
-    ]);
+    let frames = super::batch_frames(
+        &[
+            Batch {
+                revision: 9,
+                events: vec![delete("a"), delete("b")],
+                complete: false,
+            },
+            Batch {
+                revision: 9,
+                events: vec![delete("c")],
+                complete: true,
+            },
+        ],
+        &Grants::open(),
+    );
     assert_eq!(frames.matches("id: 9\n").count(), 1, "{frames}");
     assert!(frames.ends_with("\n\n") && frames.contains("id: 9\ndata: {"));
     let last = frames.rsplit("id: 9").next().unwrap();
     assert!(last.contains("\"key\":\"c\""), "{frames}");
+}
+
+/// Events a token may not read are left out, and the revision's `id:` goes on the last
+/// event shown (here the filtered last event would have carried it).
+#[test]
+fn filtered_frames_keep_the_id_on_the_last_event_shown() {
+    use crate::kv::auth::{Access, Perm, Rights};
+    use crate::kv::hub::Batch;
+    use crate::kv::Event;
+    let put = |key: &str| {
+        std::sync::Arc::new(Event {
+            kind: crate::kv::EventKind::Put,
+            key: key.into(),
+            value: Some(Bytes::from_static(b"v")),
+            version: 1,
+            create_revision: 5,
+            mod_revision: 5,
+            session: None,
+        })
+    };
+    let grants = Grants {
+        user: Some("u".into()),
+        perms: vec![Perm {
+            prefix: "a/".into(),
+            access: Access::Read,
+        }],
+        rights: Rights::default(),
+    };
+    let frames = super::batch_frames(
+        &[Batch {
+            revision: 5,
+            events: vec![put("a/1"), put("b/1")],
+            complete: true,
+        }],
+        &grants,
+    );
+    assert!(!frames.contains("b/1"), "{frames}");
+    assert!(
+        frames.starts_with("id: 5\ndata: {") && frames.contains("a/1"),
+        "{frames}"
+    );
 }

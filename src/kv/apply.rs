@@ -102,7 +102,8 @@ fn apply_command(ctx: &mut Ctx<'_>, command: Command) -> Result<Outcome, KvError
             inner,
             leader,
         } => idempotency::apply(ctx, &key, stamp_ms, leader, *inner, apply_command),
-        Command::CreateSession { id, ttl_ms } => sessions::create(ctx, id, ttl_ms),
+        Command::CreateSession { id, ttl_ms, owner } => sessions::create(ctx, id, ttl_ms, owner),
+        Command::Auth(command) => crate::kv::auth::apply::apply(ctx, command),
         Command::LeaderClock { ballot, stamp_ms } => {
             idempotency::apply_leader_clock(ctx, ballot, stamp_ms)
         }
@@ -297,6 +298,7 @@ impl KvStateMachine {
             published: Vec::new(),
             lease_effects: Vec::new(),
             lagged: HashSet::new(),
+            auth_touched: false,
         };
         let done = usize::try_from(self.meta.slot_commands_done).unwrap_or(usize::MAX);
         if done > commands.len() {
@@ -364,6 +366,7 @@ impl KvStateMachine {
             lease_effects,
             published,
             lagged,
+            auth_touched,
             ..
         } = ctx;
         overlay.put(self.area.meta_key(), keyspace::encode(&meta));
@@ -373,6 +376,9 @@ impl KvStateMachine {
             .write(&overlay.into_batch(), WriteOptions { sync: false })?;
         self.meta = meta;
         self.leases.apply_effects(lease_effects);
+        if auth_touched {
+            self.reload_auth()?;
+        }
         // Readers see the slot whole, and only now.
         self.pinned.repin(&self.db, MetaFigures::of(&self.meta));
         // Only now that readers see it: a watcher may read it from the history.

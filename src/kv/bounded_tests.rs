@@ -44,6 +44,7 @@ fn loaded_under(keys: usize, opts: KvOptions) -> (Arc<vfs::SimFs>, KvStateMachin
         Command::CreateSession {
             id: SessionId(7),
             ttl_ms: 5000,
+            owner: None,
         },
     );
     assert!(matches!(r.outcome, Outcome::SessionCreated { .. }), "{r:?}");

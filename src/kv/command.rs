@@ -141,8 +141,14 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         leader: Option<LeaderBallot>,
     },
-    /// Opens a session with the given id and time-to-live.
-    CreateSession { id: SessionId, ttl_ms: u64 },
+    /// Opens a session with the given id and time-to-live, owned by `owner` (the
+    /// user whose token asked; written only when set, so the first layout stays).
+    CreateSession {
+        id: SessionId,
+        ttl_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+    },
     /// Closes a session, deleting its ephemeral keys in one revision.
     CloseSession { id: SessionId },
     /// The leader found these sessions past their deadline: delete them and all their
@@ -161,6 +167,8 @@ pub enum Command {
     /// changes) when `revision` is above the current revision or at or below the oldest
     /// revision history still holds. Changes no key, so it takes no revision.
     Compact { revision: u64 },
+    /// Changes the access-control state (`kv::auth`); changes no key, takes no revision.
+    Auth(crate::kv::auth::AuthCommand),
 }
 
 /// Why bytes did not decode as a command.
@@ -215,6 +223,7 @@ impl Command {
             Command::ExpireSessions { .. } => "expire_sessions",
             Command::LeaderClock { .. } => "leader_clock",
             Command::Compact { .. } => "compact",
+            Command::Auth(_) => "auth",
         }
     }
 }
@@ -247,7 +256,18 @@ mod tests {
             Command::CreateSession {
                 id: SessionId(u64::MAX),
                 ttl_ms: 1000,
+                owner: None,
             },
+            Command::CreateSession {
+                id: SessionId(3),
+                ttl_ms: 1000,
+                owner: Some("u".into()),
+            },
+            Command::Auth(crate::kv::auth::AuthCommand::CreateToken {
+                id: "0011".into(),
+                user: "u".into(),
+                hash: [7; 32],
+            }),
             Command::CloseSession { id: SessionId(1) },
             Command::Idempotent {
                 key: "req-1".into(),

@@ -31,6 +31,8 @@ pub(crate) struct Ctx<'a> {
     /// for the hub (they could be any number); the hub marks these watchers lagged
     /// and they read the revision from the history.
     pub lagged: HashSet<WatcherId>,
+    /// Some command of the slot changed the auth record: the machine republishes it.
+    pub auth_touched: bool,
 }
 
 impl Ctx<'_> {

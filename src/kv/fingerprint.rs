@@ -147,9 +147,17 @@ impl Writer {
                 self.bytes(prefix.as_bytes());
             }
             // The id is the node's choice, not the client's: a retry draws another.
-            Command::CreateSession { id: _, ttl_ms } => {
+            Command::CreateSession {
+                id: _,
+                ttl_ms,
+                owner,
+            } => {
                 self.u8(6);
                 self.u64(*ttl_ms);
+                // Only when set: a request without access control keeps its print.
+                if let Some(owner) = owner {
+                    self.bytes(owner.as_bytes());
+                }
             }
             Command::CloseSession { id } => {
                 self.u8(7);
@@ -179,6 +187,11 @@ impl Writer {
             Command::Compact { revision } => {
                 self.u8(11);
                 self.u64(*revision);
+            }
+            // Never sent idempotent by the HTTP layer; fingerprinted for totality.
+            Command::Auth(auth) => {
+                self.u8(12);
+                self.bytes(format!("{auth:?}").as_bytes());
             }
         }
     }
@@ -242,6 +255,7 @@ mod tests {
         let c = |id, ttl_ms| Command::CreateSession {
             id: SessionId(id),
             ttl_ms,
+            owner: None,
         };
         assert_eq!(of(&c(1, 5000)), of(&c(2, 5000)));
         assert_ne!(of(&c(1, 5000)), of(&c(1, 6000)));

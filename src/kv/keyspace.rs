@@ -12,6 +12,7 @@
 //! A "q" ++ prefix (UTF-8)               u64             last number of the prefix's sequence
 //! A "i" ++ idempotency key              IdempotencyRecord  the first reply to that key
 //! A "t" ++ stamp ms (u64 BE) ++ key     ""              time index of the idempotency records
+//! A "a"                                 AuthState       roles, users, token hashes (`kv::auth`)
 //! ```
 //! `A` is the area byte, `'A'` or `'B'`. The live state is in the area the root names;
 //! a snapshot install is staged in the other one and made live by rewriting the root,
@@ -45,6 +46,8 @@ pub const IDEMPOTENCY_PREFIX: u8 = b'i';
 pub const IDEMPOTENCY_TIME_PREFIX: u8 = b't';
 /// Prefix of history records.
 pub const HISTORY_PREFIX: u8 = b'h';
+/// Kind byte of the access-control record (`kv::auth`).
+pub const AUTH_KIND: u8 = b'a';
 
 /// The state machine's bookkeeping, rewritten with every applied slot.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,9 +131,13 @@ pub struct KeyRecord {
 }
 
 /// One live session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub ttl_ms: u64,
+    /// The user whose token created it (None with access control off). Written only
+    /// when set, so a record without it keeps the first layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// What a change did to a key.
@@ -208,6 +215,11 @@ impl Area {
     /// Storage key of the meta record.
     pub fn meta_key(self) -> Vec<u8> {
         self.with(META_KIND, &[])
+    }
+
+    /// Storage key of the access-control record.
+    pub fn auth_key(self) -> Vec<u8> {
+        self.with(AUTH_KIND, &[])
     }
 
     /// Storage key of a user key.

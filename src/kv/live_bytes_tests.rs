@@ -80,6 +80,7 @@ fn live_bytes_follow_puts_overwrites_deletes_prefix_deletes_and_sessions() {
         Command::CreateSession {
             id: s,
             ttl_ms: 5000,
+            owner: None,
         },
     );
     for i in 0..4 {

@@ -9,6 +9,7 @@
 //! open or install and stored with the next slot. From
 //! `node` it imports the `StateMachine` trait and its `SnapshotSource`, nothing else.
 
+use crate::kv::auth::{AuthState, AuthTable};
 use crate::kv::error::KvError;
 use crate::kv::hub::{Hub, WatchLimits};
 use crate::kv::keyspace::{self, Area, KeyRecord, Meta, Root, SessionRecord, ROOT_KEY};
@@ -33,6 +34,9 @@ pub struct KvStateMachine {
     pub(crate) meta: Meta,
     pub(crate) opts: KvOptions,
     pub(crate) leases: Arc<LeaseTable>,
+    /// The applied access-control state, as requests read it (republished after each
+    /// slot that changed it, on open and after an install).
+    pub(crate) auth: Arc<AuthTable>,
     /// The slot of a snapshot being installed.
     pub(crate) installing: Option<u64>,
     /// The live watchers: every written slot's events are published to it.
@@ -57,6 +61,15 @@ pub(crate) fn read_area(db: &Db) -> Result<Area, KvError> {
     match db.get(ROOT_KEY)? {
         Some(bytes) => Area::from_root(keyspace::decode::<Root>(ROOT_KEY, &bytes)?),
         None => Ok(keyspace::AREA_FIRST),
+    }
+}
+
+/// The access-control record of `area` (the default when none is stored).
+pub(crate) fn read_auth(db: &Db, area: Area) -> Result<AuthState, KvError> {
+    let sk = area.auth_key();
+    match db.get(&sk)? {
+        Some(bytes) => keyspace::decode(&sk, &bytes),
+        None => Ok(AuthState::default()),
     }
 }
 
@@ -95,6 +108,7 @@ impl KvStateMachine {
             meta,
             opts,
             leases,
+            auth: AuthTable::new(),
             installing: None,
             hub,
             pinned,
@@ -104,7 +118,19 @@ impl KvStateMachine {
             chunk_hook: std::sync::Mutex::new(None),
         };
         sm.reload_leases()?;
+        sm.reload_auth()?;
         Ok(sm)
+    }
+
+    /// The applied access-control state, shared with the HTTP layer.
+    pub fn auth(&self) -> Arc<AuthTable> {
+        Arc::clone(&self.auth)
+    }
+
+    /// Republishes the stored access-control record to the auth table.
+    pub(crate) fn reload_auth(&self) -> Result<(), KvError> {
+        self.auth.set(read_auth(&self.db, self.area)?);
+        Ok(())
     }
 
     /// Replaces the watch hub's limits (before any reader is taken: readers taken

@@ -14,7 +14,9 @@
 //! Db), `ctx` (one slot's context), `apply` (a slot, command by command), `chunked`
 //! (prefix deletes, session closes and expiries of any size, in bounded chunks), `keys`,
 //! `sessions`, `txn`, `idempotency` (with `fingerprint`, what a request is), `history`,
-//! `read`, `snapshot` (and `restore`, a new cluster's state from snapshot chunks), `lease` (the leader's session deadlines, not replicated;
+//! `read`, `snapshot` (and `restore`, a new cluster's state from snapshot chunks), `auth`
+//! (access control: roles, users, token hashes, one record applied by `auth::apply`
+//! from `apply`, and the `AuthTable` requests are checked against), `lease` (the leader's session deadlines, not replicated;
 //! `crate::server::expiry` acts on them), `hub` (the live watchers, fed each written
 //! slot's events) and `watch` (one watch's stream: history, then live events from the
 //! hub).
@@ -26,6 +28,7 @@
 //! `StateMachine` trait and its `SnapshotSource`.
 
 pub mod apply;
+pub mod auth;
 mod chunked;
 pub mod command;
 mod ctx;
@@ -48,6 +51,7 @@ pub mod snapshot;
 pub mod txn;
 pub mod watch;
 
+pub use auth::AuthTable;
 pub use command::{Command, Compare, CompareTarget, LeaderBallot, SessionId, TxnOp};
 pub use error::KvError;
 pub use keyspace::{Event, EventKind, KeyRecord, Meta, SessionRecord};

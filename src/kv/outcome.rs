@@ -70,6 +70,10 @@ pub enum Outcome {
     ClockAdvanced { retired: u64 },
     /// History below `compact_revision + 1` is gone; `dropped` revisions went now.
     Compacted { compact_revision: u64, dropped: u64 },
+    /// An access-control command was applied.
+    AuthChanged,
+    /// The role, user or token an access-control command names does not exist.
+    AuthNotFound { what: String },
 }
 
 /// Most bytes of values the gets of one transaction may return (the reply travels to

@@ -15,7 +15,7 @@
 //!
 //! Invariants checked: exactly one meta record; no half-applied command in it (a backup
 //! holds whole slots only); every record decodes as its kind (keys, sessions) so a
-//! restored directory opens; nothing is written to a Db that already holds state.
+//! restored directory opens (the access-control record included, kept as it was); nothing is written to a Db that already holds state.
 
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, KeyRecord, Meta, Root, SessionRecord, AREA_FIRST, ROOT_KEY};
@@ -92,6 +92,10 @@ impl<'d> Restorer<'d> {
                 Some(&keyspace::SESSION_PREFIX) => {
                     keyspace::decode::<SessionRecord>(&key, v)?;
                     self.sessions += 1;
+                }
+                // Access control is kept as it was: the restored cluster enforces it.
+                Some(&keyspace::AUTH_KIND) if k.len() == 1 => {
+                    keyspace::decode::<crate::kv::auth::AuthState>(&key, v)?;
                 }
                 _ => {}
             }

@@ -28,7 +28,12 @@ pub(crate) fn read(ctx: &Ctx<'_>, id: SessionId) -> Result<Option<SessionRecord>
     }
 }
 
-pub(crate) fn create(ctx: &mut Ctx<'_>, id: SessionId, ttl_ms: u64) -> Result<Outcome, KvError> {
+pub(crate) fn create(
+    ctx: &mut Ctx<'_>,
+    id: SessionId,
+    ttl_ms: u64,
+    owner: Option<String>,
+) -> Result<Outcome, KvError> {
     if !(SESSION_TTL_MS_MIN..=SESSION_TTL_MS_MAX).contains(&ttl_ms) {
         return Ok(Outcome::Rejected {
             reason: format!("ttl_ms {ttl_ms} outside {SESSION_TTL_MS_MIN}..={SESSION_TTL_MS_MAX}"),
@@ -41,7 +46,7 @@ pub(crate) fn create(ctx: &mut Ctx<'_>, id: SessionId, ttl_ms: u64) -> Result<Ou
     }
     let sk = ctx.area.session_key(id);
     ctx.overlay
-        .put(sk, keyspace::encode(&SessionRecord { ttl_ms }));
+        .put(sk, keyspace::encode(&SessionRecord { ttl_ms, owner }));
     ctx.lease_effects.push(LeaseEffect::Created { id, ttl_ms });
     Ok(Outcome::SessionCreated { id, ttl_ms })
 }

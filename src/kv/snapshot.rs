@@ -18,7 +18,7 @@
 
 use crate::kv::error::KvError;
 use crate::kv::keyspace::{self, Meta, Root, SessionRecord, ROOT_KEY};
-use crate::kv::machine::{count_live_bytes, KvStateMachine};
+use crate::kv::machine::{count_live_bytes, read_auth, KvStateMachine};
 use crate::kv::read::{KvReader, MetaFigures, View};
 use crate::node::SnapshotSource;
 use crate::paxos::Slot;
@@ -227,6 +227,7 @@ impl KvStateMachine {
             Ok(true)
         })?;
         drop(staged);
+        let auth = read_auth(&self.db, stage)?;
         let mut meta = meta;
         // Readers see the meta as sent, counted or not.
         let stored = MetaFigures::of(&meta);
@@ -244,6 +245,7 @@ impl KvStateMachine {
         self.area = stage;
         self.meta = meta;
         self.leases.load(sessions);
+        self.auth.set(auth);
         // Readers see the new state from here on (the hub's jump sends watchers to it).
         self.pinned.repin(&self.db, stored);
         self.hub.jump(self.meta.revision);

@@ -185,6 +185,7 @@ fn ephemeral_keys_go_with_their_session() {
         Command::CreateSession {
             id: s1,
             ttl_ms: 5000,
+            owner: None,
         },
     );
     assert_eq!(
@@ -203,6 +204,7 @@ fn ephemeral_keys_go_with_their_session() {
         Command::CreateSession {
             id: s2,
             ttl_ms: 5000,
+            owner: None,
         },
     );
     apply(
@@ -240,6 +242,7 @@ fn ephemeral_keys_go_with_their_session() {
         Command::CreateSession {
             id: s1,
             ttl_ms: 5000,
+            owner: None,
         },
     );
     assert!(
@@ -251,6 +254,7 @@ fn ephemeral_keys_go_with_their_session() {
         Command::CreateSession {
             id: SessionId(3),
             ttl_ms: 10,
+            owner: None,
         },
     );
     assert!(
@@ -269,14 +273,17 @@ fn expiry_deletes_sessions_and_keys_in_one_revision_and_ignores_stale_leaders() 
             Command::CreateSession {
                 id: s1,
                 ttl_ms: 1000,
+                owner: None,
             },
             Command::CreateSession {
                 id: s2,
                 ttl_ms: 1000,
+                owner: None,
             },
             Command::CreateSession {
                 id: s3,
                 ttl_ms: 1000,
+                owner: None,
             },
         ],
     );
@@ -348,6 +355,7 @@ fn restart_resumes_at_the_stored_applied_index() {
         Command::CreateSession {
             id: SessionId(5),
             ttl_ms: 2000,
+            owner: None,
         },
     );
     one(&mut sm, put_in("eph", SessionId(5)));
@@ -401,6 +409,7 @@ fn snapshot_install_reproduces_the_state() {
         Command::CreateSession {
             id: s,
             ttl_ms: 3000,
+            owner: None,
         },
     );
     for i in 0..200 {
@@ -429,6 +438,7 @@ fn snapshot_install_reproduces_the_state() {
         Command::CreateSession {
             id: SessionId(1),
             ttl_ms: 3000,
+            owner: None,
         },
     );
 
@@ -541,6 +551,7 @@ fn an_install_with_an_undecodable_session_fails_and_changes_nothing() {
         Command::CreateSession {
             id: SessionId(4),
             ttl_ms: 3000,
+            owner: None,
         },
     );
     let want = dump(&dst.reader());

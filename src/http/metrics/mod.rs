@@ -7,6 +7,7 @@ mod consensus;
 mod engine;
 pub mod routes;
 
+use crate::http::auth::Caller;
 use crate::http::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +37,11 @@ impl Metrics {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Any authenticated caller may read it (`_caller`).
+pub async fn metrics(
+    state: web::Data<AppState>,
+    _caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     let status = state.node.status();
     let meta = state.reader.meta()?;
     let db_size = crate::http::cluster::db_size_bytes(&state).await;
