@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The cost of TLS on the client port: two 3-node clusters on loopback, one plain HTTP,
-# one HTTPS (certificates from `concierge certs`), started together; then `concierge
+# The cost of TLS: two 3-node clusters on loopback, one plain (HTTP, plain peer links),
+# one all TLS (HTTPS for clients and mutual TLS between peers, certificates from
+# `concierge certs`), started together; both with a cluster secret; then `concierge
 # bench` put and get with 1 and 64 clients against each, the two alternated run by run
 # so drift on a shared machine hits both alike. Prints one line per run (ops/s, p50 and
 # p99 in microseconds) and the TLS/plain ratios.
@@ -25,7 +26,9 @@ cleanup() {
 trap cleanup EXIT
 
 [ -x "$BIN" ] || (cd "$ROOT" && cargo build --release -q --bin concierge)
-"$BIN" certs --out "$WORK/certs" --nodes n1,n2,n3 --hosts 127.0.0.1 >/dev/null
+"$BIN" certs --out "$WORK/certs" --nodes n1,n2,n3 --hosts 127.0.0.1 \
+    --members 127.0.0.1:24200,127.0.0.1:24201,127.0.0.1:24202 >/dev/null
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/secret"
 
 # start NAME PEER_BASE CLIENT_BASE [tls]
 start() {
@@ -33,10 +36,12 @@ start() {
     local members="127.0.0.1:$peer,127.0.0.1:$((peer + 1)),127.0.0.1:$((peer + 2))"
     for i in 1 2 3; do
         local env=(HOST=127.0.0.1 CONCIERGES=$members ACTOR_PORT=$((peer + i - 1))
-            CLIENT_PORT=$((client + i - 1)) DATA_DIR=$WORK/$name$i RUST_LOG=warn)
+            CLIENT_PORT=$((client + i - 1)) DATA_DIR=$WORK/$name$i RUST_LOG=warn
+            CLUSTER_SECRET_FILE=$WORK/secret)
         if [ -n "$tls" ]; then
             env+=(TLS_CERT_FILE=$WORK/certs/n$i.pem TLS_KEY_FILE=$WORK/certs/n$i-key.pem
-                TLS_CA_FILE=$WORK/certs/ca.pem)
+                TLS_CA_FILE=$WORK/certs/ca.pem PEER_TLS_CERT_FILE=$WORK/certs/n$i.pem
+                PEER_TLS_KEY_FILE=$WORK/certs/n$i-key.pem PEER_TLS_CA_FILE=$WORK/certs/ca.pem)
         fi
         env "${env[@]}" "$BIN" serve >"$WORK/$name$i.log" 2>&1 &
         PIDS+=($!)
