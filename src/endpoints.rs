@@ -1,17 +1,20 @@
 //! The connection flags every client of a cluster takes: `--endpoints` (or
-//! `CONCIERGE_ENDPOINTS`) and, for `https://` endpoints, `--cacert`, `--cert` and
-//! `--key`. The command-line client (`src/cli/conn.rs` flattens them) and `concierge
-//! bench` share this one definition, so the two never disagree on a name, variable,
-//! default or syntax.
+//! `CONCIERGE_ENDPOINTS`), for `https://` endpoints `--cacert`, `--cert` and `--key`,
+//! and the access token `--token` (or `CONCIERGE_TOKEN`). The command-line client
+//! (`src/cli/conn.rs` flattens them) and `concierge bench` share this one definition,
+//! so the two never disagree on a name, variable, default or syntax.
 //!
-//! Invariant: [`Endpoints::list`] never returns an empty list or an empty entry.
+//! Invariants: [`Endpoints::list`] never returns an empty list or an empty entry; no
+//! `Debug` output shows the token.
 
 use clap::Args;
 use concierge_client::Tls;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use std::fmt;
 use std::path::PathBuf;
 
-/// The nodes a client talks to.
-#[derive(Args, Debug, Clone, PartialEq, Eq)]
+/// The nodes a client talks to, and how it proves who it is.
+#[derive(Args, Clone, PartialEq, Eq)]
 pub struct Endpoints {
     /// The nodes, comma-separated host:port or URLs (client commands fail over in this
     /// order; `bench` spreads its connections over them).
@@ -32,6 +35,60 @@ pub struct Endpoints {
     /// The private key (PEM) of --cert.
     #[arg(long, env = "CONCIERGE_KEY", value_name = "PEM", requires = "cert")]
     pub key: Option<PathBuf>,
+    /// The access-control token, sent as `Authorization: Bearer` (none by default).
+    #[arg(
+        long,
+        env = "CONCIERGE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoints")
+            .field("endpoints", &self.endpoints)
+            .field("cacert", &self.cacert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// What an HTTP client of the nodes needs besides their addresses: the TLS settings
+/// and the token. Its `Debug` never shows the token.
+#[derive(Clone)]
+pub struct Access {
+    pub tls: Tls,
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Access")
+            .field("tls", &self.tls)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Access {
+    /// Sets the TLS settings and, with a token, an `Authorization: Bearer` header on
+    /// every request of an HTTP client builder.
+    pub fn apply(&self, builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
+        let mut builder = self.tls.apply(builder).map_err(|e| e.to_string())?;
+        if let Some(token) = &self.token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "--token: not a valid header value".to_string())?;
+            value.set_sensitive(true);
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        Ok(builder)
+    }
 }
 
 impl Endpoints {
@@ -60,6 +117,14 @@ impl Endpoints {
         )
         .map_err(|e| e.to_string())
     }
+
+    /// The TLS files read and the token.
+    pub fn access(&self) -> Result<Access, String> {
+        Ok(Access {
+            tls: self.tls()?,
+            token: self.token.clone(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +138,7 @@ mod tests {
             cacert: None,
             cert: None,
             key: None,
+            token: None,
         };
         assert_eq!(
             e("a:1, http://b:2 ").list(),
@@ -80,5 +146,22 @@ mod tests {
         );
         assert!(e("a:1,,b:2").list().is_err());
         assert!(e("").list().is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let e = Endpoints {
+            endpoints: "a:1".into(),
+            cacert: None,
+            cert: None,
+            key: None,
+            token: Some("0123.secret-part".into()),
+        };
+        let shown = format!(
+            "{e:?} {:?}",
+            e.access().unwrap_or_else(|err| panic!("{err}"))
+        );
+        assert!(!shown.contains("secret-part"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

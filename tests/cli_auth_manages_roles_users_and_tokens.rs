@@ -2,7 +2,8 @@
 //! enable` prints the admin token once; without `--token` (or `CONCIERGE_TOKEN`) a
 //! client command is refused (exit 1); an admin token sets up a role, a user and a
 //! token through the CLI, and that token may write its prefix but not another (exit 1,
-//! the key unchanged); `role list --json` shows the role; `token revoke` ends a token.
+//! the key unchanged); `concierge bench` takes the token too; `role list --json` shows
+//! the role; `token revoke` ends a token.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -88,6 +89,24 @@ async fn cli_auth_manages_roles_users_and_tokens() {
     assert_eq!(other.code, 1, "{:?}", other.err);
     assert!(other.err.contains("forbidden"), "{:?}", other.err);
     assert_eq!(ok(cli(&c, a, &["get", "b/1"])).out, "orig");
+    // `concierge bench` takes the token the same way; without it every request is a 401.
+    let bench = |token: Option<&str>| {
+        let args = [
+            "bench",
+            "put",
+            "--prefix",
+            "a/b-",
+            "--requests",
+            "20",
+            "--json",
+        ];
+        let r: Value = serde_json::from_str(&ok(cli(&c, token, &args)).out).unwrap();
+        (r["errors"].as_u64(), r["errors_by_kind"].clone())
+    };
+    assert_eq!(bench(Some(token)).0, Some(0));
+    let (errors, kinds) = bench(None);
+    assert_eq!(errors, Some(20), "{kinds}");
+    assert_eq!(kinds["http 401"], 20, "{kinds}");
     // A non-admin cannot manage access control.
     let r = cli(&c, Some(token), &["token", "create", "svc"]);
     assert_eq!(r.code, 1, "{:?}", r.err);

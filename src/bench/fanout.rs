@@ -24,7 +24,7 @@ use super::target::{base_url, exchange, http_client, json_u64, KEY_IN_PATH};
 use super::timeline::Timeline;
 use super::watcher::{stamp, Phase, Shared, Sink, Watcher, WatcherResult};
 use super::workload::KeyNames;
-use concierge_client::Tls;
+use crate::endpoints::Access;
 use hdrhistogram::Histogram;
 use percent_encoding::utf8_percent_encode;
 use reqwest::StatusCode;
@@ -53,7 +53,7 @@ pub struct FanoutSpec {
     pub seed: u64,
     pub progress_visible: bool,
     /// The CA to trust and the client certificate.
-    pub tls: Tls,
+    pub access: Access,
 }
 
 /// The writers' tally (the requests of the report), what the watchers received, and
@@ -115,8 +115,12 @@ impl Sender for Writer {
 }
 
 /// The cluster's revision as the first endpoint reports it.
-async fn current_revision(endpoint: &str, timeout: Duration, tls: &Tls) -> Result<u64, String> {
-    let http = http_client(timeout, tls)?;
+async fn current_revision(
+    endpoint: &str,
+    timeout: Duration,
+    access: &Access,
+) -> Result<u64, String> {
+    let http = http_client(timeout, access)?;
     let url = format!("{}/v1/cluster", base_url(endpoint));
     match exchange(http.get(url)).await {
         Ok((StatusCode::OK, body)) => json_u64(&body, "revision")
@@ -136,7 +140,7 @@ pub async fn run(
         .endpoints
         .first()
         .ok_or_else(|| "no endpoint".to_string())?;
-    let from = current_revision(first, spec.timeout, &spec.tls).await? + 1;
+    let from = current_revision(first, spec.timeout, &spec.access).await? + 1;
     let clock = Arc::new(TokioClock::start());
     let goal = match plan.limit {
         super::schedule::Limit::Requests(n) => Goal::Count(n.saturating_mul(spec.watchers as u64)),
@@ -172,9 +176,8 @@ pub async fn run(
         .endpoints
         .iter()
         .map(|_| {
-            spec.tls
-                .apply(reqwest::Client::builder().connect_timeout(spec.timeout))
-                .map_err(|e| e.to_string())?
+            spec.access
+                .apply(reqwest::Client::builder().connect_timeout(spec.timeout))?
                 .build()
                 .map_err(|e| format!("building the HTTP client: {e}"))
         })
@@ -209,7 +212,7 @@ pub async fn run(
         .map(|i| {
             Ok(Writer {
                 base: base_url(&spec.endpoints[i % spec.endpoints.len()]),
-                http: http_client(spec.timeout, &spec.tls)?,
+                http: http_client(spec.timeout, &spec.access)?,
                 names: spec.names.clone(),
                 keys: spec.keys,
                 prefix: spec.prefix,

@@ -23,7 +23,7 @@ mod timeline;
 mod watcher;
 mod workload;
 
-use crate::endpoints::Endpoints;
+use crate::endpoints::{Access, Endpoints};
 use clap::Args;
 use phase::Observers;
 use progress::{Goal, Progress};
@@ -138,7 +138,7 @@ struct Checked {
     names: KeyNames,
     progress_visible: bool,
     /// `--cacert`, `--cert`, `--key`, read.
-    tls: concierge_client::Tls,
+    access: Access,
 }
 
 fn positive_seconds(flag: &str, s: f64) -> Result<Duration, String> {
@@ -159,7 +159,7 @@ fn session_ttl(s: f64) -> Result<Duration, String> {
 
 fn check(a: &BenchArgs) -> Result<Checked, String> {
     let endpoints = a.endpoints.list()?;
-    let tls = a.endpoints.tls()?;
+    let access = a.endpoints.access()?;
     if a.clients == 0 {
         return Err("--clients must be at least 1".into());
     }
@@ -213,7 +213,7 @@ fn check(a: &BenchArgs) -> Result<Checked, String> {
             consistency: a.consistency,
             value_bytes: a.value_bytes,
             timeout,
-            tls: tls.clone(),
+            access: access.clone(),
         }))
     } else {
         None
@@ -235,7 +235,7 @@ fn check(a: &BenchArgs) -> Result<Checked, String> {
         ttl,
         names,
         progress_visible: progress::visible(a.json),
-        tls,
+        access,
     })
 }
 
@@ -396,7 +396,7 @@ async fn keepalive(
         (0..c.clients)
             .map(|i| {
                 let endpoint = &c.endpoints[i % c.endpoints.len()];
-                SessionConn::new(Arc::clone(&pool), step, endpoint, c.timeout, &c.tls)
+                SessionConn::new(Arc::clone(&pool), step, endpoint, c.timeout, &c.access)
                     .map_err(BenchError::Failed)
             })
             .collect()
@@ -451,7 +451,7 @@ async fn watch(
         timeout: c.timeout,
         seed: c.seed,
         progress_visible: c.progress_visible,
-        tls: c.tls.clone(),
+        access: c.access.clone(),
     };
     let plan = Plan::new(c.interval, c.limit);
     let result = fanout::run(&spec, plan, timeline)

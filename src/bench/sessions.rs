@@ -17,7 +17,7 @@
 use super::report::SessionStats;
 use super::schedule::{Outcome, Sender};
 use super::target::{base_url, exchange, http_client, json_u64};
-use concierge_client::Tls;
+use crate::endpoints::Access;
 use reqwest::StatusCode;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -108,13 +108,13 @@ impl SessionConn {
         step: Step,
         endpoint: &str,
         timeout: Duration,
-        tls: &Tls,
+        access: &Access,
     ) -> Result<SessionConn, String> {
         Ok(SessionConn {
             pool,
             step,
             base: base_url(endpoint),
-            http: http_client(timeout, tls)?,
+            http: http_client(timeout, access)?,
         })
     }
 

@@ -9,9 +9,9 @@
 
 use super::schedule::{Outcome, Sender};
 use super::workload::{KeyNames, Op, Workload};
+use crate::endpoints::Access;
 use base64::Engine;
 use clap::ValueEnum;
-use concierge_client::Tls;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
@@ -55,7 +55,7 @@ pub struct Setup {
     pub value_bytes: usize,
     pub timeout: Duration,
     /// The CA to trust and the client certificate (`--cacert`, `--cert`, `--key`).
-    pub tls: Tls,
+    pub access: Access,
 }
 
 /// One connection to one endpoint, with its own generator and, for `cas`, the last
@@ -73,14 +73,14 @@ pub struct Conn {
 }
 
 /// An HTTP client for one connection: every request fails as `timeout` after
-/// `timeout`; `https://` endpoints are checked as `tls` says.
-pub fn http_client(timeout: Duration, tls: &Tls) -> Result<reqwest::Client, String> {
+/// `timeout`; `https://` endpoints are checked, and the token sent, as `access` says.
+pub fn http_client(timeout: Duration, access: &Access) -> Result<reqwest::Client, String> {
     let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .pool_max_idle_per_host(1);
-    tls.apply(builder)
-        .map_err(|e| e.to_string())?
+    access
+        .apply(builder)?
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))
 }
@@ -97,7 +97,7 @@ pub fn base_url(endpoint: &str) -> String {
 
 impl Conn {
     pub fn new(setup: Arc<Setup>, endpoint: &str, seed: u64) -> Result<Conn, String> {
-        let http = http_client(setup.timeout, &setup.tls)?;
+        let http = http_client(setup.timeout, &setup.access)?;
         let mut rng = fastrand::Rng::with_seed(seed);
         let value = (0..setup.value_bytes)
             .map(|_| rng.alphanumeric() as u8)

@@ -11,8 +11,8 @@ use concierge::endpoints::Endpoints;
 use concierge_client::{Client, ClientConfig};
 use std::time::Duration;
 
-/// Where the cluster is and how to answer. Its `Debug` never shows the token.
-#[derive(Args, Clone)]
+/// Where the cluster is and how to answer.
+#[derive(Args, Debug, Clone)]
 pub struct Conn {
     #[command(flatten)]
     pub endpoints: Endpoints,
@@ -22,25 +22,6 @@ pub struct Conn {
     /// Give up on a call after this many seconds (all its attempts and endpoints).
     #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
     pub timeout: f64,
-    /// The access-control token, sent as `Authorization: Bearer` (none by default).
-    #[arg(
-        long,
-        env = "CONCIERGE_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    pub token: Option<String>,
-}
-
-impl std::fmt::Debug for Conn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn")
-            .field("endpoints", &self.endpoints)
-            .field("json", &self.json)
-            .field("timeout", &self.timeout)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
 }
 
 impl Conn {
@@ -62,7 +43,7 @@ impl Conn {
             })?;
         let mut config = ClientConfig::new(self.endpoint_list()?);
         config.tls = self.endpoints.tls().map_err(Failure::usage)?;
-        if let Some(token) = &self.token {
+        if let Some(token) = &self.endpoints.token {
             config = config.with_token(token.clone());
         }
         config.call_deadline = timeout;
