@@ -138,6 +138,11 @@ async fn every_node_counts_requests_proposals_applies_and_fsyncs() {
                 "concierge_disk_acceptor_log_persist_duration_seconds_count"
             ) >= 1.0
         );
+        let fsyncs = value(
+            &m,
+            "concierge_disk_acceptor_log_fsync_duration_seconds_count",
+        );
+        assert!(fsyncs >= 1.0, "node {node}: {fsyncs} acceptor log fsyncs");
         assert!(value(&m, "concierge_leader_changes_seen_total") >= 1.0);
         assert!(m.contains_key("concierge_storage_memtable_bytes"));
         assert!(m.contains_key(r#"concierge_storage_level_tables{level="0"}"#));

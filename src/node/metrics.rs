@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 use telemetry::{Histogram, BATCH_BOUNDS};
 
@@ -29,6 +30,8 @@ pub struct NodeMetrics {
     pub batch_commands: Histogram,
     /// One group commit of the acceptor log: write and fdatasync of Paxos records.
     pub acceptor_persist: Histogram,
+    /// Each fdatasync of the acceptor log alone (the log's own histogram).
+    pub acceptor_fsync: Arc<Histogram>,
     /// Times this node saw a new leader (etcd's `leader_changes_seen_total`).
     pub leader_changes: AtomicU64,
     /// Commands applied by this node since start.
@@ -42,6 +45,7 @@ impl Default for NodeMetrics {
             commit_apply: Histogram::latency(),
             batch_commands: Histogram::new(BATCH_BOUNDS),
             acceptor_persist: Histogram::latency(),
+            acceptor_fsync: Arc::new(Histogram::latency()),
             leader_changes: AtomicU64::new(0),
             commands_applied: AtomicU64::new(0),
         }
@@ -49,6 +53,14 @@ impl Default for NodeMetrics {
 }
 
 impl NodeMetrics {
+    /// The metrics of a node whose acceptor log records its fsyncs in `acceptor_fsync`.
+    pub fn with_acceptor_fsync(acceptor_fsync: Arc<Histogram>) -> NodeMetrics {
+        NodeMetrics {
+            acceptor_fsync,
+            ..NodeMetrics::default()
+        }
+    }
+
     pub fn leader_changed(&self) {
         self.leader_changes.fetch_add(1, Relaxed);
     }

@@ -238,7 +238,9 @@ async fn start_inner(
     let core = Core::new(cfg.core.clone(), durable, incarnation);
     let status: Status = core.status();
     let pending = Arc::new(Pending::new(cfg.proposals_pending_max));
-    let metrics = Arc::new(metrics::NodeMetrics::default());
+    let metrics = Arc::new(metrics::NodeMetrics::with_acceptor_fsync(
+        log.sync_latency_histogram(),
+    ));
     let stop = Arc::new(AtomicBool::new(false));
 
     let (applied_tx, applied_rx) = watch::channel(applied);

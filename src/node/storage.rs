@@ -228,6 +228,11 @@ impl AcceptorLog {
         Ok((log, state))
     }
 
+    /// The latency of every fdatasync of this log (`/metrics`).
+    pub fn sync_latency_histogram(&self) -> Arc<telemetry::Histogram> {
+        self.wal.sync_latency_histogram()
+    }
+
     /// Makes `records` durable with one group commit.
     pub fn persist(&mut self, records: &[Persist]) -> Result<(), StorageError> {
         if records.is_empty() {

@@ -172,13 +172,14 @@ pub(crate) struct StatsCounters {
     pub sync_latency: SyncLatency,
 }
 
-/// How long each segment fdatasync took (nanoseconds).
+/// How long each segment fdatasync took (nanoseconds); shared, so a reader can hold
+/// it apart from the log ([`Wal::sync_latency_histogram`]).
 #[derive(Debug)]
-pub(crate) struct SyncLatency(pub telemetry::Histogram);
+pub(crate) struct SyncLatency(pub Arc<telemetry::Histogram>);
 
 impl Default for SyncLatency {
     fn default() -> Self {
-        SyncLatency(telemetry::Histogram::latency())
+        SyncLatency(Arc::new(telemetry::Histogram::latency()))
     }
 }
 
@@ -339,6 +340,12 @@ impl Wal {
     /// `/metrics` shows it.
     pub fn sync_latency(&self) -> telemetry::HistogramSnapshot {
         self.shared.stats.sync_latency.0.snapshot()
+    }
+
+    /// The histogram [`Wal::sync_latency`] reads, for a reader that must not hold the
+    /// log itself (the log moves to the thread that writes it).
+    pub fn sync_latency_histogram(&self) -> Arc<telemetry::Histogram> {
+        Arc::clone(&self.shared.stats.sync_latency.0)
     }
 
     /// Number of segment files the log consists of now.

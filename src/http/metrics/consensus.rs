@@ -21,6 +21,11 @@ pub fn render(out: &mut String, m: &NodeMetrics) {
             "One group commit of the acceptor log (write and fdatasync of Paxos records).",
             &m.acceptor_persist,
         ),
+        (
+            "concierge_disk_acceptor_log_fsync_duration_seconds",
+            "Each fdatasync of the acceptor log.",
+            &*m.acceptor_fsync,
+        ),
     ];
     for (name, help, histogram) in seconds {
         prom::histogram_family(
