@@ -514,7 +514,10 @@ impl Driver {
             }
             ApplyEvent::Installed(slot) => {
                 if slot > self.p.core.status().delivered_index {
-                    self.p.core.install_snapshot(slot);
+                    // The node proposes no membership change yet (issue 11), so every
+                    // snapshot's memberships are the cluster's first.
+                    let memberships = self.p.cfg.core.genesis();
+                    self.p.core.install_snapshot(slot, memberships);
                 }
                 self.delivered = self.delivered.max(slot);
             }

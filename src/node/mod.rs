@@ -235,7 +235,9 @@ async fn start_inner(
     ));
 
     let incarnation = random_u64();
-    let core = Core::new(cfg.core.clone(), durable, incarnation);
+    // The node proposes no membership change yet (issue 11): its memberships are the
+    // cluster's first, from CONCIERGES.
+    let core = Core::new(cfg.core.clone(), durable, cfg.core.genesis(), incarnation);
     let status: Status = core.status();
     let pending = Arc::new(Pending::new(cfg.proposals_pending_max));
     let metrics = Arc::new(metrics::NodeMetrics::with_acceptor_fsync(

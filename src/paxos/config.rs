@@ -1,13 +1,16 @@
 //! The core's limits and timing, all in ticks, counts or bytes, with `validate()`.
 
+use super::membership::{Memberships, RECONFIG_DELAY_SLOTS};
 use super::types::NodeId;
 
 /// Configuration of one core. Times are in ticks (the driver decides how long a tick is).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// This node; must be one of `members`.
+    /// This node: one of `members`, or a node added to the cluster later (a learner
+    /// until a membership change makes it a voter).
     pub id: NodeId,
-    /// Every member, this node included (distinct, nonzero, at most 64).
+    /// The voters of the cluster's first membership (distinct, nonzero, at most 64).
+    /// Later memberships come from the log (`membership.rs`).
     pub members: Vec<NodeId>,
     /// A node sends a heartbeat to every peer this often.
     pub heartbeat_ticks: u32,
@@ -50,8 +53,6 @@ pub struct Config {
 /// A configuration that cannot work.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
-    /// `id` is not in `members`.
-    NotAMember { id: NodeId },
     /// A member id is 0 or listed twice.
     BadMember { id: NodeId },
     /// Too many or too few members.
@@ -66,7 +67,6 @@ pub enum ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ConfigError::NotAMember { id } => write!(f, "node {id} is not a member"),
             ConfigError::BadMember { id } => write!(f, "member id {id} is 0 or repeated"),
             ConfigError::MemberCount { count, max } => {
                 write!(f, "{count} members; need 1..={max}")
@@ -118,8 +118,8 @@ impl Config {
                 return Err(ConfigError::BadMember { id: m });
             }
         }
-        if !self.members.contains(&self.id) {
-            return Err(ConfigError::NotAMember { id: self.id });
+        if self.id == 0 {
+            return Err(ConfigError::BadMember { id: 0 });
         }
         let positive: [(&'static str, u64); 10] = [
             ("heartbeat_ticks", u64::from(self.heartbeat_ticks)),
@@ -159,6 +159,12 @@ impl Config {
                 reason: "must be at least window_slots_max (a healthy follower trails by that)",
             });
         }
+        if self.window_slots_max > RECONFIG_DELAY_SLOTS {
+            return Err(ConfigError::BadLimit {
+                name: "window_slots_max",
+                reason: "must be at most RECONFIG_DELAY_SLOTS (a leader must know who votes)",
+            });
+        }
         if self.suspect_ticks <= self.heartbeat_ticks {
             return Err(ConfigError::BadLimit {
                 name: "suspect_ticks",
@@ -168,16 +174,9 @@ impl Config {
         Ok(())
     }
 
-    /// Acceptors needed for a quorum (a strict majority).
-    pub fn quorum(&self) -> usize {
-        self.members.len() / 2 + 1
-    }
-
-    /// The bit of `node` in a member set, or None if it is not a member.
-    pub fn member_bit(&self, node: NodeId) -> Option<u64> {
-        self.members
-            .iter()
-            .position(|&m| m == node)
-            .map(|i| 1u64 << i)
+    /// The cluster's first membership: `members` vote for every slot from 1, and a
+    /// change takes effect `RECONFIG_DELAY_SLOTS` slots after the slot it is chosen in.
+    pub fn genesis(&self) -> Memberships {
+        Memberships::genesis(self.members.clone(), RECONFIG_DELAY_SLOTS)
     }
 }

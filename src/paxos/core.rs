@@ -4,6 +4,10 @@
 //! `read_index`, then takes `ready()` and carries it out in the order `Ready` documents.
 //!
 //! Pure: no I/O, no clock (time is `tick`), randomness only from the incarnation given to `new`.
+//!
+//! Who votes comes from the learner's memberships (`membership.rs`): only a voter of the
+//! membership governing the next slot campaigns, counts toward CheckQuorum and PreVote,
+//! and may stay leader; the detector watches every node of every membership held.
 
 use bytes::Bytes;
 
@@ -11,10 +15,36 @@ use super::acceptor::Acceptor;
 use super::config::Config;
 use super::detector::Detector;
 use super::learner::Learner;
+use super::membership::{ChangeError, Membership, Memberships};
 use super::message::Message;
 use super::proposer::{PromiseOutcome, Proposer, Report};
 use super::read_index::{self, ReadIndex};
-use super::types::{Ballot, DurableState, NodeId, ProposeError, Ready, Slot, Status, Value};
+use super::types::{
+    Ballot, Change, DurableState, NodeId, ProposeError, Ready, Slot, Status, Value,
+};
+
+/// Why `reconfigure` refused a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReconfigureError {
+    /// Only the leader proposes changes: ask it.
+    NotLeader,
+    /// A change already waits for a slot here.
+    Busy,
+    /// The change would not apply to the latest membership.
+    Invalid(ChangeError),
+}
+
+impl std::fmt::Display for ReconfigureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReconfigureError::NotLeader => write!(f, "not the leader"),
+            ReconfigureError::Busy => write!(f, "a membership change is already waiting"),
+            ReconfigureError::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReconfigureError {}
 
 /// One replica's consensus state machine.
 pub struct Core {
@@ -42,8 +72,10 @@ pub struct Core {
     /// No new phase 1 before this tick (jitter after a preemption; one suspicion timeout
     /// after start-up, to hear a leader that is already there).
     campaign_not_before: u64,
-    /// A pre-vote in progress: the ballot asked for, who granted it (bit set), when sent.
-    pre_vote: Option<(Ballot, u64, u64)>,
+    /// A pre-vote in progress: the ballot asked for, who granted it, when sent.
+    pre_vote: Option<(Ballot, Vec<NodeId>, u64)>,
+    /// The ids of the memberships the detector's peers were taken from.
+    peers_from: Vec<Slot>,
     /// Distinct for every start of this node: tags this core's read-index requests so an
     /// answer meant for an earlier incarnation (whose read ids were the same) is dropped.
     incarnation: u64,
@@ -55,30 +87,47 @@ pub struct Core {
 
 impl Core {
     /// Builds a core from the acceptor state it persisted (rebuilt with
-    /// [`DurableState::apply`]); delivery starts after `durable.compacted_through`.
+    /// [`DurableState::apply`]) and the memberships as of its compaction point (the
+    /// state machine keeps them; `Config::genesis` for a new cluster or a node that joins
+    /// one and learns the log from its start); delivery starts after
+    /// `durable.compacted_through`.
     /// `incarnation` must differ for every start of this node (a random u64, as the node
     /// draws, or a durable counter): replies to this core's requests echo it, and a reply
     /// for another incarnation is dropped. It also seeds the election jitter. Panics if
-    /// `config.validate()` fails: check the configuration at start-up first.
-    pub fn new(config: Config, durable: DurableState, incarnation: u64) -> Core {
+    /// `config.validate()` fails or the window exceeds the memberships' delay: check the
+    /// configuration at start-up first.
+    pub fn new(
+        config: Config,
+        durable: DurableState,
+        memberships: Memberships,
+        incarnation: u64,
+    ) -> Core {
         assert!(
             config.validate().is_ok(),
             "invalid config: {:?}",
             config.validate()
         );
+        assert!(
+            config.window_slots_max <= memberships.delay(),
+            "window_slots_max {} exceeds the membership delay {}",
+            config.window_slots_max,
+            memberships.delay()
+        );
         let compacted = durable.compacted_through;
+        let peers_from = memberships.all().iter().map(|m| m.id).collect();
         Core {
-            detector: Detector::new(&config),
+            detector: Detector::new(&config, memberships.nodes()),
             proposer: Proposer::new(config.id, durable.promised),
             acceptor: Acceptor::new(durable),
-            learner: Learner::new(config.id, compacted),
-            reads: ReadIndex::new(config.members.len()),
+            learner: Learner::new(config.id, compacted, memberships),
+            reads: ReadIndex::new(),
             leader_hint: None,
             leader_scan: None,
             forward: Vec::new(),
             commit_announced: 0,
             campaign_not_before: u64::from(config.suspect_ticks),
             pre_vote: None,
+            peers_from,
             incarnation,
             rng: incarnation ^ u64::from(config.id).rotate_left(32),
             out: Ready::default(),
@@ -92,15 +141,20 @@ impl Core {
         let now = self.detector.now();
         let me = self.config.id;
         let hb = u64::from(self.config.heartbeat_ticks);
-        // Lead only while Omega picks us and a quorum seems alive (a leader cut off in a
-        // minority steps down, so its followers and clients stop waiting on it).
-        let quorum_alive = self.detector.trusted() >= self.config.quorum();
+        // Lead only while Omega picks us, we vote for the next slot, and a quorum of its
+        // voters seems alive (a leader cut off in a minority steps down, so its
+        // followers and clients stop waiting on it; a leader removed hands over).
+        let active = self.active();
+        let votes = active.is_voter(me);
+        let trusted = active.voters.iter().filter(|&&v| self.detector.trusts(v));
+        let quorum_alive = trusted.count() >= active.quorum();
         let omega = self.detector.omega(
             self.live_leader(),
             self.learner.delivered(),
             self.config.leader_lag_slots_max,
+            |n| active.is_voter(n),
         );
-        if omega == me && quorum_alive {
+        if omega == me && votes && quorum_alive {
             if self.proposer.is_follower() && now >= self.campaign_not_before {
                 self.pre_vote(now);
             }
@@ -112,8 +166,7 @@ impl Core {
         }
         if heartbeat {
             let commit = self.learner.delivered();
-            self.proposer
-                .retransmit(&self.config, now, hb, commit, &mut self.out);
+            self.proposer.retransmit(now, hb, commit, &mut self.out);
             let leading = self.proposer.leading();
             let read_round = match leading {
                 Some(_) => {
@@ -140,13 +193,21 @@ impl Core {
                 self.out.send.push((to, msg));
             }
         }
+        self.sync_peers();
     }
 
-    /// A message arrived from `from` (possibly this node itself).
+    /// A message arrived from `from` (possibly this node itself). Messages from nodes
+    /// outside the memberships are taken too (a node that joined hears the cluster before
+    /// it learns the membership that added it): safety rests on counting only the votes
+    /// of each slot's own voters, not on who may speak; the transport admits only members.
     pub fn step(&mut self, from: NodeId, msg: Message) {
-        if self.config.member_bit(from).is_none() {
-            return;
+        if from != 0 {
+            self.step_message(from, msg);
+            self.sync_peers();
         }
+    }
+
+    fn step_message(&mut self, from: NodeId, msg: Message) {
         if from != self.config.id {
             self.detector.heard(from);
         }
@@ -158,11 +219,8 @@ impl Core {
             } => self.on_heartbeat(from, leading, commit, read_round),
             Message::HeartbeatAck { ballot, read_round } => {
                 if self.proposer.leading() == Some(ballot) {
-                    let member = self.config.members.iter().position(|&m| m == from);
-                    if let Some(i) = member {
-                        self.reads
-                            .on_ack(&self.config, i, read_round, &mut self.out);
-                    }
+                    self.reads
+                        .on_ack(self.config.id, from, read_round, &mut self.out);
                 }
             }
             Message::PreVote { ballot, commit } => {
@@ -214,7 +272,7 @@ impl Core {
                 commit,
             } => self.on_accept(from, ballot, slot, value, commit),
             Message::Accepted { ballot, slot } => {
-                let chosen = self.proposer.on_accepted(&self.config, from, ballot, slot);
+                let chosen = self.proposer.on_accepted(from, ballot, slot);
                 if let Some((slot, value)) = chosen {
                     self.learner.learn(slot, value, &mut self.out);
                 }
@@ -310,6 +368,29 @@ impl Core {
         Ok(())
     }
 
+    /// Proposes a membership change (leader only): it takes effect `delay` slots after
+    /// the slot it is chosen in, if no other change was chosen first. The driver sees the
+    /// outcome in `memberships()` once the slot is delivered.
+    pub fn reconfigure(&mut self, change: Change) -> Result<(), ReconfigureError> {
+        if self.proposer.leading().is_none() {
+            return Err(ReconfigureError::NotLeader);
+        }
+        self.learner
+            .memberships()
+            .check(&change)
+            .map_err(ReconfigureError::Invalid)?;
+        if !self.proposer.enqueue_change(change) {
+            return Err(ReconfigureError::Busy);
+        }
+        Ok(())
+    }
+
+    /// The memberships governing the slots after the delivered one (for the driver to
+    /// keep with its state machine, and for status pages).
+    pub fn memberships(&self) -> &Memberships {
+        self.learner.memberships()
+    }
+
     /// Asks for a read index, answered in `Ready.reads` under `id`.
     pub fn read_index(&mut self, id: u64) {
         if !self.proposer.is_follower() {
@@ -328,14 +409,17 @@ impl Core {
     pub fn has_ready(&self) -> bool {
         !self.out.is_empty()
             || !self.forward.is_empty()
-            || self
-                .proposer
-                .can_fill(&self.config, self.learner.delivered())
-            || (self.proposer.leading().is_some() && self.reads.wants_round())
+            || self.proposer.can_fill(
+                &self.config,
+                self.learner.memberships(),
+                self.learner.delivered(),
+            )
+            || (self.reads.wants_round() && self.read_at().is_some())
     }
 
     /// Takes the actions to carry out, in the order documented on [`Ready`].
     pub fn ready(&mut self) -> Ready {
+        self.sync_peers();
         let commit = self.learner.delivered();
         self.fill_window();
         if !self.forward.is_empty() {
@@ -348,7 +432,7 @@ impl Core {
             }
         }
         if let Some(ballot) = self.proposer.leading() {
-            if self.reads.wants_round() {
+            if self.reads.wants_round() && self.read_at().is_some() {
                 let round = self.start_read_round();
                 for peer in self.detector.peer_ids() {
                     let msg = Message::Heartbeat {
@@ -371,6 +455,7 @@ impl Core {
         let learner = &self.learner;
         self.proposer.fill_window(
             &self.config,
+            learner.memberships(),
             now,
             commit,
             |s| learner.is_chosen(s),
@@ -421,10 +506,15 @@ impl Core {
         self.acceptor.compact(through);
     }
 
-    /// This node loaded a snapshot covering every slot <= `through`; delivery continues
-    /// after it. Ignored if not ahead of what was delivered.
-    pub fn install_snapshot(&mut self, through: Slot) {
-        if self.learner.install_snapshot(through, &mut self.out) {
+    /// This node loaded a snapshot covering every slot <= `through`, whose state holds
+    /// `memberships` (as of that slot); delivery continues after it. Ignored if not ahead
+    /// of what was delivered.
+    pub fn install_snapshot(&mut self, through: Slot, memberships: Memberships) {
+        if self
+            .learner
+            .install_snapshot(through, memberships, &mut self.out)
+        {
+            self.sync_peers();
             self.acceptor.compact(through);
             if self.proposer.leading().is_some() {
                 // Learned chosen values outside our ballot: start over with a fresh one.
@@ -450,7 +540,45 @@ impl Core {
             commit_index: self.learner.known_commit(),
             delivered_index: self.learner.delivered(),
             peers_healthy: self.detector.healthy(),
+            membership: self.learner.memberships().latest().clone(),
         }
+    }
+
+    /// The membership governing the next slot to deliver.
+    fn active(&self) -> &Membership {
+        let next = self.learner.delivered() + 1;
+        self.learner.memberships().for_slot(next)
+    }
+
+    /// Watches every node of the memberships held, once they change.
+    fn sync_peers(&mut self) {
+        let ms = self.learner.memberships();
+        let same = ms
+            .all()
+            .iter()
+            .map(|m| m.id)
+            .eq(self.peers_from.iter().copied());
+        if !same {
+            self.peers_from = ms.all().iter().map(|m| m.id).collect();
+            self.detector.set_peers(ms.nodes());
+        }
+    }
+
+    /// Where a read round may start, if this node leads: the index (its commit index or
+    /// every slot reported open to it, whichever is higher) and the membership of the slot
+    /// after it, provided that membership is known (within the delay of the commit index)
+    /// and a quorum of its voters reported to this leader every slot from there on (see
+    /// `read_index.rs` for why that makes the index safe).
+    fn read_at(&self) -> Option<(Slot, &Membership)> {
+        self.proposer.leading()?;
+        let delivered = self.learner.delivered();
+        let index = delivered.max(self.proposer.recovered_through());
+        let ms = self.learner.memberships();
+        if index >= delivered.saturating_add(ms.delay()) {
+            return None;
+        }
+        let m = ms.for_slot(index + 1);
+        self.proposer.covers(m, index + 1).then_some((index, m))
     }
 
     /// The node proposals go to: this node if it leads, else the last announced leader
@@ -502,7 +630,7 @@ impl Core {
         let compacted = report.compacted_through;
         match self
             .proposer
-            .on_promise(&self.config, from, report, &mut self.out)
+            .on_promise(self.learner.memberships(), from, report, &mut self.out)
         {
             PromiseOutcome::Waiting => {}
             PromiseOutcome::Behind => {
@@ -594,13 +722,13 @@ impl Core {
         let hb = u64::from(self.config.heartbeat_ticks);
         if self
             .pre_vote
+            .as_ref()
             .is_some_and(|(_, _, sent)| now < sent + 2 * hb)
         {
             return;
         }
         let ballot = self.proposer.next_ballot();
-        let own = self.config.member_bit(self.config.id).unwrap_or(0);
-        self.pre_vote = Some((ballot, own, now));
+        self.pre_vote = Some((ballot, vec![self.config.id], now));
         let commit = self.learner.delivered();
         for peer in self.detector.peer_ids() {
             self.out
@@ -625,14 +753,15 @@ impl Core {
         if *asked != ballot || !granted || !self.proposer.is_follower() {
             return;
         }
-        *votes |= self.config.member_bit(from).unwrap_or(0);
-        if votes.count_ones() as usize >= self.config.quorum() {
+        if !votes.contains(&from) {
+            votes.push(from);
+        }
+        let first = self.learner.delivered() + 1;
+        let m = self.learner.memberships().for_slot(first);
+        if m.is_voter(self.config.id) && m.votes(votes.iter()) >= m.quorum() {
             self.pre_vote = None;
             let now = self.detector.now();
-            let from = self.learner.delivered() + 1;
-            let ballot = self
-                .proposer
-                .start_phase1(&self.config, now, from, &mut self.out);
+            let ballot = self.proposer.start_phase1(m, now, first, &mut self.out);
             // Durable before the Prepares leave (same Ready): see `promise_own`.
             self.acceptor.promise_own(ballot, &mut self.out);
         }
@@ -662,13 +791,12 @@ impl Core {
         }
     }
 
+    /// Starts a read round where `read_at` allows one (else the waiting reads wait);
+    /// returns the newest round out, which the heartbeat asks peers to acknowledge.
     fn start_read_round(&mut self) -> u64 {
-        let index = self
-            .learner
-            .delivered()
-            .max(self.proposer.recovered_through());
-        let round = self.reads.start_round(index);
-        self.reads.answer_confirmed(&self.config, &mut self.out);
+        let at = self.read_at().map(|(index, m)| (index, m.clone()));
+        let round = self.reads.start_round(at.as_ref().map(|(i, m)| (*i, m)));
+        self.reads.answer_confirmed(self.config.id, &mut self.out);
         round
     }
 

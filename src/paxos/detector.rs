@@ -8,6 +8,10 @@
 //! `suspect_decay_ticks` without a false suspicion, so one bad minute does not slow every
 //! later failover.
 //!
+//! The peers are every node of the memberships this node holds (voters and learners):
+//! the core replaces the set when the memberships change, keeping what it knew of the
+//! peers that stay. Only voters are eligible leaders.
+//!
 //! Omega, made sticky: a leader this node hears (and does not suspect) stays its choice,
 //! so a node that comes back (restart, pause, healed partition) never deposes a healthy
 //! leader. Without one, Omega picks the highest id among the trusted nodes (itself
@@ -39,7 +43,7 @@ pub struct Detector {
     id: NodeId,
     /// Ticks since this core started. Invariant: only grows.
     now: u64,
-    /// Every member but this node.
+    /// Every node of the memberships held but this one, by id.
     peers: Vec<Watch>,
     heartbeat_ticks: u64,
     suspect_ticks: u64,
@@ -52,30 +56,42 @@ pub struct Detector {
 
 impl Detector {
     /// A detector that trusts everyone at start-up.
-    pub fn new(config: &Config) -> Detector {
-        let peers = config
-            .members
-            .iter()
-            .filter(|&&m| m != config.id)
-            .map(|&id| Watch {
-                id,
-                last_heard: 0,
-                timeout: u64::from(config.suspect_ticks),
-                changed_at: 0,
-                suspected: false,
-                commit: 0,
-            })
-            .collect();
-        Detector {
+    pub fn new(config: &Config, peers: impl IntoIterator<Item = NodeId>) -> Detector {
+        let mut d = Detector {
             id: config.id,
             now: 0,
-            peers,
+            peers: Vec::new(),
             heartbeat_ticks: u64::from(config.heartbeat_ticks),
             suspect_ticks: u64::from(config.suspect_ticks),
             suspect_ticks_increment: u64::from(config.suspect_ticks_increment),
             suspect_ticks_max: u64::from(config.suspect_ticks_max),
             suspect_decay_ticks: config.suspect_decay_ticks,
             heartbeat_due: 0,
+        };
+        d.set_peers(peers);
+        d
+    }
+
+    /// The peers are now `ids` (this node left out): new ones start trusted, as if just
+    /// heard; those that stay keep their state.
+    pub fn set_peers(&mut self, ids: impl IntoIterator<Item = NodeId>) {
+        let mut old = std::mem::take(&mut self.peers);
+        for id in ids {
+            if id == self.id || self.peers.iter().any(|p| p.id == id) {
+                continue;
+            }
+            let kept = old
+                .iter()
+                .position(|p| p.id == id)
+                .map(|i| old.swap_remove(i));
+            self.peers.push(kept.unwrap_or(Watch {
+                id,
+                last_heard: self.now,
+                timeout: self.suspect_ticks,
+                changed_at: self.now,
+                suspected: false,
+                commit: 0,
+            }));
         }
     }
 
@@ -139,9 +155,16 @@ impl Detector {
     }
 
     /// Omega (see the module doc): `leader` if this node hears it, else the highest id
-    /// among trusted nodes whose commit index is within `lag_max` of the highest known;
-    /// `own_commit` is this node's.
-    pub fn omega(&self, leader: Option<NodeId>, own_commit: u64, lag_max: u64) -> NodeId {
+    /// among trusted voters whose commit index is within `lag_max` of the highest known;
+    /// `own_commit` is this node's. Falls back to this node (which campaigns only if it
+    /// votes).
+    pub fn omega(
+        &self,
+        leader: Option<NodeId>,
+        own_commit: u64,
+        lag_max: u64,
+        votes: impl Fn(NodeId) -> bool,
+    ) -> NodeId {
         if let Some(l) = leader {
             if l == self.id || self.peers.iter().any(|p| p.id == l && !p.suspected) {
                 return l;
@@ -150,17 +173,17 @@ impl Detector {
         let trusted = || self.peers.iter().filter(|p| !p.suspected);
         let top = trusted().map(|p| p.commit).fold(own_commit, u64::max);
         let eligible = |commit: u64| commit.saturating_add(lag_max) >= top;
-        let own = eligible(own_commit).then_some(self.id);
+        let own = (eligible(own_commit) && votes(self.id)).then_some(self.id);
         trusted()
-            .filter(|p| eligible(p.commit))
+            .filter(|p| eligible(p.commit) && votes(p.id))
             .map(|p| p.id)
             .fold(own, |best, id| Some(best.map_or(id, |b| b.max(id))))
             .unwrap_or(self.id)
     }
 
-    /// Members trusted, this node included.
-    pub fn trusted(&self) -> usize {
-        1 + self.peers.iter().filter(|p| !p.suspected).count()
+    /// True if `node` is this node or a peer it trusts.
+    pub fn trusts(&self, node: NodeId) -> bool {
+        node == self.id || self.peers.iter().any(|p| p.id == node && !p.suspected)
     }
 
     /// Every peer and whether it is trusted.
@@ -190,7 +213,7 @@ mod tests {
 
     #[test]
     fn timeouts_are_capped_and_decay_back() {
-        let mut d = Detector::new(&config());
+        let mut d = Detector::new(&config(), [1, 2, 3]);
         for _ in 0..5 {
             // Silence long enough to be suspected, then a message: a false suspicion.
             for _ in 0..20 {
@@ -214,19 +237,31 @@ mod tests {
 
     #[test]
     fn omega_keeps_a_heard_leader_and_passes_over_a_lagging_node() {
-        let mut d = Detector::new(&config());
+        let mut d = Detector::new(&config(), [1, 2, 3]);
         d.heard_commit(2, 100);
         d.heard_commit(3, 10);
-        assert_eq!(d.omega(None, 100, 50), 2, "3 is behind by more than 50");
-        assert_eq!(d.omega(None, 100, 95), 3, "within the lag, the highest id");
-        assert_eq!(d.omega(Some(1), 100, 50), 1, "a heard leader stays");
+        assert_eq!(
+            d.omega(None, 100, 50, |_| true),
+            2,
+            "3 is behind by more than 50"
+        );
+        assert_eq!(
+            d.omega(None, 100, 95, |_| true),
+            3,
+            "within the lag, the highest id"
+        );
+        assert_eq!(
+            d.omega(Some(1), 100, 50, |_| true),
+            1,
+            "a heard leader stays"
+        );
         for _ in 0..6 {
             d.tick();
             d.heard(3);
         }
         assert!(d.suspects(2));
         assert_eq!(
-            d.omega(Some(2), 100, 50),
+            d.omega(Some(2), 100, 50, |_| true),
             1,
             "a suspected leader is dropped"
         );
@@ -234,27 +269,27 @@ mod tests {
 
     #[test]
     fn silent_peer_is_suspected_and_omega_moves_down() {
-        let mut d = Detector::new(&config());
-        assert_eq!(d.omega(None, 0, 0), 3);
+        let mut d = Detector::new(&config(), [1, 2, 3]);
+        assert_eq!(d.omega(None, 0, 0, |_| true), 3);
         for _ in 0..6 {
             d.tick();
             d.heard(2);
         }
         assert!(d.suspects(3));
         assert!(!d.suspects(2));
-        assert_eq!(d.omega(None, 0, 0), 2);
+        assert_eq!(d.omega(None, 0, 0, |_| true), 2);
     }
 
     #[test]
     fn false_suspicion_raises_the_timeout() {
-        let mut d = Detector::new(&config());
+        let mut d = Detector::new(&config(), [1, 2, 3]);
         for _ in 0..6 {
             d.tick();
         }
         assert!(d.suspects(3));
         d.heard(3);
         assert!(!d.suspects(3));
-        assert_eq!(d.omega(None, 0, 0), 3);
+        assert_eq!(d.omega(None, 0, 0, |_| true), 3);
         // Now 8 ticks of silence are tolerated instead of 5.
         for _ in 0..8 {
             d.tick();
@@ -266,7 +301,7 @@ mod tests {
 
     #[test]
     fn heartbeat_fires_every_heartbeat_ticks() {
-        let mut d = Detector::new(&config());
+        let mut d = Detector::new(&config(), [1, 2, 3]);
         let fired: Vec<bool> = (0..6).map(|_| d.tick()).collect();
         assert_eq!(fired, vec![true, false, true, false, true, false]);
     }

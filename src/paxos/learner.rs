@@ -10,9 +10,13 @@
 //! A request unanswered for `CATCHUP_RETRY_HEARTBEATS` heartbeats is sent again to the
 //! next peer (by id, round robin) that reported having the slots, so a source that died or
 //! went silent does not stall catch-up.
+//!
+//! The learner applies every delivered `Reconfigure` to the membership history, in slot
+//! order as it delivers, so the memberships always match the delivered prefix.
 
 use std::collections::BTreeMap;
 
+use super::membership::Memberships;
 use super::message::Message;
 use super::types::{Ballot, NodeId, Ready, Slot, Value};
 
@@ -44,11 +48,15 @@ pub struct Learner {
     /// Accepted entries examined against a leader's commit, in all: the work
     /// `learn_from_leader` did (tests hold it linear in the slots).
     leader_scan_steps: u64,
+    /// The memberships governing the slots after `delivered`.
+    /// Invariant: every `Reconfigure` delivered so far is applied.
+    memberships: Memberships,
 }
 
 impl Learner {
-    /// A learner that knows everything <= `compacted_through` is applied.
-    pub fn new(id: NodeId, compacted_through: Slot) -> Learner {
+    /// A learner that knows everything <= `compacted_through` is applied, with the
+    /// memberships as of that slot.
+    pub fn new(id: NodeId, compacted_through: Slot, memberships: Memberships) -> Learner {
         Learner {
             id,
             chosen: BTreeMap::new(),
@@ -60,7 +68,24 @@ impl Learner {
             asked: None,
             catchup_not_before: 0,
             leader_scan_steps: 0,
+            memberships,
         }
+    }
+
+    /// The memberships governing the slots after the delivered one.
+    pub fn memberships(&self) -> &Memberships {
+        &self.memberships
+    }
+
+    /// Hands out `value` at the next slot, applying it if it changes the members.
+    fn deliver_next(&mut self, value: Value, out: &mut Ready) {
+        self.delivered += 1;
+        if let Value::Reconfigure(change) = &value {
+            // A void change (another came first) changes nothing, on every replica alike.
+            let _ = self.memberships.apply(self.delivered, change);
+        }
+        self.memberships.retire(self.delivered);
+        out.deliver.push((self.delivered, value));
     }
 
     /// Every slot <= this was delivered (it is the node's contiguous commit index).
@@ -85,8 +110,8 @@ impl Learner {
         }
         self.chosen.entry(slot).or_insert(value);
         while let Some(v) = self.chosen.get(&(self.delivered + 1)) {
-            self.delivered += 1;
-            out.deliver.push((self.delivered, v.clone()));
+            let v = v.clone();
+            self.deliver_next(v, out);
         }
     }
 
@@ -209,12 +234,20 @@ impl Learner {
         self.compacted_through
     }
 
-    /// The driver installed a snapshot covering every slot <= `through`.
-    /// Returns false if the snapshot is not ahead of what was delivered.
-    pub fn install_snapshot(&mut self, through: Slot, out: &mut Ready) -> bool {
+    /// The driver installed a snapshot covering every slot <= `through`, with the
+    /// memberships as of that slot. Returns false if the snapshot is not ahead of what
+    /// was delivered.
+    pub fn install_snapshot(
+        &mut self,
+        through: Slot,
+        memberships: Memberships,
+        out: &mut Ready,
+    ) -> bool {
         if through <= self.delivered {
             return false;
         }
+        self.memberships = memberships;
+        self.memberships.retire(through);
         out.deliver.retain(|(s, _)| *s > through);
         self.delivered = through;
         self.compacted_through = through;
@@ -223,8 +256,8 @@ impl Learner {
         self.catchup_not_before = 0;
         // Buffered slots right above the snapshot may now be deliverable.
         while let Some(v) = self.chosen.get(&(self.delivered + 1)) {
-            self.delivered += 1;
-            out.deliver.push((self.delivered, v.clone()));
+            let v = v.clone();
+            self.deliver_next(v, out);
         }
         true
     }
@@ -235,13 +268,17 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
+    fn genesis() -> Memberships {
+        Memberships::genesis(vec![1, 2, 3], 8)
+    }
+
     fn cmd(s: &'static str) -> Value {
         Value::Batch(vec![Bytes::from_static(s.as_bytes())])
     }
 
     #[test]
     fn delivers_in_order_once() {
-        let mut l = Learner::new(1, 0);
+        let mut l = Learner::new(1, 0, genesis());
         let mut out = Ready::default();
         l.learn(2, cmd("b"), &mut out);
         assert!(out.deliver.is_empty());
@@ -253,7 +290,7 @@ mod tests {
 
     #[test]
     fn learns_only_values_accepted_in_the_leaders_ballot() {
-        let mut l = Learner::new(1, 0);
+        let mut l = Learner::new(1, 0, genesis());
         let mut out = Ready::default();
         let b1 = Ballot { round: 1, node: 1 };
         let b2 = Ballot { round: 2, node: 2 };
@@ -271,7 +308,7 @@ mod tests {
 
     #[test]
     fn an_unanswered_catch_up_moves_to_another_source() {
-        let mut l = Learner::new(1, 0);
+        let mut l = Learner::new(1, 0, genesis());
         l.heard_commit(2, 10);
         l.heard_commit(3, 8);
         let first = l.catchup_request(0, 5, 100, None);
@@ -296,7 +333,7 @@ mod tests {
 
     #[test]
     fn compacted_request_needs_a_snapshot() {
-        let mut l = Learner::new(1, 0);
+        let mut l = Learner::new(1, 0, genesis());
         let mut out = Ready::default();
         l.learn(1, cmd("a"), &mut out);
         l.learn(2, cmd("b"), &mut out);
@@ -318,7 +355,7 @@ mod tests {
 
     #[test]
     fn catchup_reply_is_bounded_by_bytes_but_carries_at_least_one_slot() {
-        let mut l = Learner::new(1, 0);
+        let mut l = Learner::new(1, 0, genesis());
         let mut out = Ready::default();
         let big = || Value::Batch(vec![Bytes::from(vec![7u8; 600])]);
         for slot in 1..=3 {
@@ -347,11 +384,11 @@ mod tests {
 
     #[test]
     fn snapshot_skips_delivery_below_it() {
-        let mut l = Learner::new(1, 0);
+        let mut l = Learner::new(1, 0, genesis());
         let mut out = Ready::default();
         l.learn(5, cmd("e"), &mut out);
-        assert!(l.install_snapshot(4, &mut out));
+        assert!(l.install_snapshot(4, genesis(), &mut out));
         assert_eq!(out.deliver, vec![(5, cmd("e"))]);
-        assert!(!l.install_snapshot(3, &mut out));
+        assert!(!l.install_snapshot(3, genesis(), &mut out));
     }
 }

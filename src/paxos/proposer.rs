@@ -17,25 +17,44 @@
 //! reports taken at different times agree. Phase 1 ends when a quorum (this node included)
 //! has reported every slot from `from` on. The takeover re-proposes the recovered slots
 //! through the ordinary window, so it too is bounded in slots in flight.
+//!
+//! Memberships (see `membership.rs`): slot s is decided by the voters of the membership
+//! governing it. Phase 1 asks the voters of the membership of `from`; once leading, the
+//! leader keeps its phase 1 and, before it proposes the first slot of a membership whose
+//! voters have not all promised, asks them (same ballot, from that slot) and proposes
+//! nothing more until a quorum of them reported every slot from there on. Their reports
+//! are merged like the candidate's: highest ballot per slot, for slots not yet proposed.
+//! Accepts for a slot go to its voters only, so only they ever accept a value at it, and
+//! a slot is chosen by a quorum of its own voters. A chosen change that waits to take
+//! effect is driven there with `Noop`s when no command waits.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
 use super::config::Config;
+use super::membership::{Membership, Memberships};
 use super::message::Message;
-use super::types::{Ballot, NodeId, Ready, Slot, Value};
+use super::types::{Ballot, Change, NodeId, Ready, Slot, Value};
 
 /// A slot proposed in phase 2 and not yet chosen.
 struct InFlight {
     value: Value,
-    /// Members that accepted it (bit set over `Config::members`).
-    acks: u64,
+    /// The voters of the membership governing the slot.
+    voters: Vec<NodeId>,
+    /// Voters that accepted it.
+    acks: Vec<NodeId>,
     /// Tick the accepts were last sent.
     sent_at: u64,
 }
 
-/// How far one acceptor's report for this campaign has come.
+impl InFlight {
+    fn chosen(&self) -> bool {
+        self.acks.len() > self.voters.len() / 2
+    }
+}
+
+/// How far one acceptor's report for this ballot has come.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Progress {
     /// No promise yet.
@@ -46,30 +65,112 @@ enum Progress {
     Complete,
 }
 
-/// Phase 1 in progress.
-struct Candidate {
+/// Phase 1 of one ballot: the promises asked for and what they reported. A candidate
+/// runs it; a leader keeps it, to ask the voters of each later membership.
+struct Phase1 {
     ballot: Ballot,
-    /// Prepare covers every slot >= from.
-    from: Slot,
-    /// Per member (index in `Config::members`), how far its report has come.
-    progress: Vec<Progress>,
+    /// Per node asked: the slot its report starts at, and how far the report has come.
+    reports: BTreeMap<NodeId, (Slot, Progress)>,
     /// Per slot, the highest-ballot accepted value reported so far.
     recovered: BTreeMap<Slot, (Ballot, Value)>,
     sent_at: u64,
 }
 
-impl Candidate {
-    /// The Prepare that asks member `i` for what is missing of its report, if anything.
-    fn prepare_for(&self, i: usize) -> Option<Message> {
-        let from = match self.progress.get(i)? {
-            Progress::None => self.from,
-            Progress::Partial(t) => t + 1,
-            Progress::Complete => return None,
+/// A promiser compacted slots this ballot needs: catch up from it first.
+pub struct Behind;
+
+impl Phase1 {
+    /// The Prepare that asks `node` for what is missing of its report, if anything.
+    fn prepare_for(&self, node: NodeId) -> Option<Message> {
+        let from = match self.reports.get(&node)? {
+            (from, Progress::None) => *from,
+            (_, Progress::Partial(t)) => t + 1,
+            (_, Progress::Complete) => return None,
         };
         Some(Message::Prepare {
             ballot: self.ballot,
             from,
         })
+    }
+
+    /// Asks `node` for its report of every slot >= `from`, unless it was asked already.
+    fn ask(&mut self, node: NodeId, from: Slot, out: &mut Ready) {
+        if self.reports.contains_key(&node) {
+            return;
+        }
+        self.reports.insert(node, (from, Progress::None));
+        let ballot = self.ballot;
+        out.send.push((node, Message::Prepare { ballot, from }));
+    }
+
+    /// True if `node`'s report covers every slot >= `slot`.
+    fn complete_from(&self, node: NodeId, slot: Slot) -> bool {
+        matches!(self.reports.get(&node), Some((f, Progress::Complete)) if *f <= slot)
+    }
+
+    /// True if a quorum of `m`'s voters reported every slot >= `slot`.
+    fn covers(&self, m: &Membership, slot: Slot) -> bool {
+        let complete = m.voters.iter().filter(|&&v| self.complete_from(v, slot));
+        complete.count() >= m.quorum()
+    }
+
+    /// True if every voter of `m` was asked (nothing to send until they answer).
+    fn asked_all(&self, m: &Membership) -> bool {
+        m.voters.iter().all(|v| self.reports.contains_key(v))
+    }
+
+    /// One chunk of `from`'s report. A chunk that is not the next one expected from that
+    /// node (another campaign's, a duplicate, a stale one) is ignored; a partial one is
+    /// followed up with a Prepare for the next chunk. Values of slots below `floor` (below
+    /// the campaign's `from`, or already proposed by this leader) are not kept.
+    fn on_report(
+        &mut self,
+        from: NodeId,
+        report: Report,
+        floor: Slot,
+        out: &mut Ready,
+    ) -> Result<(), Behind> {
+        let Some(&(asked_from, progress)) = self.reports.get(&from) else {
+            return Ok(());
+        };
+        let expected = match progress {
+            Progress::None => asked_from,
+            Progress::Partial(t) => t + 1,
+            Progress::Complete => return Ok(()),
+        };
+        // A promise for another campaign (another ballot, or this ballot's Prepare with
+        // another `from`) does not vouch for the slots this one needs.
+        if report.ballot != self.ballot || report.from != expected {
+            return Ok(());
+        }
+        if report.compacted_through >= asked_from {
+            return Err(Behind);
+        }
+        let mut last = None;
+        for (slot, b, v) in report.accepted {
+            last = Some(slot);
+            if slot < floor || slot < asked_from || b > self.ballot {
+                continue;
+            }
+            match self.recovered.get(&slot) {
+                Some((have, _)) if *have >= b => {}
+                _ => {
+                    self.recovered.insert(slot, (b, v));
+                }
+            }
+        }
+        let next = match report.through {
+            // A partial chunk must end at its last slot, after `expected`: else it is
+            // malformed and the node is asked again from the same point.
+            Some(t) if t >= expected && last == Some(t) => Progress::Partial(t),
+            Some(_) => progress,
+            None => Progress::Complete,
+        };
+        self.reports.insert(from, (asked_from, next));
+        if let Some(msg) = self.prepare_for(from) {
+            out.send.push((from, msg));
+        }
+        Ok(())
     }
 }
 
@@ -84,16 +185,23 @@ pub struct Report {
     pub compacted_through: Slot,
 }
 
-/// Phase 2: this node leads in `ballot`.
+/// Phase 1 in progress.
+struct Candidate {
+    phase1: Phase1,
+    /// Prepare covers every slot >= from.
+    from: Slot,
+}
+
+/// Phase 2: this node leads in `phase1.ballot`.
 struct Leader {
-    ballot: Ballot,
+    /// Kept: the voters of later memberships are asked through it.
+    phase1: Phase1,
     /// The next slot to propose into. Invariant: every in-flight slot < next_slot.
     next_slot: Slot,
-    /// Slots up to here were open when phase 1 ended (a read index never goes below it);
-    /// they are re-proposed (recovered value or Noop) before any new command.
+    /// Slots up to here were reported open (at the takeover, or by a later membership's
+    /// voters): a read index never goes below it; they are re-proposed (recovered value
+    /// or Noop) before any new command.
     recovered_through: Slot,
-    /// Recovered values of slots >= next_slot still to re-propose.
-    recovered: BTreeMap<Slot, Value>,
     in_flight: BTreeMap<Slot, InFlight>,
 }
 
@@ -107,7 +215,7 @@ enum Role {
 pub enum PromiseOutcome {
     /// Nothing more to do yet.
     Waiting,
-    /// The promiser compacted slots this candidate needs: catch up from it.
+    /// The promiser compacted slots this ballot needs: catch up from it.
     Behind,
     /// Phase 1 is done: this node now leads.
     Elected,
@@ -122,6 +230,8 @@ pub struct Proposer {
     /// Commands waiting for a slot, with the node that proposed each.
     /// Invariant: len <= proposals_queued_max.
     queue: VecDeque<(NodeId, Bytes)>,
+    /// A membership change waiting for a slot (proposed before any queued command).
+    change: Option<Change>,
 }
 
 impl Proposer {
@@ -132,13 +242,14 @@ impl Proposer {
             role: Role::Follower,
             max_seen: promised,
             queue: VecDeque::new(),
+            change: None,
         }
     }
 
     /// The ballot this node leads in, if phase 1 is done.
     pub fn leading(&self) -> Option<Ballot> {
         match &self.role {
-            Role::Leader(l) => Some(l.ballot),
+            Role::Leader(l) => Some(l.phase1.ballot),
             _ => None,
         }
     }
@@ -152,16 +263,25 @@ impl Proposer {
     pub fn ballot(&self) -> Option<Ballot> {
         match &self.role {
             Role::Follower => None,
-            Role::Candidate(c) => Some(c.ballot),
-            Role::Leader(l) => Some(l.ballot),
+            Role::Candidate(c) => Some(c.phase1.ballot),
+            Role::Leader(l) => Some(l.phase1.ballot),
         }
     }
 
-    /// The slots open when this leader took over (0 if not leading).
+    /// The slots reported open to this leader (0 if not leading).
     pub fn recovered_through(&self) -> Slot {
         match &self.role {
             Role::Leader(l) => l.recovered_through,
             _ => 0,
+        }
+    }
+
+    /// True if this leader holds reports of every slot >= `slot` from a quorum of `m`'s
+    /// voters (false if not leading).
+    pub fn covers(&self, m: &Membership, slot: Slot) -> bool {
+        match &self.role {
+            Role::Leader(l) => l.phase1.covers(m, slot),
+            _ => false,
         }
     }
 
@@ -180,21 +300,39 @@ impl Proposer {
         true
     }
 
-    /// True if a recovered slot or a command waits and the window has room.
-    pub fn can_fill(&self, config: &Config, commit: Slot) -> bool {
-        match &self.role {
-            Role::Leader(l) => {
-                let waiting = l.next_slot <= l.recovered_through || !self.queue.is_empty();
-                waiting && window_room(config, l, commit)
-            }
-            _ => false,
+    /// Queues a membership change; false if one already waits.
+    pub fn enqueue_change(&mut self, change: Change) -> bool {
+        if self.change.is_some() {
+            return false;
         }
+        self.change = Some(change);
+        true
+    }
+
+    /// True if `fill_window` has something to do: a slot to fill and room in the window,
+    /// or voters of the next slot's membership still to ask.
+    pub fn can_fill(&self, config: &Config, memberships: &Memberships, commit: Slot) -> bool {
+        let Role::Leader(l) = &self.role else {
+            return false;
+        };
+        if !window_room(config, l, commit) {
+            return false;
+        }
+        let m = memberships.for_slot(l.next_slot);
+        if !l.phase1.covers(m, l.next_slot) {
+            return !l.phase1.asked_all(m);
+        }
+        l.next_slot <= l.recovered_through
+            || self.change.is_some()
+            || !self.queue.is_empty()
+            || memberships.latest().active_from > l.next_slot
     }
 
     /// Becomes a follower; returns the queued commands (with their origins), which were
-    /// never put in a slot and never will be.
+    /// never put in a slot and never will be. A queued membership change is dropped too.
     pub fn step_down(&mut self) -> Vec<(NodeId, Bytes)> {
         self.role = Role::Follower;
+        self.change = None;
         self.queue.drain(..).collect()
     }
 
@@ -206,11 +344,12 @@ impl Proposer {
         }
     }
 
-    /// Starts phase 1 for every slot >= from; returns the new ballot, which the caller
-    /// must make durable in the same Ready (before the Prepares leave).
+    /// Starts phase 1 for every slot >= from, asking the voters of `m` (the membership
+    /// of `from`); returns the new ballot, which the caller must make durable in the same
+    /// Ready (before the Prepares leave).
     pub fn start_phase1(
         &mut self,
-        config: &Config,
+        m: &Membership,
         now: u64,
         from: Slot,
         out: &mut Ready,
@@ -220,115 +359,80 @@ impl Proposer {
             node: self.id,
         };
         self.max_seen = ballot;
-        for &m in &config.members {
-            out.send.push((m, Message::Prepare { ballot, from }));
-        }
-        self.role = Role::Candidate(Candidate {
+        let mut phase1 = Phase1 {
             ballot,
-            from,
-            progress: vec![Progress::None; config.members.len()],
+            reports: BTreeMap::new(),
             recovered: BTreeMap::new(),
             sent_at: now,
-        });
+        };
+        for &v in &m.voters {
+            phase1.ask(v, from, out);
+        }
+        self.role = Role::Candidate(Candidate { phase1, from });
         ballot
     }
 
-    /// Phase 1b arrived from `from`: one chunk of its report. A chunk that is not the
-    /// next one expected from that member (another campaign's, a duplicate, a stale one)
-    /// is ignored; a partial one is followed up with a Prepare for the next chunk.
+    /// Phase 1b arrived from `from`: one chunk of its report, for a candidate (elected
+    /// once a quorum of `m`, the membership of its `from`, and this node reported every
+    /// slot from there on) or for a leader asking a later membership's voters.
     pub fn on_promise(
         &mut self,
-        config: &Config,
+        memberships: &Memberships,
         from: NodeId,
         report: Report,
         out: &mut Ready,
     ) -> PromiseOutcome {
-        let Role::Candidate(c) = &mut self.role else {
-            return PromiseOutcome::Waiting;
-        };
-        let Some(i) = config.members.iter().position(|&m| m == from) else {
-            return PromiseOutcome::Waiting;
-        };
-        let expected = match c.progress[i] {
-            Progress::None => c.from,
-            Progress::Partial(t) => t + 1,
-            Progress::Complete => return PromiseOutcome::Waiting,
-        };
-        // A promise for another campaign (another ballot, or this ballot's Prepare with
-        // another `from`) does not vouch for the slots this one needs.
-        if report.ballot != c.ballot || report.from != expected {
-            return PromiseOutcome::Waiting;
-        }
-        if report.compacted_through >= c.from {
-            return PromiseOutcome::Behind;
-        }
-        let mut last = None;
-        for (slot, b, v) in report.accepted {
-            last = Some(slot);
-            if slot < c.from || b > c.ballot {
-                continue;
-            }
-            match c.recovered.get(&slot) {
-                Some((have, _)) if *have >= b => {}
-                _ => {
-                    c.recovered.insert(slot, (b, v));
+        match &mut self.role {
+            Role::Follower => PromiseOutcome::Waiting,
+            Role::Candidate(c) => {
+                if c.phase1.on_report(from, report, c.from, out).is_err() {
+                    return PromiseOutcome::Behind;
+                }
+                let m = memberships.for_slot(c.from);
+                let own = c.phase1.complete_from(self.id, c.from);
+                if own && c.phase1.covers(m, c.from) {
+                    PromiseOutcome::Elected
+                } else {
+                    PromiseOutcome::Waiting
                 }
             }
-        }
-        c.progress[i] = match report.through {
-            // A partial chunk must end at its last slot, after `expected`: else it is
-            // malformed and the member is asked again from the same point.
-            Some(t) if t >= expected && last == Some(t) => Progress::Partial(t),
-            Some(_) => c.progress[i],
-            None => Progress::Complete,
-        };
-        if let Some(next) = c.prepare_for(i) {
-            out.send.push((from, next));
-        }
-        let complete = |i: usize| c.progress.get(i) == Some(&Progress::Complete);
-        let own = config.members.iter().position(|&m| m == self.id);
-        let quorum = (0..c.progress.len()).filter(|&i| complete(i)).count() >= config.quorum();
-        if quorum && own.is_some_and(complete) {
-            PromiseOutcome::Elected
-        } else {
-            PromiseOutcome::Waiting
+            Role::Leader(l) => {
+                if l.phase1.on_report(from, report, l.next_slot, out).is_err() {
+                    return PromiseOutcome::Behind;
+                }
+                let last = l.phase1.recovered.keys().next_back().copied();
+                l.recovered_through = l.recovered_through.max(last.unwrap_or(0));
+                PromiseOutcome::Waiting
+            }
         }
     }
 
     /// Phase 1 done: phase 2 starts. The recovered slots (highest-ballot value, or Noop
     /// for a gap) are re-proposed through the window by `fill_window`, before any command.
     pub fn become_leader(&mut self, commit: Slot) {
-        let Role::Candidate(c) = std::mem::replace(&mut self.role, Role::Follower) else {
+        let Role::Candidate(mut c) = std::mem::replace(&mut self.role, Role::Follower) else {
             return;
         };
         let first = c.from.max(commit + 1);
-        let last = c
-            .recovered
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(0)
-            .max(commit);
-        let recovered = c
-            .recovered
-            .into_iter()
-            .filter(|(s, _)| *s >= first)
-            .map(|(s, (_, v))| (s, v))
-            .collect();
+        c.phase1.recovered.retain(|s, _| *s >= first);
+        let last = c.phase1.recovered.keys().next_back().copied();
         self.role = Role::Leader(Leader {
-            ballot: c.ballot,
+            phase1: c.phase1,
             next_slot: first,
-            recovered_through: last,
-            recovered,
+            recovered_through: last.unwrap_or(0).max(commit),
             in_flight: BTreeMap::new(),
         });
     }
 
-    /// While the window has room: re-proposes the next recovered slot (skipping slots
-    /// `is_chosen` already knows), then packs queued commands into new slots.
+    /// While the window has room: asks the voters of the next slot's membership if a
+    /// quorum of them has not reported (and proposes nothing until one has), re-proposes
+    /// the next recovered slot (skipping slots `is_chosen` already knows), then a queued
+    /// membership change, then packs queued commands into new slots, then `Noop`s while
+    /// a chosen change waits to take effect.
     pub fn fill_window(
         &mut self,
         config: &Config,
+        memberships: &Memberships,
         now: u64,
         commit: Slot,
         is_chosen: impl Fn(Slot) -> bool,
@@ -337,56 +441,47 @@ impl Proposer {
         let Role::Leader(l) = &mut self.role else {
             return;
         };
-        while l.next_slot <= l.recovered_through && window_room(config, l, commit) {
+        while window_room(config, l, commit) {
             let slot = l.next_slot;
-            l.next_slot += 1;
-            let value = l.recovered.remove(&slot).unwrap_or(Value::Noop);
-            if is_chosen(slot) {
-                continue;
+            let m = memberships.for_slot(slot);
+            if !l.phase1.covers(m, slot) {
+                for &v in &m.voters {
+                    l.phase1.ask(v, slot, out);
+                }
+                return;
             }
-            send_accepts(config, l.ballot, slot, &value, commit, 0, out);
+            let value = if slot <= l.recovered_through {
+                let recovered = l.phase1.recovered.remove(&slot);
+                if is_chosen(slot) {
+                    l.next_slot += 1;
+                    continue;
+                }
+                recovered.map_or(Value::Noop, |(_, v)| v)
+            } else if let Some(change) = self.change.take() {
+                Value::Reconfigure(change)
+            } else if !self.queue.is_empty() {
+                Value::Batch(take_batch(config, &mut self.queue))
+            } else if memberships.latest().active_from > slot {
+                Value::Noop
+            } else {
+                return;
+            };
+            l.next_slot += 1;
             let f = InFlight {
                 value,
-                acks: 0,
+                voters: m.voters.clone(),
+                acks: Vec::new(),
                 sent_at: now,
             };
+            send_accepts(l.phase1.ballot, slot, &f, commit, out);
             l.in_flight.insert(slot, f);
-        }
-        if l.next_slot <= l.recovered_through {
-            return;
-        }
-        while !self.queue.is_empty() && window_room(config, l, commit) {
-            let mut batch = Vec::new();
-            let mut bytes = 0usize;
-            while let Some((_, next)) = self.queue.front() {
-                let fits = bytes + next.len() <= config.batch_bytes_max;
-                if batch.len() >= config.batch_commands_max || (!batch.is_empty() && !fits) {
-                    break;
-                }
-                bytes += next.len();
-                if let Some((_, c)) = self.queue.pop_front() {
-                    batch.push(c);
-                }
-            }
-            let slot = l.next_slot;
-            l.next_slot += 1;
-            let value = Value::Batch(batch);
-            send_accepts(config, l.ballot, slot, &value, commit, 0, out);
-            l.in_flight.insert(
-                slot,
-                InFlight {
-                    value,
-                    acks: 0,
-                    sent_at: now,
-                },
-            );
         }
     }
 
-    /// Phase 2b arrived; returns the slot and value if it is now chosen.
+    /// Phase 2b arrived; returns the slot and value if it is now chosen (by a quorum of
+    /// the slot's own voters).
     pub fn on_accepted(
         &mut self,
-        config: &Config,
         from: NodeId,
         ballot: Ballot,
         slot: Slot,
@@ -394,13 +489,14 @@ impl Proposer {
         let Role::Leader(l) = &mut self.role else {
             return None;
         };
-        let bit = config.member_bit(from)?;
-        if ballot != l.ballot {
+        if ballot != l.phase1.ballot {
             return None;
         }
         let f = l.in_flight.get_mut(&slot)?;
-        f.acks |= bit;
-        if f.acks.count_ones() as usize >= config.quorum() {
+        if f.voters.contains(&from) && !f.acks.contains(&from) {
+            f.acks.push(from);
+        }
+        if f.chosen() {
             return l.in_flight.remove(&slot).map(|f| (slot, f.value));
         }
         None
@@ -408,32 +504,27 @@ impl Proposer {
 
     /// Resends unanswered prepares and accepts sent at least `after_ticks` ago; drops
     /// in-flight slots already known chosen (at or below `commit`).
-    pub fn retransmit(
-        &mut self,
-        config: &Config,
-        now: u64,
-        after_ticks: u64,
-        commit: Slot,
-        out: &mut Ready,
-    ) {
-        match &mut self.role {
-            Role::Follower => {}
-            Role::Candidate(c) => {
-                if now >= c.sent_at + after_ticks {
-                    c.sent_at = now;
-                    for (i, &m) in config.members.iter().enumerate() {
-                        if let Some(msg) = c.prepare_for(i) {
-                            out.send.push((m, msg));
-                        }
+    pub fn retransmit(&mut self, now: u64, after_ticks: u64, commit: Slot, out: &mut Ready) {
+        let resend_prepares = |p: &mut Phase1, out: &mut Ready| {
+            if now >= p.sent_at + after_ticks {
+                p.sent_at = now;
+                for &node in p.reports.keys() {
+                    if let Some(msg) = p.prepare_for(node) {
+                        out.send.push((node, msg));
                     }
                 }
             }
+        };
+        match &mut self.role {
+            Role::Follower => {}
+            Role::Candidate(c) => resend_prepares(&mut c.phase1, out),
             Role::Leader(l) => {
+                resend_prepares(&mut l.phase1, out);
                 l.in_flight.retain(|&s, _| s > commit);
                 for (&slot, f) in &mut l.in_flight {
                     if now >= f.sent_at + after_ticks {
                         f.sent_at = now;
-                        send_accepts(config, l.ballot, slot, &f.value, commit, f.acks, out);
+                        send_accepts(l.phase1.ballot, slot, f, commit, out);
                     }
                 }
             }
@@ -441,30 +532,39 @@ impl Proposer {
     }
 }
 
+/// Takes the next batch of queued commands (at least one).
+fn take_batch(config: &Config, queue: &mut VecDeque<(NodeId, Bytes)>) -> Vec<Bytes> {
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    while let Some((_, next)) = queue.front() {
+        let fits = bytes + next.len() <= config.batch_bytes_max;
+        if batch.len() >= config.batch_commands_max || (!batch.is_empty() && !fits) {
+            break;
+        }
+        bytes += next.len();
+        if let Some((_, c)) = queue.pop_front() {
+            batch.push(c);
+        }
+    }
+    batch
+}
+
 /// True if the leader may open another slot: at most window_slots_max past the commit.
 fn window_room(config: &Config, l: &Leader, commit: Slot) -> bool {
     (l.next_slot - 1).saturating_sub(commit) < config.window_slots_max
 }
 
-/// Sends `Accept` for one slot to every member not in `skip` (a bit set).
-fn send_accepts(
-    config: &Config,
-    ballot: Ballot,
-    slot: Slot,
-    value: &Value,
-    commit: Slot,
-    skip: u64,
-    out: &mut Ready,
-) {
-    for (i, &m) in config.members.iter().enumerate() {
-        if skip & (1 << i) == 0 {
+/// Sends `Accept` for one slot to each of its voters that has not accepted it yet.
+fn send_accepts(ballot: Ballot, slot: Slot, f: &InFlight, commit: Slot, out: &mut Ready) {
+    for &v in &f.voters {
+        if !f.acks.contains(&v) {
             let msg = Message::Accept {
                 ballot,
                 slot,
-                value: value.clone(),
+                value: f.value.clone(),
                 commit,
             };
-            out.send.push((m, msg));
+            out.send.push((v, msg));
         }
     }
 }

@@ -35,7 +35,10 @@ impl Cluster {
             .map(|id| {
                 let mut c = config(id, n);
                 tweak(&mut c);
-                Core::new(c, DurableState::default(), u64::from(id))
+                {
+                    let g = c.genesis();
+                    Core::new(c, DurableState::default(), g, u64::from(id))
+                }
             })
             .collect();
         Cluster {
@@ -55,7 +58,7 @@ impl Cluster {
         let i = id as usize - 1;
         let n = self.cores.len() as u32;
         let durable = self.durable[i].clone();
-        self.cores[i] = Core::new(config(id, n), durable, incarnation);
+        self.cores[i] = Core::new(config(id, n), durable, config(id, n).genesis(), incarnation);
         self.delivered[i].clear();
         self.down.retain(|&d| d != id);
     }
@@ -157,7 +160,7 @@ fn commands(delivered: &[(Slot, Value)]) -> Vec<Bytes> {
     delivered
         .iter()
         .flat_map(|(_, v)| match v {
-            Value::Noop => Vec::new(),
+            Value::Noop | Value::Reconfigure(_) => Vec::new(),
             Value::Batch(cs) => cs.clone(),
         })
         .collect()
@@ -200,7 +203,12 @@ fn a_follower_learns_the_commit_of_its_forwarded_command_without_a_heartbeat() {
 
 #[test]
 fn a_commit_in_a_ballot_the_follower_did_not_accept_in_is_fetched_not_trusted() {
-    let mut f = Core::new(config(1, 3), DurableState::default(), 1);
+    let mut f = Core::new(
+        config(1, 3),
+        DurableState::default(),
+        config(1, 3).genesis(),
+        1,
+    );
     let old = Ballot { round: 1, node: 3 };
     let new = Ballot { round: 2, node: 3 };
     let stale = Value::Batch(vec![cmd(1)]);
@@ -235,7 +243,12 @@ fn a_commit_in_a_ballot_the_follower_did_not_accept_in_is_fetched_not_trusted() 
 /// was scanned already (the scan does not revisit slots below what it checked).
 #[test]
 fn an_accept_for_a_slot_already_committed_is_learnt_on_arrival() {
-    let mut f = Core::new(config(1, 3), DurableState::default(), 1);
+    let mut f = Core::new(
+        config(1, 3),
+        DurableState::default(),
+        config(1, 3).genesis(),
+        1,
+    );
     let b = Ballot { round: 1, node: 3 };
     let accept = |slot, commit| Message::Accept {
         ballot: b,
@@ -272,7 +285,12 @@ fn an_accept_for_a_slot_already_committed_is_learnt_on_arrival() {
 /// under load spent its CPU on it and never caught up).
 #[test]
 fn a_follower_stuck_behind_a_gap_checks_each_accepted_slot_once() {
-    let mut f = Core::new(config(1, 3), DurableState::default(), 1);
+    let mut f = Core::new(
+        config(1, 3),
+        DurableState::default(),
+        config(1, 3).genesis(),
+        1,
+    );
     let b = Ballot { round: 1, node: 3 };
     let slots = 2_000u64;
     for slot in 2..=slots + 1 {
@@ -359,7 +377,7 @@ fn a_restarted_node_keeps_its_promise_and_uses_a_higher_ballot() {
         promised,
         ..DurableState::default()
     };
-    let mut core = Core::new(config(3, 3), durable, 1);
+    let mut core = Core::new(config(3, 3), durable, config(3, 3).genesis(), 1);
     let r = start_campaign(&mut core, 1);
     let ballot = r.send.iter().find_map(|(_, m)| match m {
         Message::Prepare { ballot, .. } => Some(*ballot),
@@ -396,7 +414,7 @@ fn new_leader_reproposes_the_highest_ballot_value_and_fills_gaps_with_noop() {
         promised: high,
         ..DurableState::default()
     };
-    let mut core = Core::new(config(3, 3), durable, 1);
+    let mut core = Core::new(config(3, 3), durable, config(3, 3).genesis(), 1);
     start_campaign(&mut core, 1);
     let ballot = Ballot { round: 3, node: 3 };
     let reply = Message::Promise {
@@ -533,7 +551,7 @@ fn a_node_behind_the_compaction_point_gets_a_snapshot() {
     c.down.clear();
     c.tick(10);
     assert!(c.snapshots.iter().any(|&(_, asker)| asker == 1));
-    c.core(1).install_snapshot(4);
+    c.core(1).install_snapshot(4, config(1, 3).genesis());
     c.tick(6);
     let d = &c.delivered[0];
     assert_eq!(d.last().map(|(s, _)| *s), Some(5));
@@ -552,7 +570,7 @@ fn a_promise_answering_another_from_does_not_count() {
         promised: Ballot { round: 7, node: 2 },
         ..DurableState::default()
     };
-    let mut core = Core::new(config(3, 3), durable, 1);
+    let mut core = Core::new(config(3, 3), durable, config(3, 3).genesis(), 1);
     let r = start_campaign(&mut core, 1);
     let (ballot, from) = r
         .send

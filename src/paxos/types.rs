@@ -45,12 +45,28 @@ impl std::fmt::Display for Ballot {
 pub const VALUE_OVERHEAD_BYTES: usize = 16;
 
 /// What a slot holds. Commands are opaque bytes; `Noop` fills a gap a new leader found.
+/// New variants go at the end: the acceptor log stores values by variant index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Value {
     /// Fills a slot no earlier ballot is known to have used.
     Noop,
     /// One or more client commands, applied in order.
     Batch(Vec<Bytes>),
+    /// A change of the members (see `membership.rs`): chosen at slot j, it governs the
+    /// slots from j + the delay on, if it still applies to the membership it names.
+    Reconfigure(Change),
+}
+
+/// A new set of members, as a leader proposes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The `id` of the membership this one replaces: the change is void if another
+    /// change was chosen first (compare-and-set, so changes never interleave).
+    pub base: Slot,
+    /// The members whose acceptors form the quorums (at most one differs from `base`'s).
+    pub voters: Vec<NodeId>,
+    /// Members that follow the log without voting (catching up before a promotion).
+    pub learners: Vec<NodeId>,
 }
 
 impl Value {
@@ -62,13 +78,16 @@ impl Value {
             Value::Batch(commands) => commands.iter().fold(VALUE_OVERHEAD_BYTES, |n, c| {
                 n + c.len() + VALUE_OVERHEAD_BYTES
             }),
+            Value::Reconfigure(c) => {
+                VALUE_OVERHEAD_BYTES + 5 * (c.voters.len() + c.learners.len()) + 9
+            }
         }
     }
 
     /// Number of commands in the value.
     pub fn commands(&self) -> usize {
         match self {
-            Value::Noop => 0,
+            Value::Noop | Value::Reconfigure(_) => 0,
             Value::Batch(commands) => commands.len(),
         }
     }
@@ -202,6 +221,8 @@ pub struct Status {
     pub delivered_index: Slot,
     /// Peers and whether the failure detector trusts them (this node excluded).
     pub peers_healthy: Vec<(NodeId, bool)>,
+    /// The newest membership this node knows (it may not govern any slot yet).
+    pub membership: super::membership::Membership,
 }
 
 /// Why `propose` refused a command.

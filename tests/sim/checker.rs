@@ -135,6 +135,10 @@ impl Checker {
 pub fn show(v: &Value) -> String {
     match v {
         Value::Noop => "noop".into(),
+        Value::Reconfigure(c) => format!(
+            "reconfigure(base {}, voters {:?}, learners {:?})",
+            c.base, c.voters, c.learners
+        ),
         Value::Batch(cs) => {
             let ids: Vec<String> = cs
                 .iter()

@@ -669,7 +669,7 @@ impl Sim {
             node.log = log;
             node.disk.checkpoint(through as u64)?;
             if let Some(core) = node.core.as_mut() {
-                core.install_snapshot(through as u64);
+                core.install_snapshot(through as u64, self.params.config(1).genesis());
             }
             self.log(|| format!("snapshot n{donor}->n{receiver} through {through}"));
             self.drain(r)?;
@@ -849,12 +849,17 @@ impl Sim {
 /// an incarnation number distinct per start (the node draws a random one).
 fn new_core(params: &Params, id: NodeId, disk: &Disk, seed: u64, incarnation: u64) -> Core {
     let incarnation = seed.rotate_left(17) ^ (u64::from(id) << 48) ^ incarnation;
-    Core::new(params.config(id), disk.state.clone(), incarnation)
+    Core::new(
+        params.config(id),
+        disk.state.clone(),
+        params.config(id).genesis(),
+        incarnation,
+    )
 }
 
 fn commands(value: &Value) -> Vec<u64> {
     match value {
-        Value::Noop => Vec::new(),
+        Value::Noop | Value::Reconfigure(_) => Vec::new(),
         Value::Batch(cs) => cs
             .iter()
             .filter_map(|c| c.get(..8))
