@@ -131,17 +131,22 @@ fn simulated_clusters_stay_safe_and_live() {
     // SIM_KEEP_GOING=1 runs every seed and tallies failures by check (for measuring
     // teeth: how many seeds find a breakage, and the first one per check).
     let keep_going = env_u64("SIM_KEEP_GOING").is_some_and(|v| v != 0);
-    let (mut commands, mut slots) = (0u64, 0u64);
+    let (mut commands, mut slots, mut changes) = (0u64, 0u64, 0usize);
     let mut failures: std::collections::BTreeMap<String, (u64, u64, String)> = Default::default();
     for seed in first..first + seeds {
         let result = Sim::new(seed, false).and_then(|mut sim| {
             sim.run()?;
-            Ok((sim.checker.created, sim.checker.max_delivered))
+            Ok((
+                sim.checker.created,
+                sim.checker.max_delivered,
+                sim.checker.voters.changes(),
+            ))
         });
         match result {
-            Ok((c, s)) => {
+            Ok((c, s, m)) => {
                 commands += c;
                 slots += s;
+                changes += m;
             }
             Err(why) if keep_going => {
                 let check = why.split(':').next().unwrap_or("?").to_string();
@@ -157,5 +162,8 @@ fn simulated_clusters_stay_safe_and_live() {
         }
         panic!("{} checks failed", failures.len());
     }
-    println!("{seeds} seeds passed ({commands} commands, {slots} slots chosen)");
+    println!(
+        "{seeds} seeds passed ({commands} commands, {slots} slots chosen, {changes} membership \
+         changes)"
+    );
 }

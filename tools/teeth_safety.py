@@ -24,7 +24,7 @@ cases = [
   "for (&slot, (b, v)) in self.state.accepted.range(from.max(1)..) {||accepted.push((slot, *b, v.clone()));",
   "for (&slot, (_b, v)) in self.state.accepted.range(from.max(1)..) {||accepted.push((slot, ballot, v.clone()));"),
  ("read index answered without a quorum round", "src/paxos/read_index.rs",
-  "if votes < config.quorum() {", "if votes < 1 {"),
+  "if votes <= front.voters.len() / 2 {", "if votes < 1 {"),
  ("candidate counts its own promise at once, no Prepare to itself (expected: no failure, promise_own)",
   "src/paxos/core.rs",
   "            // Durable before the Prepares leave (same Ready): see `promise_own`.\n"
@@ -36,6 +36,17 @@ cases = [
   "            let limits = (self.config.promise_slots_max, self.config.promise_bytes_max);\n"
   "            let own = self.acceptor.on_prepare(ballot, from, limits, &mut self.out);\n"
   "            self.step(me, own);\n        }"),
+ ("a leader proposes in a later membership's slots without its voters' promises",
+  "src/paxos/proposer.rs",
+  "            if !l.phase1.covers(m, slot) {\n                for &v in &m.voters {",
+  "            if false {\n                for &v in &m.voters {"),
+ ("a slot is sent to and counted by the oldest membership held, not its own",
+  "src/paxos/proposer.rs",
+  "                voters: m.voters.clone(),\n                acks: Vec::new(),",
+  "                voters: memberships.all()[0].voters.clone(),\n                acks: Vec::new(),"),
+ ("a change governs from the slot after it (no delay)", "src/paxos/membership.rs",
+  "            active_from: slot.saturating_add(self.delay),",
+  "            active_from: slot.saturating_add(1),"),
 ]
 seeds = os.environ.get("SEEDS", "2000")
 only = sys.argv[1:]

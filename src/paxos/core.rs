@@ -202,7 +202,11 @@ impl Core {
     /// of each slot's own voters, not on who may speak; the transport admits only members.
     pub fn step(&mut self, from: NodeId, msg: Message) {
         if from != 0 {
+            let commit = self.learner.delivered();
             self.step_message(from, msg);
+            if self.learner.delivered() != commit {
+                self.recheck_candidacy();
+            }
             self.sync_peers();
         }
     }
@@ -588,7 +592,9 @@ impl Core {
             return Some(self.config.id);
         }
         let hint = self.leader_hint?;
-        let alive = hint.node != self.config.id && !self.detector.suspects(hint.node);
+        // A node outside the memberships is no peer and never suspected: not alive either
+        // (a leader removed from the members, gone before it said it stepped down).
+        let alive = hint.node != self.config.id && self.detector.trusts(hint.node);
         alive.then_some(hint.node)
     }
 
@@ -628,10 +634,14 @@ impl Core {
 
     fn on_promise(&mut self, from: NodeId, report: Report) {
         let compacted = report.compacted_through;
-        match self
-            .proposer
-            .on_promise(self.learner.memberships(), from, report, &mut self.out)
-        {
+        let commit = self.learner.delivered();
+        match self.proposer.on_promise(
+            self.learner.memberships(),
+            commit,
+            from,
+            report,
+            &mut self.out,
+        ) {
             PromiseOutcome::Waiting => {}
             PromiseOutcome::Behind => {
                 // The promiser applied slots we still need: fetch them (a snapshot), then
@@ -650,11 +660,27 @@ impl Core {
                     self.out.send.push((to, msg));
                 }
             }
-            PromiseOutcome::Elected => {
-                self.proposer.become_leader(self.learner.delivered());
-                self.leader_hint = self.proposer.leading();
-                self.fill_window();
-            }
+            PromiseOutcome::Elected => self.lead(),
+        }
+    }
+
+    /// Phase 1 is done: lead, and propose what waits.
+    fn lead(&mut self) {
+        self.proposer.become_leader(self.learner.delivered());
+        self.leader_hint = self.proposer.leading();
+        self.fill_window();
+    }
+
+    /// A candidate whose commit index moved (it learned chosen slots while campaigning)
+    /// may now need other voters, or already have enough: see `Proposer::try_elect`.
+    fn recheck_candidacy(&mut self) {
+        if !self.proposer.is_candidate() {
+            return;
+        }
+        let commit = self.learner.delivered();
+        let ms = self.learner.memberships();
+        if self.proposer.try_elect(ms, commit, &mut self.out) {
+            self.lead();
         }
     }
 
@@ -712,7 +738,7 @@ impl Core {
             return Some(self.config.id);
         }
         let hint = self.leader_hint?;
-        (hint.node != self.config.id && !self.detector.suspects(hint.node)).then_some(hint.node)
+        (hint.node != self.config.id && self.detector.trusts(hint.node)).then_some(hint.node)
     }
 
     /// Asks the peers whether they would follow this node before it campaigns (a new

@@ -150,6 +150,7 @@ impl Detector {
     }
 
     /// True if `node` is a peer this node currently suspects.
+    #[cfg(test)]
     pub fn suspects(&self, node: NodeId) -> bool {
         self.peers.iter().any(|p| p.id == node && p.suspected)
     }

@@ -23,4 +23,6 @@ pub use self::types::{
 };
 
 #[cfg(test)]
+mod membership_tests;
+#[cfg(test)]
 mod tests;

@@ -372,12 +372,12 @@ impl Proposer {
         ballot
     }
 
-    /// Phase 1b arrived from `from`: one chunk of its report, for a candidate (elected
-    /// once a quorum of `m`, the membership of its `from`, and this node reported every
-    /// slot from there on) or for a leader asking a later membership's voters.
+    /// Phase 1b arrived from `from`: one chunk of its report, for a candidate (see
+    /// `try_elect`) or for a leader asking a later membership's voters.
     pub fn on_promise(
         &mut self,
         memberships: &Memberships,
+        commit: Slot,
         from: NodeId,
         report: Report,
         out: &mut Ready,
@@ -388,9 +388,7 @@ impl Proposer {
                 if c.phase1.on_report(from, report, c.from, out).is_err() {
                     return PromiseOutcome::Behind;
                 }
-                let m = memberships.for_slot(c.from);
-                let own = c.phase1.complete_from(self.id, c.from);
-                if own && c.phase1.covers(m, c.from) {
+                if self.try_elect(memberships, commit, out) {
                     PromiseOutcome::Elected
                 } else {
                     PromiseOutcome::Waiting
@@ -405,6 +403,28 @@ impl Proposer {
                 PromiseOutcome::Waiting
             }
         }
+    }
+
+    /// True if this candidate may lead: a quorum of the voters of its first slot, and
+    /// itself, reported every slot from there on. The first slot is the one after both
+    /// its `from` and the commit index: a candidate that learns chosen slots while it
+    /// campaigns may reach a later membership, whose voters it asks now (from that slot:
+    /// the slots below are chosen and known).
+    pub fn try_elect(&mut self, memberships: &Memberships, commit: Slot, out: &mut Ready) -> bool {
+        let Role::Candidate(c) = &mut self.role else {
+            return false;
+        };
+        let first = c.from.max(commit + 1);
+        let m = memberships.for_slot(first);
+        for &v in &m.voters {
+            c.phase1.ask(v, first, out);
+        }
+        c.phase1.complete_from(self.id, first) && c.phase1.covers(m, first)
+    }
+
+    /// True while phase 1 of a campaign runs.
+    pub fn is_candidate(&self) -> bool {
+        matches!(self.role, Role::Candidate(_))
     }
 
     /// Phase 1 done: phase 2 starts. The recovered slots (highest-ballot value, or Noop

@@ -8,21 +8,23 @@ use bytes::Bytes;
 use super::*;
 
 /// Cores wired by a lossless FIFO network; each Ready is persisted, then sent.
-struct Cluster {
-    cores: Vec<Core>,
+pub(super) struct Cluster {
+    pub(super) cores: Vec<Core>,
     durable: Vec<DurableState>,
-    queue: VecDeque<(NodeId, NodeId, Message)>,
-    delivered: Vec<Vec<(Slot, Value)>>,
-    reads: Vec<Vec<(u64, Option<Slot>)>>,
+    pub(super) queue: VecDeque<(NodeId, NodeId, Message)>,
+    pub(super) delivered: Vec<Vec<(Slot, Value)>>,
+    pub(super) reads: Vec<Vec<(u64, Option<Slot>)>>,
     /// (asked node, asker) from Ready.snapshot_needed.
     snapshots: Vec<(NodeId, NodeId)>,
     /// Messages to these nodes are dropped.
-    down: Vec<NodeId>,
+    pub(super) down: Vec<NodeId>,
+    /// Nodes 1..=first are the first membership's voters; the rest start outside it.
+    first: u32,
     /// Per node, the proposals its Readys reported dropped (never to be chosen).
     dropped: Vec<Vec<Bytes>>,
 }
 
-fn config(id: NodeId, n: u32) -> Config {
+pub(super) fn config(id: NodeId, n: u32) -> Config {
     let mut c = Config::new(id, (1..=n).collect());
     c.heartbeat_ticks = 2;
     c.suspect_ticks = 6;
@@ -30,8 +32,14 @@ fn config(id: NodeId, n: u32) -> Config {
 }
 
 impl Cluster {
-    fn new(n: u32, tweak: impl Fn(&mut Config)) -> Cluster {
-        let cores = (1..=n)
+    pub(super) fn new(n: u32, tweak: impl Fn(&mut Config)) -> Cluster {
+        Cluster::with_spares(n, 0, tweak)
+    }
+
+    /// `n` voters and `spares` more nodes (ids n + 1..) that start outside the membership.
+    pub(super) fn with_spares(n: u32, spares: u32, tweak: impl Fn(&mut Config)) -> Cluster {
+        let all = n + spares;
+        let cores = (1..=all)
             .map(|id| {
                 let mut c = config(id, n);
                 tweak(&mut c);
@@ -43,32 +51,33 @@ impl Cluster {
             .collect();
         Cluster {
             cores,
-            durable: vec![DurableState::default(); n as usize],
+            durable: vec![DurableState::default(); all as usize],
             queue: VecDeque::new(),
-            delivered: vec![Vec::new(); n as usize],
-            reads: vec![Vec::new(); n as usize],
+            delivered: vec![Vec::new(); all as usize],
+            reads: vec![Vec::new(); all as usize],
             snapshots: Vec::new(),
             down: Vec::new(),
-            dropped: vec![Vec::new(); n as usize],
+            dropped: vec![Vec::new(); all as usize],
+            first: n,
         }
     }
 
     /// Node `id` restarts from what it persisted, as incarnation `incarnation`.
     fn restart(&mut self, id: NodeId, incarnation: u64) {
         let i = id as usize - 1;
-        let n = self.cores.len() as u32;
+        let n = self.first;
         let durable = self.durable[i].clone();
         self.cores[i] = Core::new(config(id, n), durable, config(id, n).genesis(), incarnation);
         self.delivered[i].clear();
         self.down.retain(|&d| d != id);
     }
 
-    fn core(&mut self, id: NodeId) -> &mut Core {
+    pub(super) fn core(&mut self, id: NodeId) -> &mut Core {
         &mut self.cores[id as usize - 1]
     }
 
     /// Runs every Ready and message until nothing moves.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         for _ in 0..10_000 {
             let mut moved = false;
             for i in 0..self.cores.len() {
@@ -103,7 +112,7 @@ impl Cluster {
         panic!("cluster did not settle");
     }
 
-    fn tick(&mut self, ticks: u32) {
+    pub(super) fn tick(&mut self, ticks: u32) {
         for _ in 0..ticks {
             for i in 0..self.cores.len() {
                 if !self.down.contains(&(i as NodeId + 1)) {
@@ -114,7 +123,7 @@ impl Cluster {
         }
     }
 
-    fn leader(&self) -> Option<NodeId> {
+    pub(super) fn leader(&self) -> Option<NodeId> {
         self.cores
             .iter()
             .find(|c| c.status().is_leader)
@@ -124,11 +133,11 @@ impl Cluster {
 
 /// Ticks after start-up by which a healthy cluster has a leader: one suspicion timeout
 /// of waiting to hear an existing leader, then a pre-vote and phase 1.
-const ELECTED_BY: u32 = 8;
+pub(super) const ELECTED_BY: u32 = 8;
 
 /// Makes a lone core campaign: waits out its start-up quiet time, grants its pre-vote on
 /// behalf of `peer`, and returns the Ready with its Prepares.
-fn start_campaign(core: &mut Core, peer: NodeId) -> Ready {
+pub(super) fn start_campaign(core: &mut Core, peer: NodeId) -> Ready {
     let mut asked = None;
     for _ in 0..=ELECTED_BY {
         core.tick();
@@ -152,11 +161,11 @@ fn start_campaign(core: &mut Core, peer: NodeId) -> Ready {
     core.ready()
 }
 
-fn cmd(i: u32) -> Bytes {
+pub(super) fn cmd(i: u32) -> Bytes {
     Bytes::from(i.to_le_bytes().to_vec())
 }
 
-fn commands(delivered: &[(Slot, Value)]) -> Vec<Bytes> {
+pub(super) fn commands(delivered: &[(Slot, Value)]) -> Vec<Bytes> {
     delivered
         .iter()
         .flat_map(|(_, v)| match v {

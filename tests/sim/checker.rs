@@ -8,17 +8,24 @@
 //!   reported it dropped (never to be chosen: its caller is told "not applied"); clients
 //!   re-propose commands that seem lost; the node layer dedupes by envelope, the checker
 //!   by id;
-//! - read index: an answer is >= every slot delivered anywhere before the read was asked.
+//! - read index: an answer is >= every slot delivered anywhere before the read was asked;
+//! - quorum: when a slot is first delivered anywhere, a majority of that slot's voters
+//!   (as `voters.rs` replays the memberships from the chosen sequence) durably hold the
+//!   delivered value as accepted: nobody can know a slot chosen before its own voters
+//!   chose it.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use concierge::paxos::{NodeId, Slot, Value};
 
+use super::voters::Voters;
+
 pub type Check = Result<(), String>;
 
-#[derive(Default)]
 pub struct Checker {
+    /// Who votes for which slot, from the chosen sequence.
+    pub voters: Voters,
     /// The global chosen sequence: chosen[s - 1] is slot s, once anyone delivered it.
     chosen: Vec<Option<Value>>,
     /// Highest slot any node delivered.
@@ -49,6 +56,19 @@ fn command_id(c: &Bytes) -> Result<u64, String> {
 }
 
 impl Checker {
+    /// A checker for a cluster whose first voters are `first`, with membership `delay`.
+    pub fn new(first: Vec<NodeId>, delay: u64) -> Checker {
+        Checker {
+            voters: Voters::new(first, delay),
+            chosen: Vec::new(),
+            max_delivered: 0,
+            proposed_ok: HashMap::new(),
+            occurrences: HashMap::new(),
+            dropped: HashMap::new(),
+            created: 0,
+        }
+    }
+
     pub fn proposed(&mut self, id: u64) {
         *self.proposed_ok.entry(id).or_default() += 1;
     }
@@ -80,8 +100,16 @@ impl Checker {
             .collect()
     }
 
-    /// Node `node`, whose log holds `applied` slots, delivers `value` at `slot`.
-    pub fn deliver(&mut self, node: NodeId, applied: Slot, slot: Slot, value: &Value) -> Check {
+    /// Node `node`, whose log holds `applied` slots, delivers `value` at `slot`;
+    /// `holds(n)` tells whether node n's durable acceptor state holds `value` at `slot`.
+    pub fn deliver(
+        &mut self,
+        node: NodeId,
+        applied: Slot,
+        slot: Slot,
+        value: &Value,
+        holds: impl Fn(NodeId) -> bool,
+    ) -> Check {
         if slot != applied + 1 {
             return Err(format!(
                 "order: n{node} delivered slot {slot} after applying {applied}"
@@ -101,6 +129,16 @@ impl Checker {
             }
             Some(_) => {}
             None => {
+                let voters = self.voters.of(slot);
+                let holding: Vec<NodeId> = voters.iter().copied().filter(|&v| holds(v)).collect();
+                if holding.len() <= voters.len() / 2 {
+                    return Err(format!(
+                        "quorum: n{node} delivered {} at slot {slot} first, but only \
+                         {holding:?} of its voters {voters:?} hold it",
+                        show(value)
+                    ));
+                }
+                self.voters.feed(slot, value)?;
                 if let Value::Batch(cs) = value {
                     for c in cs {
                         let id = command_id(c)?;

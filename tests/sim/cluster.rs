@@ -7,12 +7,18 @@
 //! the runs, faults aimed at a candidate's next incarnation too: crashes while its own
 //! promise is being fsynced, quick restarts, slow fsyncs, peers' redial backoff, and the
 //! redial of a peer holding a Promise for the crashed campaign timed to the next one.
+//! In half the runs (their own RNG stream), membership churn (`churn.rs`): spare nodes
+//! join as learners, learners are promoted, voters and learners removed, with a
+//! membership delay drawn per run; the checker knows each slot's voters (`voters.rs`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use concierge::paxos::{Config, Core, Message, NodeId, Persist, Value};
+use concierge::paxos::{
+    Config, Core, Memberships, Message, NodeId, Persist, Value, RECONFIG_DELAY_SLOTS,
+};
 
 use super::checker::{command, show, Check, Checker};
+use super::churn;
 use super::describe::describe;
 use super::disk::Disk;
 use super::network::{Fate, NetFaults, Network, Proc};
@@ -72,6 +78,12 @@ pub struct Params {
     pub batch_bytes_max: usize,
     /// Accepted slots one Promise chunk reports.
     pub promise_slots_max: u64,
+    /// Nodes beyond `nodes` that start only when a membership change adds them.
+    pub spare_nodes: usize,
+    /// Chance per tick, in the faulty phase, that the leader is asked for a membership change.
+    pub churn_per_mille: u64,
+    /// Slots between a membership change and the first slot it governs.
+    pub reconfig_delay: u64,
 }
 
 impl Params {
@@ -114,7 +126,28 @@ impl Params {
             compact_every_slots: extra.range(1, 16),
             command_pad_bytes_max,
             batch_bytes_max,
+            spare_nodes: 0,
+            churn_per_mille: 0,
+            reconfig_delay: RECONFIG_DELAY_SLOTS,
         }
+    }
+
+    /// The cluster's first membership: nodes 1..=nodes vote.
+    fn genesis(&self) -> Memberships {
+        Memberships::genesis((1..=self.nodes as NodeId).collect(), self.reconfig_delay)
+    }
+
+    /// The memberships after applying `log` (slots 1..=len) to the first one, as a
+    /// node's state machine keeps them for its core.
+    fn memberships_after(&self, log: &[Value]) -> Memberships {
+        let mut m = self.genesis();
+        for (slot, v) in (1..).zip(log) {
+            if let Value::Reconfigure(change) = v {
+                let _ = m.apply(slot, change);
+            }
+        }
+        m.retire(log.len() as u64);
+        m
     }
 
     fn config(&self, id: NodeId) -> Config {
@@ -163,6 +196,8 @@ struct Node {
     /// The driver's next read id: restarts at 1 in each incarnation, like the node's.
     next_read_id: u64,
     was_leader: bool,
+    /// False for a spare node until a membership change adds it.
+    started: bool,
 }
 
 impl Node {
@@ -186,6 +221,8 @@ pub struct Sim {
     /// Separate stream for the faults aimed at a candidate's next incarnation (own-promise
     /// crashes, quick restarts, redial backoff), so runs without them keep every draw.
     aim_rng: Rng,
+    /// Separate stream for membership churn, so runs without it keep every draw.
+    churn_rng: Rng,
     now: u64,
     params: Params,
     nodes: Vec<Node>,
@@ -227,32 +264,47 @@ impl Sim {
             params.slow_fsync_per_mille = aim_rng.range(0, 3) * 10;
             params.stale_promise_per_mille = aim_rng.range(1, 2) * 500;
         }
+        // Half the runs change their members while the faults go on.
+        let mut churn_rng = Rng::new(seed ^ 0xC4A2_0E5E_ED00_0013);
+        if churn_rng.below(2) == 0 {
+            params.spare_nodes = churn_rng.range(0, 2) as usize;
+            params.churn_per_mille = churn_rng.range(10, 40);
+            params.reconfig_delay = params.window_slots_max + churn_rng.below(6);
+        }
         let mut nodes = Vec::new();
-        for id in 1..=params.nodes as NodeId {
+        let total = params.nodes + params.spare_nodes;
+        for id in 1..=total as NodeId {
             let disk = Disk::new(params.net.frame_bytes_max as u32)?;
+            let started = id as usize <= params.nodes;
             nodes.push(Node {
                 id,
-                core: Some(new_core(&params, id, &disk, seed, 0)),
+                core: started.then(|| new_core(&params, id, &disk, &[], seed, 0)),
                 disk,
                 persisting: VecDeque::new(),
                 log: Vec::new(),
                 incarnation: 0,
-                down_until: 0,
+                down_until: if started { 0 } else { NEVER },
                 paused_until: 0,
                 next_read_id: 1,
                 was_leader: false,
+                started,
             });
         }
-        let net = Network::new(params.nodes, params.net.clone());
+        let mut net = Network::new(total, params.net.clone());
+        for n in nodes.iter().filter(|n| !n.started) {
+            net.set_state(n.id, Proc::Crashed);
+        }
+        let first: Vec<NodeId> = (1..=params.nodes as NodeId).collect();
         let sim = Sim {
             seed,
             rng,
             crash_rng,
             aim_rng,
+            churn_rng,
             now: 0,
             nodes,
             net,
-            checker: Checker::default(),
+            checker: Checker::new(first, params.reconfig_delay),
             trace,
             outstanding: BTreeMap::new(),
             reads: HashMap::new(),
@@ -320,12 +372,16 @@ impl Sim {
         ))
     }
 
+    /// Every command delivered, and every node of the newest membership running with
+    /// everything chosen applied (nodes removed, or never added, may lag).
     fn quiescent(&self) -> bool {
+        let members = self.checker.voters.latest_nodes();
         self.now >= self.params.faulty_ticks + 100
             && self.outstanding.is_empty()
             && self
                 .nodes
                 .iter()
+                .filter(|n| members.contains(&n.id))
                 .all(|n| n.running() && n.log.len() as u64 == self.checker.max_delivered)
     }
 
@@ -336,7 +392,7 @@ impl Sim {
         self.net.faults.dup_per_mille = 0;
         self.log(|| "faults stop: network healed, crashed nodes restart".into());
         for i in 0..self.nodes.len() {
-            if self.nodes[i].core.is_none() {
+            if self.nodes[i].core.is_none() && self.nodes[i].started {
                 self.restart(i)?;
             }
             if self.nodes[i].paused_until != 0 {
@@ -463,7 +519,13 @@ impl Sim {
         let (id, inc) = (self.nodes[i].id, self.nodes[i].incarnation);
         for (slot, value) in ready.deliver {
             let applied = self.nodes[i].log.len() as u64;
-            self.checker.deliver(id, applied, slot, &value)?;
+            let nodes = &self.nodes;
+            let holds = |n: NodeId| {
+                let node = nodes.get(n as usize - 1);
+                let accepted = node.and_then(|n| n.disk.state.accepted.get(&slot));
+                accepted.is_some_and(|(_, v)| *v == value)
+            };
+            self.checker.deliver(id, applied, slot, &value, holds)?;
             self.log(|| format!("deliver n{id} slot {slot} {}", show(&value)));
             for c in commands(&value) {
                 self.outstanding.remove(&c);
@@ -665,11 +727,12 @@ impl Sim {
                     "agreement: n{donor}'s state differs from the chosen sequence"
                 ));
             }
+            let memberships = self.params.memberships_after(&log);
             let node = &mut self.nodes[r];
             node.log = log;
             node.disk.checkpoint(through as u64)?;
             if let Some(core) = node.core.as_mut() {
-                core.install_snapshot(through as u64, self.params.config(1).genesis());
+                core.install_snapshot(through as u64, memberships);
             }
             self.log(|| format!("snapshot n{donor}->n{receiver} through {through}"));
             self.drain(r)?;
@@ -692,6 +755,7 @@ impl Sim {
         }
         self.crash_while_persisting()?;
         self.crash_campaigns();
+        self.churn()?;
         self.pause_one();
         if self.net.is_partitioned() {
             if self.now >= self.partition_until {
@@ -707,6 +771,57 @@ impl Sim {
             self.net.partition(sides);
         }
         Ok(())
+    }
+
+    /// Asks the leader, now and then, for a membership change (`churn.rs`); a spare the
+    /// change adds starts at once with an empty disk (it learns the log as a learner).
+    fn churn(&mut self) -> Check {
+        if !self.churn_rng.chance(self.params.churn_per_mille) {
+            return Ok(());
+        }
+        let leader = (0..self.nodes.len()).find(|&i| {
+            let n = &self.nodes[i];
+            n.running() && n.core.as_ref().is_some_and(|c| c.status().is_leader)
+        });
+        let Some(i) = leader else {
+            return Ok(());
+        };
+        let started: Vec<bool> = self.nodes.iter().map(|n| n.started).collect();
+        let total = self.nodes.len() as NodeId;
+        let Some(core) = self.nodes[i].core.as_mut() else {
+            return Ok(());
+        };
+        let latest = core.memberships().latest().clone();
+        let Some(p) = churn::pick(&mut self.churn_rng, &latest, total, &started) else {
+            return Ok(());
+        };
+        let result = core.reconfigure(p.change);
+        let id = self.nodes[i].id;
+        self.log(|| format!("churn: n{id} proposes to {}: {result:?}", p.what));
+        if result.is_ok() {
+            if let Some(n) = p.starts {
+                self.start_spare(n as usize - 1);
+            }
+        }
+        self.drain(i)
+    }
+
+    /// A spare node starts for the first time, with an empty disk.
+    fn start_spare(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.started = true;
+        node.down_until = 0;
+        node.core = Some(new_core(
+            &self.params,
+            node.id,
+            &node.disk,
+            &[],
+            self.seed,
+            0,
+        ));
+        let id = node.id;
+        self.net.set_state(id, Proc::Running);
+        self.log(|| format!("start n{id} (a spare, empty disk)"));
     }
 
     /// Crashes the candidates picked in `drain` once their moment comes (if still the same
@@ -820,6 +935,7 @@ impl Sim {
             &self.params,
             node.id,
             &node.disk,
+            &node.log,
             self.seed,
             node.incarnation,
         ));
@@ -845,14 +961,23 @@ impl Sim {
     }
 }
 
-/// A node's core as its driver builds it at start-up, from what its disk replayed, with
-/// an incarnation number distinct per start (the node draws a random one).
-fn new_core(params: &Params, id: NodeId, disk: &Disk, seed: u64, incarnation: u64) -> Core {
+/// A node's core as its driver builds it at start-up, from what its disk replayed and
+/// the memberships its state machine (`log`, the slots through the compaction point)
+/// holds, with an incarnation number distinct per start (the node draws a random one).
+fn new_core(
+    params: &Params,
+    id: NodeId,
+    disk: &Disk,
+    log: &[Value],
+    seed: u64,
+    incarnation: u64,
+) -> Core {
     let incarnation = seed.rotate_left(17) ^ (u64::from(id) << 48) ^ incarnation;
+    let memberships = params.memberships_after(log);
     Core::new(
         params.config(id),
         disk.state.clone(),
-        params.config(id).genesis(),
+        memberships,
         incarnation,
     )
 }
