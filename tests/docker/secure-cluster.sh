@@ -104,13 +104,16 @@ req() {
   BODY=$(cat "$work/body" 2>/dev/null || true)
 }
 
-# until_code WANT SECONDS REQ-ARGS...: repeats the request until it answers WANT.
+# until_code WANT SECONDS REQ-ARGS...: repeats the request until it answers WANT; a
+# node that has restarted (it exited: a configuration it refuses) fails at once.
 until_code() {
-  local want=$1 deadline=$((SECONDS + $2))
+  local want=$1 deadline=$((SECONDS + $2)) node=$5 restarts
   shift 2
   while :; do
     req "$@"
     [ "$CODE" = "$want" ] && return
+    restarts=$(docker inspect -f '{{.RestartCount}}' "$(container "$node")" 2>/dev/null) || restarts=0
+    [ "$restarts" = 0 ] || fail "node $node exited and was restarted $restarts time(s)"
     [ $SECONDS -lt $deadline ] || fail "$* answered $CODE '$BODY' (curl: $(cat "$work/curl.err")), not $want"
     sleep 0.25
   done
@@ -139,7 +142,7 @@ compose up -d >/dev/null 2>"$work/up.log" || {
 docker cp "$(container 1):/certs/ca.pem" "$work/ca.pem" >/dev/null ||
   fail "docker cp of /certs/ca.pem out of node 1 failed"
 grep -q "BEGIN CERTIFICATE" "$work/ca.pem" || fail "the copied ca.pem holds no certificate"
-for n in 1 2 3; do until_code 200 90 https GET "$n" /ready; done
+for n in 1 2 3; do until_code 200 60 https GET "$n" /ready; done
 say "certs made, CA copied out, three nodes ready over HTTPS"
 
 # --- 1. HTTPS with the CA: write through one node, read through another ---------------
@@ -219,7 +222,7 @@ docker logs "$(container certs)" 2>&1 | grep -q "^kept what /certs already holds
 docker cp "$(container 3):/certs/ca.pem" "$work/ca-again.pem" >/dev/null ||
   fail "docker cp of /certs/ca.pem out of node 3 failed"
 cmp -s "$work/ca.pem" "$work/ca-again.pem" || fail "the CA changed across down and up"
-for n in 1 2 3; do until_code 200 90 https GET "$n" /ready; done
+for n in 1 2 3; do until_code 200 60 https GET "$n" /ready; done
 TOKEN=$token
 until_code 200 30 https GET 3 "/v1/keys/secure/after-auth?consistency=linearizable"
 [ "$BODY" = yes ] || fail "after down and up, node 3 read '$BODY'"
