@@ -18,7 +18,9 @@ RUN cargo build --release --locked -p concierge --bin concierge \
 
 FROM debian:${DEBIAN_RELEASE}-slim
 COPY --from=build /concierge /usr/local/bin/concierge
-RUN mkdir -p /data && chown 10001:10001 /data
+# /certs: owned by the user, so a named volume mounted there starts out writable by
+# it (docker-compose.secure.yml's `certs` service writes keys there, mode 0600).
+RUN mkdir -p /data /certs && chown 10001:10001 /data /certs
 USER 10001:10001
 ENV HOST=0.0.0.0 ACTOR_PORT=23456 CLIENT_PORT=8080 DATA_DIR=/data RUST_LOG=info
 EXPOSE 8080 23456

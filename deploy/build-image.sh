@@ -15,7 +15,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/concierge"
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 root="$ctx/rootfs"
-mkdir -p "$root/usr/local/bin" "$root/tmp" "$ctx/data"
+mkdir -p "$root/usr/local/bin" "$root/tmp" "$ctx/data" "$ctx/certs"
 chmod 1777 "$root/tmp"
 cp "$bin" "$root/usr/local/bin/concierge"
 # Every library the binary loads, and the dynamic loader itself.

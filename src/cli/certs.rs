@@ -8,11 +8,14 @@
 //! a server and as a client, for the keepalives it forwards); `client.pem`,
 //! `client-key.pem` (client use only). A node certificate also names the node's member
 //! entry (`--members`) as the URI `concierge://member/HOST:ACTOR_PORT`, which makes it
-//! a peer certificate too (`PEER_TLS_CERT_FILE`, docs/peer-protocol.md).
+//! a peer certificate too (`PEER_TLS_CERT_FILE`, docs/peer-protocol.md). With
+//! `--secret`, also `cluster-secret`: 32 random bytes in hex, for `CLUSTER_SECRET_FILE`.
 //!
 //! Invariants: an existing file is never overwritten (the command refuses before
-//! writing anything); every key file is created with mode 0600; certificates are ECDSA
-//! P-256, signed by the CA.
+//! writing anything; with `--keep-existing`, a directory that already holds every file
+//! is kept as it is, and one that holds only some is still refused); every key file
+//! and the secret are created with mode 0600; certificates are ECDSA P-256, signed by
+//! the CA.
 
 use super::exit::{Failure, ERROR};
 use clap::Args;
@@ -24,7 +27,8 @@ use rcgen::{
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// `concierge certs [--out DIR] [--nodes N1,N2,..] [--hosts H1,..] [--client NAME]`.
+/// `concierge certs [--out DIR] [--nodes N1,N2,..] [--hosts H1,..] [--client NAME]
+/// [--secret] [--keep-existing]`.
 #[derive(Args, Debug, Clone)]
 pub struct CertsArgs {
     /// The directory the files go to (created if missing).
@@ -57,6 +61,39 @@ pub struct CertsArgs {
     /// How long the node and client certificates are valid (the CA: ten times that).
     #[arg(long, default_value_t = 365)]
     pub days: u32,
+    /// Also write `cluster-secret` (mode 0600): 32 random bytes in hex, the same
+    /// file for every node's CLUSTER_SECRET_FILE.
+    #[arg(long)]
+    pub secret: bool,
+    /// When DIR already holds every file this command would write, keep them and
+    /// succeed without writing (a compose one-shot service that runs at every `up`).
+    /// A DIR that holds only some of them is still refused.
+    #[arg(long)]
+    pub keep_existing: bool,
+}
+
+/// The cluster secret's file name (`--secret`).
+pub const SECRET_FILE: &str = "cluster-secret";
+
+/// How many random bytes the cluster secret holds (written as twice as many hex digits).
+const SECRET_BYTES: usize = 32;
+
+/// What [`make`] did: wrote the files, or found them all there and kept them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Made {
+    Written(Vec<String>),
+    Kept(Vec<String>),
+}
+
+/// A fresh cluster secret: [`SECRET_BYTES`] from the OS random source, in hex, and a
+/// newline (which the server ignores).
+fn make_secret() -> Result<String, Failure> {
+    let mut bytes = [0u8; SECRET_BYTES];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Failure::new(ERROR, format!("making the cluster secret: {e}")))?;
+    let mut hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    hex.push('\n');
+    Ok(hex)
 }
 
 fn list(flag: &str, value: &str) -> Result<Vec<String>, Failure> {
@@ -163,8 +200,9 @@ fn write_new(dir: &Path, out: &Output) -> Result<(), Failure> {
     file.sync_all().map_err(fail)
 }
 
-/// Makes the CA and the certificates and writes them; returns the files' names.
-pub fn make(args: &CertsArgs) -> Result<Vec<String>, Failure> {
+/// Makes the CA and the certificates (and the secret) and writes them, or keeps a
+/// complete set already there (`--keep-existing`); says which, with the files' names.
+pub fn make(args: &CertsArgs) -> Result<Made, Failure> {
     let nodes = list("--nodes", &args.nodes)?;
     let hosts = list("--hosts", &args.hosts)?;
     let client = list("--client", &args.client)?;
@@ -253,6 +291,13 @@ pub fn make(args: &CertsArgs) -> Result<Vec<String>, Failure> {
         content: key.serialize_pem(),
         mode: key_mode,
     });
+    if args.secret {
+        outputs.push(Output {
+            name: SECRET_FILE.into(),
+            content: make_secret()?,
+            mode: key_mode,
+        });
+    }
 
     std::fs::create_dir_all(&args.out).map_err(|e| {
         Failure::new(
@@ -265,27 +310,40 @@ pub fn make(args: &CertsArgs) -> Result<Vec<String>, Failure> {
         .filter(|o| args.out.join(&o.name).exists())
         .map(|o| o.name.as_str())
         .collect();
+    if args.keep_existing && existing.len() == outputs.len() {
+        return Ok(Made::Kept(outputs.into_iter().map(|o| o.name).collect()));
+    }
     if !existing.is_empty() {
         return Err(Failure::new(
             ERROR,
             format!(
-                "{} already holds {}: refusing to overwrite (use another --out)",
+                "{} already holds {}: refusing to overwrite (use another --out{})",
                 args.out.display(),
-                existing.join(", ")
+                existing.join(", "),
+                if args.keep_existing {
+                    "; --keep-existing keeps only a complete set"
+                } else {
+                    ""
+                }
             ),
         ));
     }
     for out in &outputs {
         write_new(&args.out, out)?;
     }
-    Ok(outputs.into_iter().map(|o| o.name).collect())
+    Ok(Made::Written(outputs.into_iter().map(|o| o.name).collect()))
 }
 
 /// `concierge certs`: makes the files and says how to use them.
 pub fn certs(args: CertsArgs) -> Result<u8, Failure> {
-    let files = make(&args)?;
     let dir = args.out.display();
-    println!("wrote into {dir}: {}", files.join(" "));
+    match make(&args)? {
+        Made::Written(files) => println!("wrote into {dir}: {}", files.join(" ")),
+        Made::Kept(files) => {
+            println!("kept what {dir} already holds: {}", files.join(" "));
+            return Ok(super::exit::OK);
+        }
+    }
     println!("a node serves HTTPS with (NAME: one of --nodes):");
     println!(
         "  TLS_CERT_FILE={dir}/NAME.pem TLS_KEY_FILE={dir}/NAME-key.pem TLS_CA_FILE={dir}/ca.pem"
@@ -295,6 +353,10 @@ pub fn certs(args: CertsArgs) -> Result<u8, Failure> {
     println!(
         "  PEER_TLS_CERT_FILE={dir}/NAME.pem PEER_TLS_KEY_FILE={dir}/NAME-key.pem PEER_TLS_CA_FILE={dir}/ca.pem"
     );
+    if args.secret {
+        println!("and every node authenticates its peers with:");
+        println!("  CLUSTER_SECRET_FILE={dir}/{SECRET_FILE}");
+    }
     println!("a client trusts it with:");
     println!("  concierge --cacert {dir}/ca.pem [--cert {dir}/client.pem --key {dir}/client-key.pem] ...");
     Ok(super::exit::OK)
@@ -313,6 +375,8 @@ mod tests {
             members: None,
             client: "client".into(),
             days: 30,
+            secret: false,
+            keep_existing: false,
         }
     }
 
@@ -329,7 +393,9 @@ mod tests {
     #[test]
     fn keys_are_private_and_nothing_is_overwritten() {
         let dir = temp("modes");
-        let files = make(&args(&dir)).unwrap();
+        let Made::Written(files) = make(&args(&dir)).unwrap() else {
+            panic!("a fresh directory is written");
+        };
         assert_eq!(files.len(), 2 + 2 * 2 + 2, "{files:?}");
         for f in &files {
             let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
@@ -380,6 +446,76 @@ mod tests {
             .message
             .contains("one HOST:PORT per node"));
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn the_secret_is_private_random_and_long_enough() {
+        let (d1, d2) = (temp("secret-1"), temp("secret-2"));
+        let mut secrets = Vec::new();
+        for dir in [&d1, &d2] {
+            let mut a = args(dir);
+            a.secret = true;
+            let Made::Written(files) = make(&a).unwrap() else {
+                panic!("a fresh directory is written");
+            };
+            assert!(files.iter().any(|f| f == SECRET_FILE), "{files:?}");
+            let path = dir.join(SECRET_FILE);
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let secret = text.trim();
+            assert_eq!(secret.len(), 2 * SECRET_BYTES, "{text:?}");
+            assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()), "{text:?}");
+            let taken =
+                concierge::node::transport::auth::ClusterSecret::new(secret.as_bytes().to_vec());
+            assert!(taken.is_ok(), "the server takes it");
+            secrets.push(secret.to_string());
+        }
+        assert_ne!(secrets[0], secrets[1], "two runs, two secrets");
+        let plain = temp("secret-none");
+        make(&args(&plain)).unwrap();
+        assert!(!plain.join(SECRET_FILE).exists(), "only with --secret");
+        for dir in [d1, d2, plain] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    #[test]
+    fn keep_existing_keeps_a_complete_set_and_refuses_a_partial_one() {
+        let dir = temp("keep");
+        let mut a = args(&dir);
+        a.secret = true;
+        a.keep_existing = true;
+        let Made::Written(files) = make(&a).unwrap() else {
+            panic!("a fresh directory is written");
+        };
+        let before: Vec<Vec<u8>> = files
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+            .collect();
+        assert_eq!(make(&a).unwrap(), Made::Kept(files.clone()));
+        for (f, content) in files.iter().zip(&before) {
+            assert_eq!(&std::fs::read(dir.join(f)).unwrap(), content, "{f} changed");
+        }
+        // Without the flag, the same directory is refused.
+        a.keep_existing = false;
+        assert!(make(&a).is_err());
+        // A partial set (a lost node key) is refused even with it.
+        a.keep_existing = true;
+        std::fs::remove_file(dir.join("n2-key.pem")).unwrap();
+        let err = make(&a).unwrap_err();
+        assert!(err.message.contains("complete set"), "{}", err.message);
+        assert!(!dir.join("n2-key.pem").exists(), "nothing written");
+        // A set made without --secret is not complete for a run with it.
+        let plain = temp("keep-plain");
+        let mut b = args(&plain);
+        make(&b).unwrap();
+        b.secret = true;
+        b.keep_existing = true;
+        assert!(make(&b).is_err());
+        for d in [dir, plain] {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 
     #[test]
