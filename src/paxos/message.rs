@@ -1,5 +1,6 @@
 //! The messages cores exchange. The driver serializes them (serde) and validates nothing
-//! beyond decoding: the core ignores messages that make no sense (non-members, slot 0).
+//! beyond decoding: the core ignores messages that make no sense (slot 0, a ballot not of
+//! its sender); it counts votes only from each slot's voters (`membership.rs`).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
