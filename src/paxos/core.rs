@@ -232,6 +232,18 @@ impl Core {
                 let granted = self.grants_pre_vote(from, commit);
                 let reply = Message::PreVoteReply { ballot, granted };
                 self.out.send.push((from, reply));
+                // A node removed from the voters that has not learnt it yet (it is no
+                // longer our peer, so it hears no heartbeat from us): tell it our commit
+                // index, so it catches up, learns it was removed and stops asking.
+                let delivered = self.learner.delivered();
+                if !self.active().is_voter(from) && commit < delivered {
+                    let hb = Message::Heartbeat {
+                        leading: None,
+                        commit: delivered,
+                        read_round: 0,
+                    };
+                    self.out.send.push((from, hb));
+                }
             }
             Message::PreVoteReply { ballot, granted } => {
                 self.on_pre_vote_reply(from, ballot, granted);
@@ -766,10 +778,16 @@ impl Core {
 
     /// A pre-vote is granted unless this node hears a live leader other than the asker,
     /// or the asker trails this node's commit index by more than `leader_lag_slots_max`.
+    /// Nor is it granted to a node that does not vote for the next slot this node will
+    /// deliver: a removed node that has not learnt its removal would otherwise depose
+    /// the leaders of the remaining voters again and again (it can only lead slots they
+    /// already chose); a node this node does not know as a voter yet is granted once this
+    /// node has caught up.
     fn grants_pre_vote(&self, from: NodeId, commit: Slot) -> bool {
         let lag_max = self.config.leader_lag_slots_max;
         let current = self.live_leader().is_some_and(|l| l != from);
-        !current && commit.saturating_add(lag_max) >= self.learner.delivered()
+        let votes = self.active().is_voter(from);
+        !current && votes && commit.saturating_add(lag_max) >= self.learner.delivered()
     }
 
     fn on_pre_vote_reply(&mut self, from: NodeId, ballot: Ballot, granted: bool) {

@@ -206,3 +206,42 @@ fn a_candidate_that_learns_a_later_membership_while_campaigning_asks_its_voters(
     core.step(4, promise(5));
     assert!(core.status().is_leader);
 }
+
+#[test]
+fn a_removed_node_that_missed_its_removal_gets_no_pre_vote_but_the_commit_index() {
+    // Node 1 learnt that slot 1 removed node 3 (voters 1 and 2 from slot 3 on); node 3,
+    // behind, still thinks it votes and asks for a pre-vote: refusing it keeps it from
+    // deposing the leaders of 1 and 2 again and again, and a heartbeat with the commit
+    // index lets it catch up and learn its removal.
+    let mut cfg = config(1, 3);
+    cfg.window_slots_max = 2;
+    let first = Memberships::genesis(vec![1, 2, 3], 2);
+    let mut core = Core::new(cfg, DurableState::default(), first, 1);
+    let entries = vec![
+        (1, Value::Reconfigure(change(0, &[1, 2], &[]))),
+        (2, Value::Noop),
+    ];
+    core.step(2, Message::CatchUpReply { entries, commit: 2 });
+    let ballot = Ballot { round: 5, node: 3 };
+    core.step(3, Message::PreVote { ballot, commit: 0 });
+    let sent = core.ready().send;
+    let refused = Message::PreVoteReply {
+        ballot,
+        granted: false,
+    };
+    let told = Message::Heartbeat {
+        leading: None,
+        commit: 2,
+        read_round: 0,
+    };
+    assert!(sent.contains(&(3, refused)), "{sent:?}");
+    assert!(sent.contains(&(3, told)), "{sent:?}");
+    // A voter of slot 3 is granted as before.
+    let ballot = Ballot { round: 5, node: 2 };
+    core.step(2, Message::PreVote { ballot, commit: 2 });
+    let granted = Message::PreVoteReply {
+        ballot,
+        granted: true,
+    };
+    assert!(core.ready().send.contains(&(2, granted)));
+}
