@@ -72,6 +72,7 @@
 
 mod block;
 mod block_builder;
+mod block_cache;
 mod bloom;
 mod builder;
 mod entry;
@@ -81,13 +82,17 @@ mod info;
 mod iter;
 mod open;
 mod scan;
+mod source;
 mod table;
+mod tail;
 
+pub use block_cache::{BlockCache, CacheStats};
 pub use bloom::hash64;
 pub use builder::{BuildOptions, TableBuilder};
-pub use entry::{compare, EntryRef, Kind};
+pub use entry::{compare, Entry, EntryRef, Kind};
 pub use error::Error;
 pub use info::TableInfo;
 pub use iter::TableIter;
 pub use scan::{TableScan, READ_AHEAD_BYTES};
+pub use source::ReadMode;
 pub use table::Table;

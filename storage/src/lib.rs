@@ -102,7 +102,7 @@ pub use db_iter::DbIter;
 pub use engine_stats::{EngineStats, StatsReader};
 pub use error::{Error, Result};
 pub use internal_key::prefix_successor;
-pub use options::{Options, WriteOptions};
+pub use options::{Options, TableReads, WriteOptions};
 pub use read_stats::ReadStats;
 pub use snapshot::Snapshot;
 

@@ -136,6 +136,12 @@ pub trait Fs: Send + Sync + Debug + 'static {
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileRead>>;
     /// The whole content of an immutable, synced file.
     fn map(&self, path: &Path) -> io::Result<Mapped>;
+    /// Like [`Fs::map`], for reads at random offsets: the real disk advises the kernel
+    /// (`madvise(MADV_RANDOM)`) to fault in only the pages touched, not readahead
+    /// windows around them. The default is `map` (nothing to advise in memory).
+    fn map_random(&self, path: &Path) -> io::Result<Mapped> {
+        self.map(path)
+    }
     /// Atomically replaces `to` with `from`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.

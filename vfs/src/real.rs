@@ -1,7 +1,8 @@
 //! [`RealFs`]: the [`Fs`] trait on the operating system's file system.
 //!
 //! `sync_data` is `fdatasync(2)`; `write_back` is `sync_file_range(2)`; `sync_dir` opens the directory and fsyncs it;
-//! `map` memory-maps the file read-only (only ever used on immutable, synced files).
+//! `map` memory-maps the file read-only (only ever used on immutable, synced files);
+//! `map_random` also advises `MADV_RANDOM` (no readahead around a faulted page).
 
 use crate::{check_rewrite, FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::fs::{self, File, OpenOptions};
@@ -148,6 +149,19 @@ impl Fs for RealFs {
         // fsynced before publication; nothing in this process truncates or writes them
         // while mapped, which is what keeps the mapping's bytes stable.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| with_path(e, "mmap", path))?;
+        Ok(Mapped::new(mmap))
+    }
+
+    fn map_random(&self, path: &Path) -> io::Result<Mapped> {
+        let file = File::open(path).map_err(|e| with_path(e, "open", path))?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Mapped::new(Vec::new()));
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: as in `map`: only immutable, fully written and fsynced files are mapped.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| with_path(e, "mmap", path))?;
+        mmap.advise(memmap2::Advice::Random)
+            .map_err(|e| with_path(e, "madvise(MADV_RANDOM)", path))?;
         Ok(Mapped::new(mmap))
     }
 
