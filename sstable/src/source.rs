@@ -7,7 +7,8 @@
 //!   `verified` (one bit per block, `Relaxed`: the bytes are immutable, the bit only
 //!   saves work; two threads may both verify).
 //! - `Cached`: a block is looked up in the cache by (table id, offset); on a miss it
-//!   is read with one `read_exact_at` of exactly its contents and trailer, its crc
+//!   is read with one `read_exact_at` of exactly its contents and trailer (the
+//!   handle is advised `POSIX_FADV_RANDOM`, so the kernel adds no readahead), its crc
 //!   checked, and inserted. Cached blocks were checked once, on load. An I/O error is
 //!   an `Error::Io`, never a SIGBUS.
 //!

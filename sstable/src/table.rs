@@ -88,6 +88,10 @@ impl Table {
                 let file = fs
                     .open_read(path)
                     .map_err(|e| Error::io(format!("opening table {}", path.display()), e))?;
+                // Lookups read one block: no readahead on this handle. (Iterators read
+                // ahead explicitly; compaction reads through a handle of its own.)
+                file.advise_random()
+                    .map_err(|e| Error::io(format!("advising {}", path.display()), e))?;
                 let (tail, base) = read_tail(file.as_ref())?;
                 let source = Source::Cached {
                     file,

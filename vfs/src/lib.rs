@@ -84,6 +84,12 @@ pub trait FileRead: Send + Sync + Debug {
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
     }
+    /// Tells the OS this handle reads at random offsets, so a read brings in only the
+    /// pages it asks for, no readahead (`posix_fadvise(POSIX_FADV_RANDOM)` on the real
+    /// disk; nothing in memory).
+    fn advise_random(&self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Fills `buf` from `offset`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {

@@ -2,7 +2,8 @@
 //!
 //! `sync_data` is `fdatasync(2)`; `write_back` is `sync_file_range(2)`; `sync_dir` opens the directory and fsyncs it;
 //! `map` memory-maps the file read-only (only ever used on immutable, synced files);
-//! `map_random` also advises `MADV_RANDOM` (no readahead around a faulted page).
+//! `map_random` also advises `MADV_RANDOM` (no readahead around a faulted page), and
+//! `FileRead::advise_random` is `posix_fadvise(POSIX_FADV_RANDOM)` on that handle.
 
 use crate::{check_rewrite, FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::fs::{self, File, OpenOptions};
@@ -99,6 +100,19 @@ impl FileRead for RealRead {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+
+    fn advise_random(&self) -> io::Result<()> {
+        // SAFETY: `posix_fadvise` only reads its integer arguments; the descriptor is
+        // this file's own and open for as long as `self.file` lives.
+        #[allow(unsafe_code)]
+        let rc =
+            unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
     }
 }
 
