@@ -6,9 +6,10 @@
 //! it reuses, so `next` allocates nothing once the buffer has grown to the longest
 //! key. `value()` is a slice of the held block.
 //!
-//! A seek reads its block as a point lookup does (through the cache); moving on to
-//! the next block reads ahead (`Table::next_data_block`), so a long scan of a cached
-//! table costs one read per `READ_AHEAD_BYTES` and leaves the cache as it was.
+//! A seek, and the first `CACHED_STEPS` blocks stepped into after it, read as a point
+//! lookup does (through the cache); from then on the cursor reads ahead
+//! (`Table::next_data_block`, 16 KiB doubling to `READ_AHEAD_BYTES`), so a long scan
+//! of a cached table costs one read per window and leaves the cache as it was.
 //!
 //! Invariant: `valid()` implies the cursor sits on an entry of block `block_no`,
 //! whose contents are `held`. After an error the cursor is invalid until the next
@@ -22,6 +23,9 @@ use crate::entry::Kind;
 use crate::error::Error;
 use crate::source::{BlockBytes, Run};
 use crate::table::{parse_data, Table};
+
+/// Blocks a cursor steps into after a seek through the cache before it reads ahead.
+const CACHED_STEPS: u32 = 2;
 
 /// The current block's contents, owned so the cursor can keep them between calls.
 #[derive(Debug, Clone)]
@@ -45,6 +49,8 @@ pub struct TableIter {
     held: Held,
     /// Bytes read ahead for the blocks after this one (cached tables).
     run: Option<Run>,
+    /// Blocks entered in order since the last seek.
+    steps: u32,
     cursor: Cursor,
 }
 
@@ -63,6 +69,7 @@ impl TableIter {
             block_offset: 0,
             held: Held::None,
             run: None,
+            steps: 0,
             cursor: Cursor::new(),
         }
     }
@@ -70,6 +77,7 @@ impl TableIter {
     /// Moves to the table's first entry (invalid if the table is empty).
     pub fn seek_to_first(&mut self) -> Result<(), Error> {
         self.cursor.valid = false;
+        self.steps = 0;
         self.enter_block(0)
     }
 
@@ -82,6 +90,7 @@ impl TableIter {
     /// version of `key` with seqno <= `seqno` if there is one, else the next entry.
     pub fn seek_version(&mut self, key: &[u8], seqno: u64) -> Result<(), Error> {
         self.cursor.valid = false;
+        self.steps = 0;
         let table = &self.table;
         let i = table.index_search(key, seqno);
         if i >= table.num_blocks() {
@@ -166,7 +175,12 @@ impl TableIter {
             self.cursor.valid = false;
             return Ok(());
         }
-        let (bytes, offset) = table.next_data_block(i, &mut self.run)?;
+        let (bytes, offset) = if self.steps < CACHED_STEPS {
+            table.data_block(i)?
+        } else {
+            table.next_data_block(i, &mut self.run)?
+        };
+        self.steps = self.steps.saturating_add(1);
         let block = parse_data(bytes.contents(), offset)?;
         self.cursor.seek_to_first(&block)?;
         self.held = hold(&bytes);

@@ -12,9 +12,11 @@
 //!   checked, and inserted. Cached blocks were checked once, on load. An I/O error is
 //!   an `Error::Io`, never a SIGBUS.
 //!
-//! Iterators that walk blocks in order read ahead instead (`read_run`): one read of
-//! up to `READ_AHEAD_BYTES`, each block checked when entered, and nothing inserted,
-//! so a scan does not push the point lookups' working set out of the cache.
+//! Iterators that keep walking blocks in order read ahead instead (`read_run`): one
+//! read of `ahead` bytes (starting at `READ_AHEAD_START_BYTES`, doubling with each
+//! read up to `READ_AHEAD_BYTES`), each block checked when entered, and nothing
+//! inserted, so a long scan does not push the point lookups' working set out of the
+//! cache, and a seek followed by a few steps does not read 256 KiB it never uses.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,11 +74,16 @@ impl BlockBytes<'_> {
     }
 }
 
-/// Bytes read ahead by an iterator: `buf` holds the file from `offset` on.
+/// An iterator's first read-ahead, in bytes (then doubled per read).
+pub(crate) const READ_AHEAD_START_BYTES: u64 = 16 << 10;
+
+/// Bytes read ahead by an iterator: `buf` holds the file from `offset` on; the next
+/// read ahead is `ahead` bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Run {
     pub(crate) buf: Arc<[u8]>,
     pub(crate) offset: u64,
+    pub(crate) ahead: u64,
 }
 
 /// A zeroed buffer of `len` bytes to read into (one allocation, no copy after).
@@ -188,14 +195,18 @@ fn read_run(
     let at = match held {
         Some(at) => at,
         None => {
-            *run = None;
-            let ahead = READ_AHEAD_BYTES.min(data_end.saturating_sub(handle.offset));
+            let ahead = run.take().map_or(READ_AHEAD_START_BYTES, |r| {
+                r.ahead.saturating_mul(2).min(READ_AHEAD_BYTES)
+            });
+            let next_ahead = ahead;
+            let ahead = ahead.min(data_end.saturating_sub(handle.offset));
             let len = usize::try_from((need as u64).max(ahead))
                 .map_err(|_| Error::corrupt(handle.offset, "data block larger than memory"))?;
             let buf = read_into(file, len, handle.offset)?;
             *run = Some(Run {
                 buf,
                 offset: handle.offset,
+                ahead: next_ahead,
             });
             0
         }

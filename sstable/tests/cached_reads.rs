@@ -82,15 +82,17 @@ fn a_scan_reads_ahead_without_filling_the_cache_and_lookups_fill_it() {
     let (fs, _) = build(&entries, small_blocks());
     let cache = Arc::new(BlockCache::new(64 << 20));
     let table = open_cached(&fs, &cache);
+    assert!(table.data_blocks() > 200);
     assert_eq!(scan(&table).unwrap(), entries);
-    assert_eq!(cache.stats().blocks, 0, "{:?}", cache.stats());
+    // The first two blocks are read as lookups read them; the rest ahead, uncached.
+    assert_eq!(cache.stats().blocks, 2, "{:?}", cache.stats());
     let (key, ..) = &entries[1500];
     assert!(table.get(key, u64::MAX).unwrap().is_some());
-    assert_eq!(cache.stats().blocks, 1, "{:?}", cache.stats());
+    assert_eq!(cache.stats().blocks, 3, "{:?}", cache.stats());
     // A seek reads its block as a lookup does.
     let mut it = table.iter();
-    it.seek(&entries[10].0).unwrap();
-    assert_eq!(cache.stats().blocks, 2, "{:?}", cache.stats());
+    it.seek(&entries[100].0).unwrap();
+    assert_eq!(cache.stats().blocks, 4, "{:?}", cache.stats());
 }
 
 /// A table whose data block holding entry `victim` has one bit flipped on disk.
@@ -133,7 +135,14 @@ fn a_damaged_block_read_with_pread_is_a_checksum_error_for_lookups_and_iterators
         // The blocks around it still answer.
         let (other, ..) = &entries[10];
         assert!(table.get(other, u64::MAX).unwrap().is_some());
-        assert_eq!(cache.stats().blocks, u64::from(capacity > 0));
+        // Good blocks were cached (a zero-capacity cache holds none); the damaged one
+        // never is: the second lookup above read and checked it again.
+        assert_eq!(
+            cache.stats().blocks > 0,
+            capacity > 0,
+            "{:?}",
+            cache.stats()
+        );
     }
 }
 
