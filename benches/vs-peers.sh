@@ -9,6 +9,14 @@
 #   sync:   --benchmarks=fillsync --num=$SYNC_NUM --writes=$SYNC_WRITES
 #   syncmt: the same on --threads=$SYNC_THREADS threads, each doing SYNC_WRITES/SYNC_THREADS
 #           writes (concurrent durable writers: how well they share fsyncs)
+# Then, for data larger than memory (skipped with a message where the machine has no
+# writable cgroup v1 memory controller, /sys/fs/cgroup/memory, or BIG_NUM=0):
+#   big:    --benchmarks=fillrandom --num=$BIG_NUM (no limit), then for each limit in
+#           MEM_LIMITS_MIB, page cache dropped, readrandom --use_existing_db=1
+#           --reads=$BIG_READS inside a fresh memory cgroup of that limit (v1
+#           memory.limit_in_bytes counts page cache); every engine gets
+#           --cache_size=$BIG_CACHE_SIZE (RocksDB db_bench's default, 8 MiB). Each
+#           cgroup is removed after its run.
 # RocksDB's fillsync uses a key space of num/1000 but does --writes writes (default:
 # num!), so the sync run passes --writes=SYNC_NUM/1000 explicitly: 10000 synced writes
 # by default. Every engine gets exactly the same flags.
@@ -17,6 +25,8 @@
 #   NUM=1000000 SYNC_NUM=10000000 SYNC_WRITES=$((SYNC_NUM/1000)) SYNC_THREADS=16
 #   BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,readwhilewriting,deleterandom
 #   KEY_SIZE=16 VALUE_SIZE=100 ENGINES="rocksdb fjall concierge"
+#   BIG_NUM=5000000 (about 515 MB: 2x a 256 MiB limit, 4x 128 MiB) BIG_READS=200000
+#   MEM_LIMITS_MIB="256 128" BIG_CACHE_SIZE=8388608
 #   ROCKSDB_EXTRA="--bloom_bits=10"  (db_bench's default is no bloom filter; the
 #                                     other two engines build 10 bits/key filters)
 #   WORK_DIR=<parent of the temporary directories> KEEP=1 (keep outputs)
@@ -32,6 +42,11 @@ KEY_SIZE=${KEY_SIZE:-16}
 VALUE_SIZE=${VALUE_SIZE:-100}
 ENGINES=${ENGINES:-"rocksdb fjall concierge"}
 ROCKSDB_EXTRA=${ROCKSDB_EXTRA:---bloom_bits=10}
+BIG_NUM=${BIG_NUM:-5000000}
+BIG_READS=${BIG_READS:-200000}
+MEM_LIMITS_MIB=${MEM_LIMITS_MIB:-"256 128"}
+BIG_CACHE_SIZE=${BIG_CACHE_SIZE:-8388608}
+CGROUP_ROOT=/sys/fs/cgroup/memory
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -71,14 +86,18 @@ fi
 common=(--key_size="$KEY_SIZE" --value_size="$VALUE_SIZE" --compression_type=none)
 
 # run ENGINE RUN_NAME FLAGS...: one process in a fresh directory; leaves
-# $WORK/ENGINE.RUN.{out,err,time,du}.
+# $WORK/ENGINE.RUN.{out,err,time,du}. With KEEP_DB=1 the directory is neither
+# emptied before nor removed after (the larger-than-memory runs reuse one fill); with
+# CGROUP=<path> the process runs inside that memory cgroup.
 run() {
     local engine=$1 run_name=$2
     shift 2
-    local dir=$WORK/$engine.$run_name.db
+    local dir=$WORK/$engine.${DB_NAME:-$run_name}.db
     local cmd
-    rm -rf "$dir"
-    mkdir -p "$dir"
+    if [ "${KEEP_DB:-0}" != 1 ]; then
+        rm -rf "$dir"
+        mkdir -p "$dir"
+    fi
     # Start every run with no writeback pending from the one before (fillsync's
     # fdatasyncs would otherwise queue behind the previous run's dirty pages).
     sync
@@ -87,22 +106,57 @@ run() {
         fjall | concierge) cmd=("$OUR_BENCH" "--engine=$engine" "--db=$dir" "${common[@]}" "$@") ;;
     esac
     echo "== $engine $run_name: ${cmd[*]}" >&2
-    if ! /usr/bin/time -v -o "$WORK/$engine.$run_name.time" "${cmd[@]}" \
-        >"$WORK/$engine.$run_name.out" 2>"$WORK/$engine.$run_name.err"; then
+    if [ -n "${CGROUP:-}" ]; then
+        # The shell joins the cgroup, then becomes time, which runs the benchmark.
+        cmd=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CGROUP" /usr/bin/time -v -o "$WORK/$engine.$run_name.time" "${cmd[@]}")
+    else
+        cmd=(/usr/bin/time -v -o "$WORK/$engine.$run_name.time" "${cmd[@]}")
+    fi
+    if ! "${cmd[@]}" >"$WORK/$engine.$run_name.out" 2>"$WORK/$engine.$run_name.err"; then
         touch "$WORK/$engine.$run_name.failed"
         echo "!! $engine $run_name failed; stderr tail:" >&2
         tail -n 5 "$WORK/$engine.$run_name.err" >&2 || true
     fi
     grep -E '^[a-z0-9]+ +: ' "$WORK/$engine.$run_name.out" >&2 || true
     du -s --block-size=1 "$dir" | cut -f1 >"$WORK/$engine.$run_name.du"
-    rm -rf "$dir"
+    if [ "${KEEP_DB:-0}" != 1 ]; then rm -rf "$dir"; fi
 }
+
+# big ENGINE: the larger-than-memory runs (see the header).
+big() {
+    local engine=$1 limit cg
+    KEEP_DB=1 DB_NAME=big run "$engine" bigfill --benchmarks=fillrandom --num="$BIG_NUM" \
+        --cache_size="$BIG_CACHE_SIZE"
+    for limit in $MEM_LIMITS_MIB; do
+        cg=$CGROUP_ROOT/vs-peers-$$-$engine-$limit
+        mkdir "$cg"
+        echo $((limit << 20)) >"$cg/memory.limit_in_bytes"
+        sync
+        echo 3 >/proc/sys/vm/drop_caches
+        CGROUP=$cg KEEP_DB=1 DB_NAME=big run "$engine" "big$limit" --benchmarks=readrandom \
+            --use_existing_db=1 --num="$BIG_NUM" --reads="$BIG_READS" --cache_size="$BIG_CACHE_SIZE" || true
+        # The cgroup is empty once its process exited; remove it.
+        rmdir "$cg" || echo "!! could not remove $cg" >&2
+    done
+    rm -rf "$WORK/$engine.big.db"
+}
+
+big_ok=0
+if [ "$BIG_NUM" != 0 ]; then
+    if [ -w "$CGROUP_ROOT" ] && [ -w /proc/sys/vm/drop_caches ]; then
+        big_ok=1
+    else
+        echo "skipping the larger-than-memory runs: $CGROUP_ROOT (cgroup v1 memory) or" \
+            "/proc/sys/vm/drop_caches is not writable here" >&2
+    fi
+fi
 
 for engine in $ENGINES; do
     run "$engine" main --benchmarks="$BENCHMARKS" --num="$NUM"
     run "$engine" sync --benchmarks=fillsync --num="$SYNC_NUM" --writes="$SYNC_WRITES"
     run "$engine" syncmt --benchmarks=fillsync --num="$SYNC_NUM" \
         --writes="$((SYNC_WRITES / SYNC_THREADS))" --threads="$SYNC_THREADS"
+    if [ "$big_ok" = 1 ]; then big "$engine"; fi
 done
 
 # ops/sec of BENCH in ENGINE's RUN output ("-" when missing).
@@ -163,5 +217,15 @@ row "peak RSS MB (main)" 0 "$(get rocksdb rss main)" "$(get fjall rss main)" "$(
 row "disk MB after (main)" 0 "$(get rocksdb disk main)" "$(get fjall disk main)" "$(get concierge disk main)"
 row "peak RSS MB (fillsync)" 0 "$(get rocksdb rss sync)" "$(get fjall rss sync)" "$(get concierge rss sync)"
 row "disk MB after (fillsync)" 0 "$(get rocksdb disk sync)" "$(get fjall disk sync)" "$(get concierge disk sync)"
+if [ "$big_ok" = 1 ]; then
+    for limit in $MEM_LIMITS_MIB; do
+        label="readrandom, ${limit} MiB limit"
+        row "$label" 1 "$(get rocksdb ops "big$limit" readrandom)" "$(get fjall ops "big$limit" readrandom)" "$(get concierge ops "big$limit" readrandom)"
+        row "peak RSS MB, ${limit} MiB" 0 "$(get rocksdb rss "big$limit")" "$(get fjall rss "big$limit")" "$(get concierge rss "big$limit")"
+    done
+    row "fillrandom, num=$BIG_NUM" 1 "$(get rocksdb ops bigfill fillrandom)" "$(get fjall ops bigfill fillrandom)" "$(get concierge ops bigfill fillrandom)"
+    row "peak RSS MB (big fill)" 0 "$(get rocksdb rss bigfill)" "$(get fjall rss bigfill)" "$(get concierge rss bigfill)"
+    echo "larger than memory: num=$BIG_NUM, readrandom --reads=$BIG_READS in a memory cgroup per limit (page cache dropped first), --cache_size=$BIG_CACHE_SIZE for every engine"
+fi
 echo "ratio = concierge / best peer (ops/s: > 1 is faster; RSS and disk: < 1 is smaller)"
 if [ "${KEEP:-0}" = 1 ]; then echo "outputs kept in $WORK"; fi

@@ -145,6 +145,7 @@ async fn every_node_counts_requests_proposals_applies_and_fsyncs() {
         assert!(fsyncs >= 1.0, "node {node}: {fsyncs} acceptor log fsyncs");
         assert!(value(&m, "concierge_leader_changes_seen_total") >= 1.0);
         assert!(m.contains_key("concierge_storage_memtable_bytes"));
+        assert!(value(&m, "concierge_storage_block_cache_capacity_bytes") > 0.0);
         assert!(m.contains_key(r#"concierge_storage_level_tables{level="0"}"#));
         assert!(m.contains_key("concierge_disk_wal_fsync_duration_seconds_count"));
         assert!(m.contains_key("concierge_apply_lag_slots"));

@@ -29,15 +29,27 @@ impl Kind {
     }
 }
 
-/// One version of a key as found by [`crate::Table::get`]: borrowed from the table.
+/// One version of a key as found in a block: borrowed from the block's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryRef<'a> {
     /// The version's sequence number.
     pub seqno: u64,
     /// Put or tombstone.
     pub kind: Kind,
-    /// The value (empty for a tombstone); a slice of the mapped file.
+    /// The value (empty for a tombstone); a slice of the block.
     pub value: &'a [u8],
+}
+
+/// One version of a key as returned by [`crate::Table::get`]: its value copied out
+/// of the block (which may live in a cache the caller must not pin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The version's sequence number.
+    pub seqno: u64,
+    /// Put or tombstone.
+    pub kind: Kind,
+    /// The value (empty for a tombstone).
+    pub value: Vec<u8>,
 }
 
 /// Compares `(key_a, seqno_a)` with `(key_b, seqno_b)` in table order.

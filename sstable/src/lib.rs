@@ -3,8 +3,10 @@
 //! A table holds versioned entries `(user key, seqno, kind, value)` sorted by user
 //! key ascending (bytewise), then seqno **descending**, so the newest version of a key
 //! comes first. It is written once by a [`TableBuilder`], fsynced, and from then on
-//! read through a memory map by a [`Table`]. The byte layout is specified in
-//! `docs/format-sstable.md`.
+//! read by a [`Table`]: its index and filter held in the table's own memory, its data
+//! blocks read as its [`ReadMode`] says, through a memory map advised `MADV_RANDOM`
+//! or with `pread` into a [`BlockCache`] shared by many tables. The byte layout is
+//! specified in `docs/format-sstable.md`.
 //!
 //! # Writing a table
 //! Create the file through the [`vfs::Fs`], add entries in table order, finish:
@@ -31,7 +33,7 @@
 //! assert!(table.get(b"apple", 2).unwrap().is_none()); // no version that old
 //! assert_eq!(table.get(b"pear", 9).unwrap().unwrap().kind, Kind::Delete);
 //!
-//! // Iterating: a cursor; `value()` borrows the mapped file, `next` allocates nothing.
+//! // Iterating: a cursor; `value()` borrows its block, `next` allocates nothing.
 //! let mut it = table.iter();
 //! it.seek(b"b").unwrap();
 //! assert!(it.valid());
@@ -51,10 +53,11 @@
 //! - The **meta** block records entry count, smallest/largest key and seqno range.
 //! - The **footer** locates index, filter and meta, and ends with a magic number.
 //!
-//! Every block ends with a crc32. Opening a table checks the footer and the index,
-//! filter and meta blocks; each data block is checked the first time it is read
-//! through that `Table` and remembered in a bitset (one bit per block), so repeated
-//! lookups do not pay for a 4 KiB crc nor pull the whole block into the cache.
+//! Every block ends with a crc32. Opening a table reads its tail (filter, meta, index,
+//! footer) into memory and checks it; a data block is checked when it is loaded into
+//! the block cache, or, through the map, the first time it is read through that
+//! `Table` and remembered in a bitset (one bit per block), so repeated lookups do not
+//! pay for a 4 KiB crc nor pull the whole block into the CPU cache.
 //! A [`TableScan`] (compaction's reader) instead reads blocks with positioned reads
 //! into its own buffer and checks every block it reads, every time: what it reads is
 //! written again under a new checksum, and a bad disk must show as an error there,
@@ -64,14 +67,17 @@
 //! `clippy::indexing_slicing` and reads every length through bounds-checked `get`.
 //!
 //! Modules, in reading order: `format` (sizes and codecs), `entry` (order),
-//! `block_builder`, `block`, `bloom`, `info`, `builder`, `open` (validation), `table`,
-//! `iter` (which also gives `Table::iter`, so `table` does not import its cursor),
-//! `scan` (the verifying reader for compaction).
+//! `block_builder`, `block`, `bloom`, `info`, `builder`, `tail` (the tail read into
+//! owned memory), `open` (validation), `block_cache` (the sharded LRU of data
+//! blocks), `source` (map or pread + cache), `table`, `iter` (which also gives
+//! `Table::iter`, so `table` does not import its cursor), `scan` (the verifying
+//! reader for compaction).
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod block;
 mod block_builder;
+mod block_cache;
 mod bloom;
 mod builder;
 mod entry;
@@ -81,13 +87,17 @@ mod info;
 mod iter;
 mod open;
 mod scan;
+mod source;
 mod table;
+mod tail;
 
+pub use block_cache::{BlockCache, CacheStats};
 pub use bloom::hash64;
 pub use builder::{BuildOptions, TableBuilder};
-pub use entry::{compare, EntryRef, Kind};
+pub use entry::{compare, Entry, EntryRef, Kind};
 pub use error::Error;
 pub use info::TableInfo;
 pub use iter::TableIter;
 pub use scan::{TableScan, READ_AHEAD_BYTES};
+pub use source::ReadMode;
 pub use table::Table;

@@ -6,6 +6,9 @@
 //! between. Every index entry is checked here (handle contiguous and in bounds,
 //! separators strictly increasing, count equal to the meta's `data_blocks`), so a
 //! lookup can trust the index's shape; data blocks are checksummed on first use.
+//!
+//! Validation sees the file through a [`Tail`]: only the tail's bytes (filter block
+//! to footer) need be held, so a table read with `pread` never holds its data here.
 
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -19,6 +22,7 @@ use crate::format::{
     FORMAT_VERSION, HANDLE_LEN, MAGIC, META_FIXED_LEN, RESTART_COUNT_LEN,
 };
 use crate::info::TableInfo;
+use crate::tail::Tail;
 
 /// False only in fuzzing builds (feature `fuzz-skip-checksums`), so a fuzzer can reach
 /// the decoders behind the checksums. Never enable that feature anywhere else.
@@ -58,8 +62,12 @@ pub(crate) fn contents_range(bytes_len: usize, handle: Handle) -> Option<Range<u
 }
 
 /// Checks a block's trailer (kind and crc) and returns its contents.
-pub(crate) fn checked_block(bytes: &[u8], handle: Handle, kind: BlockKind) -> Result<&[u8], Error> {
-    let range = contents_range(bytes.len(), handle).ok_or_else(|| {
+pub(crate) fn checked_block<'a>(
+    bytes: &Tail<'a>,
+    handle: Handle,
+    kind: BlockKind,
+) -> Result<&'a [u8], Error> {
+    let range = contents_range(bytes.file_len(), handle).ok_or_else(|| {
         Error::corrupt(
             handle.offset,
             format!("{kind:?} block handle past the end of the file"),
@@ -67,7 +75,12 @@ pub(crate) fn checked_block(bytes: &[u8], handle: Handle, kind: BlockKind) -> Re
     })?;
     let block = bytes
         .get(range.start..range.end + BLOCK_TRAILER_LEN)
-        .unwrap_or_default();
+        .ok_or_else(|| {
+            Error::corrupt(
+                handle.offset,
+                format!("{kind:?} block outside the table's tail"),
+            )
+        })?;
     check_trailer(block, handle.offset, kind)
 }
 
@@ -115,15 +128,13 @@ pub(crate) fn index_entry<'a>(index: &Block<'a>, i: u32) -> Result<(RawEntry<'a>
     Ok((e, handle))
 }
 
-/// Validates everything but the data blocks' contents.
-pub(crate) fn validate(bytes: &[u8]) -> Result<Layout, Error> {
-    let footer_at = bytes.len().checked_sub(FOOTER_LEN).ok_or_else(|| {
-        Error::corrupt(
-            0,
-            format!("file of {} bytes is shorter than a footer", bytes.len()),
-        )
-    })?;
-    let footer = bytes.get(footer_at..).unwrap_or_default();
+/// Checks the footer (`FOOTER_LEN` bytes read at file offset `footer_at`): magic,
+/// crc and version. Returns the index, filter and meta handles, not yet checked
+/// against the file.
+pub(crate) fn footer_handles(
+    footer: &[u8],
+    footer_at: usize,
+) -> Result<(Handle, Handle, Handle), Error> {
     let bad_footer = |reason: &str| Error::corrupt(footer_at as u64, reason);
     if read_u64(footer, FOOTER_LEN - 8) != Some(MAGIC) {
         return Err(bad_footer("bad magic number: not a table, or truncated"));
@@ -147,7 +158,23 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<Layout, Error> {
             .and_then(Handle::decode)
             .ok_or_else(|| bad_footer("no handle"))
     };
-    let (index, filter, meta) = (handle(0)?, handle(1)?, handle(2)?);
+    Ok((handle(0)?, handle(1)?, handle(2)?))
+}
+
+/// Validates everything but the data blocks' contents.
+pub(crate) fn validate(bytes: &Tail<'_>) -> Result<Layout, Error> {
+    let file_len = bytes.file_len();
+    let footer_at = file_len.checked_sub(FOOTER_LEN).ok_or_else(|| {
+        Error::corrupt(
+            0,
+            format!("file of {file_len} bytes is shorter than a footer"),
+        )
+    })?;
+    let footer = bytes
+        .get(footer_at..file_len)
+        .ok_or_else(|| Error::corrupt(footer_at as u64, "footer not read"))?;
+    let bad_footer = |reason: &str| Error::corrupt(footer_at as u64, reason);
+    let (index, filter, meta) = footer_handles(footer, footer_at)?;
     if Some(meta.offset) != filter.end_with_trailer()
         || Some(index.offset) != meta.end_with_trailer()
         || Some(footer_at as u64) != index.end_with_trailer()
@@ -164,7 +191,7 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<Layout, Error> {
     let filter_lines = filter_start..filter_start + filter_contents.len().saturating_sub(1);
 
     let meta_contents = checked_block(bytes, meta, BlockKind::Meta)?;
-    let (info, data_blocks) = parse_meta(meta_contents, meta.offset, bytes.len() as u64)?;
+    let (info, data_blocks) = parse_meta(meta_contents, meta.offset, file_len as u64)?;
 
     let index_contents = checked_block(bytes, index, BlockKind::Index)?;
     let index_block = Block::parse(index_contents, index.offset)?;

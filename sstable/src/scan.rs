@@ -9,7 +9,7 @@
 //! [`vfs::FileRead::read_at`] (consecutive blocks together, up to
 //! `READ_AHEAD_BYTES` per call) and its trailer (kind and crc) is checked before any
 //! entry of it is decoded. A block that fails the check is also marked unverified in
-//! the [`Table`], so readers going through the map check it again too.
+//! the [`Table`] (or dropped from the block cache), so readers check it again too.
 //!
 //! Where the blocks are comes from the table's index, decoded and checked at open.
 //!

@@ -48,6 +48,7 @@ fn exercise(bytes: &[u8], entries: &[Entry], model: &Model) -> bool {
             match table.get(k, snap) {
                 Ok(got) => {
                     let got = got.map(|e| (e.seqno, e.kind, e.value));
+                    let got = got.as_ref().map(|(s, k, v)| (*s, *k, v.as_slice()));
                     assert_eq!(
                         got,
                         model_get(model, k, snap),

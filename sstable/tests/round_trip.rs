@@ -103,6 +103,7 @@ fn check_get(table: &Table, model: &Model, key: &[u8], snap: u64) {
         .get(key, snap)
         .unwrap()
         .map(|e| (e.seqno, e.kind, e.value));
+    let got = got.as_ref().map(|(s, k, v)| (*s, *k, v.as_slice()));
     assert_eq!(got, model_get(model, key, snap), "get({key:?}, {snap})");
 }
 

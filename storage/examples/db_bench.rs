@@ -13,8 +13,10 @@
 //! meaning), and reports them together: `fillsync --threads=16` measures how well
 //! concurrent durable writers share fsyncs (group commit).
 //! `--sync` makes every write durable, `--cache_size` and `--write_buffer_size` map to
-//! the engine's block cache and memtable size (the concierge engine has no block cache
-//! and refuses `--cache_size`), and `--histogram` prints RocksDB's latency histogram.
+//! the engine's block cache and memtable size (for the concierge engine `--cache_size`
+//! sets its memory budget to two write buffers plus that cache), `--table_reads=
+//! cached|mapped` (this tool's own) picks how concierge tables read their data
+//! blocks, and `--histogram` prints RocksDB's latency histogram.
 //! At the end it prints the database directory's disk usage and the peak RSS.
 
 #[path = "db_bench/concierge_engine.rs"]
@@ -42,6 +44,7 @@ fn open_engine(flags: &Flags) -> EngineResult<Box<dyn BenchEngine>> {
         write_buffer_size: flags.write_buffer_size,
         bytes_per_sync: flags.bytes_per_sync,
         rate_limiter_bytes_per_sec: flags.rate_limiter_bytes_per_sec,
+        table_reads_mapped: flags.table_reads_mapped,
     };
     Ok(match flags.engine {
         EngineKind::Concierge => Box::new(concierge_engine::ConciergeEngine::open(

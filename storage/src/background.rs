@@ -57,7 +57,12 @@ fn flush_frozen(inner: &Inner, frozen: &Frozen) -> Result<(), Error> {
         snapshots,
         number,
     )?;
-    let handles = finish_tables(&inner.fs, &inner.dir, meta.into_iter().collect())?;
+    let handles = finish_tables(
+        &inner.fs,
+        &inner.dir,
+        meta.into_iter().collect(),
+        &inner.read_mode,
+    )?;
     let mut st = inner.state.lock();
     let added: Vec<(u8, Arc<TableHandle>)> = handles.into_iter().map(|h| (0u8, h)).collect();
     let edit = delta(
@@ -225,7 +230,7 @@ fn compact(inner: &Inner, c: Compaction) -> Result<bool, Error> {
         let Some(metas) = compaction::run(&c, snapshots, &ctx)? else {
             return Ok(false);
         };
-        let handles = finish_tables(&inner.fs, &inner.dir, metas)?;
+        let handles = finish_tables(&inner.fs, &inner.dir, metas, &inner.read_mode)?;
         handles
             .into_iter()
             .map(|h| (c.output_level as u8, h))

@@ -1,5 +1,6 @@
 //! What the engine holds and how it is doing, in one snapshot for `/metrics`: memory by
-//! kind (memtables, decoded table indexes, mapped filters), tables and bytes per level,
+//! kind (memtables, table indexes and filters, the block cache with its hits and
+//! misses), tables and bytes per level,
 //! the compaction backlog, writer stalls, and the WAL's fsync latencies.
 //!
 //! The compaction backlog is estimated as RocksDB's `estimate-pending-compaction-bytes`
@@ -17,10 +18,12 @@ use std::sync::{Arc, Weak};
 pub struct EngineStats {
     /// Approximate bytes of the active and the frozen memtable.
     pub memtable_bytes: u64,
-    /// Heap bytes of the open tables' decoded indexes.
+    /// Heap bytes of the open tables' indexes (decoded and raw).
     pub index_bytes: u64,
-    /// Bytes of the tables' bloom filters (in the mapped files).
+    /// Heap bytes of the tables' bloom filters.
     pub filter_bytes: u64,
+    /// The block cache: bytes held, capacity, lookups that hit and missed, evictions.
+    pub block_cache: sstable::CacheStats,
     /// Tables per level, level 0 first.
     pub tables_per_level: Vec<usize>,
     /// File bytes per level, level 0 first.
@@ -86,6 +89,7 @@ impl EngineStats {
             memtable_bytes,
             index_bytes,
             filter_bytes,
+            block_cache: inner.block_cache.stats(),
             tables_per_level: v.levels.iter().map(Vec::len).collect(),
             bytes_per_level: (0..v.levels.len()).map(|l| v.level_bytes(l)).collect(),
             pending_compaction_bytes: pending_compaction_bytes(v, &inner.opts),

@@ -106,6 +106,10 @@ pub(crate) struct Inner {
     pub compaction_limiter: Option<Arc<crate::paced_write::RateLimiter>>,
     /// What iterators stepped over (shared with every iterator and snapshot).
     pub read_stats: Arc<ReadStats>,
+    /// How every table of this engine reads its data blocks (`Options::table_reads`).
+    pub read_mode: sstable::ReadMode,
+    /// The data block cache every table shares (capacity 0 with mapped reads).
+    pub block_cache: Arc<sstable::BlockCache>,
     /// Test seam: called by the compaction thread right after it reports a job done
     /// (so a test can look at the directory at exactly that moment).
     #[cfg(test)]

@@ -58,6 +58,10 @@
 //! - `merge_iter`, `db_iter`: merging sources, hiding old versions and tombstones;
 //!   `scan_cursor`: compaction's inputs, read with checked positioned reads.
 //! - `snapshot`: seqno + pinned super version, registered for compaction.
+//! - Memory: [`Options::memory_budget_bytes`] is two write buffers plus the block
+//!   cache that every table shares (`sstable::BlockCache`, created in `recovery`,
+//!   reported in [`EngineStats`]); [`Options::table_reads`] picks `pread` into that
+//!   cache or a `MADV_RANDOM` map.
 //! - `flush`, `compaction`, `background`: the flush thread and the compaction thread.
 //! - `recovery`: open: manifest, tables, WAL replay, cleanup; `fresh`: refusing a
 //!   directory that lost its `CURRENT` instead of starting it empty.
@@ -102,7 +106,7 @@ pub use db_iter::DbIter;
 pub use engine_stats::{EngineStats, StatsReader};
 pub use error::{Error, Result};
 pub use internal_key::prefix_successor;
-pub use options::{Options, WriteOptions};
+pub use options::{Options, TableReads, WriteOptions};
 pub use read_stats::ReadStats;
 pub use snapshot::Snapshot;
 

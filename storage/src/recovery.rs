@@ -27,7 +27,7 @@ use crate::flush::write_memtable;
 use crate::inner::{Inner, State, WriteState};
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
-use crate::options::Options;
+use crate::options::{Options, TableReads};
 use crate::paced_write::RateLimiter;
 use crate::snapshot::SnapshotList;
 use crate::super_version::SuperVersion;
@@ -80,6 +80,14 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         }
     };
 
+    let block_cache = Arc::new(sstable::BlockCache::new(match opts.table_reads {
+        TableReads::Cached => opts.block_cache_bytes(),
+        TableReads::Mapped => 0,
+    }));
+    let read_mode = match opts.table_reads {
+        TableReads::Cached => sstable::ReadMode::Cached(Arc::clone(&block_cache)),
+        TableReads::Mapped => sstable::ReadMode::Mapped,
+    };
     let mut added = Vec::with_capacity(mstate.tables.len());
     let mut next_file = mstate.next_file.max(1);
     for (number, (level, meta)) in &mstate.tables {
@@ -91,7 +99,8 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
                 ),
             });
         }
-        added.push((*level, Arc::new(TableHandle::open(&fs, dir, meta.clone())?)));
+        let table = TableHandle::open(&fs, dir, meta.clone(), &read_mode)?;
+        added.push((*level, Arc::new(table)));
         next_file = next_file.max(number + 1);
     }
     let mut version = Version::empty(opts.levels_max).apply(&[], added)?;
@@ -131,7 +140,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
             let number = next_file;
             next_file += 1;
             if let Some(meta) = write_memtable(&fs, dir, &opts, &mem, Vec::new(), number)? {
-                let handles = finish_tables(&fs, dir, vec![meta.clone()])?;
+                let handles = finish_tables(&fs, dir, vec![meta.clone()], &read_mode)?;
                 let added: Vec<(u8, Arc<TableHandle>)> =
                     handles.into_iter().map(|h| (0u8, h)).collect();
                 version = version.apply(&[], added)?;
@@ -201,6 +210,8 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         stall_micros: AtomicU64::new(0),
         compaction_limiter,
         read_stats: Arc::default(),
+        read_mode,
+        block_cache,
         #[cfg(test)]
         after_compaction_reported: Mutex::new(None),
         _lock: lock,

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::options::Options;
 use crate::paced_write::{PacedWrite, RateLimiter};
 use crate::version::{table_file_name, TableHandle};
-use sstable::{BuildOptions, Kind, TableBuilder};
+use sstable::{BuildOptions, Kind, ReadMode, TableBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vfs::Fs;
@@ -86,11 +86,13 @@ pub fn build_options(opts: &Options) -> BuildOptions {
     }
 }
 
-/// Fsyncs `dir` (making the new names durable) and opens every finished table.
+/// Fsyncs `dir` (making the new names durable) and opens every finished table to
+/// read as `mode` says.
 pub fn finish_tables(
     fs: &Arc<dyn Fs>,
     dir: &Path,
     metas: Vec<TableMeta>,
+    mode: &ReadMode,
 ) -> Result<Vec<Arc<TableHandle>>, Error> {
     if metas.is_empty() {
         return Ok(Vec::new());
@@ -99,7 +101,7 @@ pub fn finish_tables(
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
     metas
         .into_iter()
-        .map(|meta| TableHandle::open(fs, dir, meta).map(Arc::new))
+        .map(|meta| TableHandle::open(fs, dir, meta, mode).map(Arc::new))
         .collect()
 }
 

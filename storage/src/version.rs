@@ -14,7 +14,7 @@
 
 use crate::edit::TableMeta;
 use crate::error::Error;
-use sstable::{Kind, Table};
+use sstable::{Kind, ReadMode, Table};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -47,11 +47,18 @@ pub struct TableHandle {
 }
 
 impl TableHandle {
-    /// Opens table `meta.number` in `dir`, checking it against the manifest's metadata.
-    pub fn open(fs: &Arc<dyn Fs>, dir: &Path, meta: TableMeta) -> Result<TableHandle, Error> {
+    /// Opens table `meta.number` in `dir` to read its data blocks as `mode` says,
+    /// checking it against the manifest's metadata.
+    pub fn open(
+        fs: &Arc<dyn Fs>,
+        dir: &Path,
+        meta: TableMeta,
+        mode: &ReadMode,
+    ) -> Result<TableHandle, Error> {
         let path = dir.join(table_file_name(meta.number));
         let context = || format!("opening table {}", path.display());
-        let table = Table::open(fs.as_ref(), &path).map_err(|e| Error::table(context(), e))?;
+        let table =
+            Table::open_with(fs.as_ref(), &path, mode).map_err(|e| Error::table(context(), e))?;
         let info = table.info();
         if info.entries != meta.entries
             || info.smallest_key != meta.smallest_key
@@ -301,7 +308,9 @@ pub(crate) mod test_tables {
                 .unwrap();
         }
         let meta = w.finish().unwrap();
-        finish_tables(fs, dir, vec![meta]).unwrap().remove(0)
+        finish_tables(fs, dir, vec![meta], &ReadMode::Mapped)
+            .unwrap()
+            .remove(0)
     }
 }
 

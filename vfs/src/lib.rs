@@ -84,6 +84,12 @@ pub trait FileRead: Send + Sync + Debug {
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
     }
+    /// Tells the OS this handle reads at random offsets, so a read brings in only the
+    /// pages it asks for, no readahead (`posix_fadvise(POSIX_FADV_RANDOM)` on the real
+    /// disk; nothing in memory).
+    fn advise_random(&self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Fills `buf` from `offset`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
@@ -136,6 +142,12 @@ pub trait Fs: Send + Sync + Debug + 'static {
     fn open_read(&self, path: &Path) -> io::Result<Arc<dyn FileRead>>;
     /// The whole content of an immutable, synced file.
     fn map(&self, path: &Path) -> io::Result<Mapped>;
+    /// Like [`Fs::map`], for reads at random offsets: the real disk advises the kernel
+    /// (`madvise(MADV_RANDOM)`) to fault in only the pages touched, not readahead
+    /// windows around them. The default is `map` (nothing to advise in memory).
+    fn map_random(&self, path: &Path) -> io::Result<Mapped> {
+        self.map(path)
+    }
     /// Atomically replaces `to` with `from`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.

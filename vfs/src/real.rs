@@ -1,7 +1,9 @@
 //! [`RealFs`]: the [`Fs`] trait on the operating system's file system.
 //!
 //! `sync_data` is `fdatasync(2)`; `write_back` is `sync_file_range(2)`; `sync_dir` opens the directory and fsyncs it;
-//! `map` memory-maps the file read-only (only ever used on immutable, synced files).
+//! `map` memory-maps the file read-only (only ever used on immutable, synced files);
+//! `map_random` also advises `MADV_RANDOM` (no readahead around a faulted page), and
+//! `FileRead::advise_random` is `posix_fadvise(POSIX_FADV_RANDOM)` on that handle.
 
 use crate::{check_rewrite, FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::fs::{self, File, OpenOptions};
@@ -99,6 +101,19 @@ impl FileRead for RealRead {
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
+
+    fn advise_random(&self) -> io::Result<()> {
+        // SAFETY: `posix_fadvise` only reads its integer arguments; the descriptor is
+        // this file's own and open for as long as `self.file` lives.
+        #[allow(unsafe_code)]
+        let rc =
+            unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(rc))
+        }
+    }
 }
 
 /// Holds an advisory `flock` on an open file; closing the file releases it.
@@ -148,6 +163,19 @@ impl Fs for RealFs {
         // fsynced before publication; nothing in this process truncates or writes them
         // while mapped, which is what keeps the mapping's bytes stable.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| with_path(e, "mmap", path))?;
+        Ok(Mapped::new(mmap))
+    }
+
+    fn map_random(&self, path: &Path) -> io::Result<Mapped> {
+        let file = File::open(path).map_err(|e| with_path(e, "open", path))?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Mapped::new(Vec::new()));
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: as in `map`: only immutable, fully written and fsynced files are mapped.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| with_path(e, "mmap", path))?;
+        mmap.advise(memmap2::Advice::Random)
+            .map_err(|e| with_path(e, "madvise(MADV_RANDOM)", path))?;
         Ok(Mapped::new(mmap))
     }
 

@@ -84,6 +84,9 @@ impl Fs for SlowSyncFs {
     fn map(&self, path: &Path) -> io::Result<Mapped> {
         RealFs.map(path)
     }
+    fn map_random(&self, path: &Path) -> io::Result<Mapped> {
+        RealFs.map_random(path)
+    }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         RealFs.rename(from, to)
     }

@@ -13,14 +13,45 @@ pub fn render(out: &mut String, s: &EngineStats) {
     prom::gauge(
         out,
         "concierge_storage_index_bytes",
-        "Heap bytes of the open tables' decoded indexes.",
+        "Heap bytes of the open tables' indexes.",
         s.index_bytes,
     );
     prom::gauge(
         out,
         "concierge_storage_filter_bytes",
-        "Bytes of the tables' bloom filters (read through the file mapping).",
+        "Heap bytes of the open tables' bloom filters.",
         s.filter_bytes,
+    );
+    let cache = &s.block_cache;
+    prom::gauge(
+        out,
+        "concierge_storage_block_cache_bytes",
+        "Bytes of data blocks held in the block cache (bookkeeping included).",
+        cache.used_bytes,
+    );
+    prom::gauge(
+        out,
+        "concierge_storage_block_cache_capacity_bytes",
+        "Capacity of the block cache: the memory budget less two write buffers.",
+        cache.capacity_bytes,
+    );
+    prom::counter(
+        out,
+        "concierge_storage_block_cache_hits_total",
+        "Data block reads answered by the block cache.",
+        cache.hits,
+    );
+    prom::counter(
+        out,
+        "concierge_storage_block_cache_misses_total",
+        "Data block reads the block cache did not hold (read from the table file).",
+        cache.misses,
+    );
+    prom::counter(
+        out,
+        "concierge_storage_block_cache_evictions_total",
+        "Data blocks dropped from the block cache to make room.",
+        cache.evictions,
     );
     for (name, help, values) in [
         (

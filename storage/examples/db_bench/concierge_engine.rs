@@ -3,7 +3,7 @@
 use crate::engine::{recreate_dir, BenchEngine, EngineResult, EngineSettings};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use storage::{Db, Options, WriteOptions};
+use storage::{Db, Options, TableReads, WriteOptions};
 
 pub struct ConciergeEngine {
     dir: PathBuf,
@@ -17,15 +17,16 @@ fn open(dir: &Path, options: &Options) -> EngineResult<Db> {
         .map_err(|e| format!("concierge open {}: {e:?}", dir.display()))
 }
 
-/// The engine's options for db_bench's settings. The engine keeps no block cache of
-/// its own (tables are read through the OS page cache), so `--cache_size` is refused
-/// rather than silently ignored.
+/// The engine's options for db_bench's settings. `--cache_size` is the block cache:
+/// the memory budget becomes two write buffers plus it.
 fn options(settings: EngineSettings) -> EngineResult<Options> {
     let mut options = Options::default();
-    if settings.cache_size.is_some() {
-        return Err("--cache_size: the concierge engine has no block cache; \
-                    its tables are read through the OS page cache"
-            .into());
+    if let Some(mapped) = settings.table_reads_mapped {
+        options.table_reads = if mapped {
+            TableReads::Mapped
+        } else {
+            TableReads::Cached
+        };
     }
     if let Some(bytes) = settings.bytes_per_sync {
         options.bytes_per_sync = bytes;
@@ -36,6 +37,12 @@ fn options(settings: EngineSettings) -> EngineResult<Options> {
     if let Some(bytes) = settings.write_buffer_size {
         options.write_buffer_bytes = usize::try_from(bytes)
             .map_err(|_| format!("--write_buffer_size={bytes} does not fit in memory"))?;
+    }
+    let buffers = 2 * options.write_buffer_bytes as u64;
+    if let Some(cache) = settings.cache_size {
+        options.memory_budget_bytes = buffers.saturating_add(cache);
+    } else {
+        options.memory_budget_bytes = options.memory_budget_bytes.max(buffers);
     }
     Ok(options)
 }
@@ -128,11 +135,29 @@ impl BenchEngine for ConciergeEngine {
     fn describe(&self) -> Option<String> {
         let db = self.db.as_ref()?;
         let (stalls, micros) = db.stall_stats();
-        Some(format!(
+        let mut line = format!(
             "writer stalls {stalls} ({:.1} ms), tables per level {:?}",
             micros as f64 / 1000.0,
             db.level_table_counts()
-        ))
+        );
+        {
+            let s = db.engine_stats();
+            let c = s.block_cache;
+            let mib = |b: u64| b as f64 / 1_048_576.0;
+            line += &format!(
+                "\nblock cache {:.1} of {:.1} MiB, hits {}, misses {}, evictions {}; \
+                 index {:.1} MiB, filters {:.1} MiB, memtables {:.1} MiB",
+                mib(c.used_bytes),
+                mib(c.capacity_bytes),
+                c.hits,
+                c.misses,
+                c.evictions,
+                mib(s.index_bytes),
+                mib(s.filter_bytes),
+                mib(s.memtable_bytes)
+            );
+        }
+        Some(line)
     }
 
     fn close(&mut self) {

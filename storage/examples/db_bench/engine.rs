@@ -47,6 +47,9 @@ pub struct EngineSettings {
     pub bytes_per_sync: Option<u64>,
     /// Background (compaction) write rate limit (`--rate_limiter_bytes_per_sec`).
     pub rate_limiter_bytes_per_sec: Option<u64>,
+    /// Concierge tables read through a memory map (`--table_reads=mapped`); `None`
+    /// keeps the engine's default.
+    pub table_reads_mapped: Option<bool>,
 }
 
 /// Removes `dir` (if present) and creates it empty.

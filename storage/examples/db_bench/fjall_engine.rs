@@ -25,6 +25,9 @@ fn open(dir: &Path, settings: EngineSettings) -> EngineResult<(Keyspace, Partiti
     if settings.bytes_per_sync.is_some() || settings.rate_limiter_bytes_per_sec.is_some() {
         return Err("--bytes_per_sync and --rate_limiter_bytes_per_sec: fjall has neither".into());
     }
+    if settings.table_reads_mapped.is_some() {
+        return Err("--table_reads: a concierge engine setting".into());
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let mut config = Config::new(dir);
     if let Some(bytes) = settings.cache_size {

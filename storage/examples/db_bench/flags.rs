@@ -77,6 +77,9 @@ pub struct Flags {
     pub bytes_per_sync: Option<u64>,
     /// Background write rate limit (RocksDB `--rate_limiter_bytes_per_sec`).
     pub rate_limiter_bytes_per_sec: Option<u64>,
+    /// How concierge tables read data blocks (`--table_reads=cached|mapped`, this
+    /// tool's own): `Some(true)` = mapped; `None` = the engine's default.
+    pub table_reads_mapped: Option<bool>,
 }
 
 pub const USAGE: &str = "usage: db_bench --db=DIR \
@@ -84,7 +87,7 @@ pub const USAGE: &str = "usage: db_bench --db=DIR \
 --num=N [--reads=N] [--writes=N] [--key_size=16] [--value_size=100] [--compression_type=none] \
 [--engine=concierge|fjall] [--seed=N] [--use_existing_db=false] [--histogram=false] [--threads=1] \
 [--sync=false] [--cache_size=BYTES] [--write_buffer_size=BYTES] [--seek_nexts=0] \
-[--bytes_per_sync=BYTES] [--rate_limiter_bytes_per_sec=BYTES]";
+[--bytes_per_sync=BYTES] [--rate_limiter_bytes_per_sec=BYTES] [--table_reads=cached|mapped]";
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
     match value {
@@ -141,6 +144,7 @@ impl Flags {
             seek_nexts: 0,
             bytes_per_sync: None,
             rate_limiter_bytes_per_sec: None,
+            table_reads_mapped: None,
         };
         let mut db_given = false;
         for arg in args {
@@ -210,7 +214,7 @@ impl Flags {
                 "threads" => flags.threads = parse_size(name, value)?,
                 "sync" => flags.sync = parse_bool(name, value)?,
                 // RocksDB's -1 for cache_size means "no block cache"; it is refused
-                // here rather than guessed (parse_u64 rejects it).
+                // here rather than guessed (parse_u64 rejects it); 0 is no cache.
                 "cache_size" => flags.cache_size = Some(parse_u64(name, value)?),
                 "write_buffer_size" => {
                     let n = parse_u64(name, value)?;
@@ -223,6 +227,17 @@ impl Flags {
                 "bytes_per_sync" => flags.bytes_per_sync = Some(parse_u64(name, value)?),
                 "rate_limiter_bytes_per_sec" => {
                     flags.rate_limiter_bytes_per_sec = Some(parse_u64(name, value)?)
+                }
+                "table_reads" => {
+                    flags.table_reads_mapped = match value {
+                        "mapped" => Some(true),
+                        "cached" => Some(false),
+                        _ => {
+                            return Err(format!(
+                                "--table_reads: expected cached or mapped, got {value:?}"
+                            ))
+                        }
+                    }
                 }
                 "help" => return Err(USAGE.to_string()),
                 _ => return Err(format!("unknown flag --{name}\n{USAGE}")),
