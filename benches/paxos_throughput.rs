@@ -27,7 +27,8 @@ fn cluster(batch_commands_max: usize, window_slots_max: u64) -> Vec<Core> {
             c.batch_bytes_max = batch_commands_max * COMMAND_BYTES;
             c.window_slots_max = window_slots_max;
             c.proposals_queued_max = 8192;
-            Core::new(c, DurableState::default(), u64::from(id))
+            let first = c.genesis();
+            Core::new(c, DurableState::default(), first, u64::from(id))
         })
         .collect()
 }
