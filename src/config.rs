@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// Most watches this node serves at once; one more is answered 503.
     #[arg(long, env = "WATCHERS_MAX", default_value_t = crate::kv::hub::WATCHERS_MAX_DEFAULT)]
     pub watchers_max: usize,
+    /// Memory of the storage engine, in MiB: its two memtables (two fifths each, at most
+    /// 64 MiB) and its block cache (the rest). Indexes and filters of the tables are
+    /// held beside it (about 1.5% of the data).
+    #[arg(long, env = "MEMORY_BUDGET_MIB", default_value_t = MEMORY_BUDGET_MIB_DEFAULT)]
+    pub memory_budget_mib: u64,
     /// HTTPS on the client port, and client certificates (src/tls.rs).
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -65,6 +70,12 @@ pub struct ServeArgs {
     #[arg(skip)]
     pub cluster_secret: Option<String>,
 }
+
+/// The storage engine's memory budget by default (`storage::Options`'s), in MiB.
+pub const MEMORY_BUDGET_MIB_DEFAULT: u64 = 160;
+
+/// The smallest memory budget accepted, in MiB (two 2 MiB memtables and a 4 MiB cache).
+pub const MEMORY_BUDGET_MIB_MIN: u64 = 8;
 
 /// The environment variable that may hold the cluster secret itself.
 pub const CLUSTER_SECRET_ENV: &str = "CLUSTER_SECRET";
@@ -85,6 +96,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     pub http: HttpArgs,
     pub watchers_max: usize,
+    /// The storage engine's options (its memory budget from `MEMORY_BUDGET_MIB`).
+    pub storage: storage::Options,
     /// The TLS files, checked when the node starts (`tls::NodeTls::load`).
     pub tls: TlsArgs,
     /// The peer TLS files, checked when the node starts (`tls_peer::load`).
@@ -216,6 +229,15 @@ impl ServeConfig {
         args.http
             .check()
             .map_err(|(name, reason)| ConfigError::BadLimit { name, reason })?;
+        let budget_mib = args.memory_budget_mib;
+        let storage = (MEMORY_BUDGET_MIB_MIN..=1 << 30)
+            .contains(&budget_mib)
+            .then(|| storage::Options::with_memory_budget(budget_mib << 20))
+            .filter(|o| o.validate().is_ok())
+            .ok_or_else(|| ConfigError::BadLimit {
+                name: "MEMORY_BUDGET_MIB",
+                reason: format!("must be {MEMORY_BUDGET_MIB_MIN} to 2^30 (MiB), not {budget_mib}"),
+            })?;
         let cluster_secret = resolve_secret(args)?;
         Ok(ServeConfig {
             id: position as u32 + 1,
@@ -231,6 +253,7 @@ impl ServeConfig {
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             http: args.http.clone(),
             watchers_max: args.watchers_max,
+            storage,
             tls: args.tls.clone(),
             peer_tls: args.peer_tls.clone(),
             cluster_secret,
@@ -365,6 +388,7 @@ mod tests {
             request_timeout_ms: 5000,
             http: HttpArgs::default(),
             watchers_max: 10,
+            memory_budget_mib: MEMORY_BUDGET_MIB_DEFAULT,
             tls: TlsArgs::default(),
             peer_tls: PeerTlsArgs::default(),
             cluster_secret_file: None,
@@ -413,6 +437,37 @@ mod tests {
         let err = ServeConfig::resolve(&a).unwrap_err();
         assert!(err.to_string().contains("cannot read"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_memory_budget_sizes_the_storage_engine_and_too_little_is_refused() {
+        let mut a = args(None, 7000);
+        let default = ServeConfig::resolve(&a).unwrap().storage;
+        assert_eq!(default.memory_budget_bytes, 160 << 20);
+        assert_eq!(
+            default.block_cache_bytes(),
+            32 << 20,
+            "two 64 MiB memtables"
+        );
+        assert_eq!(default, storage::Options::default());
+        a.memory_budget_mib = 64;
+        let small = ServeConfig::resolve(&a).unwrap().storage;
+        assert_eq!(small.memory_budget_bytes, 64 << 20);
+        assert!(small.write_buffer_bytes < 64 << 20);
+        assert!(small.block_cache_bytes() > 0);
+        for bad in [0, 7, (1 << 30) + 1] {
+            a.memory_budget_mib = bad;
+            assert!(
+                matches!(
+                    ServeConfig::resolve(&a),
+                    Err(ConfigError::BadLimit {
+                        name: "MEMORY_BUDGET_MIB",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -112,7 +112,7 @@ async fn serve(
     let db = storage::Db::open(
         Arc::clone(&fs),
         &config.data_dir.join("kv"),
-        storage::Options::default(),
+        config.storage.clone(),
     )
     .map_err(|e| format!("opening the key-value store: {e}"))?;
     let leases = LeaseTable::new();

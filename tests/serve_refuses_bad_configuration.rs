@@ -94,6 +94,14 @@ fn serve_refuses_bad_configuration() {
         );
     }
 
+    // A storage memory budget too small to hold two memtables and a cache.
+    let mut envs = base.to_vec();
+    envs.push(("MEMORY_BUDGET_MIB", "4".into()));
+    let out = serve(&envs).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "MEMORY_BUDGET_MIB=4");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MEMORY_BUDGET_MIB"), "{err}");
+
     // A one-node cluster records its membership; a different CONCIERGES is refused.
     let data = dir.join("b");
     let client = free_port();

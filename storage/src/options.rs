@@ -13,7 +13,7 @@
 use crate::error::Error;
 
 /// Options given to [`crate::Db::open`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Bytes of key/value data a memtable takes before it is frozen and flushed (64 MiB).
     pub write_buffer_bytes: usize,
@@ -94,14 +94,15 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The defaults with a memory budget of `bytes`: each write buffer a quarter of it
-    /// (at most the default 64 MiB), the block cache the rest.
+    /// The defaults with a memory budget of `bytes`: each write buffer two fifths of it
+    /// (at most the default 64 MiB), the block cache the rest. The default budget gives
+    /// exactly the defaults (two 64 MiB buffers, a 32 MiB cache).
     pub fn with_memory_budget(bytes: u64) -> Options {
         let d = Options::default();
-        let quarter = usize::try_from(bytes / 4).unwrap_or(usize::MAX);
+        let share = usize::try_from(bytes / 5 * 2).unwrap_or(usize::MAX);
         Options {
             memory_budget_bytes: bytes,
-            write_buffer_bytes: d.write_buffer_bytes.min(quarter).max(1),
+            write_buffer_bytes: d.write_buffer_bytes.min(share).max(1),
             ..d
         }
     }
@@ -210,8 +211,9 @@ mod tests {
         assert_eq!(d.block_cache_bytes(), 32 << 20);
         let small = Options::with_memory_budget(64 << 20);
         assert!(small.validate().is_ok());
-        assert_eq!(small.write_buffer_bytes, 16 << 20);
-        assert_eq!(small.block_cache_bytes(), 32 << 20);
+        assert_eq!(small.write_buffer_bytes, (64 << 20) / 5 * 2);
+        assert_eq!(small.block_cache_bytes(), (64 << 20) - (64 << 20) / 5 * 4);
+        assert_eq!(Options::with_memory_budget(160 << 20), Options::default());
         let large = Options::with_memory_budget(1 << 30);
         assert_eq!(large.write_buffer_bytes, 64 << 20);
         assert_eq!(large.block_cache_bytes(), (1 << 30) - (128 << 20));
