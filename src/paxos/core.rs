@@ -149,7 +149,7 @@ impl Core {
         let trusted = active.voters.iter().filter(|&&v| self.detector.trusts(v));
         let quorum_alive = trusted.count() >= active.quorum();
         let omega = self.detector.omega(
-            self.live_leader(),
+            self.leader(),
             self.learner.delivered(),
             self.config.leader_lag_slots_max,
             |n| active.is_voter(n),
@@ -255,7 +255,7 @@ impl Core {
                 // Leader stickiness: while this node hears a live leader, another node's
                 // campaign is ignored (not promised, not even observed), so a node coming
                 // back cannot depose a healthy leader. Ignoring a Prepare is always safe.
-                if from != self.config.id && self.live_leader().is_some_and(|l| l != from) {
+                if from != self.config.id && self.leader().is_some_and(|l| l != from) {
                     return;
                 }
                 self.observe(ballot);
@@ -597,8 +597,9 @@ impl Core {
         self.proposer.covers(m, index + 1).then_some((index, m))
     }
 
-    /// The node proposals go to: this node if it leads, else the last announced leader
-    /// unless it is suspected.
+    /// The node proposals go to, and the leader this node hears (for Omega, PreVote and
+    /// ignoring other campaigns): this node if it leads, else the last announced leader
+    /// while this node trusts it as a peer.
     pub fn leader(&self) -> Option<NodeId> {
         if self.proposer.leading().is_some() {
             return Some(self.config.id);
@@ -743,16 +744,6 @@ impl Core {
         }
     }
 
-    /// The leader this node hears: itself while it leads, else the announced leader while
-    /// it is not suspected.
-    fn live_leader(&self) -> Option<NodeId> {
-        if self.proposer.leading().is_some() {
-            return Some(self.config.id);
-        }
-        let hint = self.leader_hint?;
-        (hint.node != self.config.id && self.detector.trusts(hint.node)).then_some(hint.node)
-    }
-
     /// Asks the peers whether they would follow this node before it campaigns (a new
     /// ballot preempts whoever leads); starts phase 1 once a quorum, itself included,
     /// grants. A pre-vote unanswered for two heartbeats is asked again.
@@ -785,7 +776,7 @@ impl Core {
     /// node has caught up.
     fn grants_pre_vote(&self, from: NodeId, commit: Slot) -> bool {
         let lag_max = self.config.leader_lag_slots_max;
-        let current = self.live_leader().is_some_and(|l| l != from);
+        let current = self.leader().is_some_and(|l| l != from);
         let votes = self.active().is_voter(from);
         !current && votes && commit.saturating_add(lag_max) >= self.learner.delivered()
     }

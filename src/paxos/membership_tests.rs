@@ -36,6 +36,14 @@ fn reconfigure(cl: &mut Cluster, c: Change) -> Slot {
     latest.id
 }
 
+/// Node `id` of voters 1, 2, 3 alone, fed by hand: a window and a delay of 2 slots.
+fn lone_core(id: NodeId) -> Core {
+    let mut cfg = config(id, 3);
+    cfg.window_slots_max = 2;
+    let first = Memberships::genesis(vec![1, 2, 3], 2);
+    Core::new(cfg, DurableState::default(), first, 1)
+}
+
 fn delivered_commands(cl: &Cluster, id: NodeId) -> usize {
     commands(&cl.delivered[id as usize - 1]).len()
 }
@@ -165,10 +173,7 @@ fn a_candidate_that_learns_a_later_membership_while_campaigning_asks_its_voters(
     // while it waits, catch-up shows that slot 1 removed node 1 and slot 3 added voter 4,
     // so slot 5, its first, is decided by 2, 3 and 4. It must ask node 4: node 1's
     // promise no longer counts, and node 2 never answers.
-    let mut cfg = config(3, 3);
-    cfg.window_slots_max = 2;
-    let first = Memberships::genesis(vec![1, 2, 3], 2);
-    let mut core = Core::new(cfg, DurableState::default(), first, 1);
+    let mut core = lone_core(3);
     let r = start_campaign(&mut core, 2);
     let ballot = r
         .send
@@ -213,10 +218,7 @@ fn a_removed_node_that_missed_its_removal_gets_no_pre_vote_but_the_commit_index(
     // behind, still thinks it votes and asks for a pre-vote: refusing it keeps it from
     // deposing the leaders of 1 and 2 again and again, and a heartbeat with the commit
     // index lets it catch up and learn its removal.
-    let mut cfg = config(1, 3);
-    cfg.window_slots_max = 2;
-    let first = Memberships::genesis(vec![1, 2, 3], 2);
-    let mut core = Core::new(cfg, DurableState::default(), first, 1);
+    let mut core = lone_core(1);
     let entries = vec![
         (1, Value::Reconfigure(change(0, &[1, 2], &[]))),
         (2, Value::Noop),

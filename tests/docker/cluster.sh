@@ -26,20 +26,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-skip() {
-  echo "tests/docker/cluster.sh: SKIPPED: $*"
-  exit 0
-}
-command -v docker >/dev/null 2>&1 || skip "no docker command"
-docker info >/dev/null 2>&1 || skip "the Docker daemon is not reachable (docker info failed)"
-if docker compose version >/dev/null 2>&1; then
-  compose_cmd=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-  compose_cmd=(docker-compose)
-else
-  skip "neither 'docker compose' nor 'docker-compose' is installed"
-fi
-command -v curl >/dev/null 2>&1 || skip "no curl"
+script=tests/docker/cluster.sh
+# shellcheck source=tests/docker/common.sh
+. tests/docker/common.sh
 can_enter=0
 if [ "$(id -u)" = 0 ] && command -v nsenter >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then
   can_enter=1
@@ -56,10 +45,7 @@ export CONCIERGE_CLUSTER_SECRET
 export CONCIERGE_PUBLISH_1=127.0.0.1::8080 CONCIERGE_PUBLISH_2=127.0.0.1::8080 \
   CONCIERGE_PUBLISH_3=127.0.0.1::8080
 work=$(mktemp -d)
-started=$(date +%s.%N)
 
-elapsed() { awk -v s="$started" -v n="$(date +%s.%N)" 'BEGIN { printf "%6.1fs", n - s }'; }
-say() { echo "[$(elapsed)] $*"; }
 fail() {
   echo "[$(elapsed)] FAIL: $*" >&2
   for n in 1 2 3; do
@@ -80,11 +66,7 @@ cleanup() {
     docker rmi "$tag" >/dev/null 2>&1 || true
   fi
   rm -rf "$work"
-  if [ $rc = 0 ]; then
-    echo "tests/docker/cluster.sh: PASSED in $(elapsed)"
-  else
-    echo "tests/docker/cluster.sh: FAILED (exit $rc) after $(elapsed)" >&2
-  fi
+  report $rc
   exit $rc
 }
 trap cleanup EXIT
@@ -92,9 +74,6 @@ trap 'exit 130' INT TERM
 
 # --- helpers -------------------------------------------------------------------------
 
-container() { echo "$project-$1"; }
-# The host address of node N's published client port (it changes when a container starts).
-addr() { docker port "$(container "$1")" 8080/tcp 2>/dev/null | head -n 1; }
 ip_of() { docker inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "$(container "$1")"; }
 
 # req METHOD NODE PATH [BODY [IDEMPOTENCY-KEY]]: sets CODE, BODY and LEADER.

@@ -24,20 +24,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-skip() {
-  echo "tests/docker/secure-cluster.sh: SKIPPED: $*"
-  exit 0
-}
-command -v docker >/dev/null 2>&1 || skip "no docker command"
-docker info >/dev/null 2>&1 || skip "the Docker daemon is not reachable (docker info failed)"
-if docker compose version >/dev/null 2>&1; then
-  compose_cmd=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
-  compose_cmd=(docker-compose)
-else
-  skip "neither 'docker compose' nor 'docker-compose' is installed"
-fi
-command -v curl >/dev/null 2>&1 || skip "no curl"
+script=tests/docker/secure-cluster.sh
+# shellcheck source=tests/docker/common.sh
+. tests/docker/common.sh
 
 project="concierge-secure-test-$$-$RANDOM"
 tag="concierge:secure-test-$$-$RANDOM"
@@ -45,10 +34,7 @@ export COMPOSE_PROJECT_NAME="$project" CONCIERGE_IMAGE="$tag" CONCIERGE_NAME="$p
 export CONCIERGE_PUBLISH_1=127.0.0.1::8080 CONCIERGE_PUBLISH_2=127.0.0.1::8080 \
   CONCIERGE_PUBLISH_3=127.0.0.1::8080
 work=$(mktemp -d)
-started=$(date +%s.%N)
 
-elapsed() { awk -v s="$started" -v n="$(date +%s.%N)" 'BEGIN { printf "%6.1fs", n - s }'; }
-say() { echo "[$(elapsed)] $*"; }
 fail() {
   echo "[$(elapsed)] FAIL: $*" >&2
   for n in certs 1 2 3; do
@@ -68,11 +54,7 @@ cleanup() {
     docker rmi "$tag" >/dev/null 2>&1 || true
     rm -rf "$work"
   fi
-  if [ $rc = 0 ]; then
-    echo "tests/docker/secure-cluster.sh: PASSED in $(elapsed)"
-  else
-    echo "tests/docker/secure-cluster.sh: FAILED (exit $rc) after $(elapsed)" >&2
-  fi
+  report $rc
   exit $rc
 }
 trap cleanup EXIT
@@ -80,10 +62,6 @@ trap 'exit 130' INT TERM
 
 # --- helpers -------------------------------------------------------------------------
 
-container() { echo "$project-$1"; }
-# The host port of node N's published client port (127.0.0.1:PORT; the certificates
-# name 127.0.0.1).
-addr() { docker port "$(container "$1")" 8080/tcp 2>/dev/null | head -n 1; }
 
 # req SCHEME METHOD NODE PATH [BODY]: sets CODE and BODY. HTTPS trusts the copied CA
 # and sends the token in $TOKEN when it is set; CURL_EXTRA adds curl flags.

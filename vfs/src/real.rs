@@ -154,26 +154,13 @@ impl Fs for RealFs {
     }
 
     fn map(&self, path: &Path) -> io::Result<Mapped> {
-        let file = File::open(path).map_err(|e| with_path(e, "open", path))?;
-        if file.metadata()?.len() == 0 {
-            return Ok(Mapped::new(Vec::new()));
-        }
-        #[allow(unsafe_code)]
-        // SAFETY: `map` is only called on immutable files that were fully written and
-        // fsynced before publication; nothing in this process truncates or writes them
-        // while mapped, which is what keeps the mapping's bytes stable.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| with_path(e, "mmap", path))?;
-        Ok(Mapped::new(mmap))
+        Ok(mmap_file(path)?.map_or_else(|| Mapped::new(Vec::new()), Mapped::new))
     }
 
     fn map_random(&self, path: &Path) -> io::Result<Mapped> {
-        let file = File::open(path).map_err(|e| with_path(e, "open", path))?;
-        if file.metadata()?.len() == 0 {
+        let Some(mmap) = mmap_file(path)? else {
             return Ok(Mapped::new(Vec::new()));
-        }
-        #[allow(unsafe_code)]
-        // SAFETY: as in `map`: only immutable, fully written and fsynced files are mapped.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| with_path(e, "mmap", path))?;
+        };
         mmap.advise(memmap2::Advice::Random)
             .map_err(|e| with_path(e, "madvise(MADV_RANDOM)", path))?;
         Ok(Mapped::new(mmap))
@@ -231,6 +218,20 @@ impl Fs for RealFs {
             Err(fs::TryLockError::Error(e)) => Err(with_path(e, "lock", path)),
         }
     }
+}
+
+/// Maps the whole of `path` read-only; `None` for an empty file (which cannot be mapped).
+fn mmap_file(path: &Path) -> io::Result<Option<memmap2::Mmap>> {
+    let file = File::open(path).map_err(|e| with_path(e, "open", path))?;
+    if file.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: only immutable files that were fully written and fsynced before
+    // publication are mapped (`Fs::map`, `Fs::map_random`); nothing in this process
+    // truncates or writes them while mapped, which keeps the mapping's bytes stable.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| with_path(e, "mmap", path))?;
+    Ok(Some(mmap))
 }
 
 #[cfg(test)]
