@@ -30,9 +30,18 @@ pub struct ServeArgs {
     /// Port for clients (HTTP).
     #[arg(long, env = "CLIENT_PORT", default_value_t = 8080)]
     pub client_port: u16,
-    /// All peers, this node included: a JSON array or a comma list of host:port.
+    /// All peers, this node included: a JSON array or a comma list of host:port. Seeds
+    /// a brand-new cluster only: later members are added through the cluster itself.
     #[arg(long, env = "CONCIERGES")]
     pub concierges: Option<String>,
+    /// Join a running cluster that has added this node (`POST /v1/cluster/members` with
+    /// this node's HOST:ACTOR_PORT): the client URL of any member, e.g.
+    /// `http://10.0.0.1:8080`. Used only when the data directory is new.
+    #[arg(long, env = "JOIN")]
+    pub join: Option<String>,
+    /// A bearer token for the join's `GET /v1/cluster`, when access control is on.
+    #[arg(long, env = "JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
     /// Where this node keeps its data.
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -83,7 +92,8 @@ pub const CLUSTER_SECRET_ENV: &str = "CLUSTER_SECRET";
 /// A checked configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServeConfig {
-    /// This node's id (position in `members`, from 1).
+    /// This node's id (position in `members`, from 1; 0 while a joining node's id is
+    /// still to be learnt from the cluster).
     pub id: u32,
     /// (id, peer address) of every member, this node included.
     pub members: Vec<(u32, String)>,
@@ -104,6 +114,9 @@ pub struct ServeConfig {
     pub peer_tls: PeerTlsArgs,
     /// The secret peers authenticate each other with; None = unauthenticated peers.
     pub cluster_secret: Option<ClusterSecret>,
+    /// `JOIN`: a member's client URL to join through when the data directory is new.
+    pub join: Option<String>,
+    pub join_token: Option<String>,
 }
 
 /// A configuration that cannot run.
@@ -201,13 +214,17 @@ impl ServeConfig {
             Some(v) if !v.trim().is_empty() => parse_concierges(v)?,
             _ => vec![peer_addr.clone()],
         };
-        let position = members
-            .iter()
-            .position(|m| *m == peer_addr)
-            .ok_or_else(|| ConfigError::NotAMember {
-                this: peer_addr.clone(),
-                members: members.clone(),
-            })?;
+        // A joining node learns its id from the cluster (`server::join`); 0 until then.
+        let position = match members.iter().position(|m| *m == peer_addr) {
+            Some(p) => p as u32 + 1,
+            None if args.join.is_some() => 0,
+            None => {
+                return Err(ConfigError::NotAMember {
+                    this: peer_addr.clone(),
+                    members: members.clone(),
+                })
+            }
+        };
         if args.value_bytes_max == 0 {
             return Err(ConfigError::BadLimit {
                 name: "VALUE_BYTES_MAX",
@@ -240,7 +257,7 @@ impl ServeConfig {
             })?;
         let cluster_secret = resolve_secret(args)?;
         Ok(ServeConfig {
-            id: position as u32 + 1,
+            id: position,
             members: members
                 .into_iter()
                 .enumerate()
@@ -257,6 +274,8 @@ impl ServeConfig {
             tls: args.tls.clone(),
             peer_tls: args.peer_tls.clone(),
             cluster_secret,
+            join: args.join.clone().filter(|j| !j.trim().is_empty()),
+            join_token: args.join_token.clone(),
         })
     }
 
@@ -301,14 +320,21 @@ fn resolve_secret(args: &ServeArgs) -> Result<Option<ClusterSecret>, ConfigError
 }
 
 /// The cluster file's content.
-#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
-struct ClusterFile {
-    members: Vec<String>,
+#[derive(Serialize, Deserialize, Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClusterFile {
+    /// The cluster's first members (`CONCIERGES` of its first start), in id order.
+    pub members: Vec<String>,
     /// Set by `concierge snapshot restore`: mixed into the cluster id peers check in
     /// their handshake, so a restored cluster never talks to the one it was backed up
     /// from (nor to one restored from another backup). Absent (0) otherwise.
     #[serde(default, skip_serializing_if = "is_zero")]
-    token: u64,
+    pub token: u64,
+    /// Set when the node joined a running cluster: its id (given by the cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    /// Set when the node joined: the members at the time, dialed until it catches up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<crate::node::MemberAddr>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -318,23 +344,41 @@ fn is_zero(v: &u64) -> bool {
 /// Name of the cluster file inside the data directory.
 pub const CLUSTER_FILE: &str = "cluster.json";
 
-/// Records the member list in a fresh data directory, or checks it matches the one
-/// recorded there. Returns the directory's cluster token (0 unless restored from a
-/// backup: `write_cluster_file`).
-pub fn check_cluster_file(
+/// The cluster file of `data_dir`, if it has one.
+pub fn read_cluster_file(
     fs: &dyn vfs::Fs,
     data_dir: &Path,
-    members: &[String],
-) -> Result<u64, ConfigError> {
+) -> Result<Option<ClusterFile>, ConfigError> {
     let path = data_dir.join(CLUSTER_FILE);
+    if !fs.exists(&path) {
+        return Ok(None);
+    }
     let file_err = |reason: String| ConfigError::ClusterFile {
         path: path.clone(),
         reason,
     };
-    if fs.exists(&path) {
-        let bytes = fs.read_all(&path).map_err(|e| file_err(e.to_string()))?;
-        let recorded: ClusterFile =
-            serde_json::from_slice(&bytes).map_err(|e| file_err(format!("unreadable: {e}")))?;
+    let bytes = fs.read_all(&path).map_err(|e| file_err(e.to_string()))?;
+    let file: ClusterFile =
+        serde_json::from_slice(&bytes).map_err(|e| file_err(format!("unreadable: {e}")))?;
+    if file.id == Some(0) || file.members.is_empty() {
+        return Err(file_err("no first members, or node id 0".into()));
+    }
+    Ok(Some(file))
+}
+
+/// Records the member list in a fresh data directory, or checks it matches the one
+/// recorded there. Returns the directory's cluster file. A directory of a node that
+/// joined a running cluster (its file records its id) is taken as it is: `CONCIERGES`
+/// only seeds a brand-new cluster.
+pub fn check_cluster_file(
+    fs: &dyn vfs::Fs,
+    data_dir: &Path,
+    members: &[String],
+) -> Result<ClusterFile, ConfigError> {
+    if let Some(recorded) = read_cluster_file(fs, data_dir)? {
+        if recorded.id.is_some() {
+            return Ok(recorded);
+        }
         if recorded.members != members {
             return Err(ConfigError::OtherCluster {
                 data_dir: data_dir.to_path_buf(),
@@ -342,19 +386,21 @@ pub fn check_cluster_file(
                 given: members.to_vec(),
             });
         }
-        return Ok(recorded.token);
+        return Ok(recorded);
     }
-    write_cluster_file(fs, data_dir, members, 0)?;
-    Ok(0)
+    let file = ClusterFile {
+        members: members.to_vec(),
+        ..ClusterFile::default()
+    };
+    write_cluster_file(fs, data_dir, &file)?;
+    Ok(file)
 }
 
-/// Writes the cluster file of a data directory (creating the directory): its member
-/// list and cluster token (0 = none).
+/// Writes the cluster file of a data directory (creating the directory).
 pub fn write_cluster_file(
     fs: &dyn vfs::Fs,
     data_dir: &Path,
-    members: &[String],
-    token: u64,
+    file: &ClusterFile,
 ) -> Result<(), ConfigError> {
     let path = data_dir.join(CLUSTER_FILE);
     let file_err = |reason: String| ConfigError::ClusterFile {
@@ -363,11 +409,7 @@ pub fn write_cluster_file(
     };
     fs.create_dir_all(data_dir)
         .map_err(|e| file_err(format!("creating the data directory: {e}")))?;
-    let bytes = serde_json::to_vec(&ClusterFile {
-        members: members.to_vec(),
-        token,
-    })
-    .map_err(|e| file_err(e.to_string()))?;
+    let bytes = serde_json::to_vec(file).map_err(|e| file_err(e.to_string()))?;
     fs.write_atomic(&path, &bytes)
         .map_err(|e| file_err(format!("writing: {e}")))
 }
@@ -393,6 +435,8 @@ mod tests {
             peer_tls: PeerTlsArgs::default(),
             cluster_secret_file: None,
             cluster_secret: None,
+            join: None,
+            join_token: None,
         }
     }
 
@@ -525,11 +569,56 @@ mod tests {
         let fs = Arc::new(vfs::SimFs::new());
         let dir = Path::new("/r");
         let three: Vec<String> = vec!["a:1".into(), "b:1".into(), "c:1".into()];
-        write_cluster_file(fs.as_ref(), dir, &three, 77).unwrap();
-        assert_eq!(check_cluster_file(fs.as_ref(), dir, &three).unwrap(), 77);
+        let file = ClusterFile {
+            members: three.clone(),
+            token: 77,
+            ..ClusterFile::default()
+        };
+        write_cluster_file(fs.as_ref(), dir, &file).unwrap();
         assert_eq!(
-            check_cluster_file(fs.as_ref(), Path::new("/n"), &three).unwrap(),
+            check_cluster_file(fs.as_ref(), dir, &three).unwrap().token,
+            77
+        );
+        assert_eq!(
+            check_cluster_file(fs.as_ref(), Path::new("/n"), &three)
+                .unwrap()
+                .token,
             0
         );
+    }
+
+    #[test]
+    fn a_joined_directory_is_taken_as_it_is_whatever_concierges_says() {
+        let fs = Arc::new(vfs::SimFs::new());
+        let dir = Path::new("/j");
+        let file = ClusterFile {
+            members: vec!["a:1".into(), "b:1".into()],
+            token: 0,
+            id: Some(4),
+            peers: vec![crate::node::MemberAddr {
+                id: 4,
+                peer_addr: "d:1".into(),
+                client_addr: String::new(),
+            }],
+        };
+        write_cluster_file(fs.as_ref(), dir, &file).unwrap();
+        let seen = check_cluster_file(fs.as_ref(), dir, &["d:1".to_string()]).unwrap();
+        assert_eq!(seen, file);
+        // A file naming node 0 is refused, not guessed at.
+        let bad = ClusterFile {
+            id: Some(0),
+            ..file
+        };
+        write_cluster_file(fs.as_ref(), dir, &bad).unwrap();
+        assert!(read_cluster_file(fs.as_ref(), dir).is_err());
+    }
+
+    #[test]
+    fn a_joining_node_needs_not_be_a_first_member() {
+        let mut a = args(Some("10.0.0.1:7,10.0.0.3:7"), 7);
+        a.join = Some("http://10.0.0.1:8080".into());
+        let c = ServeConfig::resolve(&a).unwrap();
+        assert_eq!(c.id, 0);
+        assert_eq!(c.join.as_deref(), Some("http://10.0.0.1:8080"));
     }
 }

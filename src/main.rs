@@ -10,7 +10,10 @@ mod cli;
 
 use clap::Parser;
 use cli::{Cli, CliCommand};
-use concierge::config::{check_cluster_file, ServeArgs, ServeConfig, CLUSTER_SECRET_ENV};
+use concierge::config::{
+    check_cluster_file, read_cluster_file, write_cluster_file, ServeArgs, ServeConfig,
+    CLUSTER_SECRET_ENV,
+};
 use concierge::http::{self, AppState, HttpLimits};
 use concierge::kv::hub::WatchLimits;
 use concierge::kv::{KvOptions, KvStateMachine, LeaseTable};
@@ -108,7 +111,32 @@ async fn serve(
     peer_tls: Option<Arc<PeerTls>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let fs: Arc<dyn vfs::Fs> = vfs::RealFs::shared();
-    let cluster_token = check_cluster_file(fs.as_ref(), &config.data_dir, &config.member_addrs())?;
+    let cluster = match (
+        &config.join,
+        read_cluster_file(fs.as_ref(), &config.data_dir)?,
+    ) {
+        (Some(url), None) => {
+            let client = tls.forward_client(config.request_timeout)?;
+            let file = server::join::join(
+                &client,
+                url,
+                config.join_token.as_deref(),
+                &config.peer_addr,
+            )
+            .await?;
+            write_cluster_file(fs.as_ref(), &config.data_dir, &file)?;
+            tracing::info!(id = ?file.id, via = %url, "joined the cluster");
+            file
+        }
+        _ => check_cluster_file(fs.as_ref(), &config.data_dir, &config.member_addrs())?,
+    };
+    let id = cluster.id.unwrap_or(config.id);
+    let first_members: Vec<(u32, String)> = cluster
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as u32 + 1, m.clone()))
+        .collect();
     let db = storage::Db::open(
         Arc::clone(&fs),
         &config.data_dir.join("kv"),
@@ -126,20 +154,21 @@ async fn serve(
     let reader = sm.reader();
     let auth = sm.auth();
     tracing::info!(
-        id = config.id,
-        members = ?config.members,
+        id,
+        first_members = ?first_members,
         client_addr = %config.client_addr,
         applied_index = sm.applied_index(),
         "starting node"
     );
     let mut node_config = NodeConfig::new(
-        config.id,
-        config.members.clone(),
+        id,
+        first_members,
         config.client_addr.clone(),
         config.data_dir.clone(),
     );
+    node_config.peers_known = cluster.peers.clone();
     node_config.request_timeout_ms = config.request_timeout.as_millis() as u64;
-    node_config.cluster_token = cluster_token;
+    node_config.cluster_token = cluster.token;
     node_config.cluster_secret = config.cluster_secret.clone();
     node_config.peer_tls = peer_tls;
     let node = Node::start(node_config, Box::new(sm))

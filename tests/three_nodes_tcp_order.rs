@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use concierge::node::{Node, NodeConfig, NodeError, NodeHandle, SnapshotSource, StateMachine};
-use concierge::paxos::{NodeId, Slot};
+use concierge::paxos::{Change, NodeId, Slot};
 use vfs::SlowSyncFs;
 
 // ---------------------------------------------------------------------------------------
@@ -141,6 +141,17 @@ impl StateMachine for Recorder {
             results.push(Bytes::from(format!("ok {slot}")));
         }
         Ok(results)
+    }
+
+    fn apply_membership_change(&mut self, slot: Slot, _: &Change) -> io::Result<()> {
+        // The members never change in this test.
+        let e = format!("a membership change at slot {slot}");
+        self.state.lock().unwrap().errors.push(e.clone());
+        Err(io::Error::other(e))
+    }
+
+    fn membership_changes(&self) -> io::Result<Vec<(Slot, Change)>> {
+        Ok(Vec::new())
     }
 
     fn sync(&mut self) -> io::Result<()> {

@@ -21,6 +21,12 @@ pub struct Member {
     pub peer_addr: String,
     pub client_addr: String,
     pub healthy: bool,
+    /// `voter` or `learner` (empty from a server that predates membership changes).
+    #[serde(default)]
+    pub role: String,
+    /// The commit index the member last reported: its progress.
+    #[serde(default)]
+    pub commit_index: u64,
 }
 
 /// `GET /v1/cluster`: the answering node's view.
@@ -45,6 +51,9 @@ pub struct ClusterStatus {
     /// History holds the revisions above this one.
     #[serde(default)]
     pub compact_revision: u64,
+    /// The log slot that chose the newest membership (0: the first one).
+    #[serde(default)]
+    pub membership_slot: u64,
 }
 
 impl Client {

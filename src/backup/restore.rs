@@ -166,6 +166,11 @@ fn write_state(
         ));
     }
     drop(sm);
-    write_cluster_file(fs.as_ref(), dir, members, token).map_err(|e| e.to_string())?;
+    let file = crate::config::ClusterFile {
+        members: members.to_vec(),
+        token,
+        ..Default::default()
+    };
+    write_cluster_file(fs.as_ref(), dir, &file).map_err(|e| e.to_string())?;
     Ok(restored)
 }

@@ -9,6 +9,7 @@ use super::conn::Conn;
 use super::exit::{Failure, ERROR, OK};
 use super::output;
 use clap::Args;
+use concierge_client::ClusterStatus;
 use serde_json::json;
 
 /// `concierge cluster`
@@ -21,14 +22,7 @@ pub struct ClusterArgs {
 pub async fn cluster(args: ClusterArgs) -> Result<u8, Failure> {
     let s = args.conn.client()?.cluster().await?;
     if args.conn.json {
-        let members: Vec<_> = s
-            .members
-            .iter()
-            .map(|m| {
-                json!({"id": m.id, "peer_addr": m.peer_addr, "client_addr": m.client_addr,
-                       "healthy": m.healthy})
-            })
-            .collect();
+        let members = members_json(&s);
         output::json_line(&json!({
             "node_id": s.node_id,
             "leader_id": s.leader_id,
@@ -41,6 +35,7 @@ pub async fn cluster(args: ClusterArgs) -> Result<u8, Failure> {
             "history_bytes": s.history_bytes,
             "compact_revision": s.compact_revision,
             "members": members,
+            "membership_slot": s.membership_slot,
         }))?;
         return Ok(OK);
     }
@@ -61,14 +56,36 @@ pub async fn cluster(args: ClusterArgs) -> Result<u8, Failure> {
         s.history_bytes,
         s.compact_revision
     );
+    text.push_str(&members_table(&s));
+    output::write(text.as_bytes())?;
+    Ok(OK)
+}
+
+/// The members as JSON objects (`concierge cluster --json`, `concierge member list --json`).
+pub fn members_json(s: &ClusterStatus) -> Vec<serde_json::Value> {
+    s.members
+        .iter()
+        .map(|m| {
+            json!({"id": m.id, "peer_addr": m.peer_addr, "client_addr": m.client_addr,
+                   "healthy": m.healthy, "role": m.role, "commit_index": m.commit_index,
+                   "leader": Some(m.id) == s.leader_id})
+        })
+        .collect()
+}
+
+/// The members as a table: ROLE is `leader`, `voter` or `learner`; COMMIT the commit
+/// index each last reported (its progress).
+pub fn members_table(s: &ClusterStatus) -> String {
     let rows: Vec<Vec<String>> = s
         .members
         .iter()
         .map(|m| {
             let role = if Some(m.id) == s.leader_id {
                 "leader"
-            } else {
+            } else if m.role.is_empty() {
                 "follower"
+            } else {
+                m.role.as_str()
             };
             vec![
                 m.id.to_string(),
@@ -76,15 +93,14 @@ pub async fn cluster(args: ClusterArgs) -> Result<u8, Failure> {
                 m.client_addr.clone(),
                 if m.healthy { "yes" } else { "no" }.to_string(),
                 role.to_string(),
+                m.commit_index.to_string(),
             ]
         })
         .collect();
-    text.push_str(&output::table(
-        &["ID", "PEER", "CLIENT", "HEALTHY", "ROLE"],
+    output::table(
+        &["ID", "PEER", "CLIENT", "HEALTHY", "ROLE", "COMMIT"],
         &rows,
-    ));
-    output::write(text.as_bytes())?;
-    Ok(OK)
+    )
 }
 
 /// `concierge health`

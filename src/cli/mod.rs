@@ -5,7 +5,7 @@
 //! Map: `conn` (the shared flags and the client), `exit` (exit codes and errors),
 //! `input` (data from an argument, a file or stdin), `output` (values, tables, JSON),
 //! one file per command group (`keys`, `watch`, `txn`, `session`, `lock`, `cluster`,
-//! `snapshot`, `compact`), and `certs` (a development CA and certificates; it talks to
+//! `member`, `snapshot`, `compact`), and `certs` (a development CA and certificates; it talks to
 //! no cluster).
 //! This file only parses and dispatches; the command files never import it.
 //! docs/cli.md is the user's reference.
@@ -20,6 +20,7 @@ pub mod exit;
 mod input;
 mod keys;
 mod lock;
+mod member;
 mod output;
 mod session;
 mod signals;
@@ -78,6 +79,8 @@ pub enum ClientCommand {
     Elect(elect::ElectArgs),
     /// Show the cluster's members as one node sees them.
     Cluster(cluster::ClusterArgs),
+    /// Add, promote, remove and list the members (docs/cli.md).
+    Member(member::MemberArgs),
     /// Exit 0 only if every node given is ready (GET /ready).
     Health(cluster::HealthArgs),
     /// Save, verify and restore backups (docs/cli.md).
@@ -135,6 +138,7 @@ pub fn run(command: ClientCommand) -> u8 {
             ClientCommand::Elect(a) => elect::elect(a).await,
             ClientCommand::Cluster(a) => cluster::cluster(a).await,
             ClientCommand::Health(a) => cluster::health(a).await,
+            ClientCommand::Member(a) => member::member(a).await,
             ClientCommand::Snapshot(a) => snapshot::snapshot(a).await,
             ClientCommand::Compact(a) => compact::compact(a).await,
             ClientCommand::Auth(a) => auth::auth(a).await,

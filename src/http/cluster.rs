@@ -44,7 +44,10 @@ pub async fn db_size_bytes(state: &AppState) -> u64 {
 
 /// `GET /v1/cluster`. Besides API.md's fields: `db_size_bytes` (the storage engine's
 /// files), `live_bytes` (live keys and values), `history_bytes` and `compact_revision`
-/// (the watch history: revisions above it are held).
+/// (the watch history: revisions above it are held); the newest membership this node
+/// knows: `voters`, `learners`, each member's `role` and `commit_index` (the commit
+/// index it last reported: its progress), `membership_slot` (the slot that chose it);
+/// and what a joining node needs: `cluster_id`, `first_members`, `cluster_token`.
 /// Any authenticated caller may read it (`_caller`).
 pub async fn cluster(
     state: web::Data<AppState>,
@@ -62,8 +65,23 @@ pub async fn cluster(
                 "peer_addr": m.peer_addr,
                 "client_addr": m.client_addr,
                 "healthy": m.healthy,
+                "role": if m.voter { "voter" } else { "learner" },
+                "commit_index": m.commit_index,
             })
         })
+        .collect();
+    let ids = |voter: bool| -> Vec<_> {
+        status
+            .members
+            .iter()
+            .filter(|m| m.voter == voter)
+            .map(|m| m.id)
+            .collect()
+    };
+    let (first, token) = state.node.first_members();
+    let first: Vec<_> = first
+        .iter()
+        .map(|(id, addr)| json!({"id": id, "peer_addr": addr}))
         .collect();
     Ok(HttpResponse::Ok()
         .insert_header((crate::http::headers::REVISION, meta.revision))
@@ -75,6 +93,12 @@ pub async fn cluster(
             "applied_index": meta.applied_index,
             "revision": meta.revision,
             "members": members,
+            "voters": ids(true),
+            "learners": ids(false),
+            "membership_slot": status.membership_slot,
+            "cluster_id": format!("{:016x}", state.node.cluster_id()),
+            "first_members": first,
+            "cluster_token": format!("{token:016x}"),
             "db_size_bytes": db_size,
             "live_bytes": meta.live_bytes.unwrap_or(0),
             "history_bytes": meta.history_bytes,

@@ -44,6 +44,10 @@ pub enum ApiError {
     QuotaExceeded(String),
     /// No such route.
     NotFound(String),
+    /// No such cluster member (404).
+    MemberNotFound(String),
+    /// Another change of the members is in progress or came first (409); nothing changed.
+    Conflict(String),
     /// Access control is on and the request carries no valid token (401).
     Unauthorized(String),
     /// The token does not grant what the request needs (403); nothing changed.
@@ -70,6 +74,8 @@ impl ApiError {
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MemberNotFound(_) => "member_not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal(_) => "internal",
@@ -86,6 +92,8 @@ impl ApiError {
             | ApiError::NotReady(m)
             | ApiError::Timeout(m)
             | ApiError::NotFound(m)
+            | ApiError::MemberNotFound(m)
+            | ApiError::Conflict(m)
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::QuotaExceeded(m)
@@ -121,9 +129,11 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::KeyNotFound(_) | ApiError::SessionNotFound(_) | ApiError::NotFound(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::KeyNotFound(_)
+            | ApiError::SessionNotFound(_)
+            | ApiError::NotFound(_)
+            | ApiError::MemberNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoQuorum(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -228,6 +238,12 @@ mod tests {
             (ApiError::RequestTimeout("x".into()), 408, "request_timeout"),
             (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
             (ApiError::Forbidden("x".into()), 403, "forbidden"),
+            (
+                ApiError::MemberNotFound("x".into()),
+                404,
+                "member_not_found",
+            ),
+            (ApiError::Conflict("x".into()), 409, "conflict"),
             (
                 ApiError::MethodNotAllowed { allow: "GET, HEAD" },
                 405,

@@ -13,9 +13,11 @@ pub mod cluster;
 pub mod compact;
 pub mod consensus;
 pub mod error;
+pub mod forward;
 pub mod headers;
 pub mod keys;
 pub mod limits;
+pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod quota;
@@ -41,7 +43,7 @@ pub struct AppState {
     /// The applied access-control state (`http::auth` checks requests against it).
     pub auth: Arc<AuthTable>,
     pub limits: HttpLimits,
-    /// Client for forwarding keepalives to the leader.
+    /// Client for relaying requests only the leader serves (`forward.rs`).
     pub forward: reqwest::Client,
     /// The leader's client port speaks this (`http` or `https`: every node of a
     /// cluster serves the same).
@@ -84,6 +86,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(get_head("/v1/cluster", || {
             web::route().to(cluster::cluster)
         }))
+        .service(
+            web::resource("/v1/cluster/members")
+                .route(web::post().to(members::add))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/v1/cluster/members/{id}/promote")
+                .route(web::post().to(members::promote))
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource("/v1/cluster/members/{id}")
+                .route(web::delete().to(members::remove))
+                .default_service(not_allowed("DELETE")),
+        )
         .service(get_head("/metrics", || web::route().to(metrics::metrics)))
         .service(get_head("/v1/openapi.json", || {
             web::route().to(openapi::openapi)

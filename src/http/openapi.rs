@@ -54,6 +54,7 @@ const NO_CONTROL_OR_EMPTY: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
 /// The document.
 pub fn document() -> Value {
     let n = || json!({"type": "integer", "format": "int64", "minimum": 0});
+    let member_id = || json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": u32::MAX}});
     let revision = || json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": crate::http::watch::REVISION_MAX});
     // Keys: 1..=1024 bytes of UTF-8 with no control character (Unicode Cc). A schema
     // counts characters, not bytes: a key of 1024 characters may still be too long.
@@ -151,7 +152,23 @@ pub fn document() -> Value {
                 "delete": {"summary": "Close a session, deleting its ephemeral keys in one revision", "parameters": [session_id, idem], "responses": with(common_errors(), json!({"200": ok_json("closed", json!({"type": "object", "properties": {"deleted_keys": n()}})), "404": error("session_not_found"), "422": reused()}))},
             },
             "/v1/sessions/{id}/keepalive": {"post": {"summary": "Restart the session's TTL", "parameters": [session_id], "responses": with(common_errors(), json!({"200": ok_json("alive", json!({"$ref": "#/components/schemas/Session"})), "404": error("session_not_found")}))}},
-            "/v1/cluster": {"get": {"summary": "Membership and consensus state", "responses": {"200": ok_json("the cluster as this node sees it", json!({"type": "object", "properties": {"node_id": n(), "leader_id": {"type": "integer", "nullable": true}, "ballot": {"type": "object"}, "commit_index": n(), "applied_index": n(), "revision": n(), "members": {"type": "array", "items": {"type": "object", "properties": {"id": n(), "peer_addr": {"type": "string"}, "client_addr": {"type": "string"}, "healthy": {"type": "boolean"}}}}, "db_size_bytes": n(), "live_bytes": n(), "history_bytes": n(), "compact_revision": n()}}))}}},
+            "/v1/cluster": {"get": {"summary": "Membership and consensus state", "responses": {"200": ok_json("the cluster as this node sees it", json!({"type": "object", "properties": {"node_id": n(), "leader_id": {"type": "integer", "nullable": true}, "ballot": {"type": "object"}, "commit_index": n(), "applied_index": n(), "revision": n(), "members": {"type": "array", "items": {"type": "object", "properties": {"id": n(), "peer_addr": {"type": "string"}, "client_addr": {"type": "string"}, "healthy": {"type": "boolean"}, "role": {"type": "string", "enum": ["voter", "learner"]}, "commit_index": n()}}}, "voters": {"type": "array", "items": n()}, "learners": {"type": "array", "items": n()}, "membership_slot": n(), "cluster_id": {"type": "string"}, "first_members": {"type": "array", "items": {"type": "object", "properties": {"id": n(), "peer_addr": {"type": "string"}}}}, "cluster_token": {"type": "string"}, "db_size_bytes": n(), "live_bytes": n(), "history_bytes": n(), "compact_revision": n()}}))}}},
+            "/v1/cluster/members": {"post": {
+                "summary": "Add a node as a non-voting learner, under the next id (through the log; a follower relays it to the leader)",
+                "description": "Then start the node with an empty data directory and JOIN=<any member's client URL>. One change of the members at a time: while the last one has not taken effect, 409 conflict. Needs the cluster right with access control on.",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["peer_addr"], "additionalProperties": false, "properties": {"peer_addr": {"type": "string", "description": "host:port of the new node's peer listener (its HOST:ACTOR_PORT)", "maxLength": 260}, "client_addr": {"type": "string", "description": "host:port of its client port", "maxLength": 260}}}}}},
+                "responses": with(common_errors(), json!({"201": ok_json("added as a learner", json!({"$ref": "#/components/schemas/MemberChange"})), "409": error("conflict")})),
+            }},
+            "/v1/cluster/members/{id}/promote": {"post": {
+                "summary": "Make a learner a voter, once it has caught up (409 conflict while it lags)",
+                "parameters": [member_id()],
+                "responses": with(common_errors(), json!({"200": ok_json("promoted", json!({"$ref": "#/components/schemas/MemberChange"})), "404": error("member_not_found"), "409": error("conflict")})),
+            }},
+            "/v1/cluster/members/{id}": {"delete": {
+                "summary": "Remove a voter or a learner (a leader that removes itself hands over)",
+                "parameters": [member_id()],
+                "responses": with(common_errors(), json!({"200": ok_json("removed", json!({"$ref": "#/components/schemas/MemberChange"})), "404": error("member_not_found"), "409": error("conflict")})),
+            }},
             "/v1/snapshot": {"get": {
                 "summary": "Stream a consistent, checksummed backup of the state (docs/format-backup.md)",
                 "description": "The node asked serves it, from the state it has applied; with consistency=linearizable (the default) after a read barrier, so it holds every write acknowledged before the request began. Writes go on while it streams. X-Concierge-Revision is the revision the backup holds. At most 2 backups stream from one node at once (503 beyond).",
@@ -184,12 +201,13 @@ pub fn document() -> Value {
             "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
         },
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "With access control on (POST /v1/auth/enable), every request but /health and /ready: Authorization: Bearer <token>"}}, "schemas": {
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "request_timeout", "quota_exceeded", "not_found", "unauthorized", "forbidden", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string", "enum": ["bad_request", "key_not_found", "session_not_found", "version_mismatch", "too_large", "no_quorum", "not_ready", "timeout", "compacted", "idempotency_key_reused", "method_not_allowed", "request_timeout", "quota_exceeded", "not_found", "member_not_found", "conflict", "unauthorized", "forbidden", "internal"]}, "message": {"type": "string"}, "current_version": n(), "compact_revision": n()}},
             "Role": {"type": "object", "additionalProperties": false, "properties": {"perms": {"type": "array", "items": {"type": "object", "required": ["prefix", "access"], "properties": {"prefix": {"type": "string"}, "access": {"type": "string", "enum": ["read", "readwrite"]}}}}, "rights": {"type": "array", "items": {"type": "string", "enum": ["sessions", "cluster", "admin"]}}}},
             "NewToken": {"type": "object", "properties": {"id": {"type": "string"}, "token_id": {"type": "string"}, "user": {"type": "string"}, "token": {"type": "string", "description": "<id>.<secret>: send as Authorization: Bearer <token>"}}},
             "PutResult": {"type": "object", "properties": {"key": {"type": "string"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Entry": {"type": "object", "properties": {"key": {"type": "string"}, "value": {"type": "string", "format": "byte"}, "version": n(), "create_revision": n(), "mod_revision": n(), "session": {"type": "string", "nullable": true}}},
             "Session": {"type": "object", "properties": {"id": {"type": "string"}, "ttl_ms": n()}},
+            "MemberChange": {"type": "object", "properties": {"id": n(), "slot": {"type": "integer", "format": "int64", "description": "the log slot that chose the change; it governs the slots from slot + 64 on"}, "role": {"type": "string", "enum": ["voter", "learner"]}, "removed": {"type": "boolean"}, "peer_addr": {"type": "string"}, "client_addr": {"type": "string"}}},
             "Compare": {"type": "object", "required": ["key"], "additionalProperties": false, "description": "exactly one of version, exists, value", "properties": {"key": key_string(), "version": n(), "exists": {"type": "boolean"}, "value": {"type": "string", "format": "byte"}}},
             "TxnOp": {"type": "object", "required": ["op", "key"], "additionalProperties": false, "description": "put takes value (and session); delete and get take only key", "properties": {"op": {"type": "string", "enum": ["put", "delete", "get"]}, "key": key_string(), "value": {"type": "string", "format": "byte"}, "session": {"type": "string", "nullable": true}}},
         }},
@@ -272,6 +290,9 @@ mod tests {
             "/v1/openapi.json",
             "/v1/snapshot",
             "/v1/compact",
+            "/v1/cluster/members",
+            "/v1/cluster/members/{id}/promote",
+            "/v1/cluster/members/{id}",
             "/v1/auth",
             "/v1/auth/enable",
             "/v1/auth/disable",

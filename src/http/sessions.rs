@@ -1,8 +1,8 @@
 //! `/v1/sessions`: create, keepalive, inspect, list and close sessions.
 //!
 //! Keepalives never go through the log: the leader's [`LeaseTable`] takes them. A
-//! follower forwards a keepalive to the leader's client address (marking it with
-//! [`FORWARDED`] so it is never forwarded twice) and relays the answer. The leader first
+//! follower forwards a keepalive to the leader's client address and relays the answer
+//! (`http::forward`). The leader first
 //! applies through its commit index (a local wait), so a keepalive sent after a close
 //! was acknowledged, by any node, is answered 404.
 //!
@@ -14,19 +14,16 @@ use crate::http::consensus::{propose, read_barrier, wait_applied};
 use crate::http::headers::REVISION;
 use crate::http::keys::{failure, unexpected};
 use crate::http::validate::{list_limit, validate_key_param, Query};
-use crate::http::{ApiError, AppState};
+use crate::http::{forward, ApiError, AppState};
 use crate::kv::read::Page;
 use crate::kv::sessions::{SESSION_TTL_MS_MAX, SESSION_TTL_MS_MIN};
 use crate::kv::{Command, Outcome, SessionId};
 use actix_web::{web, HttpRequest, HttpResponse};
-use concierge_client::error::with_causes;
 use serde::Deserialize;
 use serde_json::json;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Header marking a keepalive forwarded by a follower.
-pub const FORWARDED: &str = "x-concierge-forwarded";
 /// TTL of a session created without one.
 pub const SESSION_TTL_MS_DEFAULT: u64 = 10_000;
 
@@ -135,83 +132,7 @@ pub async fn keepalive(
         };
         return Ok(HttpResponse::Ok().json(json!({"id": id.to_string(), "ttl_ms": ttl_ms})));
     }
-    if req.headers().contains_key(FORWARDED) {
-        return Err(ApiError::NotReady(
-            "this node is not the leader (any more); retry".into(),
-        ));
-    }
-    let Some(leader) = status.leader else {
-        return Err(ApiError::NoQuorum("no leader is known; retry".into()));
-    };
-    let Some(addr) = status
-        .members
-        .iter()
-        .find(|m| m.id == leader)
-        .map(|m| m.client_addr.clone())
-        .filter(|a| !a.is_empty())
-    else {
-        return Err(ApiError::NotReady(format!(
-            "the leader's ({leader}) client address is not known yet; retry"
-        )));
-    };
-    // The leader checks the caller's token again (and the session's owner).
-    let authorization = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .cloned();
-    forward_keepalive(&state, &addr, id, authorization).await
-}
-
-async fn forward_keepalive(
-    state: &AppState,
-    leader_addr: &str,
-    id: SessionId,
-    authorization: Option<actix_web::http::header::HeaderValue>,
-) -> Result<HttpResponse, ApiError> {
-    let url = format!(
-        "{}://{leader_addr}/v1/sessions/{id}/keepalive",
-        state.forward_scheme
-    );
-    let mut request = state.forward.post(&url).header(FORWARDED, "1");
-    if let Some(value) = authorization {
-        request = request.header(reqwest::header::AUTHORIZATION, value.as_bytes());
-    }
-    let sent = request.timeout(state.limits.request_timeout).send().await;
-    let resp = match sent {
-        Ok(r) => r,
-        Err(e) if e.is_timeout() => {
-            return Err(ApiError::Timeout(format!(
-                "keepalive to the leader: {}",
-                with_causes(&e)
-            )))
-        }
-        // Not delivered: the leader did not record it, so a retry is safe.
-        Err(e) if e.is_connect() => {
-            return Err(ApiError::NotReady(format!(
-                "keepalive to the leader: {}",
-                with_causes(&e)
-            )))
-        }
-        Err(e) => {
-            return Err(ApiError::Timeout(format!(
-                "keepalive to the leader: {}",
-                with_causes(&e)
-            )))
-        }
-    };
-    let status = actix_web::http::StatusCode::from_u16(resp.status().as_u16())
-        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
-    let retry_after = resp.headers().get("retry-after").cloned();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| ApiError::Timeout(format!("reading the leader's keepalive answer: {e}")))?;
-    let mut out = HttpResponse::build(status);
-    out.content_type("application/json");
-    if let Some(v) = retry_after.and_then(|v| v.to_str().ok().map(str::to_string)) {
-        out.insert_header(("Retry-After", v));
-    }
-    Ok(out.body(body))
+    forward::to_leader(&req, &state, "keepalive", bytes::Bytes::new()).await
 }
 
 /// `GET /v1/sessions/{id}[?limit=N&start_after=K]`: the session and a page of its

@@ -13,6 +13,7 @@
 //! A "i" ++ idempotency key              IdempotencyRecord  the first reply to that key
 //! A "t" ++ stamp ms (u64 BE) ++ key     ""              time index of the idempotency records
 //! A "a"                                 AuthState       roles, users, token hashes (`kv::auth`)
+//! A "c"                                 MembershipRecord  the chosen membership changes (`kv::membership`)
 //! ```
 //! `A` is the area byte, `'A'` or `'B'`. The live state is in the area the root names;
 //! a snapshot install is staged in the other one and made live by rewriting the root,
@@ -48,6 +49,8 @@ pub const IDEMPOTENCY_TIME_PREFIX: u8 = b't';
 pub const HISTORY_PREFIX: u8 = b'h';
 /// Kind byte of the access-control record (`kv::auth`).
 pub const AUTH_KIND: u8 = b'a';
+/// Kind byte of the membership-changes record (`kv::membership`).
+pub const MEMBERSHIP_KIND: u8 = b'c';
 
 /// The state machine's bookkeeping, rewritten with every applied slot.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +223,11 @@ impl Area {
     /// Storage key of the access-control record.
     pub fn auth_key(self) -> Vec<u8> {
         self.with(AUTH_KIND, &[])
+    }
+
+    /// Storage key of the membership-changes record.
+    pub fn membership_key(self) -> Vec<u8> {
+        self.with(MEMBERSHIP_KIND, &[])
     }
 
     /// Storage key of a user key.

@@ -2,8 +2,9 @@
 //! its implementation of the node's `StateMachine` trait.
 //!
 //! This file holds the state (the Db, the live area, the meta, the lease table) and
-//! what opens, reads and syncs it; applying a slot is `apply.rs`, snapshots are
-//! `snapshot.rs` (both add methods to `KvStateMachine`, and neither is imported here).
+//! what opens, reads and syncs it; applying a slot is `apply.rs`, a membership change
+//! `membership.rs`, snapshots are `snapshot.rs` (each adds methods to `KvStateMachine`,
+//! and none is imported here).
 //! Invariant: `meta` equals the live area's stored meta record between calls, except
 //! that a stored meta without `live_bytes` (written before it existed) is counted on
 //! open or install and stored with the next slot. From
@@ -17,7 +18,7 @@ use crate::kv::lease::LeaseTable;
 use crate::kv::options::KvOptions;
 use crate::kv::read::{KvReader, MetaFigures, Pinned, View};
 use crate::node::{SnapshotSource, StateMachine};
-use crate::paxos::Slot;
+use crate::paxos::{Change, Slot};
 use bytes::Bytes;
 use std::io;
 use std::ops::Bound;
@@ -232,6 +233,14 @@ impl StateMachine for KvStateMachine {
 
     fn apply(&mut self, slot: Slot, commands: &[Bytes]) -> io::Result<Vec<Bytes>> {
         Ok(self.apply_slot(slot, commands)?)
+    }
+
+    fn apply_membership_change(&mut self, slot: Slot, change: &Change) -> io::Result<()> {
+        Ok(KvStateMachine::apply_membership_change(self, slot, change)?)
+    }
+
+    fn membership_changes(&self) -> io::Result<Vec<(Slot, Change)>> {
+        Ok(KvStateMachine::membership_changes(self)?)
     }
 
     fn sync(&mut self) -> io::Result<()> {

@@ -41,6 +41,7 @@ pub mod keys;
 pub mod keyspace;
 pub mod lease;
 pub mod machine;
+pub mod membership;
 pub mod options;
 pub mod outcome;
 pub mod overlay;

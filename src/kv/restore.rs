@@ -13,6 +13,9 @@
 //!   would make every expiry of its leaders look stale (sessions would live forever)
 //!   and freeze its idempotency clock.
 //!
+//! - The membership changes of the old cluster are dropped: the new cluster's members
+//!   are the ones it is restored into.
+//!
 //! Invariants checked: exactly one meta record; no half-applied command in it (a backup
 //! holds whole slots only); every record decodes as its kind (keys, sessions) so a
 //! restored directory opens (the access-control record included, kept as it was); nothing is written to a Db that already holds state.
@@ -93,6 +96,9 @@ impl<'d> Restorer<'d> {
                     keyspace::decode::<SessionRecord>(&key, v)?;
                     self.sessions += 1;
                 }
+                // The old cluster's membership changes: the new cluster starts from its
+                // own first membership (slot numbering restarts too).
+                Some(&keyspace::MEMBERSHIP_KIND) if k.len() == 1 => continue,
                 // Access control is kept as it was: the restored cluster enforces it.
                 Some(&keyspace::AUTH_KIND) if k.len() == 1 => {
                     keyspace::decode::<crate::kv::auth::AuthState>(&key, v)?;

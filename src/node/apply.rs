@@ -25,7 +25,7 @@ use super::snapshot_digest::{Progress, StreamCheck};
 use super::state_machine::{SnapshotSource, StateMachine};
 use super::transport::wire::{SnapshotMsg, Wire};
 use super::transport::Transport;
-use crate::paxos::{NodeId, Slot, Value};
+use crate::paxos::{Change, NodeId, Slot, Value};
 
 /// One snapshot chunk on its way to the apply thread.
 #[derive(Debug)]
@@ -61,8 +61,12 @@ pub enum ApplyOp {
 pub enum ApplyEvent {
     /// Everything through `slot` is applied and durable.
     Synced(Slot),
-    /// A snapshot through `slot` is installed.
-    Installed(Slot),
+    /// The state through `slot` is installed (or was already held), with every
+    /// membership change it holds, for the core's memberships as of `slot`.
+    Installed {
+        slot: Slot,
+        changes: Vec<(Slot, Change)>,
+    },
     /// Applying stopped for good.
     Failed(String),
 }
@@ -156,9 +160,16 @@ impl Applier {
             return Err(format!("gap: slot {slot} delivered after {applied}"));
         }
         let (origins, commands): (Vec<_>, Vec<_>) = match value {
-            // A membership change is the core's (it applied it when it delivered the
-            // slot); the state machine applies the slot as empty.
-            Value::Noop | Value::Reconfigure(_) => (Vec::new(), Vec::new()),
+            // The core applied the change when it delivered the slot; the state machine
+            // keeps it, so a restart or a snapshot can rebuild the memberships.
+            Value::Reconfigure(change) => {
+                self.sm
+                    .apply_membership_change(slot, &change)
+                    .map_err(|e| format!("state machine failed to keep the membership change of slot {slot}: {e}"))?;
+                *applied = slot;
+                return Ok(());
+            }
+            Value::Noop => (Vec::new(), Vec::new()),
             Value::Batch(cmds) => cmds.iter().map(envelope::unwrap).unzip(),
         };
         let results = self
@@ -183,6 +194,20 @@ impl Applier {
         Ok(())
     }
 
+    /// Tells the driver the state through `slot` is held, with its membership changes.
+    /// Without them the core cannot know who votes: applying stops (fail-stop).
+    fn installed(&mut self, slot: Slot) {
+        let event = match self.sm.membership_changes() {
+            Ok(changes) => ApplyEvent::Installed { slot, changes },
+            Err(e) => {
+                let reason = format!("reading the membership changes after an install: {e}");
+                error!(%reason, slot, "apply stopped");
+                ApplyEvent::Failed(reason)
+            }
+        };
+        let _ = self.events.blocking_send(event);
+    }
+
     fn install(
         &mut self,
         applied: &mut Slot,
@@ -197,7 +222,7 @@ impl Applier {
         if slot <= *applied {
             // We already hold everything it covers; tell the sender and the core.
             done(&self.transport, true);
-            let _ = self.events.blocking_send(ApplyEvent::Installed(*applied));
+            self.installed(*applied);
             return;
         }
         info!(from, slot, applied = *applied, "installing snapshot");
@@ -256,7 +281,7 @@ impl Applier {
                 self.applied_tx.send_replace(slot);
                 info!(from, slot, "snapshot installed");
                 done(&self.transport, true);
-                let _ = self.events.blocking_send(ApplyEvent::Installed(slot));
+                self.installed(slot);
             }
             Ok(()) => {
                 let now = self.sm.applied_index();

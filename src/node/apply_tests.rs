@@ -30,6 +30,12 @@ impl StateMachine for Recorder {
     fn apply(&mut self, _: Slot, _: &[Bytes]) -> io::Result<Vec<Bytes>> {
         Err(io::Error::other("not used"))
     }
+    fn apply_membership_change(&mut self, _: Slot, _: &Change) -> io::Result<()> {
+        Err(io::Error::other("not used"))
+    }
+    fn membership_changes(&self) -> io::Result<Vec<(Slot, Change)>> {
+        Ok(Vec::new()) // it never applies one
+    }
     fn sync(&mut self) -> io::Result<()> {
         Ok(())
     }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::error::StartError;
+use super::members::MemberAddr;
 use super::transport::auth::ClusterSecret;
 use super::transport::peer_tls::PeerTls;
 use crate::paxos::{self, NodeId};
@@ -27,8 +28,12 @@ pub struct NodeConfig {
     /// ticks and limits. Invariant (`validate`): `core.members` is the ids of
     /// `members`, in the same order.
     pub core: paxos::Config,
-    /// Every member `(id, peer address host:port)`, this node included.
+    /// The cluster's first members `(id, peer address host:port)` (`CONCIERGES`): the
+    /// first membership, and part of the cluster id. Later members come from the log.
     pub members: Vec<(NodeId, String)>,
+    /// Members learnt when this node joined a running cluster (this node included):
+    /// dialed until the node has caught up with the log that added it.
+    pub peers_known: Vec<MemberAddr>,
     /// The address this node serves clients on (reported to peers in the handshake).
     pub client_addr: String,
     /// Where to listen for peers; `None` = this node's address in `members`.
@@ -117,6 +122,7 @@ impl NodeConfig {
             core,
             members,
             client_addr: client_addr.into(),
+            peers_known: Vec::new(),
             peer_listen_addr: None,
             data_dir: data_dir.into(),
             cluster_token: 0,
@@ -156,6 +162,12 @@ impl NodeConfig {
                 .iter()
                 .find(|(m, _)| *m == self.core.id)
                 .map(|(_, a)| a.clone())
+                .or_else(|| {
+                    self.peers_known
+                        .iter()
+                        .find(|m| m.id == self.core.id)
+                        .map(|m| m.peer_addr.clone())
+                })
         })
     }
 
@@ -174,8 +186,16 @@ impl NodeConfig {
         {
             return bad("core.members must list the ids of members, in the same order".into());
         }
-        if self.members.iter().any(|(_, a)| a.is_empty()) {
+        if self.members.iter().any(|(_, a)| a.is_empty())
+            || self.peers_known.iter().any(|m| m.peer_addr.is_empty())
+        {
             return bad("a member has an empty peer address".into());
+        }
+        if self.listen_addr().is_none() {
+            return bad(format!(
+                "node {} is neither a first member nor a known one, and no listen address is set",
+                self.core.id
+            ));
         }
         if self.client_addr.is_empty() {
             return bad("client_addr is empty".into());

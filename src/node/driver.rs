@@ -31,7 +31,7 @@
 //! compacted through `A - log_tail_slots`.
 
 use super::metrics::{NodeMetrics, ProposalTimes};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,12 +45,16 @@ use super::apply::{ApplyEvent, ApplyOp, Chunk};
 use super::config::NodeConfig;
 use super::dir_ids::DirIds;
 use super::error::NodeError;
+use super::members::{memberships_as_of, plan, AddressBook, MemberError, MemberOp, PlanInput};
 use super::pending::Pending;
 use super::persist::{PersistDone, PersistJob};
 use super::snapshot::Incoming;
 use super::transport::wire::{SnapshotMsg, Wire};
 use super::transport::{Inbound, Transport};
-use crate::paxos::{Core, Message, NodeId, ProposeError, Ready, Slot, Status};
+use crate::paxos::{
+    Change, Core, Memberships, Message, NodeId, ProposeError, Ready, ReconfigureError, Slot,
+    Status, Value,
+};
 
 mod transfers;
 
@@ -69,6 +73,34 @@ pub enum Request {
     ReadIndex {
         reply: oneshot::Sender<Result<Slot, NodeError>>,
     },
+    /// A change of the members (leader only); answered once its slot is delivered.
+    ChangeMembers {
+        op: MemberOp,
+        reply: oneshot::Sender<Result<MemberChanged, MemberError>>,
+    },
+}
+
+/// A change of the members that took effect in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberChanged {
+    /// The slot that chose it (the membership's id); it governs from `slot + delay`.
+    pub slot: Slot,
+    /// The node added, promoted or removed.
+    pub node: NodeId,
+}
+
+/// A handle's answer to its change of the members.
+type MemberAnswer = (
+    oneshot::Sender<Result<MemberChanged, MemberError>>,
+    Result<MemberChanged, MemberError>,
+);
+
+/// The change this leader proposed and waits to see delivered.
+struct MemberWait {
+    change: Change,
+    node: NodeId,
+    since: Instant,
+    reply: oneshot::Sender<Result<MemberChanged, MemberError>>,
 }
 
 /// What handles can see of the driver.
@@ -77,6 +109,8 @@ pub struct View {
     pub core: Status,
     /// Why this node stopped serving, if it did.
     pub failed: Option<String>,
+    /// Where the members listen.
+    pub book: Arc<AddressBook>,
 }
 
 /// The channels and shared state the driver is built from.
@@ -102,6 +136,14 @@ pub struct DriverParts {
     pub dir_ids: Arc<DirIds>,
     /// Consensus measurements for `/metrics`.
     pub metrics: Arc<NodeMetrics>,
+    /// Where the members listen; grows as changes are delivered or installed.
+    pub book: AddressBook,
+    /// Nodes dialed beside the core's memberships until the core has delivered
+    /// `extra_until` and its memberships name this node: the members the state machine
+    /// (or the join) knew at start-up, when that is later than the core's compaction
+    /// point.
+    pub extra_peers: BTreeSet<NodeId>,
+    pub extra_until: Slot,
 }
 
 struct Outgoing {
@@ -141,6 +183,10 @@ pub struct Driver {
     held_messages: usize,
     /// Start times of this node's proposals in the core.
     proposal_times: ProposalTimes,
+    /// The core's memberships as of `delivered`, kept by applying the same delivered
+    /// changes: tells whether a delivered change applied or was void.
+    mirror: Memberships,
+    member_wait: Option<MemberWait>,
 }
 
 /// Messages held behind in-flight persist jobs at most (the oldest are dropped beyond).
@@ -151,6 +197,7 @@ impl Driver {
         let id = p.cfg.core.id;
         let compacted = p.compacted_through;
         let delivered = *p.applied.borrow();
+        let mirror = p.core.memberships().clone();
         Driver {
             p,
             id,
@@ -173,6 +220,8 @@ impl Driver {
             held: VecDeque::new(),
             held_messages: 0,
             proposal_times: ProposalTimes::default(),
+            mirror,
+            member_wait: None,
         }
     }
 
@@ -258,12 +307,27 @@ impl Driver {
             send.into_iter().partition(|(_, m)| m.waits_for_persist());
         self.send_all(early);
         let chosen_at = Instant::now();
+        let mut members_changed = false;
+        let mut answers = Vec::new();
         for (slot, value) in deliver {
             debug_assert!(slot > self.delivered || slot <= *self.p.applied.borrow());
             self.delivered = self.delivered.max(slot);
             self.time_chosen(&value);
+            if let Value::Reconfigure(change) = &value {
+                answers.extend(self.on_change_delivered(slot, change));
+                members_changed = true;
+            }
+            self.mirror.retire(slot);
             self.apply_backlog
                 .push_back(ApplyOp::Deliver(slot, value, chosen_at));
+        }
+        if members_changed {
+            // Handles see the new membership before their change is answered.
+            self.refresh_peers();
+            self.publish_view();
+        }
+        for (reply, answer) in answers {
+            let _ = reply.send(answer);
         }
         for (id, index) in reads {
             if let Some((_, reply)) = self.reads.remove(&id) {
@@ -289,6 +353,100 @@ impl Driver {
             send,
         };
         self.queue_persist(job);
+    }
+
+    /// A change was chosen at `slot`: keep the mirror, learn its addresses, and give the
+    /// answer for the handle that asked for it (here), applied or void.
+    fn on_change_delivered(&mut self, slot: Slot, change: &Change) -> Option<MemberAnswer> {
+        let applied = self.mirror.apply(slot, change).is_ok();
+        self.p.book.learn_changes(&[(slot, change.clone())]);
+        info!(
+            slot,
+            applied,
+            voters = ?change.voters,
+            learners = ?change.learners,
+            governs_from = slot + self.mirror.delay(),
+            "membership change delivered"
+        );
+        if !self
+            .member_wait
+            .as_ref()
+            .is_some_and(|w| w.change == *change)
+        {
+            return None;
+        }
+        let w = self.member_wait.take()?;
+        let answer = if applied {
+            Ok(MemberChanged { slot, node: w.node })
+        } else {
+            Err(MemberError::Conflict(
+                "another change of the members was chosen first; retry".into(),
+            ))
+        };
+        Some((w.reply, answer))
+    }
+
+    /// Dials every node of the memberships held (and the start-up extras), drops the rest.
+    fn refresh_peers(&mut self) {
+        let mut ids = self.p.core.memberships().nodes();
+        ids.extend(self.p.extra_peers.iter().copied());
+        self.p.transport.set_peers(&self.p.book.peers(&ids));
+        let mut view = self.p.view.lock().unwrap_or_else(|p| p.into_inner());
+        view.book = Arc::new(self.p.book.clone());
+    }
+
+    fn on_change_members(
+        &mut self,
+        op: MemberOp,
+        reply: oneshot::Sender<Result<MemberChanged, MemberError>>,
+    ) {
+        let status = self.p.core.status();
+        if !status.is_leader {
+            let _ = reply.send(Err(MemberError::NotLeader(status.leader)));
+            return;
+        }
+        if self.member_wait.is_some() {
+            let _ = reply.send(Err(MemberError::Conflict(
+                "another change of the members is in progress; retry".into(),
+            )));
+            return;
+        }
+        let input = PlanInput {
+            memberships: self.p.core.memberships(),
+            book: &self.p.book,
+            reported: &status.peers_commit,
+            commit: status.commit_index,
+            promote_lag_slots_max: self.p.cfg.core.leader_lag_slots_max,
+        };
+        let (change, node) = match plan(&op, &input) {
+            Ok(planned) => planned,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        match self.p.core.reconfigure(change.clone()) {
+            Ok(()) => {
+                info!(?op, node, "membership change proposed");
+                self.member_wait = Some(MemberWait {
+                    change,
+                    node,
+                    since: Instant::now(),
+                    reply,
+                });
+            }
+            Err(ReconfigureError::NotLeader) => {
+                let _ = reply.send(Err(MemberError::NotLeader(status.leader)));
+            }
+            Err(ReconfigureError::Busy) => {
+                let _ = reply.send(Err(MemberError::Conflict(
+                    "the last change of the members has not taken effect yet; retry".into(),
+                )));
+            }
+            Err(ReconfigureError::Invalid(e)) => {
+                let _ = reply.send(Err(MemberError::Invalid(e.to_string())));
+            }
+        }
     }
 
     /// Records the batch size of a chosen slot, and the wait of each of this node's
@@ -498,6 +656,7 @@ impl Driver {
                 self.reads.insert(id, (Instant::now(), reply));
                 self.p.core.read_index(id);
             }
+            Request::ChangeMembers { op, reply } => self.on_change_members(op, reply),
         }
     }
 
@@ -512,14 +671,17 @@ impl Driver {
                     self.queue_persist(PersistJob::Checkpoint(through));
                 }
             }
-            ApplyEvent::Installed(slot) => {
+            ApplyEvent::Installed { slot, changes } => {
                 if slot > self.p.core.status().delivered_index {
-                    // The node proposes no membership change yet (issue 11), so every
-                    // snapshot's memberships are the cluster's first.
-                    let memberships = self.p.cfg.core.genesis();
+                    // Exactly as of the snapshot's slot: the core delivers the later
+                    // slots, and applies their changes, itself.
+                    let memberships = memberships_as_of(self.p.cfg.core.genesis(), &changes, slot);
+                    self.mirror = memberships.clone();
                     self.p.core.install_snapshot(slot, memberships);
                 }
+                self.p.book.learn_changes(&changes);
                 self.delivered = self.delivered.max(slot);
+                self.refresh_peers();
             }
             // The state machine cannot go on (its storage failed, or a slot would not
             // apply): fail-stop, like a failed acceptor log, rather than linger
@@ -586,6 +748,23 @@ impl Driver {
         }
         self.reads
             .retain(|_, (t, reply)| t.elapsed() < READ_WAIT_MAX && !reply.is_closed());
+        // The handle gave up (its request timeout): the change may still be chosen.
+        if self
+            .member_wait
+            .as_ref()
+            .is_some_and(|w| w.reply.is_closed() || w.since.elapsed() > READ_WAIT_MAX)
+        {
+            self.member_wait = None;
+        }
+        // A joining node keeps dialing the members it was told of until its own log (or a
+        // snapshot) has made it a member: the first members may be long gone.
+        if !self.p.extra_peers.is_empty()
+            && self.delivered >= self.p.extra_until
+            && self.p.core.memberships().nodes().contains(&self.id)
+        {
+            self.p.extra_peers.clear();
+            self.refresh_peers();
+        }
         self.publish_view();
     }
 
@@ -616,6 +795,9 @@ impl Driver {
             let _ = reply.send(Err(NodeError::Shutdown));
         }
         self.p.pending.fail_all(&NodeError::Shutdown);
+        if let Some(w) = self.member_wait.take() {
+            let _ = w.reply.send(Err(MemberError::Node(NodeError::Shutdown)));
+        }
         self.proposal_times.clear();
         self.apply_backlog.clear();
     }

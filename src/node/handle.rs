@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::driver::{Request, View};
+use super::driver::{MemberChanged, Request, View};
 use super::envelope::{self, Origin};
 use super::error::NodeError;
+use super::members::{MemberError, MemberOp};
 use super::pending::Pending;
 use super::transport::Transport;
 use crate::paxos::{Ballot, NodeId, Slot};
@@ -34,6 +35,10 @@ pub struct MemberStatus {
     pub healthy: bool,
     /// Our outbound link to it is up (true for this node).
     pub connected: bool,
+    /// It votes (else it is a learner) in the newest membership this node knows.
+    pub voter: bool,
+    /// The commit index it last reported (this node's own for itself): its progress.
+    pub commit_index: Slot,
 }
 
 /// A snapshot of the node's state.
@@ -46,6 +51,8 @@ pub struct NodeStatus {
     pub commit_index: Slot,
     pub applied_index: Slot,
     pub members: Vec<MemberStatus>,
+    /// The slot whose change made the newest membership (0: the first membership).
+    pub membership_slot: Slot,
     /// Peer messages dropped because a peer's queue was full, since start.
     pub dropped_messages: u64,
     /// Why the node stopped serving, if it did.
@@ -62,9 +69,12 @@ pub(crate) struct HandleInner {
     pub leader: watch::Receiver<Option<NodeId>>,
     pub view: Arc<Mutex<View>>,
     pub transport: Arc<Transport>,
-    pub members: Vec<(NodeId, String)>,
-    /// The id peers check in their handshake (members and cluster token).
+    /// The id peers check in their handshake (first members and cluster token).
     pub cluster_id: u64,
+    /// The cluster's first members and its token: what a joining node needs to take
+    /// the same cluster id and first membership (`GET /v1/cluster`).
+    pub first_members: Vec<(NodeId, String)>,
+    pub cluster_token: u64,
     pub client_addr: String,
     pub request_timeout: Duration,
     pub tick: Duration,
@@ -91,6 +101,11 @@ impl NodeHandle {
     /// The cluster's id (what peers check in their handshake; a backup records it).
     pub fn cluster_id(&self) -> u64 {
         self.inner.cluster_id
+    }
+
+    /// The cluster's first members (`CONCIERGES` of its first start) and its token.
+    pub fn first_members(&self) -> (&[(NodeId, String)], u64) {
+        (&self.inner.first_members, self.inner.cluster_token)
     }
 
     /// This node's id.
@@ -207,34 +222,85 @@ impl NodeHandle {
         &self.inner.metrics
     }
 
+    /// Changes the members (on the leader only: `NotLeader` names the one it knows).
+    /// Resolves once the change is chosen and applied here; it governs the slots from
+    /// `slot + delay` on. Gives up after the request timeout (the change may still be
+    /// chosen: read `status().members` to see).
+    pub async fn change_members(&self, op: MemberOp) -> Result<MemberChanged, MemberError> {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .requests
+            .try_send(Request::ChangeMembers { op, reply })
+            .map_err(|e| {
+                MemberError::Node(match e {
+                    mpsc::error::TrySendError::Full(_) => NodeError::NotReady {
+                        reason: "request queue full",
+                    },
+                    mpsc::error::TrySendError::Closed(_) => NodeError::Shutdown,
+                })
+            })?;
+        let timeout = self.inner.request_timeout;
+        let changed = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => answer?,
+            Ok(Err(_)) => return Err(MemberError::Node(NodeError::Shutdown)),
+            Err(_) => {
+                return Err(MemberError::Node(NodeError::Timeout {
+                    ms: timeout.as_millis() as u64,
+                }))
+            }
+        };
+        self.wait_applied(changed.slot)
+            .await
+            .map_err(MemberError::Node)?;
+        Ok(changed)
+    }
+
     /// The node's state as of its last tick.
     pub fn status(&self) -> NodeStatus {
         let inner = &self.inner;
-        let (core, failed) = {
+        let (core, failed, book) = {
             let view = inner.view.lock().unwrap_or_else(|p| p.into_inner());
-            (view.core.clone(), view.failed.clone())
+            (view.core.clone(), view.failed.clone(), view.book.clone())
         };
-        let members = inner
-            .members
+        let m = &core.membership;
+        let members = m
+            .voters
             .iter()
-            .map(|(id, addr)| {
+            .chain(&m.learners)
+            .map(|id| {
+                let entry = book.get(*id);
+                let peer_addr = entry.map(|e| e.peer_addr.clone()).unwrap_or_default();
+                let voter = m.is_voter(*id);
                 if *id == inner.id {
                     return MemberStatus {
                         id: *id,
-                        peer_addr: addr.clone(),
+                        peer_addr,
                         client_addr: inner.client_addr.clone(),
                         healthy: true,
                         connected: true,
+                        voter,
+                        commit_index: core.commit_index,
                     };
                 }
                 let link = inner.transport.link(*id);
                 let healthy = core.peers_healthy.iter().any(|(p, ok)| p == id && *ok);
+                let learnt = link.as_ref().and_then(|l| l.client_addr());
+                let client_addr = learnt
+                    .filter(|a| !a.is_empty())
+                    .or_else(|| entry.map(|e| e.client_addr.clone()))
+                    .unwrap_or_default();
                 MemberStatus {
                     id: *id,
-                    peer_addr: addr.clone(),
-                    client_addr: link.and_then(|l| l.client_addr()).unwrap_or_default(),
+                    peer_addr,
+                    client_addr,
                     healthy,
                     connected: link.is_some_and(|l| l.connected()),
+                    voter,
+                    commit_index: core
+                        .peers_commit
+                        .iter()
+                        .find(|(p, _)| p == id)
+                        .map_or(0, |(_, c)| *c),
                 }
             })
             .collect();
@@ -246,6 +312,7 @@ impl NodeHandle {
             commit_index: core.commit_index,
             applied_index: *inner.applied.borrow(),
             members,
+            membership_slot: m.id,
             dropped_messages: inner.transport.dropped_total(),
             failed,
         }

@@ -25,6 +25,7 @@ pub mod driver;
 pub mod envelope;
 pub mod error;
 pub mod handle;
+pub mod members;
 pub mod metrics;
 pub mod pending;
 pub mod persist;
@@ -35,6 +36,7 @@ pub mod storage;
 pub mod transport;
 
 use std::collections::hash_map::RandomState;
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
@@ -46,14 +48,17 @@ use tracing::{error, info, warn};
 use vfs::{Fs, RealFs};
 
 pub use config::NodeConfig;
+pub use driver::MemberChanged;
 pub use error::{NodeError, StartError};
 pub use handle::{MemberStatus, NodeHandle, NodeStatus};
+pub use members::{MemberAddr, MemberError, MemberOp};
 pub use state_machine::{SnapshotSource, StateMachine};
 
 use crate::paxos::{Core, NodeId, Status};
 use dir_ids::DirIds;
 use driver::{Driver, DriverParts, View};
 use handle::HandleInner;
+use members::{memberships_as_of, AddressBook};
 use pending::Pending;
 use storage::AcceptorLog;
 use transport::{LinkContext, Transport};
@@ -142,7 +147,7 @@ async fn start_inner(
     };
     let (sm, synced) = tokio::task::spawn_blocking(move || {
         let mut sm = sm;
-        let synced = sm.sync();
+        let synced = sm.sync().and_then(|()| sm.membership_changes());
         (sm, synced)
     })
     .await
@@ -150,8 +155,8 @@ async fn start_inner(
         context: "syncing the state machine".into(),
         source: std::io::Error::other(e.to_string()),
     })?;
-    synced.map_err(|e| StartError::Io {
-        context: "syncing the state machine".into(),
+    let changes = synced.map_err(|e| StartError::Io {
+        context: "syncing the state machine and reading its membership changes".into(),
         source: e,
     })?;
     let applied = sm.applied_index();
@@ -169,7 +174,22 @@ async fn start_inner(
     let has_state = durable.promised != crate::paxos::Ballot::ZERO
         || !durable.accepted.is_empty()
         || compacted_through > 0;
-    let member_ids: Vec<NodeId> = cfg.members.iter().map(|(id, _)| *id).collect();
+    // The core starts from the compaction point, so its memberships are exactly those
+    // as of it (`members.rs`); the transport also dials whoever the state machine (or
+    // the join) knows of later, until the core has delivered that far.
+    let memberships = memberships_as_of(cfg.core.genesis(), &changes, compacted_through);
+    let known = memberships_as_of(cfg.core.genesis(), &changes, applied);
+    let mut book = AddressBook::new(&cfg.members, &cfg.peers_known);
+    book.learn_changes(&changes);
+    let extra_peers: BTreeSet<NodeId> = known
+        .nodes()
+        .into_iter()
+        .chain(cfg.peers_known.iter().map(|m| m.id))
+        .collect();
+    let mut dialed = memberships.nodes();
+    dialed.extend(extra_peers.iter().copied());
+    // A new directory is vouched for by every node that may have counted its votes.
+    let member_ids: Vec<NodeId> = dialed.iter().copied().collect();
     let dir_ids = {
         let (fs, dir, me) = (fs.clone(), dir.clone(), cfg.core.id);
         tokio::task::spawn_blocking(move || {
@@ -224,7 +244,7 @@ async fn start_inner(
     };
     let transport = Arc::new(Transport::start(
         ctx,
-        &cfg.members,
+        &book.peers(&dialed),
         transport::QueueLimits {
             messages_max: cfg.peer_queue_messages_max,
             bytes_max: cfg.peer_queue_bytes_max,
@@ -235,9 +255,7 @@ async fn start_inner(
     ));
 
     let incarnation = random_u64();
-    // The node proposes no membership change yet (issue 11): its memberships are the
-    // cluster's first, from CONCIERGES.
-    let core = Core::new(cfg.core.clone(), durable, cfg.core.genesis(), incarnation);
+    let core = Core::new(cfg.core.clone(), durable, memberships, incarnation);
     let status: Status = core.status();
     let pending = Arc::new(Pending::new(cfg.proposals_pending_max));
     let metrics = Arc::new(metrics::NodeMetrics::with_acceptor_fsync(
@@ -284,6 +302,7 @@ async fn start_inner(
     let view = Arc::new(Mutex::new(View {
         core: status,
         failed: None,
+        book: Arc::new(book.clone()),
     }));
     let parts = DriverParts {
         cfg: cfg.clone(),
@@ -304,6 +323,9 @@ async fn start_inner(
         incarnation,
         dir_ids,
         metrics: metrics.clone(),
+        book,
+        extra_peers,
+        extra_until: applied,
     };
     let driver_transport = transport.clone();
     tokio::spawn(async move {
@@ -333,8 +355,9 @@ async fn start_inner(
         leader: leader_rx,
         view,
         transport,
-        members: cfg.members.clone(),
         cluster_id: transport::wire::cluster_id_with_token(&cfg.members, cfg.cluster_token),
+        first_members: cfg.members.clone(),
+        cluster_token: cfg.cluster_token,
         client_addr: cfg.client_addr.clone(),
         request_timeout: Duration::from_millis(cfg.request_timeout_ms),
         tick: Duration::from_millis(cfg.tick_ms),

@@ -3,7 +3,8 @@
 //! Contract:
 //! - `apply` is called for slot `applied_index() + 1` and only that; it applies the
 //!   commands deterministically and records the new applied index atomically with them.
-//!   A Noop slot is applied with an empty command list (the applied index still moves).
+//!   A Noop slot is applied with an empty command list (the applied index still moves);
+//!   a membership change through `apply_membership_change`, which keeps it.
 //! - `sync` makes everything applied so far durable; the node calls it before it drops
 //!   log entries the state machine is now the only holder of.
 //! - Snapshots are staged: `begin_install(slot)` starts receiving, `install_chunk` takes the
@@ -21,7 +22,7 @@ use std::io;
 
 use bytes::Bytes;
 
-use crate::paxos::Slot;
+use crate::paxos::{Change, Slot};
 
 /// A snapshot being read out, chunk by chunk.
 pub trait SnapshotSource: Send {
@@ -37,6 +38,12 @@ pub trait StateMachine: Send + 'static {
     fn applied_index(&self) -> Slot;
     /// Applies one chosen slot (== `applied_index() + 1`); one result per command.
     fn apply(&mut self, slot: Slot, commands: &[Bytes]) -> io::Result<Vec<Bytes>>;
+    /// Applies a slot (== `applied_index() + 1`) that chose a membership change: keeps
+    /// it, with the applied index, atomically (the core applies the change itself).
+    fn apply_membership_change(&mut self, slot: Slot, change: &Change) -> io::Result<()>;
+    /// Every membership change applied so far, in slot order (carried by snapshots): the
+    /// node rebuilds the core's memberships from them (`node::members`).
+    fn membership_changes(&self) -> io::Result<Vec<(Slot, Change)>>;
     /// Makes the applied state durable.
     fn sync(&mut self) -> io::Result<()>;
     /// A point-in-time snapshot of the applied state.

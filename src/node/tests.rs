@@ -12,12 +12,13 @@ use bytes::Bytes;
 use vfs::SimFs;
 
 use super::*;
-use crate::paxos::Slot;
+use crate::paxos::{Change, Slot};
 
 #[derive(Default)]
 struct Log {
     applied: Slot,
     commands: Vec<Bytes>,
+    changes: Vec<(Slot, Change)>,
 }
 
 struct Counter(Arc<Mutex<Log>>);
@@ -35,6 +36,16 @@ impl StateMachine for Counter {
             .iter()
             .map(|c| Bytes::from(format!("{}!", c.len())))
             .collect())
+    }
+    fn apply_membership_change(&mut self, slot: Slot, change: &Change) -> io::Result<()> {
+        let mut l = self.0.lock().unwrap();
+        assert_eq!(slot, l.applied + 1);
+        l.applied = slot;
+        l.changes.push((slot, change.clone()));
+        Ok(())
+    }
+    fn membership_changes(&self) -> io::Result<Vec<(Slot, Change)>> {
+        Ok(self.0.lock().unwrap().changes.clone())
     }
     fn sync(&mut self) -> io::Result<()> {
         Ok(())

@@ -556,6 +556,7 @@ impl Core {
             commit_index: self.learner.known_commit(),
             delivered_index: self.learner.delivered(),
             peers_healthy: self.detector.healthy(),
+            peers_commit: self.detector.reported_commits(),
             membership: self.learner.memberships().latest().clone(),
         }
     }

@@ -192,6 +192,11 @@ impl Detector {
         self.peers.iter().map(|p| (p.id, !p.suspected)).collect()
     }
 
+    /// Every peer and the commit index it last reported (0 before any report).
+    pub fn reported_commits(&self) -> Vec<(NodeId, u64)> {
+        self.peers.iter().map(|p| (p.id, p.commit)).collect()
+    }
+
     /// The peers (every member but this node).
     pub fn peer_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.peers.iter().map(|p| p.id)

@@ -208,6 +208,7 @@ mod tests {
             base,
             voters: voters.to_vec(),
             learners: learners.to_vec(),
+            context: bytes::Bytes::new(),
         }
     }
 

@@ -10,6 +10,7 @@ fn change(base: Slot, voters: &[NodeId], learners: &[NodeId]) -> Change {
         base,
         voters: voters.to_vec(),
         learners: learners.to_vec(),
+        context: bytes::Bytes::new(),
     }
 }
 

@@ -67,6 +67,10 @@ pub struct Change {
     pub voters: Vec<NodeId>,
     /// Members that follow the log without voting (catching up before a promotion).
     pub learners: Vec<NodeId>,
+    /// Opaque to the core, carried with the change (the node puts the members' addresses
+    /// here, as etcd's `ConfChange.Context`). Last, so older encodings fail to decode
+    /// rather than misread.
+    pub context: Bytes,
 }
 
 impl Value {
@@ -79,7 +83,7 @@ impl Value {
                 n + c.len() + VALUE_OVERHEAD_BYTES
             }),
             Value::Reconfigure(c) => {
-                VALUE_OVERHEAD_BYTES + 5 * (c.voters.len() + c.learners.len()) + 9
+                VALUE_OVERHEAD_BYTES + 5 * (c.voters.len() + c.learners.len()) + 9 + c.context.len()
             }
         }
     }
@@ -221,6 +225,8 @@ pub struct Status {
     pub delivered_index: Slot,
     /// Peers and whether the failure detector trusts them (this node excluded).
     pub peers_healthy: Vec<(NodeId, bool)>,
+    /// Peers and the commit index each last reported in a heartbeat (its progress).
+    pub peers_commit: Vec<(NodeId, Slot)>,
     /// The newest membership this node knows (it may not govern any slot yet).
     pub membership: super::membership::Membership,
 }

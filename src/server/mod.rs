@@ -11,6 +11,9 @@
 //! while idempotency records are held, so the clock that retires them moves with the
 //! leader's time (`kv::idempotency`). Started and stopped beside `expiry`.
 //!
+//! `join`: a new node's first start with `JOIN`: it asks a member who it is in the
+//! cluster and records that in its data directory before the node starts.
+//!
 //! `http`: the client HTTP server with its connection limits (deadlines for heads,
 //! keep-alive, a connection cap), serving `crate::http`'s routes.
 //!
@@ -21,3 +24,4 @@ pub mod backoff;
 pub mod clock;
 pub mod expiry;
 pub mod http;
+pub mod join;

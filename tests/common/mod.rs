@@ -250,6 +250,22 @@ impl Cluster {
         c
     }
 
+    /// A new node's process, not started (fresh ports and directory; the next id, so
+    /// node `i` keeps id `i + 1`): the cluster must add it before it joins.
+    pub fn add_node(&mut self) -> usize {
+        let i = self.nodes.len();
+        self.nodes.push(NodeProc {
+            id: i as u32 + 1,
+            peer_port: free_port(),
+            client_port: free_port(),
+            data_dir: self.root.join(format!("node{}", i + 1)),
+            log: self.root.join(format!("node{}.log", i + 1)),
+            child: None,
+            stopped: false,
+        });
+        i
+    }
+
     /// Starts (or restarts) node `i`'s process.
     pub fn launch(&mut self, i: usize) {
         let concierges = self.concierges.clone();

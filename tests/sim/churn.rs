@@ -64,6 +64,7 @@ pub fn pick(rng: &mut Rng, latest: &Membership, nodes: u32, started: &[bool]) ->
         base: latest.id,
         voters,
         learners,
+        context: bytes::Bytes::new(),
     };
     Some(Proposal {
         change,

@@ -194,10 +194,10 @@ async fn welcome<S: AsyncWrite + Unpin>(
     let hello = &verified.hello;
     let from = check_hello(hello, ctx, peers)?;
     if let Some(cert) = cert {
-        let entry = peers
+        let link = peers
             .get(&from)
-            .map(|link| link.addr.as_str())
             .ok_or_else(|| format!("node {from} is not a member"))?;
+        let entry = link.addr.as_str();
         peer_tls::check_member(cert, entry).map_err(|why| {
             format!("refused: a peer claims to be node {from} ({entry}), but {why}")
         })?;
@@ -245,7 +245,7 @@ fn check_hello(h: &Hello, ctx: &LinkContext, peers: &PeerTable) -> Result<NodeId
     if h.node == ctx.self_id {
         return Err("a node may not connect to itself".into());
     }
-    if !peers.contains_key(&h.node) {
+    if !peers.contains(&h.node) {
         return Err(format!("node {} is not a member", h.node));
     }
     Ok(h.node)

@@ -23,12 +23,12 @@ pub mod queue;
 pub mod wire;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::node::dir_ids::DirIds;
 use crate::paxos::{Message, NodeId};
@@ -37,8 +37,37 @@ use queue::PeerQueue;
 pub use queue::QueueLimits;
 use wire::{SnapshotMsg, Wire};
 
-/// The peers by id (ourselves excluded).
-pub type PeerTable = BTreeMap<NodeId, Arc<PeerLink>>;
+/// The peers by id (ourselves excluded). It changes when the members do
+/// (`Transport::set_peers`); the listener admits only the peers it holds at the time.
+#[derive(Debug, Default)]
+pub struct PeerTable {
+    links: RwLock<BTreeMap<NodeId, Arc<PeerLink>>>,
+}
+
+impl PeerTable {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<NodeId, Arc<PeerLink>>> {
+        self.links.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<NodeId, Arc<PeerLink>>> {
+        self.links.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The link to `id`, if it is a peer now.
+    pub fn get(&self, id: &NodeId) -> Option<Arc<PeerLink>> {
+        self.read().get(id).cloned()
+    }
+
+    /// True if `id` is a peer now.
+    pub fn contains(&self, id: &NodeId) -> bool {
+        self.read().contains_key(id)
+    }
+
+    /// Every link now.
+    pub fn all(&self) -> Vec<Arc<PeerLink>> {
+        self.read().values().cloned().collect()
+    }
+}
 
 /// What a received frame becomes for the driver.
 #[derive(Debug)]
@@ -84,7 +113,10 @@ pub enum BulkError {
 pub struct Transport {
     ctx: Arc<LinkContext>,
     peers: Arc<PeerTable>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    limits: QueueLimits,
+    /// The dialer of each peer.
+    dialers: Mutex<BTreeMap<NodeId, JoinHandle<()>>>,
+    listener: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Transport {
@@ -97,36 +129,53 @@ impl Transport {
         inbound: mpsc::Sender<Inbound>,
     ) -> Transport {
         let ctx = Arc::new(ctx);
-        let peers: PeerTable = members
-            .iter()
-            .filter(|(id, _)| *id != ctx.self_id)
-            .map(|(id, addr)| {
-                let queue = PeerQueue::new(limits);
-                (*id, Arc::new(PeerLink::new(*id, addr.clone(), queue)))
-            })
-            .collect();
-        let peers = Arc::new(peers);
-        let mut tasks = Vec::new();
-        for link in peers.values() {
-            tasks.push(tokio::spawn(peer::run(link.clone(), ctx.clone())));
-        }
-        tasks.push(tokio::spawn(listener::run(
-            listener,
-            ctx.clone(),
-            peers.clone(),
-            inbound,
-        )));
-        Transport {
+        let peers = Arc::new(PeerTable::default());
+        let listener = tokio::spawn(listener::run(listener, ctx.clone(), peers.clone(), inbound));
+        let transport = Transport {
             ctx,
             peers,
-            tasks: Mutex::new(tasks),
+            limits,
+            dialers: Mutex::new(BTreeMap::new()),
+            listener: Mutex::new(Some(listener)),
+        };
+        transport.set_peers(members);
+        transport
+    }
+
+    /// Makes `members` (ourselves skipped) the peers: dials the new ones, and drops the
+    /// links (queued frames included) of those no longer listed. An id keeps the address
+    /// it was first given (ids are never reused).
+    pub fn set_peers(&self, members: &[(NodeId, String)]) {
+        let wanted: BTreeMap<NodeId, &String> = members
+            .iter()
+            .filter(|(id, _)| *id != self.ctx.self_id)
+            .map(|(id, addr)| (*id, addr))
+            .collect();
+        let mut dialers = self.dialers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut links = self.peers.write();
+        links.retain(|id, _| {
+            let keep = wanted.contains_key(id);
+            if !keep {
+                if let Some(task) = dialers.remove(id) {
+                    task.abort();
+                }
+            }
+            keep
+        });
+        for (id, addr) in wanted {
+            if links.contains_key(&id) {
+                continue;
+            }
+            let link = Arc::new(PeerLink::new(id, addr.clone(), PeerQueue::new(self.limits)));
+            links.insert(id, link.clone());
+            dialers.insert(id, tokio::spawn(peer::run(link, self.ctx.clone())));
         }
     }
 
     /// Queues a consensus message for `to` (never blocks; may drop the oldest queued one).
     pub fn send(&self, to: NodeId, msg: &Wire) {
         let Some(link) = self.peers.get(&to) else {
-            warn!(to, "message for an unknown peer dropped");
+            debug!(to, "message for a node that is not a peer (now) dropped");
             return;
         };
         match frame::encode(msg, self.ctx.frame_bytes_max) {
@@ -152,13 +201,13 @@ impl Transport {
     }
 
     /// The link to `id`, if it is a peer.
-    pub fn link(&self, id: NodeId) -> Option<&Arc<PeerLink>> {
+    pub fn link(&self, id: NodeId) -> Option<Arc<PeerLink>> {
         self.peers.get(&id)
     }
 
-    /// Frames dropped on all links so far.
+    /// Frames dropped on the current links so far.
     pub fn dropped_total(&self) -> u64 {
-        self.peers.values().map(|l| l.queue.dropped()).sum()
+        self.peers.all().iter().map(|l| l.queue.dropped()).sum()
     }
 
     /// Stops every link task and waits until their sockets (listener included) are closed.
@@ -170,7 +219,13 @@ impl Transport {
     }
 
     fn abort_all(&self) -> Vec<JoinHandle<()>> {
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let dialers = std::mem::take(&mut *self.dialers.lock().unwrap_or_else(|p| p.into_inner()));
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let tasks: Vec<JoinHandle<()>> = dialers.into_values().chain(listener).collect();
         for t in &tasks {
             t.abort();
         }
