@@ -2,6 +2,7 @@
 //! the index or filter loads and validates the tail, checked against the expected
 //! properties; a failed load is an error of that call, kept nowhere (a later call
 //! tries again); racing first readers all get whole answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
