@@ -123,7 +123,7 @@ fn run(fs: &RealFs, path: &Path, n: usize, opts: BuildOptions) -> Result<(), Box
     println!(
         "table: {} entries, {} data blocks, {:.1} MiB; open (validates footer, index, filter, meta) {wall:.2?}",
         info.entries,
-        table.data_blocks(),
+        table.data_blocks()?,
         info.file_bytes as f64 / (1 << 20) as f64,
     );
 

@@ -92,8 +92,8 @@ impl TableIter {
         self.cursor.valid = false;
         self.steps = 0;
         let table = &self.table;
-        let i = table.index_search(key, seqno);
-        if i >= table.num_blocks() {
+        let i = table.index_search(key, seqno)?;
+        if i >= table.data_blocks()? {
             return Ok(());
         }
         let (bytes, offset) = table.data_block(i)?;
@@ -171,7 +171,7 @@ impl TableIter {
     /// Positions on the first entry of block `i`, or invalid past the last block.
     fn enter_block(&mut self, i: usize) -> Result<(), Error> {
         let table = &self.table;
-        if i >= table.num_blocks() {
+        if i >= table.data_blocks()? {
             self.cursor.valid = false;
             return Ok(());
         }

@@ -53,8 +53,10 @@
 //! - The **meta** block records entry count, smallest/largest key and seqno range.
 //! - The **footer** locates index, filter and meta, and ends with a magic number.
 //!
-//! Every block ends with a crc32. Opening a table reads its tail (filter, meta, index,
-//! footer) into memory and checks it; a data block is checked when it is loaded into
+//! Every block ends with a crc32. A table's tail (filter, meta, index, footer) is read
+//! into memory and checked when it is opened with [`Table::open_with`], or, opened
+//! with [`Table::open_lazy`] (as the engine does, so that opening many tables reads
+//! none of them), by the first lookup, seek or scan that needs it; a data block is checked when it is loaded into
 //! the block cache, or, through the map, the first time it is read through that
 //! `Table` and remembered in a bitset (one bit per block), so repeated lookups do not
 //! pay for a 4 KiB crc nor pull the whole block into the CPU cache.
@@ -68,7 +70,8 @@
 //!
 //! Modules, in reading order: `format` (sizes and codecs), `entry` (order),
 //! `block_builder`, `block`, `bloom`, `info`, `builder`, `tail` (the tail read into
-//! owned memory), `open` (validation), `block_cache` (the sharded LRU of data
+//! owned memory), `open` (validation), `loaded` (the validated tail and decoded index
+//! a table loads once), `block_cache` (the sharded LRU of data
 //! blocks), `source` (map or pread + cache), `table`, `iter` (which also gives
 //! `Table::iter`, so `table` does not import its cursor), `scan` (the verifying
 //! reader for compaction).
@@ -85,6 +88,7 @@ mod error;
 pub mod format;
 mod info;
 mod iter;
+mod loaded;
 mod open;
 mod scan;
 mod source;

@@ -128,7 +128,7 @@ impl TableScan {
     /// last block.
     fn enter_block(&mut self, i: usize) -> Result<(), Error> {
         self.cursor.valid = false;
-        let Some(handle) = self.table.data_block_handle(i) else {
+        let Some(handle) = self.table.data_block_handle(i)? else {
             return Ok(());
         };
         let need = handle.len as usize + BLOCK_TRAILER_LEN;
@@ -166,7 +166,7 @@ impl TableScan {
     /// Reads `need` bytes at `offset` and, read-ahead, the data blocks after them up
     /// to `READ_AHEAD_BYTES` in all.
     fn fill(&mut self, offset: u64, need: usize) -> Result<(), Error> {
-        let data_end = self.table.data_end();
+        let data_end = self.table.data_end()?;
         let ahead = READ_AHEAD_BYTES.min(data_end.saturating_sub(offset));
         let len = (need as u64).max(ahead);
         let len = usize::try_from(len)

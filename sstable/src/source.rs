@@ -4,13 +4,16 @@
 //! - `Mapped`: the file is mapped with `madvise(MADV_RANDOM)` (`Fs::map_random`), so
 //!   a lookup faults in only the pages of its block, not a readahead window. A data
 //!   block's crc is checked the first time any reader touches it and remembered in
-//!   `verified` (one bit per block, `Relaxed`: the bytes are immutable, the bit only
-//!   saves work; two threads may both verify).
+//!   the loaded index's `verified` bits (one per block, `Relaxed`: the bytes are
+//!   immutable, the bit only saves work; two threads may both verify).
 //! - `Cached`: a block is looked up in the cache by (table id, offset); on a miss it
 //!   is read with one `read_exact_at` of exactly its contents and trailer (the
 //!   handle is advised `POSIX_FADV_RANDOM`, so the kernel adds no readahead), its crc
 //!   checked, and inserted. Cached blocks were checked once, on load. An I/O error is
 //!   an `Error::Io`, never a SIGBUS.
+//!
+//! Either way the source also reads the table's tail (`read_tail`) when the table
+//! loads its index and filter (`loaded.rs`).
 //!
 //! Iterators that keep walking blocks in order read ahead instead (`read_run`): one
 //! read of `ahead` bytes (starting at `READ_AHEAD_START_BYTES`, doubling with each
@@ -29,7 +32,7 @@ use crate::error::Error;
 use crate::format::{BlockKind, Handle, BLOCK_TRAILER_LEN};
 use crate::open::{check_trailer, checked_block, contents_range};
 use crate::scan::READ_AHEAD_BYTES;
-use crate::tail::Tail;
+use crate::tail::{copy_tail, read_tail, Tail};
 
 /// How a table reads its data blocks (index and filter are always in owned memory).
 #[derive(Debug, Clone)]
@@ -45,8 +48,6 @@ pub enum ReadMode {
 pub(crate) enum Source {
     Mapped {
         bytes: Mapped,
-        /// Bit `i` set: data block `i`'s checksum has been verified.
-        verified: Box<[AtomicU64]>,
     },
     Cached {
         file: Arc<dyn FileRead>,
@@ -106,33 +107,42 @@ fn read_into(file: &dyn FileRead, len: usize, offset: u64) -> Result<Arc<[u8]>, 
 }
 
 impl Source {
-    pub(crate) fn mapped(bytes: Mapped, blocks: usize) -> Source {
-        let verified = (0..blocks.div_ceil(64))
-            .map(|_| AtomicU64::new(0))
-            .collect();
-        Source::Mapped { bytes, verified }
-    }
-
     /// The mapped file (empty for a cached table).
     pub(crate) fn mapped_bytes(&self) -> &[u8] {
         match self {
-            Source::Mapped { bytes, .. } => bytes,
+            Source::Mapped { bytes } => bytes,
             Source::Cached { .. } => &[],
         }
     }
 
-    /// Heap bytes of the source's own bookkeeping.
-    pub(crate) fn memory_bytes(&self) -> usize {
+    /// The file's length in bytes (the map's length, or one `fstat`: no data read).
+    pub(crate) fn file_len(&self) -> Result<u64, Error> {
         match self {
-            Source::Mapped { verified, .. } => std::mem::size_of_val(&**verified),
-            Source::Cached { .. } => 0,
+            Source::Mapped { bytes } => Ok(bytes.len() as u64),
+            Source::Cached { file, .. } => file
+                .len()
+                .map_err(|e| Error::io("reading the table's length", e)),
         }
     }
 
-    /// Data block `i` at `handle`, checked (see the module doc).
-    pub(crate) fn block(&self, i: usize, handle: Handle) -> Result<BlockBytes<'_>, Error> {
+    /// The file's tail (filter, meta and index blocks, footer) and its file offset.
+    pub(crate) fn read_tail(&self) -> Result<(Vec<u8>, usize), Error> {
         match self {
-            Source::Mapped { bytes, verified } => {
+            Source::Mapped { bytes } => Ok(copy_tail(bytes)),
+            Source::Cached { file, .. } => read_tail(file.as_ref()),
+        }
+    }
+
+    /// Data block `i` at `handle`, checked (see the module doc); `verified` holds a
+    /// mapped table's verified bits.
+    pub(crate) fn block(
+        &self,
+        i: usize,
+        handle: Handle,
+        verified: &[AtomicU64],
+    ) -> Result<BlockBytes<'_>, Error> {
+        match self {
+            Source::Mapped { bytes } => {
                 let (word, bit) = (i / 64, 1u64 << (i % 64));
                 let flag = verified.get(word);
                 let known_good = flag.is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0);

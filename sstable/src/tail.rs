@@ -1,8 +1,9 @@
 //! A table's tail (filter, meta and index blocks, then the footer) read into memory
 //! the table owns, and `Tail`, a view that addresses those bytes by file offset.
 //!
-//! Every open table keeps its tail in its own heap memory, whatever its data blocks
-//! are read through: the index is searched and the filter probed on every lookup, so
+//! Every table keeps its tail in its own heap memory once loaded (at open, or on
+//! first use for a lazily opened table: `table.rs`), whatever its data blocks are
+//! read through: the index is searched and the filter probed on every lookup, so
 //! they must not compete with data for the page cache (under a memory limit the
 //! kernel would evict them with the data and every lookup would fault them back).
 //!

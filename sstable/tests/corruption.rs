@@ -132,7 +132,7 @@ fn sampled_bit_flips_of_a_larger_table_are_caught() {
     let (fs, _) = build(&entries, BuildOptions::default());
     let path = Path::new("/t/table.sst");
     let bytes = fs.read_all(path).unwrap();
-    assert!(Table::open(&fs, path).unwrap().data_blocks() > 10);
+    assert!(Table::open(&fs, path).unwrap().data_blocks().unwrap() > 10);
     let mut rng = Rng(7);
     for _ in 0..300 {
         let byte = rng.below(bytes.len() as u64) as usize;
@@ -231,7 +231,7 @@ fn resealed_damage_with_long_keys_and_values_never_panics() {
 
 fn reseal_every_byte(entries: &[Entry], bytes: &[u8], seed: u64) {
     let table = Table::from_bytes(Mapped::new(bytes.to_vec())).unwrap();
-    let blocks = table.blocks();
+    let blocks = table.blocks().unwrap();
     let probes: Vec<Vec<u8>> = entries
         .iter()
         .map(|e| e.0.clone())

@@ -67,8 +67,8 @@ fn a_byte_changed_after_open_and_reads_is_a_checksum_mismatch() {
     let (fs, _) = build(&entries, opts);
     let table = open(&fs);
     assert_eq!(scan(&table).unwrap(), entries); // every block checked once
-    let data_blocks = table.data_blocks();
-    let blocks = table.blocks();
+    let data_blocks = table.data_blocks().unwrap();
+    let blocks = table.blocks().unwrap();
     for pick in [0, data_blocks / 2, data_blocks - 1] {
         let (_, handle) = blocks[pick];
         let byte = handle.offset as usize + handle.len as usize / 2;

@@ -71,7 +71,17 @@ fn run(flags: &Flags) -> EngineResult<()> {
     if !flags.use_existing_db {
         engine::recreate_dir(&flags.db)?;
     }
+    let opening = std::time::Instant::now();
     let mut engine = open_engine(flags)?;
+    let what = if flags.use_existing_db {
+        "existing"
+    } else {
+        "new"
+    };
+    println!(
+        "open         : {:.1} ms ({what} database)",
+        opening.elapsed().as_secs_f64() * 1e3
+    );
     let seed_base = if flags.seed == 0 { 1000 } else { flags.seed };
     for (index, name) in flags.benchmarks.iter().enumerate() {
         let num = flags.num;

@@ -6,8 +6,8 @@
 //! holds the two write buffers (the active and the frozen memtable).
 //!
 //! Memory: `memory_budget_bytes` is split between the memtables (two write buffers at
-//! most) and the block cache (the rest). The open tables' indexes and filters are held
-//! beside it (about 1.5% of the data at 16-byte keys and 10 bloom bits per key; see
+//! most) and the block cache (the rest). The tables' indexes and filters are held
+//! beside it once a read has loaded them (about 1.5% of the data at 16-byte keys and 10 bloom bits per key; see
 //! `EngineStats::index_bytes` and `filter_bytes`).
 
 use crate::error::Error;
@@ -54,7 +54,7 @@ pub struct Options {
     /// reads as fast as 128 MiB with data 2x memory, and faster in memory).
     /// [`Options::with_memory_budget`] also scales the write buffer down for small budgets.
     pub memory_budget_bytes: u64,
-    /// How tables read their data blocks (index and filter are always held in memory).
+    /// How tables read their data blocks (index and filter are held in memory once loaded).
     pub table_reads: TableReads,
 }
 

@@ -9,8 +9,12 @@
 //!    database and gets an initial snapshot, unless it holds tables, a WAL or
 //!    manifest records: then it lost its `CURRENT` and open fails with
 //!    [`Error::MissingCurrent`] before writing anything (`fresh.rs`).
-//! 2. Open every table the manifest names, checking each against its metadata; a
-//!    missing or damaged table is an error naming it.
+//! 2. Open every table the manifest names without reading it: a missing file, or one
+//!    whose length differs from the manifest's, is an error naming it. Each table's
+//!    tail (index, filter, meta) is read, validated and checked against the manifest
+//!    by the first read that needs it (`sstable::Table::open_lazy`); a damaged tail is
+//!    an error of that read, naming the table, and latches nothing. So opening costs
+//!    a file open per table, whatever the data's size.
 //! 3. Replay the WAL into a memtable: every record whose seqnos are above the
 //!    manifest's flushed seqno (records are whole batches: none straddles it). A
 //!    damaged record before the WAL's tail is an error; the wal crate cuts a torn tail.

@@ -3,7 +3,10 @@
 //! A table is written straight to its final name `<number>.sst`; until a manifest
 //! edit names it, it is garbage that the next open removes. The builder fsyncs the
 //! file; [`finish_tables`] fsyncs the directory once for all outputs of a job, then
-//! opens them, so an edit only ever names files that are durable.
+//! opens them and loads their index and filter (read back and validated here, on the
+//! flush or compaction thread, so no read after the job pays for it; only tables
+//! opened by recovery load on first use), so an edit only ever names files that are
+//! durable and whole.
 
 use crate::edit::TableMeta;
 use crate::error::Error;
@@ -86,8 +89,8 @@ pub fn build_options(opts: &Options) -> BuildOptions {
     }
 }
 
-/// Fsyncs `dir` (making the new names durable) and opens every finished table to
-/// read as `mode` says.
+/// Fsyncs `dir` (making the new names durable), opens every finished table to read
+/// as `mode` says and loads its index and filter.
 pub fn finish_tables(
     fs: &Arc<dyn Fs>,
     dir: &Path,
@@ -101,7 +104,14 @@ pub fn finish_tables(
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
     metas
         .into_iter()
-        .map(|meta| TableHandle::open(fs, dir, meta, mode).map(Arc::new))
+        .map(|meta| {
+            let number = meta.number;
+            let handle = TableHandle::open(fs, dir, meta, mode)?;
+            handle.table.load().map_err(|e| {
+                Error::table(format!("loading table {}", table_file_name(number)), e)
+            })?;
+            Ok(Arc::new(handle))
+        })
         .collect()
 }
 

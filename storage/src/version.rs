@@ -14,7 +14,7 @@
 
 use crate::edit::TableMeta;
 use crate::error::Error;
-use sstable::{Kind, ReadMode, Table};
+use sstable::{Kind, ReadMode, Table, TableInfo};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -48,7 +48,10 @@ pub struct TableHandle {
 
 impl TableHandle {
     /// Opens table `meta.number` in `dir` to read its data blocks as `mode` says,
-    /// checking it against the manifest's metadata.
+    /// reading none of it: its length is checked against the manifest's metadata
+    /// now, its index, filter and properties when the first read loads them
+    /// (`sstable::Table::open_lazy`), so an engine of many tables opens in time
+    /// independent of their sizes.
     pub fn open(
         fs: &Arc<dyn Fs>,
         dir: &Path,
@@ -56,21 +59,16 @@ impl TableHandle {
         mode: &ReadMode,
     ) -> Result<TableHandle, Error> {
         let path = dir.join(table_file_name(meta.number));
-        let context = || format!("opening table {}", path.display());
-        let table =
-            Table::open_with(fs.as_ref(), &path, mode).map_err(|e| Error::table(context(), e))?;
-        let info = table.info();
-        if info.entries != meta.entries
-            || info.smallest_key != meta.smallest_key
-            || info.largest_key != meta.largest_key
-            || info.smallest_seqno != meta.smallest_seqno
-            || info.largest_seqno != meta.largest_seqno
-        {
-            return Err(Error::corrupt(
-                context(),
-                "table contents disagree with the manifest (entries, key or seqno range)",
-            ));
-        }
+        let expected = TableInfo {
+            entries: meta.entries,
+            file_bytes: meta.file_bytes,
+            smallest_key: meta.smallest_key.clone(),
+            largest_key: meta.largest_key.clone(),
+            smallest_seqno: meta.smallest_seqno,
+            largest_seqno: meta.largest_seqno,
+        };
+        let table = Table::open_lazy(fs.as_ref(), &path, mode, expected)
+            .map_err(|e| Error::table(format!("opening table {}", path.display()), e))?;
         Ok(TableHandle {
             meta,
             table,
