@@ -299,8 +299,15 @@ mod tests {
     #[test]
     fn seed_zero_takes_the_clock_and_an_explicit_seed_is_kept() {
         let flags = parse(&[]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(flags.seed_base(1_796_091_054_800_278), 1_796_091_054_800_278);
-        assert_ne!(flags.seed_base(5), flags.seed_base(6), "two processes, two seeds");
+        assert_eq!(
+            flags.seed_base(1_796_091_054_800_278),
+            1_796_091_054_800_278
+        );
+        assert_ne!(
+            flags.seed_base(5),
+            flags.seed_base(6),
+            "two processes, two seeds"
+        );
         let flags = parse(&["--seed=42"]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(flags.seed_base(1_796_091_054_800_278), 42);
     }
