@@ -197,7 +197,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
     tracing::info!(dir = %dir.display(), last_seqno, tables = state.version.table_count(), "storage opened");
     let compaction_limiter = (opts.compaction_bytes_per_sec > 0)
         .then(|| Arc::new(RateLimiter::new(opts.compaction_bytes_per_sec)));
-    Ok(Inner {
+    let inner = Inner {
         fs,
         dir: dir.to_path_buf(),
         opts,
@@ -227,7 +227,9 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         #[cfg(test)]
         after_compaction_reported: Mutex::new(None),
         _lock: lock,
-    })
+    };
+    crate::budget::fit_block_cache(&inner, &inner.state.lock().version);
+    Ok(inner)
 }
 
 /// Removes tables the manifest does not name and temporary files (best effort).
