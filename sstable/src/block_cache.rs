@@ -442,7 +442,10 @@ mod tests {
             check_shard(&s.lock().unwrap());
         }
         for off in 750..800u64 {
-            assert!(cache.get(1, off * 4096).is_some(), "recent block {off} kept");
+            assert!(
+                cache.get(1, off * 4096).is_some(),
+                "recent block {off} kept"
+            );
         }
         cache.set_capacity(0);
         assert_eq!(cache.stats().used_bytes, 0);

@@ -72,14 +72,20 @@ mod tests {
             assert!(held > 0);
             // The cache rounds its capacity down to whole shards (a byte or so).
             let want = budget_cache - held;
-            assert!((want - 16..=want).contains(&s.block_cache.capacity_bytes), "{s:?}");
+            assert!(
+                (want - 16..=want).contains(&s.block_cache.capacity_bytes),
+                "{s:?}"
+            );
             assert!(s.block_cache.used_bytes <= s.block_cache.capacity_bytes);
         }
         // Recovery fits the cache to the tables it opened.
         let db = Db::open(fs, dir, opts).unwrap();
         let s = db.engine_stats();
         let want = budget_cache - (s.index_bytes + s.filter_bytes);
-        assert!((want - 16..=want).contains(&s.block_cache.capacity_bytes), "{s:?}");
+        assert!(
+            (want - 16..=want).contains(&s.block_cache.capacity_bytes),
+            "{s:?}"
+        );
         // Indexes and filters larger than the budget leaves: no cache at all.
         assert_eq!(super::cache_share(&Options::default(), u64::MAX), 0);
     }
