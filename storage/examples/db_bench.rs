@@ -14,7 +14,8 @@
 //! concurrent durable writers share fsyncs (group commit).
 //! `--sync` makes every write durable, `--cache_size` and `--write_buffer_size` map to
 //! the engine's block cache and memtable size (for the concierge engine `--cache_size`
-//! sets its memory budget to two write buffers plus that cache), `--table_reads=
+//! sets its memory budget to two write buffers plus that, which the block cache shares
+//! with the tables' indexes and filters), `--table_reads=
 //! cached|mapped` (this tool's own) picks how concierge tables read their data
 //! blocks, and `--histogram` prints RocksDB's latency histogram.
 //! `--seed=0` (the default) takes the base seed from the clock and prints it, as
