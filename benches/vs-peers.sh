@@ -10,13 +10,18 @@
 #   syncmt: the same on --threads=$SYNC_THREADS threads, each doing SYNC_WRITES/SYNC_THREADS
 #           writes (concurrent durable writers: how well they share fsyncs)
 # Then, for data larger than memory (skipped with a message where the machine has no
-# writable cgroup v1 memory controller, /sys/fs/cgroup/memory, or BIG_NUM=0):
-#   big:    --benchmarks=fillrandom --num=$BIG_NUM (no limit), then for each limit in
-#           MEM_LIMITS_MIB, page cache dropped, readrandom --use_existing_db=1
-#           --reads=$BIG_READS inside a fresh memory cgroup of that limit (v1
-#           memory.limit_in_bytes counts page cache); every engine gets
-#           --cache_size=$BIG_CACHE_SIZE (RocksDB db_bench's default, 8 MiB). Each
-#           cgroup is removed after its run.
+# writable cgroup v1 memory controller, /sys/fs/cgroup/memory, or BIG_NUM=0), for
+# each limit in MEM_LIMITS_MIB, each run in a fresh memory cgroup of that limit (v1
+# memory.limit_in_bytes counts page cache) with the page cache dropped first:
+#   big<L>fill: --benchmarks=fillrandom --num=$BIG_NUM into a fresh directory;
+#   big<L>:     readrandom --use_existing_db=1 --reads=$BIG_READS over that fill.
+#           Every engine gets --cache_size=$BIG_CACHE_SIZE (RocksDB db_bench's
+#           default, 8 MiB) and --write_buffer_size of a quarter of the limit, at most
+#           64 MiB (everyone's default), so two write buffers fit under the limit
+#           (BIG_WRITE_BUFFER_SIZE=<bytes> forces one size, 0 the engines' defaults).
+#           Each cgroup is removed after its run. The readrandom rows also say how
+#           many keys were found: each db_bench seeds its keys from the clock (--seed=0),
+#           so a read process finds only the keys the fill happened to draw (~63%).
 # RocksDB's fillsync uses a key space of num/1000 but does --writes writes (default:
 # num!), so the sync run passes --writes=SYNC_NUM/1000 explicitly: 10000 synced writes
 # by default. Every engine gets exactly the same flags.
@@ -26,7 +31,7 @@
 #   BENCHMARKS=fillseq,fillrandom,overwrite,readrandom,readmissing,seekrandom,readseq,readwhilewriting,deleterandom
 #   KEY_SIZE=16 VALUE_SIZE=100 ENGINES="rocksdb fjall concierge"
 #   BIG_NUM=5000000 (about 515 MB: 2x a 256 MiB limit, 4x 128 MiB) BIG_READS=200000
-#   MEM_LIMITS_MIB="256 128" BIG_CACHE_SIZE=8388608
+#   MEM_LIMITS_MIB="256 128" BIG_CACHE_SIZE=8388608 BIG_WRITE_BUFFER_SIZE=(limit/4, <= 64 MiB)
 #   ROCKSDB_EXTRA="--bloom_bits=10"  (db_bench's default is no bloom filter; the
 #                                     other two engines build 10 bits/key filters)
 #   WORK_DIR=<parent of the temporary directories> KEEP=1 (keep outputs)
@@ -46,6 +51,7 @@ BIG_NUM=${BIG_NUM:-5000000}
 BIG_READS=${BIG_READS:-200000}
 MEM_LIMITS_MIB=${MEM_LIMITS_MIB:-"256 128"}
 BIG_CACHE_SIZE=${BIG_CACHE_SIZE:-8388608}
+BIG_WRITE_BUFFER_SIZE=${BIG_WRITE_BUFFER_SIZE:-}
 CGROUP_ROOT=/sys/fs/cgroup/memory
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -122,23 +128,35 @@ run() {
     if [ "${KEEP_DB:-0}" != 1 ]; then rm -rf "$dir"; fi
 }
 
+# in_cgroup LIMIT_MIB RUN_NAME FLAGS...: `run` in a fresh memory cgroup of LIMIT_MIB
+# with the page cache dropped first; the cgroup is removed after.
+in_cgroup() {
+    local limit=$1 cg=$CGROUP_ROOT/vs-peers-$$-$2-$3
+    shift
+    mkdir "$cg"
+    echo $((limit << 20)) >"$cg/memory.limit_in_bytes"
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    CGROUP=$cg run "$@" || true
+    # The cgroup is empty once its process exited; remove it.
+    rmdir "$cg" || echo "!! could not remove $cg" >&2
+}
+
 # big ENGINE: the larger-than-memory runs (see the header).
 big() {
-    local engine=$1 limit cg
-    KEEP_DB=1 DB_NAME=big run "$engine" bigfill --benchmarks=fillrandom --num="$BIG_NUM" \
-        --cache_size="$BIG_CACHE_SIZE"
+    local engine=$1 limit wbs
     for limit in $MEM_LIMITS_MIB; do
-        cg=$CGROUP_ROOT/vs-peers-$$-$engine-$limit
-        mkdir "$cg"
-        echo $((limit << 20)) >"$cg/memory.limit_in_bytes"
-        sync
-        echo 3 >/proc/sys/vm/drop_caches
-        CGROUP=$cg KEEP_DB=1 DB_NAME=big run "$engine" "big$limit" --benchmarks=readrandom \
-            --use_existing_db=1 --num="$BIG_NUM" --reads="$BIG_READS" --cache_size="$BIG_CACHE_SIZE" || true
-        # The cgroup is empty once its process exited; remove it.
-        rmdir "$cg" || echo "!! could not remove $cg" >&2
+        wbs=${BIG_WRITE_BUFFER_SIZE:-$(((limit << 20) / 4 < 64 << 20 ? (limit << 20) / 4 : 64 << 20))}
+        local sizes=(--cache_size="$BIG_CACHE_SIZE")
+        if [ "$wbs" != 0 ]; then sizes+=(--write_buffer_size="$wbs"); fi
+        rm -rf "$WORK/$engine.big.db"
+        mkdir -p "$WORK/$engine.big.db"
+        KEEP_DB=1 DB_NAME=big in_cgroup "$limit" "$engine" "big${limit}fill" \
+            --benchmarks=fillrandom --num="$BIG_NUM" "${sizes[@]}"
+        KEEP_DB=1 DB_NAME=big in_cgroup "$limit" "$engine" "big$limit" --benchmarks=readrandom \
+            --use_existing_db=1 --num="$BIG_NUM" --reads="$BIG_READS" "${sizes[@]}"
+        rm -rf "$WORK/$engine.big.db"
     done
-    rm -rf "$WORK/$engine.big.db"
 }
 
 big_ok=0
@@ -164,6 +182,12 @@ ops() {
     local v
     v=$(awk -v b="$3" '$1 == b && $2 == ":" { for (i = 3; i <= NF; i++) if ($i == "ops/sec") print $(i - 1) }' \
         "$WORK/$1.$2.out" 2>/dev/null | tail -n 1)
+    echo "${v:--}"
+}
+# "N of M" keys found by BENCH in ENGINE's RUN output ("-" when missing).
+found() {
+    local v
+    v=$(grep -E "^$3 +:" "$WORK/$1.$2.out" 2>/dev/null | sed -nE 's/.*\( *([0-9]+) of ([0-9]+) found\).*/\1 of \2/p' | tail -n 1)
     echo "${v:--}"
 }
 rss_mb() {
@@ -197,6 +221,7 @@ get() { # get ENGINE KIND RUN [BENCH]
     if [[ " $ENGINES " != *" $1 "* ]]; then echo -; return; fi
     case $2 in
         ops) ops "$1" "$3" "$4" ;;
+        found) found "$1" "$3" "$4" ;;
         rss) rss_mb "$1" "$3" ;;
         disk) disk_mb "$1" "$3" ;;
     esac
@@ -219,13 +244,15 @@ row "peak RSS MB (fillsync)" 0 "$(get rocksdb rss sync)" "$(get fjall rss sync)"
 row "disk MB after (fillsync)" 0 "$(get rocksdb disk sync)" "$(get fjall disk sync)" "$(get concierge disk sync)"
 if [ "$big_ok" = 1 ]; then
     for limit in $MEM_LIMITS_MIB; do
-        label="readrandom, ${limit} MiB limit"
-        row "$label" 1 "$(get rocksdb ops "big$limit" readrandom)" "$(get fjall ops "big$limit" readrandom)" "$(get concierge ops "big$limit" readrandom)"
-        row "peak RSS MB, ${limit} MiB" 0 "$(get rocksdb rss "big$limit")" "$(get fjall rss "big$limit")" "$(get concierge rss "big$limit")"
+        row "fillrandom, ${limit} MiB limit" 1 "$(get rocksdb ops "big${limit}fill" fillrandom)" "$(get fjall ops "big${limit}fill" fillrandom)" "$(get concierge ops "big${limit}fill" fillrandom)"
+        row "peak RSS MB, fill ${limit}" 0 "$(get rocksdb rss "big${limit}fill")" "$(get fjall rss "big${limit}fill")" "$(get concierge rss "big${limit}fill")"
+        row "readrandom, ${limit} MiB limit" 1 "$(get rocksdb ops "big$limit" readrandom)" "$(get fjall ops "big$limit" readrandom)" "$(get concierge ops "big$limit" readrandom)"
+        row "peak RSS MB, read ${limit}" 0 "$(get rocksdb rss "big$limit")" "$(get fjall rss "big$limit")" "$(get concierge rss "big$limit")"
     done
-    row "fillrandom, num=$BIG_NUM" 1 "$(get rocksdb ops bigfill fillrandom)" "$(get fjall ops bigfill fillrandom)" "$(get concierge ops bigfill fillrandom)"
-    row "peak RSS MB (big fill)" 0 "$(get rocksdb rss bigfill)" "$(get fjall rss bigfill)" "$(get concierge rss bigfill)"
-    echo "larger than memory: num=$BIG_NUM, readrandom --reads=$BIG_READS in a memory cgroup per limit (page cache dropped first), --cache_size=$BIG_CACHE_SIZE for every engine"
+    echo "larger than memory: num=$BIG_NUM, fillrandom then readrandom --reads=$BIG_READS, each in a memory cgroup of the limit (page cache dropped first), --cache_size=$BIG_CACHE_SIZE for every engine, --write_buffer_size=${BIG_WRITE_BUFFER_SIZE:-limit/4 (at most 64 MiB)}"
+    for limit in $MEM_LIMITS_MIB; do
+        echo "keys found by readrandom at ${limit} MiB: rocksdb $(get rocksdb found "big$limit" readrandom), fjall $(get fjall found "big$limit" readrandom), concierge $(get concierge found "big$limit" readrandom)"
+    done
 fi
 echo "ratio = concierge / best peer (ops/s: > 1 is faster; RSS and disk: < 1 is smaller)"
 if [ "${KEEP:-0}" = 1 ]; then echo "outputs kept in $WORK"; fi

@@ -58,8 +58,8 @@ pub struct ServeArgs {
     #[arg(long, env = "WATCHERS_MAX", default_value_t = crate::kv::hub::WATCHERS_MAX_DEFAULT)]
     pub watchers_max: usize,
     /// Memory of the storage engine, in MiB: its two memtables (two fifths each, at most
-    /// 64 MiB) and its block cache (the rest). Indexes and filters of the tables are
-    /// held beside it (about 1.5% of the data).
+    /// 64 MiB), the tables' indexes and filters (about 2.5% of the data), and its block
+    /// cache (the rest).
     #[arg(long, env = "MEMORY_BUDGET_MIB", default_value_t = MEMORY_BUDGET_MIB_DEFAULT)]
     pub memory_budget_mib: u64,
     /// HTTPS on the client port, and client certificates (src/tls.rs).

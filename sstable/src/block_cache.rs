@@ -18,6 +18,10 @@
 //!   fits, and a block larger than the whole shard is not cached at all;
 //! - every node in the map is on the list exactly once, and free slots are not.
 //!
+//! The capacity can change while the cache is in use (`set_capacity`: the engine
+//! gives the cache what its memory budget leaves once memtables, indexes and filters
+//! are counted); shrinking evicts at once.
+//!
 //! A block's charge is its length plus `ENTRY_OVERHEAD_BYTES` (map slot, node, `Arc`
 //! header), so a cache of tiny blocks also stays within its capacity. Capacity 0
 //! caches nothing: every read goes to the file. Blocks of a closed table stay until
@@ -61,7 +65,7 @@ pub struct CacheStats {
 #[derive(Debug)]
 pub struct BlockCache {
     shards: Box<[Mutex<Shard>]>,
-    capacity_bytes: u64,
+    capacity_bytes: AtomicU64,
     next_table_id: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -102,7 +106,7 @@ impl BlockCache {
             shards: (0..shards)
                 .map(|_| Mutex::new(Shard::new(per_shard)))
                 .collect(),
-            capacity_bytes: per_shard * shards as u64,
+            capacity_bytes: AtomicU64::new(per_shard * shards as u64),
             next_table_id: AtomicU64::new(1),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -117,7 +121,7 @@ impl BlockCache {
 
     /// Capacity in bytes (the requested capacity rounded down to whole shards).
     pub fn capacity_bytes(&self) -> u64 {
-        self.capacity_bytes
+        self.capacity_bytes.load(Ordering::Relaxed)
     }
 
     fn shard(&self, key: Key) -> MutexGuard<'_, Shard> {
@@ -163,6 +167,31 @@ impl BlockCache {
         }
     }
 
+    /// Changes the capacity to `capacity_bytes` (rounded down to whole shards; the
+    /// shard count `new` chose stays), evicting each shard's least recently used
+    /// blocks until it fits. The engine calls it as its tables' indexes and filters,
+    /// which share the memory budget, grow and shrink.
+    pub fn set_capacity(&self, capacity_bytes: u64) {
+        let per_shard = capacity_bytes / self.shards.len() as u64;
+        let mut evicted = 0;
+        for shard in self.shards.iter() {
+            let mut s = shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            s.capacity = per_shard;
+            while s.used > s.capacity && s.tail != NIL {
+                let tail = s.tail;
+                s.remove(tail);
+                evicted += 1;
+            }
+        }
+        self.capacity_bytes
+            .store(per_shard * self.shards.len() as u64, Ordering::Relaxed);
+        if evicted > 0 {
+            self.evictions.fetch_add(evicted, Ordering::Relaxed);
+        }
+    }
+
     /// The cache's figures now.
     pub fn stats(&self) -> CacheStats {
         let (mut used_bytes, mut blocks) = (0, 0);
@@ -174,7 +203,7 @@ impl BlockCache {
             blocks += s.map.len() as u64;
         }
         CacheStats {
-            capacity_bytes: self.capacity_bytes,
+            capacity_bytes: self.capacity_bytes(),
             used_bytes,
             blocks,
             hits: self.hits.load(Ordering::Relaxed),
@@ -389,6 +418,43 @@ mod tests {
                 check_shard(&s);
             }
         }
+    }
+
+    #[test]
+    fn set_capacity_shrinks_by_evicting_the_least_recent_and_can_grow_again() {
+        let cache = BlockCache::new(4 << 20); // four shards of 1 MiB
+        assert_eq!(cache.shards.len(), 4);
+        for off in 0..800u64 {
+            cache.insert(1, off * 4096, block(4096, off as u8));
+        }
+        let full = cache.stats();
+        assert!(full.used_bytes > 3 << 20, "{full:?}");
+        // Touch the last 50 so they are the most recent in their shards.
+        for off in 750..800u64 {
+            assert!(cache.get(1, off * 4096).is_some());
+        }
+        cache.set_capacity(1 << 20);
+        let small = cache.stats();
+        assert_eq!(small.capacity_bytes, 1 << 20);
+        assert!(small.used_bytes <= 1 << 20, "{small:?}");
+        assert_eq!(small.evictions, full.blocks - small.blocks);
+        for s in cache.shards.iter() {
+            check_shard(&s.lock().unwrap());
+        }
+        for off in 750..800u64 {
+            assert!(
+                cache.get(1, off * 4096).is_some(),
+                "recent block {off} kept"
+            );
+        }
+        cache.set_capacity(0);
+        assert_eq!(cache.stats().used_bytes, 0);
+        cache.insert(1, 0, block(4096, 1));
+        assert!(cache.get(1, 0).is_none(), "capacity 0 caches nothing");
+        cache.set_capacity(4 << 20);
+        cache.insert(1, 0, block(4096, 1));
+        assert!(cache.get(1, 0).is_some(), "grown again");
+        assert_eq!(cache.stats().capacity_bytes, 4 << 20);
     }
 
     #[test]

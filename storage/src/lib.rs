@@ -58,10 +58,11 @@
 //! - `merge_iter`, `db_iter`: merging sources, hiding old versions and tombstones;
 //!   `scan_cursor`: compaction's inputs, read with checked positioned reads.
 //! - `snapshot`: seqno + pinned super version, registered for compaction.
-//! - Memory: [`Options::memory_budget_bytes`] is two write buffers plus the block
-//!   cache that every table shares (`sstable::BlockCache`, created in `recovery`,
-//!   reported in [`EngineStats`]); [`Options::table_reads`] picks `pread` into that
-//!   cache or a `MADV_RANDOM` map.
+//! - Memory: [`Options::memory_budget_bytes`] is two write buffers, the tables'
+//!   indexes and filters, and the block cache that every table shares
+//!   (`sstable::BlockCache`, created in `recovery`, resized by `budget` as the tables
+//!   change, reported in [`EngineStats`]); [`Options::table_reads`] picks `pread` into
+//!   that cache or a `MADV_RANDOM` map.
 //! - `flush`, `compaction`, `background`: the flush thread and the compaction thread.
 //! - `recovery`: open: manifest, tables, WAL replay, cleanup; `fresh`: refusing a
 //!   directory that lost its `CURRENT` instead of starting it empty.
@@ -74,6 +75,7 @@
 mod arena;
 mod background;
 mod batch;
+mod budget;
 mod compaction;
 mod db;
 mod db_iter;

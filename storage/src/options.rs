@@ -6,9 +6,11 @@
 //! holds the two write buffers (the active and the frozen memtable).
 //!
 //! Memory: `memory_budget_bytes` is split between the memtables (two write buffers at
-//! most) and the block cache (the rest). The tables' indexes and filters are held
-//! beside it once a read has loaded them (about 1.5% of the data at 16-byte keys and 10 bloom bits per key; see
-//! `EngineStats::index_bytes` and `filter_bytes`).
+//! most), the open tables' indexes and filters once loaded (about 2.5% of the data at
+//! 16-byte keys, 100-byte values and 10 bloom bits per key; see
+//! `EngineStats::index_bytes` and `filter_bytes`) and the block cache, which gets the
+//! rest (`budget.rs`; recomputed at each new version, so tables a read loads lazily
+//! after a restart are charged at the next flush or compaction).
 
 use crate::error::Error;
 
@@ -47,8 +49,9 @@ pub struct Options {
     /// Compactions together write at most this many bytes per second (0: no limit,
     /// the default). Flushes are never limited.
     pub compaction_bytes_per_sec: u64,
-    /// Bytes of memory for memtables and the block cache together (160 MiB): the
-    /// block cache gets what two write buffers leave (32 MiB by default). The cache is
+    /// Bytes of memory for memtables, the tables' indexes and filters, and the block
+    /// cache together (160 MiB): the block cache gets what two write buffers and the
+    /// indexes and filters leave (at most 32 MiB by default). The cache is
     /// kept small because under a memory limit the OS page cache, which the limit also
     /// counts, holds the file's blocks a second time (measured: an 8 or 32 MiB cache
     /// reads as fast as 128 MiB with data 2x memory, and faster in memory).
@@ -107,7 +110,8 @@ impl Options {
         }
     }
 
-    /// Bytes of the block cache: the budget less two write buffers.
+    /// Most bytes of the block cache: the budget less two write buffers. The engine
+    /// gives it less, by what the open tables' indexes and filters hold (`budget.rs`).
     pub fn block_cache_bytes(&self) -> u64 {
         self.memory_budget_bytes
             .saturating_sub(2 * self.write_buffer_bytes as u64)

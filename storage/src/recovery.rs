@@ -19,6 +19,11 @@
 //!    manifest's flushed seqno (records are whole batches: none straddles it). A
 //!    damaged record before the WAL's tail is an error; the wal crate cuts a torn tail.
 //!    If the replayed data fills a memtable it is written to a level-0 table at once.
+//!    3b. What is left in the memtable is frozen and handed to the flush thread (as
+//!    after a switch: the WAL keeps its records until that flush is installed), and
+//!    an empty memtable takes writes: a restarted engine that is only read does not
+//!    hold its recovered writes in memory (RocksDB flushes them during open; this
+//!    way open does not wait for it).
 //! 4. Start a new manifest (a snapshot of the recovered state, then `CURRENT`).
 //! 5. Remove obsolete files: tables the manifest does not name (left by a crash
 //!    mid-flush or mid-compaction), `*.tmp` files, and WAL segments wholly flushed.
@@ -28,7 +33,7 @@
 use crate::batch::BatchRecord;
 use crate::error::Error;
 use crate::flush::write_memtable;
-use crate::inner::{Inner, State, WriteState};
+use crate::inner::{Frozen, Inner, State, WriteState};
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
 use crate::options::{Options, TableReads};
@@ -163,11 +168,18 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
     wal.truncate_prefix(mstate.log_index)
         .map_err(|e| Error::wal("dropping flushed WAL segments", e))?;
 
-    let mem = Arc::new(mem);
+    // What the replay left in a memtable goes to the flush thread at once (step 3b),
+    // so an engine that is only read after a restart does not hold it in memory.
+    let imm = (!mem.is_empty()).then(|| Frozen {
+        mem: Arc::new(mem),
+        wal_end: wal.next_index(),
+        last_seqno: last,
+    });
+    let mem = Arc::new(Memtable::new());
     let version = Arc::new(version);
     let sv = SuperVersion {
         mem: Arc::clone(&mem),
-        imm: None,
+        imm: imm.as_ref().map(|f| Arc::clone(&f.mem)),
         version: Arc::clone(&version),
     };
     let l0 = version.levels[0].len();
@@ -177,8 +189,8 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         mstate,
         version,
         mem: Arc::clone(&mem),
-        imm: None,
-        switches: 0,
+        switches: u64::from(imm.is_some()),
+        imm,
         flushes_done: 0,
         manual_requested: 0,
         manual_done: 0,
@@ -189,7 +201,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
     tracing::info!(dir = %dir.display(), last_seqno, tables = state.version.table_count(), "storage opened");
     let compaction_limiter = (opts.compaction_bytes_per_sec > 0)
         .then(|| Arc::new(RateLimiter::new(opts.compaction_bytes_per_sec)));
-    Ok(Inner {
+    let inner = Inner {
         fs,
         dir: dir.to_path_buf(),
         opts,
@@ -219,7 +231,9 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         #[cfg(test)]
         after_compaction_reported: Mutex::new(None),
         _lock: lock,
-    })
+    };
+    crate::budget::fit_block_cache(&inner, &inner.state.lock().version);
+    Ok(inner)
 }
 
 /// Removes tables the manifest does not name and temporary files (best effort).

@@ -17,8 +17,9 @@ fn open(dir: &Path, options: &Options) -> EngineResult<Db> {
         .map_err(|e| format!("concierge open {}: {e:?}", dir.display()))
 }
 
-/// The engine's options for db_bench's settings. `--cache_size` is the block cache:
-/// the memory budget becomes two write buffers plus it.
+/// The engine's options for db_bench's settings. `--cache_size` is what the memory
+/// budget holds beside two write buffers: the block cache and the tables' indexes and
+/// filters together (the engine charges those to the cache, `storage::budget`).
 fn options(settings: EngineSettings) -> EngineResult<Options> {
     let mut options = Options::default();
     if let Some(mapped) = settings.table_reads_mapped {
