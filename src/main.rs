@@ -111,11 +111,13 @@ async fn serve(
     peer_tls: Option<Arc<PeerTls>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let fs: Arc<dyn vfs::Fs> = vfs::RealFs::shared();
+    let mut joined_now = false;
     let cluster = match (
         &config.join,
         read_cluster_file(fs.as_ref(), &config.data_dir)?,
     ) {
         (Some(url), None) => {
+            joined_now = true;
             let client = tls.forward_client(config.request_timeout)?;
             let file = server::join::join(
                 &client,
@@ -167,6 +169,7 @@ async fn serve(
         config.data_dir.clone(),
     );
     node_config.peers_known = cluster.peers.clone();
+    node_config.new_member = joined_now;
     node_config.request_timeout_ms = config.request_timeout.as_millis() as u64;
     node_config.cluster_token = cluster.token;
     node_config.cluster_secret = config.cluster_secret.clone();

@@ -6,11 +6,13 @@
 //!   leader), then started with an empty directory and `JOIN`; it catches up and is
 //!   promoted to voter (a promotion while it lags is a 409, retried).
 //! - Node 1 is removed and its process stopped: the cluster is {2, 3, 4}.
+//! - Node 5 replaces it: added, joined (with node 1 gone: nothing gone may be needed to
+//!   vouch for a new directory), promoted; then node 2 is removed: {3, 4, 5}.
 //! - Node 4 restarts from its directory (its id and the cluster come from there, its
 //!   memberships from its state), and the cluster keeps writing.
 //!
 //! Then every acknowledged write is read back, linearizably, on every voter, and every
-//! node reports the voters {2, 3, 4}. Bad requests change nothing: a malformed address
+//! node reports the voters {3, 4, 5}. Bad requests change nothing: a malformed address
 //! is 400, an unknown id 404, a second member on one address 400.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -214,6 +216,37 @@ async fn members_grow_replace_and_shrink_while_clients_write() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     c.kill(0);
 
+    // Replace node 1 (gone for good) by node 5, which joins with node 1 down: no node
+    // that is gone may be needed to vouch for the new node's directory.
+    let n5 = c.add_node();
+    let body5 = json!({
+        "peer_addr": format!("127.0.0.1:{}", c.nodes[n5].peer_port),
+        "client_addr": format!("127.0.0.1:{}", c.nodes[n5].client_port),
+    });
+    let (status, added) = change(&c, 2, Method::POST, "/v1/cluster/members", Some(&body5)).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["id"], 5, "{added}");
+    c.node_env.resize(5, Vec::new());
+    c.node_env[n5] = vec![("JOIN".into(), c.url(2, ""))];
+    c.launch(n5);
+    c.wait_ready(n5, LIMIT).await;
+    let (status, promoted) =
+        change(&c, 2, Method::POST, "/v1/cluster/members/5/promote", None).await;
+    assert_eq!(status, StatusCode::OK, "{promoted}");
+    wait_voters(&c, n5, &[2, 3, 4, 5]).await;
+    targets.lock().unwrap().push(c.nodes[n5].client_port);
+
+    // Shrink back to three: node 2 goes.
+    targets
+        .lock()
+        .unwrap()
+        .retain(|p| *p != c.nodes[1].client_port);
+    let (status, removed) = change(&c, 2, Method::DELETE, "/v1/cluster/members/2", None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    wait_voters(&c, n5, &[3, 4, 5]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.kill(1);
+
     // Node 4 restarts from its directory and the cluster goes on.
     c.kill(n4);
     c.launch(n4);
@@ -225,11 +258,11 @@ async fn members_grow_replace_and_shrink_while_clients_write() {
     let acked = acked.lock().unwrap().clone();
     eprintln!("{} writes acknowledged", acked.len());
     assert!(acked.len() > 50, "only {} writes acknowledged", acked.len());
-    for i in [1, 2, n4] {
+    for i in [2, n4, n5] {
         let seen = cluster_of(&c, i).await;
         assert_eq!(
             ids(&seen["voters"]),
-            vec![2, 3, 4],
+            vec![3, 4, 5],
             "node {}: {seen}",
             i + 1
         );

@@ -136,16 +136,14 @@ pub async fn promote(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
-    caller.cluster()?;
-    let id = parse_id(&req)?;
-    match change(&req, &state, MemberOp::Promote(id), bytes::Bytes::new()).await? {
-        Ok(changed) => Ok(HttpResponse::Ok().json(json!({
-            "id": id,
-            "role": "voter",
-            "slot": changed.slot,
-        }))),
-        Err(relayed) => Ok(relayed),
-    }
+    by_id(
+        &req,
+        &state,
+        caller,
+        MemberOp::Promote,
+        |id, slot| json!({"id": id, "role": "voter", "slot": slot}),
+    )
+    .await
 }
 
 /// `DELETE /v1/cluster/members/{id}`.
@@ -154,14 +152,28 @@ pub async fn remove(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
+    by_id(
+        &req,
+        &state,
+        caller,
+        MemberOp::Remove,
+        |id, slot| json!({"id": id, "removed": true, "slot": slot}),
+    )
+    .await
+}
+
+/// A change naming the member of the path: 200 with `answer(id, slot)`.
+async fn by_id(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: Caller,
+    op: fn(NodeId) -> MemberOp,
+    answer: fn(NodeId, u64) -> serde_json::Value,
+) -> Result<HttpResponse, ApiError> {
     caller.cluster()?;
-    let id = parse_id(&req)?;
-    match change(&req, &state, MemberOp::Remove(id), bytes::Bytes::new()).await? {
-        Ok(changed) => Ok(HttpResponse::Ok().json(json!({
-            "id": id,
-            "removed": true,
-            "slot": changed.slot,
-        }))),
+    let id = parse_id(req)?;
+    match change(req, state, op(id), bytes::Bytes::new()).await? {
+        Ok(changed) => Ok(HttpResponse::Ok().json(answer(id, changed.slot))),
         Err(relayed) => Ok(relayed),
     }
 }

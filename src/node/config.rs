@@ -34,6 +34,11 @@ pub struct NodeConfig {
     /// Members learnt when this node joined a running cluster (this node included):
     /// dialed until the node has caught up with the log that added it.
     pub peers_known: Vec<MemberAddr>,
+    /// This data directory was made by joining, in this very start, under an id the
+    /// cluster just gave a learner (`server::join` checked it votes nowhere): no vote
+    /// was ever counted from this id, so no peer needs to vouch for the directory
+    /// (`dir_ids.rs`). Peers that are gone for good could never vouch for it.
+    pub new_member: bool,
     /// The address this node serves clients on (reported to peers in the handshake).
     pub client_addr: String,
     /// Where to listen for peers; `None` = this node's address in `members`.
@@ -123,6 +128,7 @@ impl NodeConfig {
             members,
             client_addr: client_addr.into(),
             peers_known: Vec::new(),
+            new_member: false,
             peer_listen_addr: None,
             data_dir: data_dir.into(),
             cluster_token: 0,

@@ -15,7 +15,10 @@
 //! directory or re-create the cluster; README "Replacing a node"). Asking a quorum would
 //! not do: the one node that counted the lost votes may be the one that is down.
 //! A directory that already holds acceptor state but no ids file (written before this
-//! file existed) is confirmed at once: it has its promises.
+//! file existed) is confirmed at once: it has its promises. So is the directory of a
+//! node that has just joined under an id the cluster gave a learner (`server::join`,
+//! `NodeConfig::new_member`): no vote was ever counted from that id (ids are never
+//! reused), and peers that are gone for good could never vouch for it.
 //!
 //! The cost: a brand-new cluster starts serving once every member has started once.
 //!

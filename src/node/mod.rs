@@ -191,9 +191,16 @@ async fn start_inner(
     // A new directory is vouched for by every node that may have counted its votes.
     let member_ids: Vec<NodeId> = dialed.iter().copied().collect();
     let dir_ids = {
-        let (fs, dir, me) = (fs.clone(), dir.clone(), cfg.core.id);
+        let (fs, dir, me, new_member) = (fs.clone(), dir.clone(), cfg.core.id, cfg.new_member);
         tokio::task::spawn_blocking(move || {
-            DirIds::open(fs, &dir, me, &member_ids, has_state, random_u64())
+            DirIds::open(
+                fs,
+                &dir,
+                me,
+                &member_ids,
+                has_state || new_member,
+                random_u64(),
+            )
         })
         .await
         .map_err(|e| StartError::Io {
