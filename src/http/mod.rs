@@ -5,6 +5,8 @@
 //! answers once it applied them), and serve reads from the local state after a read
 //! index barrier (linearizable) or directly (serializable). [`headers`] stamps
 //! `X-Concierge-Revision` and `X-Concierge-Leader` on every response, errors included.
+//! What only the leader serves (a keepalive, a change of the members: [`members`]) a
+//! follower relays to it ([`forward`]).
 
 pub mod auth;
 pub mod auth_admin;

@@ -14,6 +14,9 @@
 //!   order; `envelope.rs` lets it recognise this node's commands and answer their callers.
 //! - `snapshot.rs`: streams a snapshot to a peer behind our compaction point, and the
 //!   receiving side's bookkeeping.
+//! - `members.rs`: the memberships rebuilt from the changes the state machine keeps
+//!   (exactly as of the compaction point at start, the snapshot's slot after an
+//!   install), the address book, and the leader's plan of a change of the members.
 //! - `dir_ids.rs`: data-directory ids; a node whose directory is new takes part only once
 //!   every peer confirms it never counted a vote from an earlier one.
 //! - `handle.rs`: `NodeHandle`, the API the HTTP layer uses.
