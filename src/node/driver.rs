@@ -52,8 +52,7 @@ use super::snapshot::Incoming;
 use super::transport::wire::{SnapshotMsg, Wire};
 use super::transport::{Inbound, Transport};
 use crate::paxos::{
-    Change, Core, Memberships, Message, NodeId, ProposeError, Ready, ReconfigureError, Slot,
-    Status, Value,
+    Change, Core, Message, NodeId, ProposeError, Ready, ReconfigureError, Slot, Status, Value,
 };
 
 mod transfers;
@@ -183,9 +182,6 @@ pub struct Driver {
     held_messages: usize,
     /// Start times of this node's proposals in the core.
     proposal_times: ProposalTimes,
-    /// The core's memberships as of `delivered`, kept by applying the same delivered
-    /// changes: tells whether a delivered change applied or was void.
-    mirror: Memberships,
     member_wait: Option<MemberWait>,
 }
 
@@ -197,7 +193,6 @@ impl Driver {
         let id = p.cfg.core.id;
         let compacted = p.compacted_through;
         let delivered = *p.applied.borrow();
-        let mirror = p.core.memberships().clone();
         Driver {
             p,
             id,
@@ -220,7 +215,6 @@ impl Driver {
             held: VecDeque::new(),
             held_messages: 0,
             proposal_times: ProposalTimes::default(),
-            mirror,
             member_wait: None,
         }
     }
@@ -289,6 +283,7 @@ impl Driver {
             persist,
             send,
             deliver,
+            changes,
             reads,
             snapshot_needed,
             dropped,
@@ -309,15 +304,18 @@ impl Driver {
         let chosen_at = Instant::now();
         let mut members_changed = false;
         let mut answers = Vec::new();
+        let mut outcomes = changes.into_iter();
         for (slot, value) in deliver {
             debug_assert!(slot > self.delivered || slot <= *self.p.applied.borrow());
             self.delivered = self.delivered.max(slot);
             self.time_chosen(&value);
             if let Value::Reconfigure(change) = &value {
-                answers.extend(self.on_change_delivered(slot, change));
+                let outcome = outcomes.next();
+                debug_assert_eq!(outcome.map(|o| o.slot), Some(slot));
+                let governs_from = outcome.and_then(|o| o.governs_from.filter(|_| o.slot == slot));
+                answers.extend(self.on_change_delivered(slot, change, governs_from));
                 members_changed = true;
             }
-            self.mirror.retire(slot);
             self.apply_backlog
                 .push_back(ApplyOp::Deliver(slot, value, chosen_at));
         }
@@ -355,17 +353,23 @@ impl Driver {
         self.queue_persist(job);
     }
 
-    /// A change was chosen at `slot`: keep the mirror, learn its addresses, and give the
-    /// answer for the handle that asked for it (here), applied or void.
-    fn on_change_delivered(&mut self, slot: Slot, change: &Change) -> Option<MemberAnswer> {
-        let applied = self.mirror.apply(slot, change).is_ok();
+    /// A change was chosen at `slot`, and the core applied it (it governs from
+    /// `governs_from`) or found it void: learn its addresses, and give the answer for
+    /// the handle that asked for it (here).
+    fn on_change_delivered(
+        &mut self,
+        slot: Slot,
+        change: &Change,
+        governs_from: Option<Slot>,
+    ) -> Option<MemberAnswer> {
+        let applied = governs_from.is_some();
         self.p.book.learn_changes(&[(slot, change.clone())]);
         info!(
             slot,
             applied,
             voters = ?change.voters,
             learners = ?change.learners,
-            governs_from = slot + self.mirror.delay(),
+            governs_from,
             "membership change delivered"
         );
         if !self
@@ -676,7 +680,6 @@ impl Driver {
                     // Exactly as of the snapshot's slot: the core delivers the later
                     // slots, and applies their changes, itself.
                     let memberships = memberships_as_of(self.p.cfg.core.genesis(), &changes, slot);
-                    self.mirror = memberships.clone();
                     self.p.core.install_snapshot(slot, memberships);
                 }
                 self.p.book.learn_changes(&changes);

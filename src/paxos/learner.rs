@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use super::membership::Memberships;
 use super::message::Message;
-use super::types::{Ballot, NodeId, Ready, Slot, Value};
+use super::types::{Ballot, ChangeDelivered, NodeId, Ready, Slot, Value};
 
 /// Retry an unanswered catch-up request after this many heartbeat periods.
 const CATCHUP_RETRY_HEARTBEATS: u64 = 2;
@@ -82,7 +82,12 @@ impl Learner {
         self.delivered += 1;
         if let Value::Reconfigure(change) = &value {
             // A void change (another came first) changes nothing, on every replica alike.
-            let _ = self.memberships.apply(self.delivered, change);
+            let applied = self.memberships.apply(self.delivered, change).is_ok();
+            out.changes.push(ChangeDelivered {
+                slot: self.delivered,
+                governs_from: applied
+                    .then(|| self.delivered.saturating_add(self.memberships.delay())),
+            });
         }
         self.memberships.retire(self.delivered);
         out.deliver.push((self.delivered, value));

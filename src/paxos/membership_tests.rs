@@ -248,3 +248,34 @@ fn a_removed_node_that_missed_its_removal_gets_no_pre_vote_but_the_commit_index(
     };
     assert!(core.ready().send.contains(&(2, granted)));
 }
+
+#[test]
+fn a_delivered_change_says_whether_it_applied_or_was_void() {
+    // Slots 1 and 2 both change the first membership (base 0): the first applies and
+    // governs from slot 1 + the delay of 2; the second is stale, and void on every
+    // replica alike. The driver answers the change's caller from this, not by
+    // re-deciding it.
+    let mut core = lone_core(1);
+    let entries = vec![
+        (1, Value::Reconfigure(change(0, &[1, 2], &[]))),
+        (2, Value::Reconfigure(change(0, &[1, 2, 3], &[4]))),
+        (3, Value::Noop),
+    ];
+    core.step(2, Message::CatchUpReply { entries, commit: 3 });
+    let rd = core.ready();
+    assert_eq!(rd.deliver.len(), 3);
+    assert_eq!(
+        rd.changes,
+        vec![
+            ChangeDelivered {
+                slot: 1,
+                governs_from: Some(3)
+            },
+            ChangeDelivered {
+                slot: 2,
+                governs_from: None
+            },
+        ]
+    );
+    assert_eq!(core.memberships().latest().voters, vec![1, 2]);
+}

@@ -19,7 +19,8 @@ pub use self::core::{Core, ReconfigureError};
 pub use self::membership::{ChangeError, Membership, Memberships, RECONFIG_DELAY_SLOTS};
 pub use self::message::Message;
 pub use self::types::{
-    Ballot, Change, DurableState, NodeId, Persist, ProposeError, Ready, Slot, Status, Value,
+    Ballot, Change, ChangeDelivered, DurableState, NodeId, Persist, ProposeError, Ready, Slot,
+    Status, Value,
 };
 
 #[cfg(test)]

@@ -187,6 +187,9 @@ pub struct Ready {
     pub send: Vec<(NodeId, Message)>,
     /// Chosen slots, in slot order, each once: apply in order.
     pub deliver: Vec<(Slot, Value)>,
+    /// For each `Reconfigure` in `deliver`, in the same order: what it did to the
+    /// memberships (the core applies it as it delivers).
+    pub changes: Vec<ChangeDelivered>,
     /// Read-index answers: (id, commit index to wait for | None = retry / not leader).
     pub reads: Vec<(u64, Option<Slot>)>,
     /// Peers behind our compaction point: stream them a snapshot.
@@ -201,10 +204,22 @@ impl Ready {
         self.persist.is_empty()
             && self.send.is_empty()
             && self.deliver.is_empty()
+            && self.changes.is_empty()
             && self.reads.is_empty()
             && self.snapshot_needed.is_empty()
             && self.dropped.is_empty()
     }
+}
+
+/// A delivered `Reconfigure` and its outcome, decided by the core's memberships.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangeDelivered {
+    /// The slot that chose the change.
+    pub slot: Slot,
+    /// The first slot the new membership governs (`slot` + the window); `None` when the
+    /// change was void: another change chosen earlier made it stale, and every replica
+    /// finds it void alike, so nothing changes.
+    pub governs_from: Option<Slot>,
 }
 
 /// A view of the core for the driver's status page and leader routing.
