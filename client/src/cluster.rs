@@ -54,6 +54,28 @@ pub struct ClusterStatus {
     /// The log slot that chose the newest membership (0: the first one).
     #[serde(default)]
     pub membership_slot: u64,
+    /// Ids of the voters and of the learners (empty from a server that predates
+    /// membership changes).
+    #[serde(default)]
+    pub voters: Vec<u64>,
+    #[serde(default)]
+    pub learners: Vec<u64>,
+    /// The cluster's id, hex.
+    #[serde(default)]
+    pub cluster_id: String,
+    /// The first membership, in id order from 1: what a joining node needs.
+    #[serde(default)]
+    pub first_members: Vec<FirstMember>,
+    /// Hex; nonzero for a cluster restored from a backup.
+    #[serde(default)]
+    pub cluster_token: String,
+}
+
+/// A member of the cluster's first membership.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct FirstMember {
+    pub id: u64,
+    pub peer_addr: String,
 }
 
 impl Client {

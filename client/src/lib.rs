@@ -60,7 +60,7 @@ pub mod watch;
 pub use auth::{AuthStatus, NewToken, Permission, RoleSpec, TokenInfo, UserInfo};
 pub use backup::{Compacted, SnapshotStream};
 pub use client::Client;
-pub use cluster::{Ballot, ClusterStatus, Member};
+pub use cluster::{Ballot, ClusterStatus, FirstMember, Member};
 pub use config::{ClientConfig, Token};
 pub use election::{Leader, Leadership, Observer};
 pub use error::{Applied, Error, ServerError};

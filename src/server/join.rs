@@ -11,7 +11,7 @@
 //! A directory that already holds a cluster file is never re-joined: its node restarts
 //! as what it was (`config::check_cluster_file`).
 
-use serde_json::Value;
+use concierge_client::ClusterStatus;
 
 use crate::config::ClusterFile;
 use crate::node::MemberAddr;
@@ -33,36 +33,28 @@ pub async fn join(
         .await
         .map_err(|e| format!("asking {url} for the cluster: {e}"))?;
     let status = resp.status();
-    let body: Value = resp
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(format!("{url} answered {status}: {body}"));
+    }
+    let cluster: ClusterStatus = resp
         .json()
         .await
         .map_err(|e| format!("reading {url}: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("{url} answered {status}: {body}"));
-    }
-    cluster_file(&body, peer_addr).map_err(|why| format!("joining through {url}: {why}"))
+    cluster_file(&cluster, peer_addr).map_err(|why| format!("joining through {url}: {why}"))
 }
 
-/// The cluster file of the node listening on `peer_addr`, from a `GET /v1/cluster` body.
-pub fn cluster_file(body: &Value, peer_addr: &str) -> Result<ClusterFile, String> {
-    let members = body["members"]
-        .as_array()
-        .ok_or("the answer lists no members")?;
-    let mut peers = Vec::with_capacity(members.len());
+/// The cluster file of the node listening on `peer_addr`, from a `GET /v1/cluster` answer.
+pub fn cluster_file(cluster: &ClusterStatus, peer_addr: &str) -> Result<ClusterFile, String> {
+    let mut peers = Vec::with_capacity(cluster.members.len());
     let mut me = None;
-    for m in members {
-        let id = m["id"]
-            .as_u64()
-            .and_then(|id| u32::try_from(id).ok())
+    for m in &cluster.members {
+        let id = u32::try_from(m.id)
+            .ok()
             .filter(|id| *id > 0)
-            .ok_or_else(|| format!("a member without a valid id: {m}"))?;
-        let addr = MemberAddr {
-            id,
-            peer_addr: m["peer_addr"].as_str().unwrap_or_default().to_string(),
-            client_addr: m["client_addr"].as_str().unwrap_or_default().to_string(),
-        };
-        if addr.peer_addr == peer_addr {
-            if m["role"].as_str() != Some("learner") {
+            .ok_or_else(|| format!("a member without a valid id: {}", m.id))?;
+        if m.peer_addr == peer_addr {
+            if m.role != "learner" {
                 return Err(format!(
                     "{peer_addr} is already a voter (node {id}): a voter's lost directory \
                      cannot be re-joined; remove it and add a new member"
@@ -70,8 +62,12 @@ pub fn cluster_file(body: &Value, peer_addr: &str) -> Result<ClusterFile, String
             }
             me = Some(id);
         }
-        if !addr.peer_addr.is_empty() {
-            peers.push(addr);
+        if !m.peer_addr.is_empty() {
+            peers.push(MemberAddr {
+                id,
+                peer_addr: m.peer_addr.clone(),
+                client_addr: m.client_addr.clone(),
+            });
         }
     }
     let id = me.ok_or_else(|| {
@@ -80,30 +76,26 @@ pub fn cluster_file(body: &Value, peer_addr: &str) -> Result<ClusterFile, String
              (`concierge member add {peer_addr}`)"
         )
     })?;
-    let first = body["first_members"]
-        .as_array()
-        .ok_or("the answer has no first_members")?;
-    let mut first_addrs = Vec::with_capacity(first.len());
-    for (i, m) in first.iter().enumerate() {
+    let mut first_addrs = Vec::with_capacity(cluster.first_members.len());
+    for (i, m) in cluster.first_members.iter().enumerate() {
         // The first members' ids are their positions, counting from 1.
-        if m["id"].as_u64() != Some(i as u64 + 1) {
-            return Err(format!("first_members out of order at {m}"));
+        if m.id != i as u64 + 1 {
+            return Err(format!("first_members out of order at node {}", m.id));
         }
-        let addr = m["peer_addr"]
-            .as_str()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| format!("a first member without an address: {m}"))?;
-        first_addrs.push(addr.to_string());
+        if m.peer_addr.is_empty() {
+            return Err(format!("first member {} has no address", m.id));
+        }
+        first_addrs.push(m.peer_addr.clone());
     }
     if first_addrs.is_empty() {
-        return Err("first_members is empty".into());
+        return Err("the answer has no first_members".into());
     }
-    let token = body["cluster_token"]
-        .as_str()
-        .map(|t| u64::from_str_radix(t, 16))
-        .transpose()
-        .map_err(|e| format!("cluster_token: {e}"))?
-        .unwrap_or(0);
+    let token = if cluster.cluster_token.is_empty() {
+        0
+    } else {
+        u64::from_str_radix(&cluster.cluster_token, 16)
+            .map_err(|e| format!("cluster_token {:?}: {e}", cluster.cluster_token))?
+    };
     Ok(ClusterFile {
         members: first_addrs,
         token,
@@ -118,15 +110,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn body(role4: &str) -> Value {
-        json!({
+    fn body(role4: &str) -> ClusterStatus {
+        serde_json::from_value(json!({
+            "node_id": 2, "leader_id": 2, "ballot": {"round": 1, "node": 2},
+            "commit_index": 9, "applied_index": 9, "revision": 3,
             "members": [
-                {"id": 2, "peer_addr": "h2:1", "client_addr": "h2:2", "role": "voter"},
-                {"id": 4, "peer_addr": "h4:1", "client_addr": "", "role": role4},
+                {"id": 2, "peer_addr": "h2:1", "client_addr": "h2:2", "healthy": true,
+                 "role": "voter", "commit_index": 9},
+                {"id": 4, "peer_addr": "h4:1", "client_addr": "", "healthy": true,
+                 "role": role4, "commit_index": 9},
             ],
             "first_members": [{"id": 1, "peer_addr": "h1:1"}, {"id": 2, "peer_addr": "h2:1"}],
             "cluster_token": "00000000000000ff",
-        })
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -145,7 +142,7 @@ mod tests {
         let voter = cluster_file(&body("voter"), "h4:1").unwrap_err();
         assert!(voter.contains("already a voter"), "{voter}");
         let mut shuffled = body("learner");
-        shuffled["first_members"][0]["id"] = json!(2);
+        shuffled.first_members[0].id = 2;
         assert!(cluster_file(&shuffled, "h4:1").is_err());
     }
 }
