@@ -10,7 +10,7 @@
 //! Names and sizes are checked here (400) and again when applied.
 
 use crate::http::auth::Caller;
-use crate::http::body::read_json;
+use crate::http::body::read_small_json;
 use crate::http::consensus::{propose_command, read_barrier};
 use crate::http::{ApiError, AppState};
 use crate::kv::auth::command::{check_name, check_role};
@@ -39,18 +39,6 @@ fn path_name(req: &HttpRequest, what: &str) -> Result<String, ApiError> {
     let name = req.match_info().get("name").unwrap_or_default().to_string();
     check_name(what, &name).map_err(ApiError::BadRequest)?;
     Ok(name)
-}
-
-async fn body<T: serde::de::DeserializeOwned>(
-    req: &HttpRequest,
-    payload: &mut web::Payload,
-    state: &AppState,
-    shape: &str,
-) -> Result<T, ApiError> {
-    let limit = state.limits.json_body_bytes_max;
-    read_json(req, payload, limit, state.limits.body_timeout, shape)
-        .await?
-        .ok_or_else(|| ApiError::BadRequest(format!("{shape}: it is empty")))
 }
 
 /// `POST /v1/auth/enable`: 201 `{"user": "admin", "token_id", "token"}`.
@@ -189,7 +177,7 @@ pub async fn put_role(
     let name = path_name(&req, "role")?;
     const SHAPE: &str =
         "body is not {\"perms\": [{\"prefix\": P, \"access\": A}], \"rights\": [R]}";
-    let role = parse_role(body(&req, &mut payload, &state, SHAPE).await?)?;
+    let role = parse_role(read_small_json(&req, &mut payload, &state, SHAPE).await?)?;
     apply(
         &state,
         AuthCommand::PutRole {
@@ -229,7 +217,8 @@ pub async fn put_user(
 ) -> Result<HttpResponse, ApiError> {
     caller.admin()?;
     let name = path_name(&req, "user")?;
-    let b: UserBody = body(&req, &mut payload, &state, "body is not {\"roles\": [R]}").await?;
+    let b: UserBody =
+        read_small_json(&req, &mut payload, &state, "body is not {\"roles\": [R]}").await?;
     for r in &b.roles {
         check_name("role", r).map_err(ApiError::BadRequest)?;
     }
@@ -272,7 +261,8 @@ pub async fn create_token(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     caller.admin()?;
-    let b: TokenBody = body(&req, &mut payload, &state, "body is not {\"user\": U}").await?;
+    let b: TokenBody =
+        read_small_json(&req, &mut payload, &state, "body is not {\"user\": U}").await?;
     check_name("user", &b.user).map_err(ApiError::BadRequest)?;
     let t = new_token()?;
     apply(

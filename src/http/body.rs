@@ -10,7 +10,7 @@
 //! deadline (`limits.body_timeout`), else 408 `request_timeout` and the connection is
 //! closed, so a stalled or slow-dripping client holds no handler for longer.
 
-use crate::http::ApiError;
+use crate::http::{ApiError, AppState};
 use actix_web::{web, HttpRequest};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -109,4 +109,30 @@ pub async fn read_json<T: DeserializeOwned>(
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|e| ApiError::BadRequest(format!("{shape}: {e}")))
+}
+
+/// As [`read_json`], for a body the request cannot do without: an empty one is 400
+/// `bad_request` too (`"{shape}: it is empty"`).
+pub async fn read_required_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    max: usize,
+    timeout: Duration,
+    shape: &str,
+) -> Result<T, ApiError> {
+    read_json(req, payload, max, timeout, shape)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest(format!("{shape}: it is empty")))
+}
+
+/// A required small JSON document: [`read_required_json`] under the configured JSON
+/// body limit and body deadline.
+pub async fn read_small_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    state: &AppState,
+    shape: &str,
+) -> Result<T, ApiError> {
+    let limit = state.limits.json_body_bytes_max;
+    read_required_json(req, payload, limit, state.limits.body_timeout, shape).await
 }

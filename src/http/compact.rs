@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::http::auth::Caller;
-use crate::http::body::read_json;
+use crate::http::body::read_small_json;
 use crate::http::consensus::propose;
 use crate::http::{ApiError, AppState};
 use crate::kv::{Command, Outcome};
@@ -31,11 +31,7 @@ pub async fn compact(
 ) -> Result<HttpResponse, ApiError> {
     caller.cluster()?;
     const SHAPE: &str = "body is not {\"revision\": N}";
-    let limit = state.limits.json_body_bytes_max;
-    let parsed: CompactBody =
-        read_json(&req, &mut payload, limit, state.limits.body_timeout, SHAPE)
-            .await?
-            .ok_or_else(|| ApiError::BadRequest(format!("{SHAPE}: it is empty")))?;
+    let parsed: CompactBody = read_small_json(&req, &mut payload, &state, SHAPE).await?;
     if parsed.revision == 0 {
         return Err(ApiError::BadRequest("revision must be at least 1".into()));
     }

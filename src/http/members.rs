@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::http::auth::Caller;
-use crate::http::body::read_json;
+use crate::http::body::read_small_json;
 use crate::http::consensus::node_error;
 use crate::http::{forward, ApiError, AppState};
 use crate::node::{MemberChanged, MemberError, MemberOp};
@@ -104,10 +104,7 @@ pub async fn add(
     caller.cluster()?;
     const SHAPE: &str =
         "body is not {\"peer_addr\": \"host:port\", \"client_addr\": \"host:port\"}";
-    let limit = state.limits.json_body_bytes_max;
-    let parsed: AddBody = read_json(&req, &mut payload, limit, state.limits.body_timeout, SHAPE)
-        .await?
-        .ok_or_else(|| ApiError::BadRequest(format!("{SHAPE}: it is empty")))?;
+    let parsed: AddBody = read_small_json(&req, &mut payload, &state, SHAPE).await?;
     check_addr("peer_addr", &parsed.peer_addr)?;
     if !parsed.client_addr.is_empty() {
         check_addr("client_addr", &parsed.client_addr)?;

@@ -3,7 +3,7 @@
 //! limit) before they become one `Command::Txn`.
 
 use crate::http::auth::Caller;
-use crate::http::body::read_json;
+use crate::http::body::read_required_json;
 use crate::http::consensus::propose;
 use crate::http::headers::REVISION;
 use crate::http::keys::{entry_json, failure, unexpected};
@@ -150,15 +150,14 @@ pub async fn txn(
     // Room for one value at the limit in base64, plus the rest of the document.
     let body_max = max / 3 * 4 + 8 + state.limits.json_body_bytes_max;
     const SHAPE: &str = "not a transaction document";
-    let parsed: TxnBody = read_json(
+    let parsed: TxnBody = read_required_json(
         &req,
         &mut payload,
         body_max,
         state.limits.body_timeout,
         SHAPE,
     )
-    .await?
-    .ok_or_else(|| ApiError::BadRequest(format!("{SHAPE}: it is empty")))?;
+    .await?;
     let ops = parsed.compares.len() + parsed.success.len() + parsed.failure.len();
     if ops > TXN_OPS_MAX {
         return Err(ApiError::BadRequest(format!(
