@@ -37,16 +37,14 @@ start() { # node id
         DATA_DIR=$WORK/d$1 RUST_LOG=${RUST_LOG:-warn} "$BIN" serve >>"$WORK/n$1.log" 2>&1 &
     PID[$1]=$!
 }
-ready() { curl -sf -m 1 "$(url "$1")/ready" >/dev/null 2>&1; }
-wait_ready() { for _ in $(seq 1 200); do ready "$1" && return 0; sleep 0.05; done; return 1; }
+ready_node() { wait_ready "$(url "$1")" "$WORK/n$1.log" 10; } # node id
 leader() { # prints "leader_id ballot" as node $1 sees it
     curl -sf -m 1 "$(url "$1")/v1/cluster" 2>/dev/null |
         python3 -c 'import json,sys; d=json.load(sys.stdin); b=d["ballot"]; b="%s.%s" % (b["round"], b["node"]) if isinstance(b, dict) else str(b); print(d["leader_id"] or 0, b)' 2>/dev/null || true
 }
-now_ns() { date +%s%N; }
 
 for i in 1 2 3; do start "$i"; done
-for i in 1 2 3; do wait_ready "$i"; done
+for i in 1 2 3; do ready_node "$i"; done
 "$LOAD" --nodes "$(url 1),$(url 2),$(url 3)" --keys 100000000 --ops 8 --clients 8 \
     --prefix stability/ --value-bytes 64 >"$WORK/load.log" 2>&1 &
 LOADPID=$!
@@ -66,7 +64,7 @@ for n in $(seq 1 "$RESTARTS"); do
     f=0; for i in 3 2 1; do if [[ $i != "$l" ]]; then f=$i; break; fi; done
     kill -KILL "${PID[$f]}"; wait "${PID[$f]}" 2>/dev/null || true
     sleep 0.5
-    start "$f"; wait_ready "$f" || echo "node $f not ready"
+    start "$f"; ready_node "$f" || echo "node $f not ready"
     sleep 1
 done
 sleep 1
@@ -83,10 +81,10 @@ for n in $(seq 1 "$KILLS"); do
     until curl -sf -m 0.25 -X PUT --data-binary "kill$n" "$(url "$s")/v1/keys/stability-kill-$n" >/dev/null 2>&1; do
         k=$((k + 1)); [[ $k -gt 400 ]] && { echo "no write acknowledged"; break; }
     done
-    ms=$(( ($(now_ns) - t0) / 1000000 ))
+    ms=$(ms_since "$t0")
     sleep 0.5
     echo "leader $l SIGKILLed: first acknowledged PUT on node $s after $ms ms, elections: $(( $(elections) - e0 ))"
-    start "$l"; wait_ready "$l" || echo "node $l not ready"
+    start "$l"; ready_node "$l" || echo "node $l not ready"
     sleep 1
 done
 kill "$LOADPID" 2>/dev/null || true

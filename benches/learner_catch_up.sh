@@ -41,17 +41,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now_ns() { date +%s%N; }
-ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
 field() { # field NAME URL: a top-level number of GET URL/v1/cluster
     curl -s --max-time 2 "$2/v1/cluster" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])" 2>/dev/null || echo 0
-}
-wait_ready() { # wait_ready URL LOG
-    local deadline=$(( $(date +%s) + 300 ))
-    until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/ready") == 200 ]]; do
-        if (( $(date +%s) > deadline )); then echo "$1 not ready" >&2; tail -20 "$2" >&2; exit 1; fi
-        sleep 0.01
-    done
 }
 lo_bytes() { awk '$1 == "lo:" {print $2}' /proc/net/dev; }
 
@@ -60,7 +51,7 @@ HOST=127.0.0.1 ACTOR_PORT=$P1 CLIENT_PORT=$C1 DATA_DIR=$WORK/n1 RUST_LOG=info \
     "$BIN" serve >>"$WORK/n1.log" 2>&1 &
 LEADER=$!
 PIDS+=("$LEADER")
-wait_ready "$URL1" "$WORK/n1.log"
+wait_ready "$URL1" "$WORK/n1.log" 300
 t0=$(now_ns)
 "$LOAD" --nodes "$URL1" --keys "$KEYS" --ops "$OPS" --clients "$CLIENTS" \
     --prefix bench/ --value-bytes "$VALUE_BYTES"

@@ -41,9 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now_ns() { date +%s%N; }
-ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
-
 start_node() {
     HOST=127.0.0.1 ACTOR_PORT=$ACTOR_PORT CLIENT_PORT=$CLIENT_PORT DATA_DIR=$DATA \
         RUST_LOG=${RUST_LOG:-info} "$BIN" serve >>"$LOG" 2>&1 &
@@ -53,14 +50,6 @@ start_node() {
 rss() { # "rss=<kB> peak=<kB>" of the running node
     awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {printf "rss=%d kB peak=%d kB", r, h}' \
         "/proc/$PID/status"
-}
-
-wait_ready() { # waits (up to 120 s) for /ready = 200
-    local deadline=$(( $(date +%s) + 120 ))
-    until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/ready") == 200 ]]; do
-        if (( $(date +%s) > deadline )); then echo "not ready after 120 s" >&2; tail -20 "$LOG" >&2; exit 1; fi
-        sleep 0.005
-    done
 }
 
 # The key the probe reads and its expected value (as examples/load.rs writes it).
@@ -78,7 +67,7 @@ wait_get() { # waits (up to 120 s) for a linearizable GET of the probe key
 
 echo "restart_to_ready: KEYS=$KEYS OPS=$OPS CLIENTS=$CLIENTS VALUE_BYTES=$VALUE_BYTES data=$DATA"
 start_node
-wait_ready
+wait_ready "$URL" "$LOG"
 t0=$(now_ns)
 "$LOAD" --nodes "$URL" --keys "$KEYS" --ops "$OPS" --clients "$CLIENTS" \
     --prefix bench/ --value-bytes "$VALUE_BYTES"
@@ -94,7 +83,7 @@ for sig in TERM KILL; do
     echo "---- restart after SIG$sig ----" >>"$LOG"
     t0=$(now_ns)
     start_node
-    wait_ready
+    wait_ready "$URL" "$LOG"
     ready_ms=$(ms_since "$t0")
     wait_get
     get_ms=$(ms_since "$t0")
