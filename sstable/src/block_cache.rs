@@ -19,8 +19,11 @@
 //! - every node in the map is on the list exactly once, and free slots are not.
 //!
 //! The capacity can change while the cache is in use (`set_capacity`: the engine
-//! gives the cache what its memory budget leaves once memtables, indexes and filters
-//! are counted); shrinking evicts at once.
+//! gives the cache what its memory budget leaves once memtables are counted);
+//! shrinking evicts at once. Memory held beside the cache can be charged to it
+//! ([`crate::CacheCharge`], as a table's index and filter are while loaded): the
+//! blocks then get the capacity less every live charge, at least 0. Invariant: the
+//! shards' capacities always sum to that, rounded down to whole shards.
 //!
 //! A block's charge is its length plus `ENTRY_OVERHEAD_BYTES` (map slot, node, `Arc`
 //! header), so a cache of tiny blocks also stays within its capacity. Capacity 0
@@ -47,8 +50,10 @@ type Key = (u64, u64);
 /// What [`BlockCache::stats`] reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Capacity in bytes.
+    /// What the blocks may hold, in bytes (the capacity less the charges).
     pub capacity_bytes: u64,
+    /// Bytes held beside the blocks and charged to the cache (indexes and filters).
+    pub charged_bytes: u64,
     /// Bytes charged for the blocks held now.
     pub used_bytes: u64,
     /// Blocks held now.
@@ -65,11 +70,20 @@ pub struct CacheStats {
 #[derive(Debug)]
 pub struct BlockCache {
     shards: Box<[Mutex<Shard>]>,
+    /// What the blocks may hold now: the capacity less the charges, rounded down.
     capacity_bytes: AtomicU64,
+    /// The capacity asked for and the live charges; held while the shards resize.
+    sizing: Mutex<Sizing>,
     next_table_id: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizing {
+    capacity: u64,
+    pub(crate) charged: u64,
 }
 
 #[derive(Debug)]
@@ -107,6 +121,10 @@ impl BlockCache {
                 .map(|_| Mutex::new(Shard::new(per_shard)))
                 .collect(),
             capacity_bytes: AtomicU64::new(per_shard * shards as u64),
+            sizing: Mutex::new(Sizing {
+                capacity: capacity_bytes,
+                charged: 0,
+            }),
             next_table_id: AtomicU64::new(1),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -119,7 +137,8 @@ impl BlockCache {
         self.next_table_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Capacity in bytes (the requested capacity rounded down to whole shards).
+    /// What the blocks may hold, in bytes: the capacity asked for less the live
+    /// charges, rounded down to whole shards.
     pub fn capacity_bytes(&self) -> u64 {
         self.capacity_bytes.load(Ordering::Relaxed)
     }
@@ -167,12 +186,30 @@ impl BlockCache {
         }
     }
 
-    /// Changes the capacity to `capacity_bytes` (rounded down to whole shards; the
-    /// shard count `new` chose stays), evicting each shard's least recently used
-    /// blocks until it fits. The engine calls it as its tables' indexes and filters,
-    /// which share the memory budget, grow and shrink.
+    /// Changes the capacity to `capacity_bytes` (less the live charges, rounded down
+    /// to whole shards; the shard count `new` chose stays), evicting each shard's least
+    /// recently used blocks until it fits.
     pub fn set_capacity(&self, capacity_bytes: u64) {
-        let per_shard = capacity_bytes / self.shards.len() as u64;
+        self.resize(|s| s.capacity = capacity_bytes);
+    }
+
+    /// Bytes charged by the live [`crate::CacheCharge`]s.
+    pub fn charged_bytes(&self) -> u64 {
+        self.sizing().charged
+    }
+
+    fn sizing(&self) -> MutexGuard<'_, Sizing> {
+        self.sizing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Changes the sizing with `f` and gives every shard its part of what is left.
+    pub(crate) fn resize(&self, f: impl FnOnce(&mut Sizing)) {
+        let mut sizing = self.sizing();
+        f(&mut sizing);
+        let blocks = sizing.capacity.saturating_sub(sizing.charged);
+        let per_shard = blocks / self.shards.len() as u64;
         let mut evicted = 0;
         for shard in self.shards.iter() {
             let mut s = shard
@@ -187,6 +224,7 @@ impl BlockCache {
         }
         self.capacity_bytes
             .store(per_shard * self.shards.len() as u64, Ordering::Relaxed);
+        drop(sizing);
         if evicted > 0 {
             self.evictions.fetch_add(evicted, Ordering::Relaxed);
         }
@@ -204,6 +242,7 @@ impl BlockCache {
         }
         CacheStats {
             capacity_bytes: self.capacity_bytes(),
+            charged_bytes: self.charged_bytes(),
             used_bytes,
             blocks,
             hits: self.hits.load(Ordering::Relaxed),

@@ -1,7 +1,8 @@
 //! A table's loaded tail: its filter, meta and index blocks read into owned memory,
 //! validated, and the index decoded for search. A [`Table`](crate::Table) loads this
 //! on first use (a lazily opened table) or at open (an eagerly opened one), and then
-//! holds it for its life.
+//! holds it for its life. A cached table's tail is charged to the block cache while
+//! held (`CacheCharge`), so indexes and filters share the cache's budget.
 //!
 //! Loading reads the footer first (`tail.rs`), checks it before trusting its offsets,
 //! then reads the tail in one read and validates everything in it (`open::validate`).
@@ -18,6 +19,7 @@ use std::ops::Range;
 use std::sync::atomic::AtomicU64;
 
 use crate::bloom::BloomParams;
+use crate::cache_charge::CacheCharge;
 use crate::entry::compare;
 use crate::error::Error;
 use crate::format::{BlockKind, Handle};
@@ -45,6 +47,9 @@ pub(crate) struct Loaded {
     prefixes: Box<[u64]>,
     /// For a mapped table, bit `i` set: data block `i`'s checksum has been verified.
     pub(crate) verified: Box<[AtomicU64]>,
+    /// For a cached table, this memory (index and filter) charged to the block cache
+    /// for as long as it is held.
+    _charge: Option<CacheCharge>,
 }
 
 impl Loaded {
@@ -62,7 +67,7 @@ impl Loaded {
             Source::Mapped { .. } => layout.blocks.len().div_ceil(64),
             Source::Cached { .. } => 0,
         };
-        Ok(Loaded {
+        let mut loaded = Loaded {
             tail: tail.into_boxed_slice(),
             tail_base,
             info: layout.info,
@@ -74,7 +79,13 @@ impl Loaded {
             prefixes,
             blocks: layout.blocks.into_boxed_slice(),
             verified: (0..bits).map(|_| AtomicU64::new(0)).collect(),
-        })
+            _charge: None,
+        };
+        if let Source::Cached { cache, .. } = source {
+            let bytes = loaded.index_memory_bytes() + loaded.filter_bytes();
+            loaded._charge = Some(CacheCharge::new(cache, bytes as u64));
+        }
+        Ok(loaded)
     }
 
     fn tail(&self) -> Tail<'_> {

@@ -152,7 +152,6 @@ impl Inner {
         *self.current.write() = Arc::new(sv);
         self.l0_tables
             .store(st.version.levels[0].len(), Ordering::Release);
-        crate::budget::fit_block_cache(self, &st.version);
     }
 
     /// Latches the engine (`latch.rs`): every later write fails with the first

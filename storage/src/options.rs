@@ -9,8 +9,8 @@
 //! most), the open tables' indexes and filters once loaded (about 2.5% of the data at
 //! 16-byte keys, 100-byte values and 10 bloom bits per key; see
 //! `EngineStats::index_bytes` and `filter_bytes`) and the block cache, which gets the
-//! rest (`budget.rs`; recomputed at each new version, so tables a read loads lazily
-//! after a restart are charged at the next flush or compaction).
+//! rest (`budget.rs`: a table is charged from the moment its index and filter load,
+//! which after a restart is its first use, until it closes).
 
 use crate::error::Error;
 
@@ -110,8 +110,8 @@ impl Options {
         }
     }
 
-    /// Most bytes of the block cache: the budget less two write buffers. The engine
-    /// gives it less, by what the open tables' indexes and filters hold (`budget.rs`).
+    /// The block cache's capacity: the budget less two write buffers. The open tables'
+    /// indexes and filters are charged to it, and the blocks get the rest (`budget.rs`).
     pub fn block_cache_bytes(&self) -> u64 {
         self.memory_budget_bytes
             .saturating_sub(2 * self.write_buffer_bytes as u64)

@@ -89,10 +89,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         }
     };
 
-    let block_cache = Arc::new(sstable::BlockCache::new(match opts.table_reads {
-        TableReads::Cached => opts.block_cache_bytes(),
-        TableReads::Mapped => 0,
-    }));
+    let block_cache = crate::budget::new_block_cache(&opts);
     let read_mode = match opts.table_reads {
         TableReads::Cached => sstable::ReadMode::Cached(Arc::clone(&block_cache)),
         TableReads::Mapped => sstable::ReadMode::Mapped,
@@ -232,7 +229,6 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         after_compaction_reported: Mutex::new(None),
         _lock: lock,
     };
-    crate::budget::fit_block_cache(&inner, &inner.state.lock().version);
     Ok(inner)
 }
 
