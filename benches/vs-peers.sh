@@ -13,7 +13,10 @@
 # writable cgroup v1 memory controller, /sys/fs/cgroup/memory, or BIG_NUM=0), for
 # each limit in MEM_LIMITS_MIB, each run in a fresh memory cgroup of that limit (v1
 # memory.limit_in_bytes counts page cache) with the page cache dropped first:
-#   big<L>fill: --benchmarks=fillrandom --num=$BIG_NUM into a fresh directory;
+#   big<L>fill: --benchmarks=fillrandom,waitforcompaction --num=$BIG_NUM into a fresh
+#           directory (the ops/s are the fill's; the wait, RocksDB 7's benchmark and
+#           ours, lets every engine finish the compactions its fill left, so that the
+#           reads below measure a settled tree rather than one compacting under them);
 #   big<L>:     readrandom --use_existing_db=1 --reads=$BIG_READS over that fill.
 #           Every engine gets --cache_size=$BIG_CACHE_SIZE (RocksDB db_bench's
 #           default, 8 MiB) and --write_buffer_size of a quarter of the limit, at most
@@ -152,7 +155,7 @@ big() {
         rm -rf "$WORK/$engine.big.db"
         mkdir -p "$WORK/$engine.big.db"
         KEEP_DB=1 DB_NAME=big in_cgroup "$limit" "$engine" "big${limit}fill" \
-            --benchmarks=fillrandom --num="$BIG_NUM" "${sizes[@]}"
+            --benchmarks=fillrandom,waitforcompaction --num="$BIG_NUM" "${sizes[@]}"
         KEEP_DB=1 DB_NAME=big in_cgroup "$limit" "$engine" "big$limit" --benchmarks=readrandom \
             --use_existing_db=1 --num="$BIG_NUM" --reads="$BIG_READS" "${sizes[@]}"
         rm -rf "$WORK/$engine.big.db"

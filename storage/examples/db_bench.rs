@@ -21,6 +21,10 @@
 //! `--seed=0` (the default) takes the base seed from the clock and prints it, as
 //! RocksDB 7's db_bench does, so a readrandom run over an earlier process's
 //! fillrandom finds ~63% of its keys on both (the fill repeats keys), not all of them.
+//! `waitforcompaction` (RocksDB 7's) waits until the memtables are flushed and no
+//! compaction runs or is due, so a later read measures the tree a fill settles into,
+//! not one still compacting (fjall offers no wait: it polls until no compaction has
+//! run for a second).
 //! At the end it prints the database directory's disk usage and the peak RSS.
 
 #[path = "db_bench/concierge_engine.rs"]
@@ -109,6 +113,18 @@ fn run(flags: &Flags) -> EngineResult<()> {
             ops: writes,
             sync: sync || flags.sync,
         };
+        if name == "waitforcompaction" {
+            let started = std::time::Instant::now();
+            engine.wait_for_compaction()?;
+            println!(
+                "{name:<12} : {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            if let Some(facts) = engine.describe() {
+                println!("  engine: {facts}");
+            }
+            continue;
+        }
         let (fresh, spec) = match name.as_str() {
             "fillseq" => (true, Some(write(KeyOrder::Sequential, num, false))),
             "fillrandom" => (true, Some(write(KeyOrder::Random, num, false))),

@@ -112,6 +112,13 @@ impl BenchEngine for ConciergeEngine {
             .map(|v| v.len()))
     }
 
+    fn wait_for_compaction(&self) -> EngineResult<()> {
+        let db = self.db()?;
+        db.flush()
+            .and_then(|()| db.wait_for_compactions())
+            .map_err(|e| format!("concierge wait for compactions: {e:?}"))
+    }
+
     fn scan_all(&self, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> EngineResult<()> {
         let iter = self
             .db()?

@@ -26,6 +26,9 @@ pub trait BenchEngine: Sync {
         entries: u64,
         visit: &mut dyn FnMut(&[u8], &[u8]),
     ) -> EngineResult<()>;
+    /// Waits until the engine's background work is done: the memtables flushed and no
+    /// compaction running or due (RocksDB's `waitforcompaction`).
+    fn wait_for_compaction(&self) -> EngineResult<()>;
     /// Closes the engine, deletes its directory and opens it again empty.
     fn reopen_fresh(&mut self) -> EngineResult<()>;
     /// Closes the engine (background work stopped, files closed).

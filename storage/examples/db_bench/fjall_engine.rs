@@ -6,6 +6,7 @@ use fjall::{
     CompressionType, Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode,
 };
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 const PARTITION: &str = "bench";
 
@@ -117,6 +118,28 @@ impl BenchEngine for FjallEngine {
             let (k, v) = item.map_err(|e| err("iter", e))?;
             if !visit(&k, &v) {
                 break;
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_for_compaction(&self) -> EngineResult<()> {
+        // fjall 2 offers no wait: flush, then poll until no compaction has run for
+        // QUIET (fjall starts one within milliseconds of a flush that needs it).
+        const QUIET: Duration = Duration::from_secs(1);
+        const POLL: Duration = Duration::from_millis(20);
+        let (keyspace, partition) = self.parts()?;
+        partition
+            .rotate_memtable_and_wait()
+            .map_err(|e| err("rotate_memtable_and_wait", e))?;
+        let mut quiet_since = Instant::now();
+        let mut completed = keyspace.compactions_completed();
+        while quiet_since.elapsed() < QUIET {
+            std::thread::sleep(POLL);
+            let now = keyspace.compactions_completed();
+            if keyspace.active_compactions() > 0 || now != completed {
+                completed = now;
+                quiet_since = Instant::now();
             }
         }
         Ok(())

@@ -38,6 +38,7 @@ pub const BENCHMARKS_KNOWN: &[&str] = &[
     "deleterandom",
     "readmissing",
     "fillsyncwhilewriting",
+    "waitforcompaction",
 ];
 
 /// The benchmarks run when `--benchmarks` is not given (RocksDB's default list, less
@@ -83,7 +84,7 @@ pub struct Flags {
 }
 
 pub const USAGE: &str = "usage: db_bench --db=DIR \
---benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync,seekrandom,readwhilewriting,deleterandom,readmissing,fillsyncwhilewriting \
+--benchmarks=fillseq,fillrandom,overwrite,readrandom,readseq,fillsync,seekrandom,readwhilewriting,deleterandom,readmissing,fillsyncwhilewriting,waitforcompaction \
 --num=N [--reads=N] [--writes=N] [--key_size=16] [--value_size=100] [--compression_type=none] \
 [--engine=concierge|fjall] [--seed=N] [--use_existing_db=false] [--histogram=false] [--threads=1] \
 [--sync=false] [--cache_size=BYTES] [--write_buffer_size=BYTES] [--seek_nexts=0] \
