@@ -177,9 +177,9 @@ async fn start_inner(
     let has_state = durable.promised != crate::paxos::Ballot::ZERO
         || !durable.accepted.is_empty()
         || compacted_through > 0;
-    // The core starts from the compaction point, so its memberships are exactly those
-    // as of it (`members.rs`); the transport also dials whoever the state machine (or
-    // the join) knows of later, until the core has delivered that far.
+    // The core is built from the acceptor log, so with the memberships as of its
+    // compaction point (`members.rs`), then moved to the applied index with those as of
+    // it (below); the transport also dials whoever the join told of.
     let memberships = memberships_as_of(cfg.core.genesis(), &changes, compacted_through);
     let known = memberships_as_of(cfg.core.genesis(), &changes, applied);
     let mut book = AddressBook::new(&cfg.members, &cfg.peers_known);
@@ -265,7 +265,14 @@ async fn start_inner(
     ));
 
     let incarnation = random_u64();
-    let core = Core::new(cfg.core.clone(), durable, memberships, incarnation);
+    let mut core = Core::new(cfg.core.clone(), durable, memberships, incarnation);
+    if applied > compacted_through {
+        // The state machine holds every slot <= applied: the core starts there, as after
+        // installing a snapshot of it. Those slots are chosen, so a restarted leader
+        // proposes none of them again (it would re-send the whole log tail to every
+        // peer); a peer that still lacks one catches up by snapshot.
+        core.install_snapshot(applied, known.clone());
+    }
     let status: Status = core.status();
     let pending = Arc::new(Pending::new(cfg.proposals_pending_max));
     let metrics = Arc::new(metrics::NodeMetrics::with_acceptor_fsync(

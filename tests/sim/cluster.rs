@@ -910,8 +910,14 @@ impl Sim {
         let lost = node.persisting.len();
         node.persisting.clear();
         node.disk.crash(tear_seed);
-        node.log
-            .truncate(node.disk.state.compacted_through as usize);
+        // The state machine keeps what it had synced: at least the compaction point (it
+        // syncs before the log is compacted), at most everything it applied.
+        let compacted = node.disk.state.compacted_through as usize;
+        let kept = compacted
+            + self
+                .crash_rng
+                .below((node.log.len() - compacted + 1) as u64) as usize;
+        node.log.truncate(kept);
         node.down_until = self.now + down;
         node.paused_until = 0;
         node.was_leader = false;
@@ -939,7 +945,7 @@ impl Sim {
             self.seed,
             node.incarnation,
         ));
-        let (id, from) = (node.id, node.disk.state.compacted_through);
+        let (id, from) = (node.id, node.log.len());
         self.net.set_state(id, Proc::Running);
         self.net.restarted(self.now, id);
         self.redial_on_campaign.retain(|&(_, node, _)| node != i);
@@ -962,8 +968,8 @@ impl Sim {
 }
 
 /// A node's core as its driver builds it at start-up, from what its disk replayed and
-/// the memberships its state machine (`log`, the slots through the compaction point)
-/// holds, with an incarnation number distinct per start (the node draws a random one).
+/// what its state machine (`log`, every slot it applied and kept: at least through the
+/// compaction point) holds, with an incarnation number distinct per start (the node draws a random one).
 fn new_core(
     params: &Params,
     id: NodeId,
@@ -973,13 +979,20 @@ fn new_core(
     incarnation: u64,
 ) -> Core {
     let incarnation = seed.rotate_left(17) ^ (u64::from(id) << 48) ^ incarnation;
-    let memberships = params.memberships_after(log);
-    Core::new(
+    let compacted = disk.state.compacted_through as usize;
+    let memberships = params.memberships_after(log.get(..compacted).unwrap_or(log));
+    let mut core = Core::new(
         params.config(id),
         disk.state.clone(),
         memberships,
         incarnation,
-    )
+    );
+    // The state machine holds every slot through `log.len()`: the core starts there, as
+    // after installing a snapshot of it (`node::start`).
+    if log.len() > compacted {
+        core.install_snapshot(log.len() as u64, params.memberships_after(log));
+    }
+    core
 }
 
 fn commands(value: &Value) -> Vec<u64> {
