@@ -10,10 +10,11 @@
 //! a removal not made) and says so in its [`MemberRecord`]; the next step is planned
 //! from what the cluster then reports, so it finishes the job.
 //!
-//! Invariants: a node leaves the pool before it is removed or loses its disk, and joins
-//! it only once it answers `/ready`; a removed node's process is stopped only once the
-//! removal governs (the leader's commit index passed the change's slot plus the delay),
-//! and its slot is retired; a lost directory is deleted and its slot never runs again,
+//! Invariants: a node joins the pool only once it answers `/ready`; a node being removed
+//! stays in it (clients keep reaching it: it must not answer a stale read once it has
+//! left) until its process is stopped, which happens [`REMOVED_LINGER_MS`] after the
+//! removal governs (a member's commit index passed the change's slot plus the delay),
+//! and its slot is retired; a node leaves the pool before its disk is lost; a lost directory is deleted and its slot never runs again,
 //! so a lost node never comes back under its old id. Runs only on the task that owns
 //! the [`Cluster`] (it spawns processes).
 
@@ -36,6 +37,9 @@ pub const PROMOTE_MS_MAX: u64 = 30_000;
 pub const REMOVE_MS_MAX: u64 = 20_000;
 /// Time for a removal to govern before the removed node is stopped anyway, ms.
 pub const GOVERN_MS_MAX: u64 = 10_000;
+/// How long a removed node keeps running, and taking client requests, once its
+/// removal governs, ms.
+pub const REMOVED_LINGER_MS: u64 = 1_000;
 /// Pause between retries, ms.
 pub const RETRY_PAUSE_MS: u64 = 250;
 /// Slots between a change's slot and the first slot it governs (docs/consensus.md:
@@ -473,9 +477,6 @@ impl Churn {
         rec: &mut MemberRecord,
     ) -> bool {
         let slot = cluster.slot_of(id);
-        if let Some(s) = slot {
-            sh.pool.remove(s);
-        }
         let start = Instant::now();
         let mut last = String::new();
         let mut gone = false;
@@ -509,11 +510,6 @@ impl Churn {
             rec.detail.push(format!(
                 "removal of id {id} not chosen within {REMOVE_MS_MAX} ms (last: {last}); it stays"
             ));
-            if let Some(s) = slot {
-                if cluster.nodes.get(s).is_some_and(|n| n.is_running()) {
-                    sh.pool.insert(s, cluster.url(s));
-                }
-            }
             return false;
         }
         rec.removed.push(id);
@@ -547,6 +543,10 @@ impl Churn {
             ))
         ));
         if let Some(s) = slot {
+            // The removed node serves on for a while, still in the pool: a request it
+            // answers now must still be right (no stale read from a node that has left).
+            tokio::time::sleep(Duration::from_millis(REMOVED_LINGER_MS)).await;
+            sh.pool.remove(s);
             cluster.retire(s);
         }
         true
