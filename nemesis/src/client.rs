@@ -11,6 +11,7 @@
 //! check stays sound). Every loop is bounded by the run's deadline.
 
 use crate::history::{Call, Op, Outcome};
+use crate::pool::Pool;
 use crate::rng::Rng;
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
@@ -32,8 +33,8 @@ pub const RESOLVE_PAUSE_MS: u64 = 250;
 #[derive(Debug)]
 pub struct Shared {
     pub http: reqwest::Client,
-    /// Base URL of each node.
-    pub urls: Vec<String>,
+    /// The nodes to talk to (slot, base URL): the current members.
+    pub pool: Pool,
     pub keys: Vec<String>,
     /// Time zero of the run.
     pub t0: Instant,
@@ -64,7 +65,7 @@ impl Shared {
             .map_err(|e| format!("http client: {e}"))?;
         Ok(Shared {
             http,
-            urls,
+            pool: Pool::new(urls.into_iter().enumerate().collect()),
             keys: (0..keys).map(|k| format!("{PREFIX}k{k}")).collect(),
             t0: Instant::now(),
             seed,
@@ -125,16 +126,15 @@ pub fn path_of(key: &str, call: &Call, reads: &str) -> (Method, String, Option<V
     }
 }
 
-/// Sends one request to node `node`.
+/// Sends one request to the node at `base`.
 pub async fn send(
     sh: &Shared,
-    node: usize,
+    base: &str,
     key: &str,
     call: &Call,
     idempotency_key: Option<&str>,
 ) -> Answer {
     let (method, path, body) = path_of(key, call, &sh.reads);
-    let base = sh.urls.get(node).cloned().unwrap_or_default();
     let mut req = sh
         .http
         .request(method, format!("{base}{path}"))
@@ -267,22 +267,23 @@ pub fn classify(call: &Call, answer: &Answer) -> Outcome {
     }
 }
 
-/// Performs `call` on `key` through `node` and records it; with `idempotency_key`,
-/// retries an unknown outcome to learn it.
+/// Performs `call` on `key` through `target` (slot, base URL) and records it; with
+/// `idempotency_key`, retries an unknown outcome on random members to learn it.
 pub async fn perform(
     sh: &Shared,
     rng: &mut Rng,
     client: u32,
-    node: usize,
+    target: (usize, String),
     key: &str,
     call: Call,
     idempotency_key: Option<String>,
 ) -> Op {
+    let (node, base) = target;
     let id = sh.op_id();
     let invoke_us = sh.now_us();
     let mut outcome = classify(
         &call,
-        &send(sh, node, key, &call, idempotency_key.as_deref()).await,
+        &send(sh, &base, key, &call, idempotency_key.as_deref()).await,
     );
     let mut complete_us = sh.now_us();
     let mut attempts = 1;
@@ -294,7 +295,8 @@ pub async fn perform(
         {
             tokio::time::sleep(Duration::from_millis(RESOLVE_PAUSE_MS)).await;
             attempts += 1;
-            let again = send(sh, rng.index(sh.urls.len()), key, &call, Some(ikey)).await;
+            let (_, again_base) = sh.pool.pick(rng);
+            let again = send(sh, &again_base, key, &call, Some(ikey)).await;
             let o = classify(&call, &again);
             complete_us = sh.now_us();
             match o {
@@ -333,7 +335,7 @@ pub async fn run_client(sh: Arc<Shared>, client: u32, deadline: Instant) -> Vec<
         seq += 1;
         let k = rng.index(sh.keys.len());
         let key = sh.keys.get(k).cloned().unwrap_or_default();
-        let node = rng.index(sh.urls.len());
+        let target = sh.pool.pick(&mut rng);
         let guess = {
             let v = seen_version.get(&k).copied().unwrap_or(0);
             match rng.below(10) {
@@ -365,7 +367,7 @@ pub async fn run_client(sh: Arc<Shared>, client: u32, deadline: Instant) -> Vec<
         };
         let ikey = (call.is_write() && rng.chance(sh.resolve_fraction))
             .then(|| format!("nemesis-{}-{client}-{seq}", sh.seed));
-        let op = perform(&sh, &mut rng, client, node, &key, call, ikey).await;
+        let op = perform(&sh, &mut rng, client, target, &key, call, ikey).await;
         match &op.outcome {
             Outcome::Found { version, .. } | Outcome::Written { version, .. } => {
                 seen_version.insert(k, *version);

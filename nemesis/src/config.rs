@@ -21,7 +21,8 @@ pub struct Args {
     /// Cluster size: 3 or 5.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// Comma list of fault kinds: kill, stop, partition (or all, or none).
+    /// Comma list of fault kinds: kill, stop, partition, members (membership churn:
+    /// grow to 5 voters, lose a disk, replace it, shrink to 3), or all, or none.
     #[arg(long, default_value = "kill,stop,partition")]
     pub faults: String,
     /// Concurrent clients.
@@ -74,6 +75,8 @@ pub struct Config {
     pub seed: u64,
     pub nodes: usize,
     pub faults: Vec<FaultKind>,
+    /// Membership churn (`members` in `--faults`), beside the process faults.
+    pub members: bool,
     pub clients: usize,
     pub keys: usize,
     pub out: PathBuf,
@@ -92,19 +95,27 @@ pub const SECONDS_MAX: u64 = 24 * 3600;
 pub const CLIENTS_MAX: usize = 64;
 pub const KEYS_MAX: usize = 64;
 
-/// Parses `--faults`.
-pub fn parse_faults(text: &str) -> Result<Vec<FaultKind>, String> {
+/// Parses `--faults`: the process faults, and whether membership churn is on.
+pub fn parse_faults(text: &str) -> Result<(Vec<FaultKind>, bool), String> {
     let mut out = Vec::new();
+    let mut members = false;
     for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         let kinds: &[FaultKind] = match word {
             "kill" => &[FaultKind::Kill],
             "stop" | "pause" => &[FaultKind::Stop],
             "partition" => &[FaultKind::Partition],
-            "all" => &[FaultKind::Kill, FaultKind::Stop, FaultKind::Partition],
+            "members" | "membership" => {
+                members = true;
+                &[]
+            }
+            "all" => {
+                members = true;
+                &[FaultKind::Kill, FaultKind::Stop, FaultKind::Partition]
+            }
             "none" => &[],
             other => {
                 return Err(format!(
-                    "unknown fault {other:?} (kill, stop, partition, all, none)"
+                    "unknown fault {other:?} (kill, stop, partition, members, all, none)"
                 ))
             }
         };
@@ -114,7 +125,7 @@ pub fn parse_faults(text: &str) -> Result<Vec<FaultKind>, String> {
             }
         }
     }
-    Ok(out)
+    Ok((out, members))
 }
 
 impl Config {
@@ -165,11 +176,13 @@ impl Config {
         if a.reads != "linearizable" && a.reads != "serializable" {
             return Err("--reads must be linearizable or serializable".into());
         }
+        let (faults, members) = parse_faults(&a.faults)?;
         Ok(Config {
             seconds: a.seconds,
             seed,
             nodes: a.nodes,
-            faults: parse_faults(&a.faults)?,
+            faults,
+            members,
             clients: a.clients,
             keys: a.keys,
             out,
@@ -184,15 +197,28 @@ impl Config {
         })
     }
 
+    /// `--faults` as a comma list (`none` when empty).
+    pub fn fault_names(&self) -> String {
+        let mut names: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
+        if self.members {
+            names.push("members");
+        }
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(",")
+        }
+    }
+
     /// The command line that replays this run's schedule and client choices.
     pub fn replay_command(&self) -> String {
-        let faults: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
+        let faults = self.fault_names();
         format!(
             "concierge-nemesis --seed {} --seconds {} --nodes {} --faults {} --clients {} --keys {} --timeout-ms {} --think-ms {} --resolve-fraction {} --reads {}",
             self.seed,
             self.seconds,
             self.nodes,
-            if faults.is_empty() { "none".to_string() } else { faults.join(",") },
+            faults,
             self.clients,
             self.keys,
             self.timeout_ms,
@@ -212,10 +238,15 @@ mod tests {
     fn fault_lists_parse() {
         assert_eq!(
             parse_faults("kill, partition,kill").unwrap(),
-            vec![FaultKind::Kill, FaultKind::Partition]
+            (vec![FaultKind::Kill, FaultKind::Partition], false)
         );
-        assert_eq!(parse_faults("all").unwrap().len(), 3);
-        assert!(parse_faults("none").unwrap().is_empty());
+        assert_eq!(
+            parse_faults("kill,members").unwrap(),
+            (vec![FaultKind::Kill], true)
+        );
+        let (all, members) = parse_faults("all").unwrap();
+        assert_eq!((all.len(), members), (3, true));
+        assert_eq!(parse_faults("none").unwrap(), (vec![], false));
         assert!(parse_faults("flood").is_err());
     }
 }

@@ -58,6 +58,31 @@ impl Fault {
         }
     }
 
+    /// The same fault with node `i` (an index into the planned cluster) renamed
+    /// `slots[i]`: rounds are planned over the current members, applied to their slots.
+    /// Without membership churn `slots` is `0..n` and this changes nothing.
+    pub fn onto(self, slots: &[usize]) -> Fault {
+        let map = |v: Vec<usize>| -> Vec<usize> {
+            v.into_iter()
+                .map(|i| slots.get(i).copied().unwrap_or(i))
+                .collect()
+        };
+        match self {
+            Fault::Kill { nodes, target } => Fault::Kill {
+                nodes: map(nodes),
+                target,
+            },
+            Fault::Stop { nodes, target } => Fault::Stop {
+                nodes: map(nodes),
+                target,
+            },
+            Fault::Partition { groups, target } => Fault::Partition {
+                groups: groups.into_iter().map(map).collect(),
+                target,
+            },
+        }
+    }
+
     /// A label for the log and summary, with nodes numbered from 1.
     pub fn describe(&self) -> String {
         let ids = |v: &[usize]| {
@@ -235,6 +260,19 @@ mod tests {
                 plan_round(&mut b, &kinds, 5, Some(2))
             );
         }
+    }
+
+    #[test]
+    fn faults_planned_over_members_land_on_their_slots() {
+        let f = Fault::Partition {
+            groups: vec![vec![0], vec![1, 2, 3]],
+            target: "isolate-one",
+        };
+        assert_eq!(f.clone().onto(&[0, 1, 2, 3]), f);
+        assert_eq!(
+            f.onto(&[1, 2, 5, 6]).describe(),
+            "partition isolate-one [n2] | [n3,n6,n7]"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Applies a planned round of faults (`faults.rs`) to the processes and the firewall,
-//! and heals them. Invariant: after [`heal_all`] every node runs unpaused and the
+//! and heals them. Invariant: after [`heal_all`] every member runs unpaused and the
 //! firewall chain is empty.
 
 use crate::cluster::Cluster;
@@ -51,13 +51,16 @@ pub fn inject(
     Ok(())
 }
 
-/// Heals everything: partitions dropped, paused nodes resumed, dead nodes restarted.
+/// Heals everything: partitions dropped, paused nodes resumed, dead members restarted
+/// (a retired slot, removed or with its disk lost, stays down).
 pub fn heal_all(cluster: &mut Cluster, fw: Option<&Firewall>) -> Result<(), String> {
     if let Some(fw) = fw {
         fw.heal()?;
     }
     for i in 0..cluster.nodes.len() {
         cluster.resume(i)?;
+    }
+    for i in cluster.members() {
         cluster.start(i)?;
     }
     Ok(())

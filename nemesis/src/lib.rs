@@ -12,7 +12,10 @@
 //!   turns a failed search into a report.
 //! - [`cluster`], [`accounts`] and [`firewall`]: node processes (each as its own Unix
 //!   user) and iptables rules that cut traffic between those users.
-//! - [`faults`]: the seeded fault schedule, applied by [`inject`]; [`client`] and
+//! - [`faults`]: the seeded fault schedule, applied by [`inject`]; [`membership`]: the
+//!   seeded cycle of membership changes (grow to 5, lose a disk, replace it, shrink to
+//!   3), carried out by [`churn`] through [`member_api`]; [`pool`]: the current members
+//!   the requests go to; [`client`] and
 //!   [`watch`]: the workload and the watch follower; [`probes`]: the harness's own
 //!   requests (readiness, leader, recovery probes, final reads); [`checks`]: the other
 //!   checks; [`run`]: one run end to end; [`summary`]: the report.
@@ -22,6 +25,7 @@
 pub mod accounts;
 pub mod checker;
 pub mod checks;
+pub mod churn;
 pub mod client;
 pub mod cluster;
 pub mod config;
@@ -29,7 +33,10 @@ pub mod faults;
 pub mod firewall;
 pub mod history;
 pub mod inject;
+pub mod member_api;
+pub mod membership;
 pub mod model;
+pub mod pool;
 pub mod probes;
 pub mod rng;
 pub mod run;

@@ -15,12 +15,18 @@ use std::time::{Duration, Instant};
 /// How long a recovery probe, a final read or the listing keeps trying, ms.
 pub const PROBE_MS_MAX: u64 = 60_000;
 
-/// Waits until every node answers /ready 200.
-pub async fn wait_ready(sh: &Shared, n: usize, limit: Duration) -> Result<(), usize> {
+/// Waits until every node of `targets` (slot, base URL) answers /ready 200; Err(slot)
+/// names the first that did not within `limit`.
+pub async fn wait_ready(
+    sh: &Shared,
+    targets: &[(usize, String)],
+    limit: Duration,
+) -> Result<(), usize> {
     let start = Instant::now();
-    for i in 0..n {
+    for (i, base) in targets {
+        let i = *i;
         loop {
-            let url = format!("{}/ready", sh.urls.get(i).cloned().unwrap_or_default());
+            let url = format!("{base}/ready");
             let ok = sh
                 .http
                 .get(url)
@@ -40,10 +46,10 @@ pub async fn wait_ready(sh: &Shared, n: usize, limit: Duration) -> Result<(), us
     Ok(())
 }
 
-/// The leader as some running, unpaused node reports it.
+/// The leader's slot as some running, unpaused member reports it.
 pub async fn leader(sh: &Shared, cluster: &Cluster) -> Option<usize> {
     for (i, node) in cluster.nodes.iter().enumerate() {
-        if !node.is_running() || node.is_paused() {
+        if !node.is_running() || node.is_paused() || !node.is_member() {
             continue;
         }
         let url = format!("{}/v1/cluster", cluster.url(i));
@@ -60,8 +66,8 @@ pub async fn leader(sh: &Shared, cluster: &Cluster) -> Option<usize> {
             continue;
         };
         if let Some(id) = v.get("leader_id").and_then(serde_json::Value::as_u64) {
-            if id >= 1 && (id as usize) <= cluster.nodes.len() {
-                return Some(id as usize - 1);
+            if let Some(slot) = cluster.slot_of(id) {
+                return Some(slot);
             }
         }
     }
@@ -89,8 +95,8 @@ pub async fn probe_write(
             value: format!("probe-{tag}-{n}"),
             if_version: None,
         };
-        let node = rng.index(sh.urls.len());
-        let op = client::perform(sh, rng, PROBE_CLIENT, node, &key, call, None).await;
+        let target = sh.pool.pick(rng);
+        let op = client::perform(sh, rng, PROBE_CLIENT, target, &key, call, None).await;
         let ok = matches!(op.outcome, Outcome::Written { .. });
         ops.push(op);
         if ok {
@@ -109,8 +115,8 @@ pub async fn final_reads(sh: &Shared, rng: &mut Rng, ops: &mut Vec<Op>) -> Vec<O
     for key in keys {
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(PROBE_MS_MAX) {
-            let node = rng.index(sh.urls.len());
-            let op = client::perform(sh, rng, PROBE_CLIENT, node, &key, Call::Get, None).await;
+            let target = sh.pool.pick(rng);
+            let op = client::perform(sh, rng, PROBE_CLIENT, target, &key, Call::Get, None).await;
             let done = op.outcome.is_definite();
             ops.push(op.clone());
             if done {
@@ -127,11 +133,7 @@ pub async fn final_reads(sh: &Shared, rng: &mut Rng, ops: &mut Vec<Op>) -> Vec<O
 pub async fn listing(sh: &Shared, rng: &mut Rng) -> Option<(Vec<Listed>, u64)> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(PROBE_MS_MAX) {
-        let base = sh
-            .urls
-            .get(rng.index(sh.urls.len()))
-            .cloned()
-            .unwrap_or_default();
+        let (_, base) = sh.pool.pick(rng);
         let url = format!("{base}/v1/keys?prefix={PREFIX}&limit=10000");
         if let Ok(resp) = sh.http.get(url).timeout(sh.timeout).send().await {
             if resp.status().as_u16() == 200 {

@@ -9,10 +9,11 @@
 use crate::accounts::{self, Account};
 use crate::checker::{self, Budget, KeyReport};
 use crate::checks::{self, CheckResult};
+use crate::churn::{Churn, ChurnStats, MemberRecord};
 use crate::client::{self, Shared};
 use crate::cluster::{Cluster, Exit};
 use crate::config::Config;
-use crate::faults::{plan_round, Fault, FaultKind};
+use crate::faults::{plan_round, Fault, FaultKind, Round, HOLD_MS, QUIET_MS};
 use crate::firewall::Firewall;
 use crate::history::{self, Op, PROBE_CLIENT};
 use crate::inject::{heal_all, inject};
@@ -33,6 +34,10 @@ pub const WATCH_CATCH_UP_MS: u64 = 30_000;
 pub const CHECK_STEPS_MAX: u64 = 20_000_000;
 /// The file marking a directory as a nemesis out dir (only such are wiped).
 pub const MARKER: &str = ".concierge-nemesis";
+/// With membership churn on, the chance that a round makes a membership step.
+pub const MEMBERS_CHANCE: f64 = 0.5;
+/// The chance that a membership step keeps the round's planned faults beside it.
+pub const MEMBERS_COMBINE_CHANCE: f64 = 0.3;
 
 /// One round of faults as it happened.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -46,6 +51,9 @@ pub struct FaultRecord {
     pub leader: Option<usize>,
     /// First definite write answer after the heal, µs after it (before the next round).
     pub recovered_after_us: Option<u64>,
+    /// The membership step made in this round, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<MemberRecord>,
 }
 
 /// Recovery measurements.
@@ -70,6 +78,8 @@ pub struct RunReport {
     pub exits: Vec<Exit>,
     /// Things to know that are not failures (partitions skipped, etc.).
     pub notes: Vec<String>,
+    /// Membership churn's totals, when it was on.
+    pub churn: Option<ChurnStats>,
     pub final_revision: u64,
     pub elapsed: Duration,
 }
@@ -212,6 +222,9 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
     };
     let mut cluster = Cluster::new(&binary, &cfg.out, cfg.nodes, accounts.as_deref(), cfg.seed)?;
     let urls: Vec<String> = (0..cfg.nodes).map(|i| cluster.url(i)).collect();
+    let mut churn = cfg
+        .members
+        .then(|| Churn::new(cfg.seed, accounts.is_some()));
     let sh = Arc::new(Shared::new(
         urls,
         cfg.keys,
@@ -224,7 +237,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
     for i in 0..cfg.nodes {
         cluster.start(i)?;
     }
-    if let Err(i) = wait_ready(&sh, cfg.nodes, Duration::from_millis(START_READY_MS)).await {
+    if let Err(i) = wait_ready(&sh, &sh.pool.all(), Duration::from_millis(START_READY_MS)).await {
         return Err(format!(
             "node {} not ready within {START_READY_MS} ms; its log ends:\n{}",
             i + 1,
@@ -232,8 +245,18 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
         ));
     }
     eprintln!(
-        "nemesis: seed {} — {} nodes ready, {} clients on {} keys for {} s, faults {:?}",
-        cfg.seed, cfg.nodes, cfg.clients, cfg.keys, cfg.seconds, kinds
+        "nemesis: seed {} — {} nodes ready, {} clients on {} keys for {} s, faults {:?}{}",
+        cfg.seed,
+        cfg.nodes,
+        cfg.clients,
+        cfg.keys,
+        cfg.seconds,
+        kinds,
+        if churn.is_some() {
+            " and membership churn"
+        } else {
+            ""
+        }
     );
 
     // Workload and watch.
@@ -245,51 +268,98 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
         .map(|c| tokio::spawn(client::run_client(sh.clone(), c as u32, deadline)))
         .collect();
 
-    // The fault schedule.
+    // The fault schedule. Rounds are planned over the current members (all nodes,
+    // without churn) and land on their slots.
     let mut rng = Rng::new(cfg.seed, 1);
+    let mut mrng = Rng::new(cfg.seed, 6);
     let mut exits: Vec<Exit> = Vec::new();
     let mut faults: Vec<FaultRecord> = Vec::new();
     let mut round = 0u32;
     while Instant::now() < deadline {
+        let members = cluster.members();
         let l = leader(&sh, &cluster).await;
-        let plan = plan_round(&mut rng, &kinds, cfg.nodes, l);
+        let l_at = l.and_then(|s| members.iter().position(|&m| m == s));
+        let mut plan = if members.len() >= 3 {
+            plan_round(&mut rng, &kinds, members.len(), l_at)
+        } else {
+            Round {
+                quiet_ms: QUIET_MS.0,
+                hold_ms: HOLD_MS.0,
+                faults: Vec::new(),
+            }
+        };
+        plan.faults = plan.faults.into_iter().map(|f| f.onto(&members)).collect();
+        let step_now = churn.is_some() && mrng.chance(MEMBERS_CHANCE);
+        if step_now && !mrng.chance(MEMBERS_COMBINE_CHANCE) {
+            plan.faults.clear();
+        }
+        // A step needs a quorum to make progress: never beside killing every node.
+        plan.faults
+            .retain(|f| !(step_now && matches!(f, Fault::Kill { target: "all", .. })));
         sleep_watching(plan.quiet_ms, deadline, &mut cluster, &mut exits).await;
-        if Instant::now() >= deadline || plan.faults.is_empty() {
+        if Instant::now() >= deadline || (plan.faults.is_empty() && !step_now) {
             sleep_watching(plan.hold_ms, deadline, &mut cluster, &mut exits).await;
             continue;
         }
         round += 1;
         let inject_us = sh.now_us();
-        let what: Vec<String> = plan.faults.iter().map(Fault::describe).collect();
+        let mut what: Vec<String> = plan.faults.iter().map(Fault::describe).collect();
         eprintln!(
             "nemesis: {:>7.1}s round {round}: {}",
             inject_us as f64 / 1e6,
-            what.join(" + ")
+            if what.is_empty() {
+                "members".to_string()
+            } else {
+                what.join(" + ")
+            }
         );
         let injected = inject(&mut cluster, firewall.as_ref(), &plan.faults);
+        let held = Instant::now() + Duration::from_millis(plan.hold_ms);
+        let mut member_record = None;
         if injected.is_ok() {
-            sleep_watching(
-                plan.hold_ms,
-                Instant::now() + Duration::from_millis(plan.hold_ms),
-                &mut cluster,
-                &mut exits,
-            )
-            .await;
+            if let Some(ch) = churn.as_mut() {
+                if step_now {
+                    let rec = ch.step(&sh, &mut cluster, &mut exits).await;
+                    eprintln!(
+                        "nemesis: {:>7.1}s   members {}{}: {} -> voters {:?} learners {:?}",
+                        sh.now_us() as f64 / 1e6,
+                        rec.step,
+                        if rec.finished { "" } else { " (unfinished)" },
+                        rec.detail.join("; "),
+                        rec.voters_after,
+                        rec.learners_after
+                    );
+                    what.push(format!(
+                        "members {}{}",
+                        rec.step,
+                        if rec.finished { "" } else { " unfinished" }
+                    ));
+                    member_record = Some(rec);
+                }
+            }
+            if !plan.faults.is_empty() {
+                sleep_watching(plan.hold_ms, held, &mut cluster, &mut exits).await;
+            }
         }
         heal_all(&mut cluster, firewall.as_ref())?;
         injected?;
+        let mut kinds_done: Vec<String> = plan
+            .faults
+            .iter()
+            .map(|f| f.kind().name().to_string())
+            .collect();
+        if member_record.is_some() {
+            kinds_done.push("members".into());
+        }
         faults.push(FaultRecord {
             round,
             inject_us,
             heal_us: sh.now_us(),
             what,
-            kinds: plan
-                .faults
-                .iter()
-                .map(|f| f.kind().name().to_string())
-                .collect(),
+            kinds: kinds_done,
             leader: l.map(|x| x + 1),
             recovered_after_us: None,
+            members: member_record,
         });
     }
     heal_all(&mut cluster, firewall.as_ref())?;
@@ -310,12 +380,15 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
     // A full restart: every acknowledged write must survive it.
     eprintln!("nemesis: killing and restarting every node");
     cluster.kill_all();
-    for i in 0..cfg.nodes {
+    for i in cluster.members() {
         cluster.start(i)?;
     }
     let (probe_ops, probed) = probe_write(sh.clone(), 3, "restart", Instant::now()).await;
     ops.extend(probe_ops);
     recovery.after_restart_ms = probed.map(|d| d.as_millis() as u64);
+    if let Some(ch) = churn.as_mut() {
+        ch.finish(&sh, &cluster).await;
+    }
     let mut prng = Rng::new(cfg.seed, 4);
     let reads = final_reads(&sh, &mut prng, &mut ops).await;
     let listed = listing(&sh, &mut prng).await;
@@ -406,6 +479,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, String> {
         recovery,
         exits,
         notes,
+        churn: churn.map(|c| c.stats),
         final_revision,
         elapsed: started.elapsed(),
     })

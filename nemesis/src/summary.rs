@@ -3,6 +3,7 @@
 //! plain line `nemesis: N passed, N failed` that CI reads.
 
 use crate::checker::{KeyReport, Verdict};
+use crate::churn::ChurnStats;
 use crate::config::Config;
 use crate::history::{Column, Op, PROBE_CLIENT};
 use crate::run::{FaultRecord, RunReport};
@@ -91,6 +92,57 @@ fn faults_text(faults: &[FaultRecord]) -> String {
     t
 }
 
+fn churn_text(c: &ChurnStats, faults: &[FaultRecord]) -> String {
+    let mut t = format!(
+        "  {} steps ({} unfinished): {} adds, {} promotes, {} removes, {} disks lost, {} replacements; {} cycles 3 -> 5 -> disk lost -> replaced -> 3 completed\n",
+        c.steps, c.unfinished, c.adds, c.promotes, c.removes, c.disks_lost, c.replacements, c.cycles
+    );
+    let _ = writeln!(
+        t,
+        "  voters reported after the steps: {} to {}; after the final restart: voters {:?}, learners {:?}",
+        c.voters_min.map_or("?".into(), |n| n.to_string()),
+        c.voters_max.map_or("?".into(), |n| n.to_string()),
+        c.final_voters,
+        c.final_learners
+    );
+    let sizes: Vec<String> = faults
+        .iter()
+        .filter_map(|f| f.members.as_ref())
+        .map(|m| {
+            format!(
+                "{}{}{}",
+                m.step,
+                if m.finished { "" } else { "?" },
+                if m.voters_after.is_empty() {
+                    String::new()
+                } else {
+                    format!("({})", m.voters_after.len())
+                }
+            )
+        })
+        .collect();
+    if !sizes.is_empty() {
+        let _ = writeln!(
+            t,
+            "  steps (voters after; ? unfinished): {}",
+            sizes.join(" ")
+        );
+    }
+    for f in faults {
+        let Some(m) = &f.members else { continue };
+        if !m.finished {
+            let _ = writeln!(
+                t,
+                "  round {} {} unfinished: {}",
+                f.round,
+                m.step,
+                m.detail.join("; ")
+            );
+        }
+    }
+    t
+}
+
 fn keys_text(reports: &[KeyReport]) -> String {
     let ok = reports
         .iter()
@@ -127,7 +179,6 @@ fn keys_text(reports: &[KeyReport]) -> String {
 /// The full report.
 pub fn render(cfg: &Config, r: &RunReport) -> String {
     let mut t = String::new();
-    let faults: Vec<&str> = cfg.faults.iter().map(|f| f.name()).collect();
     let _ = writeln!(
         t,
         "== concierge-nemesis: seed {}, {} nodes, {} clients, {} keys, {} s of faults ({}), {:.0} s in all ==",
@@ -136,7 +187,7 @@ pub fn render(cfg: &Config, r: &RunReport) -> String {
         cfg.clients,
         cfg.keys,
         cfg.seconds,
-        if faults.is_empty() { "none".into() } else { faults.join(",") },
+        cfg.fault_names(),
         r.elapsed.as_secs_f64()
     );
     let _ = writeln!(
@@ -146,6 +197,10 @@ pub fn render(cfg: &Config, r: &RunReport) -> String {
     t.push_str(&ops_table(&r.ops));
     let _ = writeln!(t, "faults:");
     t.push_str(&faults_text(&r.faults));
+    if let Some(c) = &r.churn {
+        let _ = writeln!(t, "membership:");
+        t.push_str(&churn_text(c, &r.faults));
+    }
     let _ = writeln!(
         t,
         "recovery: first write acknowledged {} after the final heal, {} after the full restart",

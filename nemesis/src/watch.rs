@@ -102,12 +102,11 @@ enum End {
 /// Reads one connection until it ends, stalls or `stop` is set.
 async fn follow_once(
     sh: &Shared,
-    node: usize,
+    (node, base): (usize, String),
     log: &mut WatchLog,
     stop: &mut watch::Receiver<bool>,
     progress: &AtomicU64,
 ) -> End {
-    let base = sh.urls.get(node).cloned().unwrap_or_default();
     let mut req = sh.http.get(format!("{base}/v1/watch?prefix={PREFIX}"));
     req = if log.last_id == 0 {
         sh.http
@@ -205,8 +204,8 @@ pub async fn follow(
     let mut rng = Rng::new(sh.seed, 7);
     let mut log = WatchLog::default();
     while !*stop.borrow() {
-        let node = rng.index(sh.urls.len());
-        if let End::Stop = follow_once(&sh, node, &mut log, &mut stop, &progress).await {
+        let target = sh.pool.pick(&mut rng);
+        if let End::Stop = follow_once(&sh, target, &mut log, &mut stop, &progress).await {
             break;
         }
         tokio::select! {
