@@ -299,6 +299,7 @@ impl KvStateMachine {
             lease_effects: Vec::new(),
             lagged: HashSet::new(),
             auth_touched: false,
+            history_records_read: 0,
         };
         let done = usize::try_from(self.meta.slot_commands_done).unwrap_or(usize::MAX);
         if done > commands.len() {
@@ -367,8 +368,11 @@ impl KvStateMachine {
             published,
             lagged,
             auth_touched,
+            history_records_read,
             ..
         } = ctx;
+        self.history_records_read
+            .fetch_add(history_records_read, Ordering::Relaxed);
         overlay.put(self.area.meta_key(), keyspace::encode(&meta));
         self.overlay_peak_bytes
             .fetch_max(overlay.peak_bytes(), Ordering::Relaxed);

@@ -33,6 +33,8 @@ pub(crate) struct Ctx<'a> {
     pub lagged: HashSet<WatcherId>,
     /// Some command of the slot changed the auth record: the machine republishes it.
     pub auth_touched: bool,
+    /// History records the slot's trims read (`kv::history`).
+    pub history_records_read: u64,
 }
 
 impl Ctx<'_> {

@@ -44,7 +44,13 @@ pub(crate) fn append(
     if !events.is_empty() {
         append_part(ctx, revision, part, events);
     }
-    let mut cursor = TrimCursor::new(ctx, revision);
+    // The count rule drops every revision up to `revision - history_revisions_max`: the
+    // cursor reads that far at once; the bytes rule may drop more, read one at a time.
+    let count_rule_keeps = revision
+        .saturating_sub(opts.history_revisions_max)
+        .saturating_add(1)
+        .min(revision);
+    let mut cursor = TrimCursor::new(ctx, count_rule_keeps);
     while ctx.meta.compact_revision + 1 < revision
         && (revision - ctx.meta.compact_revision > opts.history_revisions_max
             || ctx.meta.history_bytes > opts.history_bytes_max)
@@ -81,7 +87,7 @@ pub(crate) fn compact(ctx: &mut Ctx<'_>, revision: u64) -> Result<Outcome, KvErr
             ),
         });
     }
-    let mut cursor = TrimCursor::new(ctx, current);
+    let mut cursor = TrimCursor::new(ctx, revision);
     let mut dropped = 0;
     while ctx.meta.compact_revision + 1 < revision {
         let next = ctx.meta.compact_revision + 1;
@@ -95,33 +101,40 @@ pub(crate) fn compact(ctx: &mut Ctx<'_>, revision: u64) -> Result<Outcome, KvErr
     })
 }
 
-/// The history records older than the newest revision, read in key (so revision)
-/// order a bounded batch at a time by one cursor, however many revisions a trim drops:
-/// a seek per dropped revision cost 6 to 11 µs each, the cursor under 4
-/// (`cargo bench --bench history_trim`).
+/// The history records of the revisions a trim drops, read in key (so revision) order
+/// a bounded batch at a time by one cursor, however many revisions it drops: a seek
+/// per dropped revision cost 6 to 11 µs each, the cursor under 4
+/// (`cargo bench --bench history_trim`). It reads no record of a revision it keeps: a
+/// put that drops one revision reads that revision's record, not a batch of the
+/// records after it (reading 64 records, values and all, to drop one was half the
+/// apply thread's time under a put load).
 struct TrimCursor {
     /// Records read and not yet dropped, in key order.
     batch: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>,
     /// The last key read; None before the first read.
     after: Option<Vec<u8>>,
-    /// The newest revision's first key: the records read stop before it.
+    /// The first revision not read: records read stop before its first key (`upper`).
+    upper_revision: u64,
     upper: Vec<u8>,
     /// The records below `upper` were all read.
     exhausted: bool,
 }
 
 impl TrimCursor {
-    fn new(ctx: &Ctx<'_>, newest: u64) -> TrimCursor {
+    /// A cursor that reads the records of revisions below `first_kept`, and further
+    /// only as `drop_revision` asks for more.
+    fn new(ctx: &Ctx<'_>, first_kept: u64) -> TrimCursor {
         TrimCursor {
             batch: std::collections::VecDeque::new(),
             after: None,
-            upper: ctx.area.history_key(newest),
+            upper_revision: first_kept,
+            upper: ctx.area.history_key(first_kept),
             exhausted: false,
         }
     }
 
     /// The next record not yet dropped, reading a batch when none is left.
-    fn peek(&mut self, ctx: &Ctx<'_>, from_revision: u64) -> Result<Option<u64>, KvError> {
+    fn peek(&mut self, ctx: &mut Ctx<'_>, from_revision: u64) -> Result<Option<u64>, KvError> {
         if self.batch.is_empty() && !self.exhausted {
             let first = ctx.area.history_key(from_revision);
             let from = self
@@ -134,6 +147,7 @@ impl TrimCursor {
                 DROP_SCAN_RECORDS_MAX,
                 DROP_SCAN_BYTES_MAX,
             )?;
+            ctx.history_records_read += found.len() as u64;
             let read: usize = found.iter().map(|(k, v)| k.len() + v.len()).sum();
             self.exhausted = found.len() < DROP_SCAN_RECORDS_MAX && read < DROP_SCAN_BYTES_MAX;
             if let Some((last, _)) = found.last() {
@@ -150,6 +164,11 @@ impl TrimCursor {
     /// Deletes every part of `revision`'s history (the oldest held: records are read
     /// from it on).
     fn drop_revision(&mut self, ctx: &mut Ctx<'_>, revision: u64) -> Result<(), KvError> {
+        if revision >= self.upper_revision {
+            self.upper_revision = revision + 1;
+            self.upper = ctx.area.history_key(self.upper_revision);
+            self.exhausted = false;
+        }
         while self.peek(ctx, revision)? == Some(revision) {
             if let Some((hk, bytes)) = self.batch.pop_front() {
                 ctx.meta.history_bytes = ctx.meta.history_bytes.saturating_sub(bytes.len() as u64);

@@ -90,3 +90,69 @@ fn a_trim_of_many_revisions_keeps_exactly_the_newest() {
     };
     assert_eq!(revisions.len() as u64, kept);
 }
+
+#[test]
+fn a_put_that_drops_one_revision_reads_one_history_record() {
+    let fs = Arc::new(vfs::SimFs::new());
+    let mut sm = open(
+        &fs,
+        KvOptions {
+            history_revisions_max: 100,
+            ..KvOptions::default()
+        },
+    );
+    for i in 0..300 {
+        one(&mut sm, put(&format!("k{}", i % 7), "v"));
+    }
+    let before = sm.history_records_read();
+    for i in 0..10 {
+        one(&mut sm, put("steady", &i.to_string()));
+    }
+    assert_eq!(
+        sm.history_records_read() - before,
+        10,
+        "each put drops one revision of one record and should read only it"
+    );
+}
+
+#[test]
+fn the_bytes_rule_reads_only_the_revisions_it_drops() {
+    let fs = Arc::new(vfs::SimFs::new());
+    let mut sm = open(
+        &fs,
+        KvOptions {
+            history_bytes_max: 4_000,
+            ..KvOptions::default()
+        },
+    );
+    for i in 0..300 {
+        one(&mut sm, put(&format!("k{}", i % 7), "0123456789"));
+    }
+    let oldest = sm.meta.compact_revision;
+    assert!(oldest > 0, "the bytes rule dropped nothing");
+    let before = sm.history_records_read();
+    // One value as large as ten of the others: its revision makes room by dropping
+    // several of the oldest, and reads each of those once.
+    one(&mut sm, put("big", &"x".repeat(200)));
+    let dropped = sm.meta.compact_revision - oldest;
+    assert!(dropped > 1, "dropped {dropped}");
+    assert_eq!(sm.history_records_read() - before, dropped);
+}
+
+#[test]
+fn a_compaction_reads_only_the_revisions_it_drops() {
+    let (_fs, mut sm) = crate::kv::test_support::fresh();
+    for i in 0..200 {
+        one(&mut sm, put(&format!("k{}", i % 7), "v"));
+    }
+    let oldest = sm.meta.compact_revision + 1;
+    let before = sm.history_records_read();
+    one(
+        &mut sm,
+        Command::Compact {
+            revision: oldest + 20,
+        },
+    );
+    assert_eq!(sm.meta.compact_revision, oldest + 19);
+    assert_eq!(sm.history_records_read() - before, 20);
+}

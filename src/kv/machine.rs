@@ -48,6 +48,8 @@ pub struct KvStateMachine {
     pub(crate) overlay_peak_bytes: AtomicU64,
     /// Chunks of chunked commands written (each one storage batch).
     pub(crate) chunks_written: AtomicU64,
+    /// History records read by trims (`kv::history`), all slots so far.
+    pub(crate) history_records_read: AtomicU64,
     /// Tests: called with `chunks_written` after each chunk reaches the Db.
     #[cfg(test)]
     pub(crate) chunk_hook: std::sync::Mutex<Option<ChunkHook>>,
@@ -115,6 +117,7 @@ impl KvStateMachine {
             pinned,
             overlay_peak_bytes: AtomicU64::new(0),
             chunks_written: AtomicU64::new(0),
+            history_records_read: AtomicU64::new(0),
             #[cfg(test)]
             chunk_hook: std::sync::Mutex::new(None),
         };
@@ -156,6 +159,12 @@ impl KvStateMachine {
     /// this machine wrote.
     pub fn chunks_written(&self) -> u64 {
         self.chunks_written.load(Ordering::Relaxed)
+    }
+
+    /// History records the trims of every slot this machine applied read: a trim reads
+    /// the revisions it drops and no more.
+    pub fn history_records_read(&self) -> u64 {
+        self.history_records_read.load(Ordering::Relaxed)
     }
 
     /// The last applied slot (0 = none).
