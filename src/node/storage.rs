@@ -190,6 +190,7 @@ impl AcceptorLog {
         let opts = wal::Options {
             segment_bytes_max,
             record_bytes_max,
+            ..wal::Options::default()
         };
         let wal = Wal::open(fs, dir, opts).map_err(wal_err("open"))?;
         let mut state = DurableState::default();
@@ -444,6 +445,7 @@ mod tests {
         let opts = wal::Options {
             segment_bytes_max: 1 << 20,
             record_bytes_max: 1 << 20,
+            ..wal::Options::default()
         };
         let w = Wal::open(dynfs, &dir, opts).unwrap();
         for r in records {
@@ -521,6 +523,7 @@ mod tests {
                 wal::Options {
                     segment_bytes_max: 1 << 20,
                     record_bytes_max: 1 << 20,
+                    ..wal::Options::default()
                 },
             )
             .unwrap();

@@ -184,6 +184,7 @@ impl Manifest {
         let opts = wal::Options {
             segment_bytes_max: MANIFEST_SEGMENT_BYTES,
             record_bytes_max: MANIFEST_RECORD_BYTES_MAX,
+            ..wal::Options::default()
         };
         let log = Wal::open(Arc::clone(fs), &dir, opts)
             .map_err(|e| Error::wal(format!("opening manifest {}", dir.display()), e))?;

@@ -44,7 +44,9 @@ pub struct Options {
     /// Bytes of edits appended to the manifest before it is rewritten as one snapshot (4 MiB).
     pub manifest_bytes_max: u64,
     /// A flush or compaction asks the kernel to write its table back every this many
-    /// bytes, so dirty pages never pile up behind a WAL fsync (1 MiB; 0: never).
+    /// bytes, so dirty pages never pile up behind a WAL fsync; the WAL does the same
+    /// with writes that did not ask for durability, so its next sync is short (1 MiB;
+    /// 0: never).
     pub bytes_per_sync: u64,
     /// Compactions together write at most this many bytes per second (0: no limit,
     /// the default). Flushes are never limited.

@@ -114,6 +114,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
     let wal_opts = wal::Options {
         segment_bytes_max: opts.wal_segment_bytes,
         record_bytes_max: opts.batch_bytes_max,
+        bytes_per_sync: opts.bytes_per_sync,
     };
     let wal = Wal::open(Arc::clone(&fs), &wal_dir, wal_opts)
         .map_err(|e| Error::wal(format!("opening the WAL in {}", wal_dir.display()), e))?;

@@ -67,6 +67,8 @@ struct State {
     /// When set, reads (`read_at`, `map`) fail like a disk that cannot read a sector.
     fail_reads: bool,
     syncs: u64,
+    /// Bytes handed to `FileWrite::write_back`, every file together.
+    written_back: u64,
     /// Held locks: path -> the id of the guard holding it. A crash releases them all.
     locks: HashMap<PathBuf, u64>,
     next_lock: u64,
@@ -249,6 +251,12 @@ impl SimFs {
         self.state().syncs
     }
 
+    /// How many bytes writers have handed to `FileWrite::write_back` so far (a hint the
+    /// simulated disk takes no action on: only `sync_data` makes bytes durable).
+    pub fn written_back_bytes(&self) -> u64 {
+        self.state().written_back
+    }
+
     /// Flips one bit of a file's current and durable content (for corruption tests).
     pub fn flip_bit(&self, path: &Path, byte: usize, bit: u8) -> io::Result<()> {
         let mut st = self.state();
@@ -369,6 +377,24 @@ impl FileWrite for SimWrite {
                 }
             }
             inode.lost = kept;
+            Ok(())
+        })
+    }
+
+    fn write_back(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.with(|st, id| {
+            let inode = st.inodes.get_mut(&id).ok_or_else(stale)?;
+            let end = offset.checked_add(len);
+            if end.is_none_or(|end| end > inode.data.len() as u64) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "write_back of {len} bytes at {offset} past the end ({})",
+                        inode.data.len()
+                    ),
+                ));
+            }
+            st.written_back += len;
             Ok(())
         })
     }

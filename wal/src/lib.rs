@@ -88,6 +88,12 @@ pub struct Options {
     /// `format::RECORD_BYTES_LIMIT`. Recovery and reads accept longer records already in
     /// the log (written under a higher limit) when their checksums are valid.
     pub record_bytes_max: u32,
+    /// Every this many unsynced bytes, the active segment's new bytes are handed to the
+    /// kernel's write-back (`FileWrite::write_back`, which does not wait), so a sync
+    /// (a durable group's or `Wal::sync`) finds at most about this many dirty bytes to
+    /// write, however much was appended without durability since the last one. Default
+    /// 1 MiB; 0: never (the kernel writes them back when it decides).
+    pub bytes_per_sync: u64,
 }
 
 impl Default for Options {
@@ -95,6 +101,7 @@ impl Default for Options {
         Options {
             segment_bytes_max: 64 << 20,
             record_bytes_max: 16 << 20,
+            bytes_per_sync: 1 << 20,
         }
     }
 }
@@ -149,6 +156,8 @@ pub struct Stats {
     pub data_syncs: u64,
     /// `sync_dir` calls (new and removed segments).
     pub dir_syncs: u64,
+    /// Bytes handed to the kernel's write-back before a sync (`Options::bytes_per_sync`).
+    pub written_back_bytes: u64,
     pub segments_created: u64,
     pub segments_removed: u64,
     /// Bytes of torn tail cut off by open.
@@ -165,6 +174,7 @@ pub(crate) struct StatsCounters {
     pub bytes_written: AtomicU64,
     pub data_syncs: AtomicU64,
     pub dir_syncs: AtomicU64,
+    pub written_back_bytes: AtomicU64,
     pub segments_created: AtomicU64,
     pub segments_removed: AtomicU64,
     pub recovered_tail_bytes: AtomicU64,
@@ -329,6 +339,7 @@ impl Wal {
             bytes_written: s.bytes_written.load(Relaxed),
             data_syncs: s.data_syncs.load(Relaxed),
             dir_syncs: s.dir_syncs.load(Relaxed),
+            written_back_bytes: s.written_back_bytes.load(Relaxed),
             segments_created: s.segments_created.load(Relaxed),
             segments_removed: s.segments_removed.load(Relaxed),
             recovered_tail_bytes: s.recovered_tail_bytes.load(Relaxed),

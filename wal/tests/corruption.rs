@@ -12,6 +12,7 @@ use wal::{Error, Options, SyncMode, Wal};
 const OPTS: Options = Options {
     segment_bytes_max: 400,
     record_bytes_max: 1024,
+    bytes_per_sync: 1 << 20,
 };
 const DIR: &str = "/wal";
 

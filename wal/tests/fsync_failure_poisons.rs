@@ -84,6 +84,7 @@ fn failed_sync_while_rolling_a_segment_poisons() {
     let opts = Options {
         segment_bytes_max: 100,
         record_bytes_max: 1000,
+        ..Options::default()
     };
     let log = Wal::open(Arc::new(fs.clone()), Path::new("/wal"), opts).unwrap();
     log.append(&[1u8; 60], SyncMode::Durable).unwrap();

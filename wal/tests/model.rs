@@ -13,6 +13,7 @@ use wal::{Error, Options, SyncMode, Wal};
 const OPTS: Options = Options {
     segment_bytes_max: 512,
     record_bytes_max: 4096,
+    bytes_per_sync: 1 << 20,
 };
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ fn open(fs: &SimFs, record_bytes_max: u32, segment_bytes_max: u64) -> Wal {
     let opts = Options {
         segment_bytes_max,
         record_bytes_max,
+        ..Options::default()
     };
     Wal::open(Arc::new(fs.clone()), Path::new(DIR), opts).unwrap()
 }

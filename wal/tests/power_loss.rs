@@ -11,6 +11,7 @@ use wal::{Options, SyncMode, Wal};
 const OPTS: Options = Options {
     segment_bytes_max: 700,
     record_bytes_max: 2048,
+    bytes_per_sync: 1 << 20,
 };
 
 /// SplitMix64, so each seed is a reproducible run.

@@ -15,6 +15,7 @@ fn opts() -> Options {
     Options {
         segment_bytes_max: 8 << 20,
         record_bytes_max: 1 << 20,
+        ..Options::default()
     }
 }
 

@@ -26,6 +26,7 @@ const DIR: &str = "/wal";
 const OPTS: Options = Options {
     segment_bytes_max: 512,
     record_bytes_max: 300,
+    bytes_per_sync: 1 << 20,
 };
 
 #[derive(Debug, Arbitrary)]
