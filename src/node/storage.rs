@@ -15,14 +15,18 @@
 //!
 //! Truncation scheme. Records are not in slot order (a slot can be re-accepted in a higher
 //! ballot long after later slots), so "drop the prefix below slot S" is not a log
-//! position. Instead, `checkpoint(S)` appends a `Checkpoint{S, promised}` record followed by
-//! a verbatim copy of the latest record of every still-accepted slot > S, makes them
-//! durable, and only then truncates the log below the checkpoint record. Replaying from
-//! the checkpoint alone therefore rebuilds the full needed state; and if we crash before
-//! the truncation, replaying old records first and the copies after gives the same state
-//! (copies equal the latest records). To keep memory small, this module remembers for
-//! each accepted slot only the wal index of its latest record, not the value.
-//! Write amplification: each checkpoint rewrites the retained tail once.
+//! position. Instead, `checkpoint(S)` appends one `Checkpoint{S, promised}` record, makes
+//! it durable, and only then drops the whole segments before the oldest record still
+//! needed: the latest record of every slot > S (or the checkpoint, if older). Replaying
+//! from there meets every needed record in log order; records of slots <= S it meets
+//! before the checkpoint are compacted by it, and the promise of every dropped record
+//! is in it. A crash part-way leaves a suffix of the log that starts no later, which
+//! replays to the same state. To keep memory small, this module remembers for each
+//! accepted slot only the wal index of its latest record, not the value.
+//! Cost: a checkpoint writes one record and copies nothing (it used to rewrite the
+//! retained tail, 8 MB and an 80 ms fsync every 10,000 slots under load); the log holds
+//! the slots above the compaction point, whatever it holds beside them since the
+//! oldest of them was written, and up to one segment more.
 //!
 //! Invariant: `persist` returns only after one fdatasync covering all its records
 //! (one group commit per call).
@@ -39,8 +43,6 @@ use wal::{SyncMode, Wal};
 use crate::paxos::{Ballot, DurableState, Persist, Slot};
 
 const RECORD_VERSION: u8 = 1;
-/// Bytes of records copied per group commit while checkpointing.
-const CHECKPOINT_GROUP_BYTES_MAX: usize = 8 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Record {
@@ -267,7 +269,9 @@ impl AcceptorLog {
     }
 
     /// Forgets every slot <= `through` and drops the log prefix no longer needed (see the
-    /// module doc). No-op if `through` is not above the current compaction point.
+    /// module doc): one durable `Checkpoint` record, then the whole segments before the
+    /// oldest record still needed. No-op if `through` is not above the current
+    /// compaction point.
     pub fn checkpoint(&mut self, through: Slot) -> Result<(), StorageError> {
         if through <= self.compacted_through {
             return Ok(());
@@ -276,44 +280,32 @@ impl AcceptorLog {
             compacted_through: through,
             promised: self.promised,
         })?;
-        let keep = self.latest.split_off(&(through + 1));
-        self.latest = keep;
-        self.compacted_through = through;
-        let start = self
+        // Durable before any segment goes: the record holds the promise of the records
+        // the truncation drops.
+        let at = self
             .wal
-            .append_many([head.as_slice()], SyncMode::Buffered)
+            .append_many([head.as_slice()], SyncMode::Durable)
             .map_err(wal_err("checkpoint"))?
             .start;
-        // Copy the retained records verbatim, a bounded group at a time.
-        let slots: Vec<(Slot, u64)> = self.latest.iter().map(|(s, i)| (*s, *i)).collect();
-        let mut group: Vec<(Slot, Vec<u8>)> = Vec::new();
-        let mut group_bytes = 0usize;
-        for (n, (slot, index)) in slots.iter().enumerate() {
-            let bytes = self.wal.read(*index).map_err(wal_err("checkpoint read"))?;
-            group_bytes += bytes.len();
-            group.push((*slot, bytes));
-            if group_bytes >= CHECKPOINT_GROUP_BYTES_MAX || n + 1 == slots.len() {
-                self.append_copies(&group)?;
-                group.clear();
-                group_bytes = 0;
-            }
-        }
-        self.wal.sync().map_err(wal_err("checkpoint sync"))?;
+        self.latest = self.latest.split_off(&(through + 1));
+        self.compacted_through = through;
         self.wal
-            .truncate_prefix(start)
+            .truncate_prefix(self.replay_start(at))
             .map_err(wal_err("truncate"))?;
         Ok(())
     }
 
-    fn append_copies(&mut self, group: &[(Slot, Vec<u8>)]) -> Result<(), StorageError> {
-        let range = self
-            .wal
-            .append_many(group.iter().map(|(_, b)| b.as_slice()), SyncMode::Buffered)
-            .map_err(wal_err("checkpoint"))?;
-        for (index, (slot, _)) in range.zip(group) {
-            self.latest.insert(*slot, index);
-        }
-        Ok(())
+    /// Where a replay may start once the checkpoint at wal index `at` is durable: at
+    /// the oldest latest record of a slot above the compaction point, or at the
+    /// checkpoint when it is older. Replay from there meets every slot's latest record,
+    /// in log order, and the checkpoint, which compacts the older slots replayed before
+    /// it and carries the promise of every record dropped.
+    fn replay_start(&self, at: u64) -> u64 {
+        self.latest
+            .values()
+            .copied()
+            .min()
+            .map_or(at, |i| i.min(at))
     }
 
     /// The log's first retained index (for tests and status).
@@ -435,6 +427,52 @@ mod tests {
         );
         assert!(!state.accepted.contains_key(&120));
         assert_eq!(log.compacted_through(), 120);
+    }
+
+    #[test]
+    fn a_checkpoint_writes_one_record_and_copies_nothing() {
+        let fs = Arc::new(SimFs::new());
+        let (mut log, _) = open(&fs, 4096);
+        for slot in 1..=300u64 {
+            log.persist(&[accept(slot, b(1, 1), "a")]).unwrap();
+        }
+        let before = log.wal.stats().appends;
+        log.checkpoint(250).unwrap();
+        assert_eq!(log.wal.stats().appends - before, 1);
+        assert_eq!(log.accepted_slots(), 50);
+    }
+
+    #[test]
+    fn steady_checkpoints_keep_the_log_to_its_tail_and_survive_a_crash() {
+        let fs = Arc::new(SimFs::new());
+        let mut expect = DurableState::default();
+        let tail = 200u64;
+        {
+            let (mut log, _) = open(&fs, 4096);
+            for slot in 1..=3000u64 {
+                let mut batch = vec![accept(slot, b(1, 1), "a")];
+                // Now and then an older slot is accepted again in a higher ballot.
+                if slot % 97 == 0 {
+                    batch.push(accept(slot - 50, b(2, 2), "again"));
+                }
+                log.persist(&batch).unwrap();
+                for p in &batch {
+                    expect.apply(p);
+                }
+                if slot % 100 == 0 && slot > tail {
+                    log.checkpoint(slot - tail).unwrap();
+                    expect.compact(slot - tail);
+                }
+            }
+            // The log holds about the tail's records and a segment more: 4096-byte
+            // segments hold some 100 of these records.
+            let held = log.wal.next_index() - log.first_index();
+            assert!(held < tail + 100 + 200, "{held} records held");
+        }
+        fs.crash(vfs::CrashMode::DropUnsynced);
+        let (log, state) = open(&fs, 4096);
+        assert_eq!(state, expect);
+        assert_eq!(log.compacted_through(), 3000 - tail);
     }
 
     /// Appends raw acceptor records (bypassing `AcceptorLog`) to a fresh log.
