@@ -115,8 +115,9 @@ stop_all
 # The table: throughput and latency (ms) of each, and Concierge / etcd.
 mode="closed loop"; [[ -n $RATE ]] && mode="open loop at $RATE/s"
 echo "vs-etcd: ${DURATION} s per run, $CLIENTS clients, $KEYS keys, $VALUE_BYTES-byte values, $mode"
-printf '%-17s %10s %10s %6s | %15s %15s | %6s %6s | %s\n' \
-    workload "etcd/s" "conc/s" ratio "etcd p50/p99" "conc p50/p99" "p50 x" "p99 x" "errors e/c"
+printf '%-17s %10s %10s %6s | %22s %22s | %6s %6s %6s | %s\n' \
+    workload "etcd/s" "conc/s" ratio "etcd p50/p99/p99.9" "conc p50/p99/p99.9" "p50 x" "p99 x" \
+    "p99.9x" "errors e/c"
 for w in $WORKLOADS; do
     jq -r -n --arg w "$w" --slurpfile e "$WORK/etcd-$w.json" --slurpfile c "$WORK/concierge-$w.json" '
         def ms: . / 1000 | . * 100 | round / 100;
@@ -124,12 +125,13 @@ for w in $WORKLOADS; do
         ($e[0]) as $e | ($c[0]) as $c |
         [$w, ($e.throughput | round), ($c.throughput | round),
          ratio($c.throughput; $e.throughput),
-         "\($e.latency_us.p50 | ms)/\($e.latency_us.p99 | ms)",
-         "\($c.latency_us.p50 | ms)/\($c.latency_us.p99 | ms)",
+         "\($e.latency_us.p50 | ms)/\($e.latency_us.p99 | ms)/\($e.latency_us.p999 | ms)",
+         "\($c.latency_us.p50 | ms)/\($c.latency_us.p99 | ms)/\($c.latency_us.p999 | ms)",
          ratio($c.latency_us.p50; $e.latency_us.p50),
          ratio($c.latency_us.p99; $e.latency_us.p99),
+         ratio($c.latency_us.p999; $e.latency_us.p999),
          "\($e.errors)/\($c.errors)"] | @tsv' |
-        awk -F'\t' '{printf "%-17s %10s %10s %6s | %15s %15s | %6s %6s | %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9}'
+        awk -F'\t' '{printf "%-17s %10s %10s %6s | %22s %22s | %6s %6s %6s | %s\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10}'
 done
 if [[ -n $WRK ]]; then
     wrk_rate=$(awk '/^Requests\/sec:/ {printf "%d", $2}' "$WORK/wrk.txt")
