@@ -7,7 +7,7 @@
 //! 2. answers `reads`; starts snapshot transfers for `snapshot_needed`;
 //! 3. sends at once the messages that vouch for no state (`Message::waits_for_persist` is
 //!    false: heartbeats, commit notices, read-index and catch-up traffic), so they never
-//!    queue behind an fsync or a checkpoint rewrite and a busy disk does not get a healthy
+//!    queue behind an fsync and a busy disk does not get a healthy
 //!    leader suspected; fails `dropped` proposals at once (not applied);
 //! 4. queues `persist` + the other messages as ONE job for the persistence thread and keeps
 //!    going; when the job comes back durable, its messages are sent (those to ourselves go
