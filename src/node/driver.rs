@@ -137,12 +137,9 @@ pub struct DriverParts {
     pub metrics: Arc<NodeMetrics>,
     /// Where the members listen; grows as changes are delivered or installed.
     pub book: AddressBook,
-    /// Nodes dialed beside the core's memberships until the core has delivered
-    /// `extra_until` and its memberships name this node: the members the state machine
-    /// (or the join) knew at start-up, when that is later than the core's compaction
-    /// point.
-    pub extra_peers: BTreeSet<NodeId>,
-    pub extra_until: Slot,
+    /// Nodes dialed beside the core's memberships until they name this node: the
+    /// members the join told of (`JOIN`), who may be long gone from the first members.
+    pub join_peers: BTreeSet<NodeId>,
 }
 
 struct Outgoing {
@@ -304,15 +301,19 @@ impl Driver {
         let chosen_at = Instant::now();
         let mut members_changed = false;
         let mut answers = Vec::new();
-        let mut outcomes = changes.into_iter();
+        // What each delivered change did, by its slot (a snapshot installed in the same
+        // Ready may have dropped some deliveries: the slot, not the order, pairs them).
+        let outcomes: HashMap<Slot, Option<Slot>> = changes
+            .into_iter()
+            .map(|c| (c.slot, c.governs_from))
+            .collect();
         for (slot, value) in deliver {
             debug_assert!(slot > self.delivered || slot <= *self.p.applied.borrow());
             self.delivered = self.delivered.max(slot);
             self.time_chosen(&value);
             if let Value::Reconfigure(change) = &value {
-                let outcome = outcomes.next();
-                debug_assert_eq!(outcome.map(|o| o.slot), Some(slot));
-                let governs_from = outcome.and_then(|o| o.governs_from.filter(|_| o.slot == slot));
+                debug_assert!(outcomes.contains_key(&slot), "change at {slot} unreported");
+                let governs_from = outcomes.get(&slot).copied().flatten();
                 answers.extend(self.on_change_delivered(slot, change, governs_from));
                 members_changed = true;
             }
@@ -390,10 +391,10 @@ impl Driver {
         Some((w.reply, answer))
     }
 
-    /// Dials every node of the memberships held (and the start-up extras), drops the rest.
+    /// Dials every node of the memberships held (and the join's peers), drops the rest.
     fn refresh_peers(&mut self) {
         let mut ids = self.p.core.memberships().nodes();
-        ids.extend(self.p.extra_peers.iter().copied());
+        ids.extend(self.p.join_peers.iter().copied());
         self.p.transport.set_peers(&self.p.book.peers(&ids));
         let mut view = self.p.view.lock().unwrap_or_else(|p| p.into_inner());
         view.book = Arc::new(self.p.book.clone());
@@ -761,11 +762,8 @@ impl Driver {
         }
         // A joining node keeps dialing the members it was told of until its own log (or a
         // snapshot) has made it a member: the first members may be long gone.
-        if !self.p.extra_peers.is_empty()
-            && self.delivered >= self.p.extra_until
-            && self.p.core.memberships().nodes().contains(&self.id)
-        {
-            self.p.extra_peers.clear();
+        if !self.p.join_peers.is_empty() && self.p.core.memberships().nodes().contains(&self.id) {
+            self.p.join_peers.clear();
             self.refresh_peers();
         }
         self.publish_view();

@@ -177,20 +177,18 @@ async fn start_inner(
     let has_state = durable.promised != crate::paxos::Ballot::ZERO
         || !durable.accepted.is_empty()
         || compacted_through > 0;
-    // The core is built from the acceptor log, so with the memberships as of its
-    // compaction point (`members.rs`), then moved to the applied index with those as of
-    // it (below); the transport also dials whoever the join told of.
-    let memberships = memberships_as_of(cfg.core.genesis(), &changes, compacted_through);
-    let known = memberships_as_of(cfg.core.genesis(), &changes, applied);
+    // The state machine holds every slot <= applied (>= the acceptor log's compaction
+    // point): the core starts there, as after installing a snapshot of it, with the
+    // memberships as of it (`members.rs`). Those slots are chosen, so a restarted
+    // leader proposes none of them again (it would re-send the log tail to every peer);
+    // a peer that still lacks one catches up by snapshot. The transport also dials
+    // whoever the join told of.
+    let memberships = memberships_as_of(cfg.core.genesis(), &changes, applied);
     let mut book = AddressBook::new(&cfg.members, &cfg.peers_known);
     book.learn_changes(&changes);
-    let extra_peers: BTreeSet<NodeId> = known
-        .nodes()
-        .into_iter()
-        .chain(cfg.peers_known.iter().map(|m| m.id))
-        .collect();
+    let join_peers: BTreeSet<NodeId> = cfg.peers_known.iter().map(|m| m.id).collect();
     let mut dialed = memberships.nodes();
-    dialed.extend(extra_peers.iter().copied());
+    dialed.extend(join_peers.iter().copied());
     // A new directory is vouched for by every node that may have counted its votes.
     let member_ids: Vec<NodeId> = dialed.iter().copied().collect();
     let dir_ids = {
@@ -265,14 +263,7 @@ async fn start_inner(
     ));
 
     let incarnation = random_u64();
-    let mut core = Core::new(cfg.core.clone(), durable, memberships, incarnation);
-    if applied > compacted_through {
-        // The state machine holds every slot <= applied: the core starts there, as after
-        // installing a snapshot of it. Those slots are chosen, so a restarted leader
-        // proposes none of them again (it would re-send the whole log tail to every
-        // peer); a peer that still lacks one catches up by snapshot.
-        core.install_snapshot(applied, known.clone());
-    }
+    let core = Core::start_at(cfg.core.clone(), durable, applied, memberships, incarnation);
     let status: Status = core.status();
     let pending = Arc::new(Pending::new(cfg.proposals_pending_max));
     let metrics = Arc::new(metrics::NodeMetrics::with_acceptor_fsync(
@@ -341,8 +332,7 @@ async fn start_inner(
         dir_ids,
         metrics: metrics.clone(),
         book,
-        extra_peers,
-        extra_until: applied,
+        join_peers,
     };
     let driver_transport = transport.clone();
     tokio::spawn(async move {

@@ -90,16 +90,32 @@ impl Core {
     /// [`DurableState::apply`]) and the memberships as of its compaction point (the
     /// state machine keeps them; `Config::genesis` for a new cluster or a node that joins
     /// one and learns the log from its start); delivery starts after
-    /// `durable.compacted_through`.
+    /// `durable.compacted_through`. [`Core::start_at`] with that point.
+    pub fn new(
+        config: Config,
+        durable: DurableState,
+        memberships: Memberships,
+        incarnation: u64,
+    ) -> Core {
+        let start = durable.compacted_through;
+        Core::start_at(config, durable, start, memberships, incarnation)
+    }
+
+    /// Builds a core that starts at slot `start`: every slot up to it is chosen and held
+    /// elsewhere (the node's state machine applied them), `memberships` are as of it,
+    /// and delivery, catch-up and a leader's phase 1 begin at `start + 1`, as after
+    /// installing a snapshot through `start`. A `start` below the acceptor state's
+    /// compaction point counts as that point.
     /// `incarnation` must differ for every start of this node (a random u64, as the node
     /// draws, or a durable counter): replies to this core's requests echo it, and a reply
     /// for another incarnation is dropped. It also seeds the election jitter. Panics if
     /// `config.validate()` fails or the window exceeds the memberships' delay: check the
     /// configuration at start-up first.
-    pub fn new(
+    pub fn start_at(
         config: Config,
         durable: DurableState,
-        memberships: Memberships,
+        start: Slot,
+        mut memberships: Memberships,
         incarnation: u64,
     ) -> Core {
         assert!(
@@ -113,13 +129,16 @@ impl Core {
             config.window_slots_max,
             memberships.delay()
         );
-        let compacted = durable.compacted_through;
+        let start = start.max(durable.compacted_through);
+        memberships.retire(start);
         let peers_from = memberships.all().iter().map(|m| m.id).collect();
+        let mut acceptor = Acceptor::new(durable);
+        acceptor.compact(start);
         Core {
             detector: Detector::new(&config, memberships.nodes()),
-            proposer: Proposer::new(config.id, durable.promised),
-            acceptor: Acceptor::new(durable),
-            learner: Learner::new(config.id, compacted, memberships),
+            proposer: Proposer::new(config.id, acceptor.promised()),
+            acceptor,
+            learner: Learner::new(config.id, start, memberships),
             reads: ReadIndex::new(),
             leader_hint: None,
             leader_scan: None,

@@ -979,20 +979,15 @@ fn new_core(
     incarnation: u64,
 ) -> Core {
     let incarnation = seed.rotate_left(17) ^ (u64::from(id) << 48) ^ incarnation;
-    let compacted = disk.state.compacted_through as usize;
-    let memberships = params.memberships_after(log.get(..compacted).unwrap_or(log));
-    let mut core = Core::new(
+    // The state machine holds every slot through `log.len()` (at least the compaction
+    // point): the core starts there, as after installing a snapshot of it (`node::start`).
+    Core::start_at(
         params.config(id),
         disk.state.clone(),
-        memberships,
+        log.len() as u64,
+        params.memberships_after(log),
         incarnation,
-    );
-    // The state machine holds every slot through `log.len()`: the core starts there, as
-    // after installing a snapshot of it (`node::start`).
-    if log.len() > compacted {
-        core.install_snapshot(log.len() as u64, params.memberships_after(log));
-    }
-    core
+    )
 }
 
 fn commands(value: &Value) -> Vec<u64> {
