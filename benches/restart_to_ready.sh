@@ -14,6 +14,9 @@
 #   ${CARGO_TARGET_DIR:-target}; built with `cargo build --release` when missing)
 #   WORK_DIR=<parent of the temporary directory>  KEEP=1 (keep the data directory)
 #   CLIENT_PORT=18080 ACTOR_PORT=18081
+#   COLD=1: before each restart, sync and drop the page cache (needs root and
+#   /proc/sys/vm/drop_caches; skipped with a message otherwise), so the restart reads
+#   its tables from the disk, as after a reboot
 # The goal is < 2 s from process start to ready. Numbers are only meaningful on an
 # otherwise idle machine.
 set -euo pipefail
@@ -81,12 +84,20 @@ for sig in TERM KILL; do
     wait "$PID" 2>/dev/null || true
     echo "SIG$sig: stopped in $(ms_since "$t0") ms; data dir $(du -sh "$DATA" | cut -f1)"
     echo "---- restart after SIG$sig ----" >>"$LOG"
+    cache=warm
+    if [[ ${COLD:-0} == 1 ]]; then
+        if sync && echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then
+            cache=cold
+        else
+            echo "COLD=1: cannot drop the page cache (not root?): a warm restart" >&2
+        fi
+    fi
     t0=$(now_ns)
     start_node
     wait_ready "$URL" "$LOG"
     ready_ms=$(ms_since "$t0")
     wait_get
     get_ms=$(ms_since "$t0")
-    echo "SIG$sig restart: ready in $ready_ms ms, first linearizable GET in $get_ms ms; $(rss)"
+    echo "SIG$sig restart ($cache page cache): ready in $ready_ms ms, first linearizable GET in $get_ms ms; $(rss)"
 done
 echo "final data dir: $(du -sh "$DATA" | cut -f1) ($(find "$DATA" -type f | wc -l) files)"
