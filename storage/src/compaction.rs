@@ -23,7 +23,7 @@ use crate::edit::TableMeta;
 use crate::error::Error;
 use crate::merge_iter::{MergeIter, Source};
 use crate::options::Options;
-use crate::paced_write::RateLimiter;
+use crate::rate_limit::RateLimiter;
 use crate::scan_cursor::ScanCursor;
 use crate::table_file::{remove_tables, TableWriter};
 use crate::version::{TableHandle, Version};

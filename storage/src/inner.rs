@@ -103,7 +103,7 @@ pub(crate) struct Inner {
     pub stalls: AtomicU64,
     pub stall_micros: AtomicU64,
     /// Paces compaction writes (`Options::compaction_bytes_per_sec`), when set.
-    pub compaction_limiter: Option<Arc<crate::paced_write::RateLimiter>>,
+    pub compaction_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
     /// What iterators stepped over (shared with every iterator and snapshot).
     pub read_stats: Arc<ReadStats>,
     /// How every table of this engine reads its data blocks (`Options::table_reads`).

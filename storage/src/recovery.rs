@@ -37,7 +37,7 @@ use crate::inner::{Frozen, Inner, State, WriteState};
 use crate::manifest::{Manifest, ManifestState};
 use crate::memtable::Memtable;
 use crate::options::{Options, TableReads};
-use crate::paced_write::RateLimiter;
+use crate::rate_limit::RateLimiter;
 use crate::snapshot::SnapshotList;
 use crate::super_version::SuperVersion;
 use crate::table_file::finish_tables;

@@ -11,12 +11,12 @@
 use crate::edit::TableMeta;
 use crate::error::Error;
 use crate::options::Options;
-use crate::paced_write::{PacedWrite, RateLimiter};
+use crate::rate_limit::{RateLimitedWrite, RateLimiter};
 use crate::version::{table_file_name, TableHandle};
 use sstable::{BuildOptions, Kind, ReadMode, TableBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use vfs::Fs;
+use vfs::{Fs, WriteBack};
 
 /// A table being written.
 pub struct TableWriter {
@@ -27,7 +27,7 @@ pub struct TableWriter {
 
 impl TableWriter {
     /// Creates `<number>.sst` in `dir`, written back every `opts.bytes_per_sync` bytes
-    /// and through `limiter` when given (`paced_write.rs`).
+    /// (`vfs::WriteBack`) and held to `limiter`'s rate when given (`rate_limit.rs`).
     pub fn create(
         fs: &Arc<dyn Fs>,
         dir: &Path,
@@ -39,8 +39,11 @@ impl TableWriter {
         let file = fs
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let paced = PacedWrite::new(file, opts.bytes_per_sync, limiter);
-        let builder = TableBuilder::new(Box::new(paced), build_options(opts));
+        let mut file: Box<dyn vfs::FileWrite> = Box::new(WriteBack::new(file, opts.bytes_per_sync));
+        if let Some(limiter) = limiter {
+            file = Box::new(RateLimitedWrite::new(file, limiter));
+        }
+        let builder = TableBuilder::new(file, build_options(opts));
         Ok(TableWriter {
             builder,
             number,

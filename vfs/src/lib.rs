@@ -16,10 +16,12 @@
 mod real;
 mod sim;
 mod slow_sync;
+mod write_back;
 
 pub use real::RealFs;
 pub use sim::{splitmix64, CrashMode, SimFs};
 pub use slow_sync::SlowSyncFs;
+pub use write_back::WriteBack;
 
 use std::fmt::Debug;
 use std::io;
@@ -188,14 +190,14 @@ pub trait Fs: Send + Sync + Debug + 'static {
     }
 }
 
-/// Checks that `offset..offset + len` lies inside a file of `file_len` bytes (for
-/// [`FileWrite::rewrite`]).
-pub fn check_rewrite(offset: u64, len: usize, file_len: u64) -> io::Result<()> {
-    let end = offset.checked_add(len as u64);
+/// Checks that `offset..offset + len` lies inside a file of `file_len` bytes, for
+/// `what` ([`FileWrite::rewrite`], [`FileWrite::write_back`]) to name in the error.
+pub fn check_range(what: &str, offset: u64, len: u64, file_len: u64) -> io::Result<()> {
+    let end = offset.checked_add(len);
     if end.is_none_or(|end| end > file_len) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("rewrite of {len} bytes at {offset} past the end of a {file_len}-byte file"),
+            format!("{what} of {len} bytes at {offset} past the end of a {file_len}-byte file"),
         ));
     }
     Ok(())

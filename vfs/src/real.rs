@@ -5,7 +5,7 @@
 //! `map_random` also advises `MADV_RANDOM` (no readahead around a faulted page), and
 //! `FileRead::advise_random` is `posix_fadvise(POSIX_FADV_RANDOM)` on that handle.
 
-use crate::{check_rewrite, FileLock, FileRead, FileWrite, Fs, Mapped};
+use crate::{check_range, FileLock, FileRead, FileWrite, Fs, Mapped};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -57,7 +57,7 @@ impl FileWrite for RealWrite {
     }
 
     fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        check_rewrite(offset, buf.len(), self.len)?;
+        check_range("rewrite", offset, buf.len() as u64, self.len)?;
         self.file.write_all_at(buf, offset)
     }
 

@@ -361,7 +361,7 @@ impl FileWrite for SimWrite {
     fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.with(|st, id| {
             let inode = st.inodes.get_mut(&id).ok_or_else(stale)?;
-            crate::check_rewrite(offset, buf.len(), inode.data.len() as u64)?;
+            crate::check_range("rewrite", offset, buf.len() as u64, inode.data.len() as u64)?;
             let start =
                 usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
             let end = start + buf.len();
@@ -384,16 +384,7 @@ impl FileWrite for SimWrite {
     fn write_back(&mut self, offset: u64, len: u64) -> io::Result<()> {
         self.with(|st, id| {
             let inode = st.inodes.get_mut(&id).ok_or_else(stale)?;
-            let end = offset.checked_add(len);
-            if end.is_none_or(|end| end > inode.data.len() as u64) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "write_back of {len} bytes at {offset} past the end ({})",
-                        inode.data.len()
-                    ),
-                ));
-            }
+            crate::check_range("write_back", offset, len, inode.data.len() as u64)?;
             st.written_back += len;
             Ok(())
         })

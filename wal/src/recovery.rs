@@ -81,7 +81,7 @@ pub(crate) fn recover(
         let parent = vfs::parent_dir(dir);
         fs.sync_dir(parent)
             .map_err(|e| Error::io(format!("sync dir {}", parent.display()), e))?;
-        let writer = Writer::new(file, seg.path.clone());
+        let writer = Writer::new(file, seg.path.clone(), opts.bytes_per_sync);
         index.segments.push(seg);
         return Ok(Recovered {
             index,
@@ -133,7 +133,7 @@ pub(crate) fn recover(
             drop(file);
             let (file, seg) = create_segment(fs, dir, first, opts.segment_bytes_max, stats)?;
             tail_bytes_dropped = len;
-            let writer = Writer::new(file, seg.path.clone());
+            let writer = Writer::new(file, seg.path.clone(), opts.bytes_per_sync);
             index.segments.push(seg);
             return Ok(Recovered {
                 index,
@@ -203,7 +203,7 @@ pub(crate) fn recover(
                 offsets: scan.offsets,
                 end: scan.end,
             });
-            let writer = Writer::new(w, path);
+            let writer = Writer::new(w, path, opts.bytes_per_sync);
             return Ok(Recovered {
                 index,
                 writer,

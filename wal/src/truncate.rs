@@ -17,6 +17,7 @@ use crate::writer::Writer;
 use crate::{lock, read_index, write_index, Wal};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
+use vfs::FileWrite;
 
 impl Wal {
     pub(crate) fn truncate_prefix_inner(&self, index: u64) -> Result<(), Error> {
@@ -89,7 +90,7 @@ impl Wal {
                 .fs
                 .open_append(&keep_path)
                 .map_err(|e| Error::io(format!("open {}", keep_path.display()), e))?;
-            *w = Writer::new(file, keep_path.clone());
+            *w = Writer::new(file, keep_path.clone(), self.shared.opts.bytes_per_sync);
         }
         w.file
             .set_len(cut_at)

@@ -15,19 +15,21 @@ use crate::segment::SegmentIndex;
 use crate::{write_index, Shared};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
-use vfs::{FileWrite, Fs};
+use vfs::{FileWrite, Fs, WriteBack};
 
 /// The segment being appended to.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pub file: Box<dyn FileWrite>,
+    /// Written back every `Options::bytes_per_sync` unsynced bytes, so unsynced
+    /// appends never pile up into one long fdatasync: under a steady put load the
+    /// storage engine's log is written without durability for thousands of slots, and
+    /// its sync at a checkpoint had tens of MB of dirty pages to write (71 ms) where
+    /// now it has at most one step.
+    pub file: WriteBack,
     /// Path of the active segment (for error messages).
     pub path: PathBuf,
     /// True when bytes were written since the last successful `sync_data`.
     pub unsynced: bool,
-    /// Bytes of the active segment below this offset were synced or handed to the
-    /// kernel's write-back (`Options::bytes_per_sync`).
-    written_back: u64,
     /// Offsets of the records of the chunk being written (reused: no allocation per group).
     scratch: Vec<u64>,
 }
@@ -73,10 +75,10 @@ pub(crate) fn create_segment(
 }
 
 impl Writer {
-    pub fn new(file: Box<dyn FileWrite>, path: PathBuf) -> Writer {
+    /// The writer of the active segment `file` at `path`.
+    pub fn new(file: Box<dyn FileWrite>, path: PathBuf, bytes_per_sync: u64) -> Writer {
         Writer {
-            written_back: file.len(),
-            file,
+            file: WriteBack::new(file, bytes_per_sync),
             path,
             unsynced: false,
             scratch: Vec::new(),
@@ -136,29 +138,8 @@ impl Writer {
         seg.end = self.file.len();
         self.scratch.clear();
         drop(idx);
-        self.write_back(sh)
-    }
-
-    /// Hands the bytes written since the last sync or write-back to the kernel's
-    /// write-back once they reach `bytes_per_sync`, so unsynced appends never pile up
-    /// into one long fdatasync: under a steady put load the storage engine's log is
-    /// written without durability for thousands of slots, and its sync at a checkpoint
-    /// had tens of MB of dirty pages to write (71 ms) where now it has at most one step.
-    fn write_back(&mut self, sh: &Shared) -> Result<(), Error> {
-        let step = sh.opts.bytes_per_sync;
-        let len = self.file.len();
-        let from = self.written_back.min(len);
-        if step == 0 || len - from < step {
-            return Ok(());
-        }
-        self.file.write_back(from, len - from).map_err(|e| {
-            Error::io(
-                format!("write back {} bytes of {}", len - from, self.path.display()),
-                e,
-            )
-        })?;
-        sh.stats.written_back_bytes.fetch_add(len - from, Relaxed);
-        self.written_back = len;
+        let handed = self.file.take_written_back();
+        sh.stats.written_back_bytes.fetch_add(handed, Relaxed);
         Ok(())
     }
 
@@ -172,8 +153,7 @@ impl Writer {
         self.sync_always(sh)?;
         let max = sh.opts.segment_bytes_max;
         let (file, seg) = create_segment(sh.fs.as_ref(), &sh.dir, first_index, max, &sh.stats)?;
-        self.written_back = file.len();
-        self.file = file;
+        self.file = WriteBack::new(file, sh.opts.bytes_per_sync);
         self.path = seg.path.clone();
         self.unsynced = false;
         write_index(&sh.index).segments.push(seg);
@@ -198,7 +178,6 @@ impl Writer {
         sh.stats.sync_latency.0.observe_duration(started.elapsed());
         sh.stats.data_syncs.fetch_add(1, Relaxed);
         self.unsynced = false;
-        self.written_back = self.file.len();
         Ok(())
     }
 }
