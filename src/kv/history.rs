@@ -50,7 +50,7 @@ pub(crate) fn append(
         .saturating_sub(opts.history_revisions_max)
         .saturating_add(1)
         .min(revision);
-    let mut cursor = TrimCursor::new(ctx, count_rule_keeps);
+    let mut cursor = TrimCursor::new(count_rule_keeps);
     while ctx.meta.compact_revision + 1 < revision
         && (revision - ctx.meta.compact_revision > opts.history_revisions_max
             || ctx.meta.history_bytes > opts.history_bytes_max)
@@ -87,7 +87,7 @@ pub(crate) fn compact(ctx: &mut Ctx<'_>, revision: u64) -> Result<Outcome, KvErr
             ),
         });
     }
-    let mut cursor = TrimCursor::new(ctx, revision);
+    let mut cursor = TrimCursor::new(revision);
     let mut dropped = 0;
     while ctx.meta.compact_revision + 1 < revision {
         let next = ctx.meta.compact_revision + 1;
@@ -113,22 +113,20 @@ struct TrimCursor {
     batch: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>,
     /// The last key read; None before the first read.
     after: Option<Vec<u8>>,
-    /// The first revision not read: records read stop before its first key (`upper`).
+    /// The first revision not read: records read stop before its first key.
     upper_revision: u64,
-    upper: Vec<u8>,
-    /// The records below `upper` were all read.
+    /// The records below `upper_revision` were all read.
     exhausted: bool,
 }
 
 impl TrimCursor {
     /// A cursor that reads the records of revisions below `first_kept`, and further
     /// only as `drop_revision` asks for more.
-    fn new(ctx: &Ctx<'_>, first_kept: u64) -> TrimCursor {
+    fn new(first_kept: u64) -> TrimCursor {
         TrimCursor {
             batch: std::collections::VecDeque::new(),
             after: None,
             upper_revision: first_kept,
-            upper: ctx.area.history_key(first_kept),
             exhausted: false,
         }
     }
@@ -137,13 +135,14 @@ impl TrimCursor {
     fn peek(&mut self, ctx: &mut Ctx<'_>, from_revision: u64) -> Result<Option<u64>, KvError> {
         if self.batch.is_empty() && !self.exhausted {
             let first = ctx.area.history_key(from_revision);
+            let upper = ctx.area.history_key(self.upper_revision);
             let from = self
                 .after
                 .as_deref()
                 .map_or(Bound::Included(first.as_slice()), Bound::Excluded);
             let found = ctx.overlay.scan_bounded(
                 from,
-                Bound::Excluded(&self.upper),
+                Bound::Excluded(upper.as_slice()),
                 DROP_SCAN_RECORDS_MAX,
                 DROP_SCAN_BYTES_MAX,
             )?;
@@ -166,7 +165,6 @@ impl TrimCursor {
     fn drop_revision(&mut self, ctx: &mut Ctx<'_>, revision: u64) -> Result<(), KvError> {
         if revision >= self.upper_revision {
             self.upper_revision = revision + 1;
-            self.upper = ctx.area.history_key(self.upper_revision);
             self.exhausted = false;
         }
         while self.peek(ctx, revision)? == Some(revision) {

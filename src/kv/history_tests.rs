@@ -91,19 +91,25 @@ fn a_trim_of_many_revisions_keeps_exactly_the_newest() {
     assert_eq!(revisions.len() as u64, kept);
 }
 
+/// A state machine with `opts` after 300 puts of `value` over seven keys.
+fn filled(opts: KvOptions, value: &str) -> KvStateMachine {
+    let fs = Arc::new(vfs::SimFs::new());
+    let mut sm = open(&fs, opts);
+    for i in 0..300 {
+        one(&mut sm, put(&format!("k{}", i % 7), value));
+    }
+    sm
+}
+
 #[test]
 fn a_put_that_drops_one_revision_reads_one_history_record() {
-    let fs = Arc::new(vfs::SimFs::new());
-    let mut sm = open(
-        &fs,
+    let mut sm = filled(
         KvOptions {
             history_revisions_max: 100,
             ..KvOptions::default()
         },
+        "v",
     );
-    for i in 0..300 {
-        one(&mut sm, put(&format!("k{}", i % 7), "v"));
-    }
     let before = sm.history_records_read();
     for i in 0..10 {
         one(&mut sm, put("steady", &i.to_string()));
@@ -117,17 +123,13 @@ fn a_put_that_drops_one_revision_reads_one_history_record() {
 
 #[test]
 fn the_bytes_rule_reads_only_the_revisions_it_drops() {
-    let fs = Arc::new(vfs::SimFs::new());
-    let mut sm = open(
-        &fs,
+    let mut sm = filled(
         KvOptions {
             history_bytes_max: 4_000,
             ..KvOptions::default()
         },
+        "0123456789",
     );
-    for i in 0..300 {
-        one(&mut sm, put(&format!("k{}", i % 7), "0123456789"));
-    }
     let oldest = sm.meta.compact_revision;
     assert!(oldest > 0, "the bytes rule dropped nothing");
     let before = sm.history_records_read();
