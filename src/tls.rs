@@ -427,8 +427,25 @@ mod tests {
         (cert.pem(), key.serialize_pem(), ca.pem())
     }
 
-    fn files(tag: &str, cert: &str, key: &str, ca: &str) -> TlsArgs {
-        let dir = std::env::temp_dir().join(format!("concierge-tls-{tag}-{}", std::process::id()));
+    /// A directory for one test's files, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(test: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("concierge-tls-{test}-{}", std::process::id()));
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn files(scratch: &Scratch, tag: &str, cert: &str, key: &str, ca: &str) -> TlsArgs {
+        let dir = scratch.0.join(tag);
         std::fs::create_dir_all(&dir).unwrap();
         for (name, text) in [("c.pem", cert), ("k.pem", key), ("ca.pem", ca)] {
             std::fs::write(dir.join(name), text).unwrap();
@@ -443,13 +460,14 @@ mod tests {
 
     #[test]
     fn good_files_load_and_bad_ones_are_refused_with_the_reason() {
+        let scratch = Scratch::new("refusals");
         let day = 24 * 3600;
         let (c, k, ca) = cert(-day, 365 * day);
-        let good = NodeTls::load(&files("good", &c, &k, &ca), "127.0.0.1", 3).unwrap();
+        let good = NodeTls::load(&files(&scratch, "good", &c, &k, &ca), "127.0.0.1", 3).unwrap();
         assert_eq!(good.scheme(), "https");
         assert!(good.warnings.is_empty(), "{:?}", good.warnings);
         assert!(good.forward_client(Duration::from_secs(1)).is_ok());
-        let other_host = NodeTls::load(&files("host", &c, &k, &ca), "n9", 3).unwrap();
+        let other_host = NodeTls::load(&files(&scratch, "host", &c, &k, &ca), "n9", 3).unwrap();
         assert!(
             other_host.warnings[0].contains("does not name HOST n9"),
             "{:?}",
@@ -457,23 +475,44 @@ mod tests {
         );
 
         let (_, other_key, _) = cert(-day, day);
-        let e = NodeTls::load(&files("mismatch", &c, &other_key, &ca), "127.0.0.1", 3).unwrap_err();
+        let e = NodeTls::load(
+            &files(&scratch, "mismatch", &c, &other_key, &ca),
+            "127.0.0.1",
+            3,
+        )
+        .unwrap_err();
         assert!(e.0.contains("is not the key of"), "{e}");
         let (old, old_key, _) = cert(-2 * day, -day);
-        let e = NodeTls::load(&files("expired", &old, &old_key, &ca), "127.0.0.1", 3).unwrap_err();
+        let e = NodeTls::load(
+            &files(&scratch, "expired", &old, &old_key, &ca),
+            "127.0.0.1",
+            3,
+        )
+        .unwrap_err();
         assert!(e.0.contains("expired"), "{e}");
         let (early, early_key, _) = cert(day, 2 * day);
-        let e =
-            NodeTls::load(&files("early", &early, &early_key, &ca), "127.0.0.1", 3).unwrap_err();
+        let e = NodeTls::load(
+            &files(&scratch, "early", &early, &early_key, &ca),
+            "127.0.0.1",
+            3,
+        )
+        .unwrap_err();
         assert!(e.0.contains("not valid yet"), "{e}");
         let (soon, soon_key, _) = cert(-day, day);
-        let w = NodeTls::load(&files("soon", &soon, &soon_key, &ca), "127.0.0.1", 3).unwrap();
+        let w = NodeTls::load(
+            &files(&scratch, "soon", &soon, &soon_key, &ca),
+            "127.0.0.1",
+            3,
+        )
+        .unwrap();
         assert!(w.warnings[0].contains("expires in"), "{:?}", w.warnings);
-        let e = NodeTls::load(&files("garbage", "junk", &k, &ca), "127.0.0.1", 3).unwrap_err();
+        let e = NodeTls::load(&files(&scratch, "garbage", "junk", &k, &ca), "127.0.0.1", 3)
+            .unwrap_err();
         assert!(e.0.contains("no PEM certificate"), "{e}");
-        let e = NodeTls::load(&files("nokey", &c, "junk", &ca), "127.0.0.1", 3).unwrap_err();
+        let e =
+            NodeTls::load(&files(&scratch, "nokey", &c, "junk", &ca), "127.0.0.1", 3).unwrap_err();
         assert!(e.0.contains("TLS_KEY_FILE"), "{e}");
-        let mut no_anchor = files("anchor", &c, &k, &ca);
+        let mut no_anchor = files(&scratch, "anchor", &c, &k, &ca);
         no_anchor.tls_ca = None;
         let e = NodeTls::load(&no_anchor, "127.0.0.1", 3).unwrap_err();
         assert!(e.0.contains("TLS_CA_FILE"), "{e}");

@@ -20,8 +20,26 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_concierge");
 
+/// The certificates of one test, removed with their directory when dropped.
+struct Certs(PathBuf);
+
+impl std::ops::Deref for Certs {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}
+
 /// Runs `concierge certs` into a fresh directory: nodes n1..n3, all on 127.0.0.1.
-fn make_certs(tag: &str) -> PathBuf {
+fn make_certs(tag: &str) -> Certs {
     let dir = temp_dir(tag).join("certs");
     let out = Command::new(BIN)
         .args([
@@ -40,7 +58,7 @@ fn make_certs(tag: &str) -> PathBuf {
         "concierge certs: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    dir
+    Certs(dir)
 }
 
 fn file(dir: &Path, name: &str) -> String {
