@@ -92,7 +92,8 @@ pub struct Options {
     /// kernel's write-back (`FileWrite::write_back`, which does not wait), so a sync
     /// (a durable group's or `Wal::sync`) finds at most about this many dirty bytes to
     /// write, however much was appended without durability since the last one. Default
-    /// 1 MiB; 0: never (the kernel writes them back when it decides).
+    /// 256 KiB (as the storage engine's, which says why); 0: never (the kernel writes
+    /// them back when it decides).
     pub bytes_per_sync: u64,
 }
 
@@ -101,7 +102,7 @@ impl Default for Options {
         Options {
             segment_bytes_max: 64 << 20,
             record_bytes_max: 16 << 20,
-            bytes_per_sync: 1 << 20,
+            bytes_per_sync: 256 << 10,
         }
     }
 }
