@@ -8,7 +8,7 @@
 //! ```
 //!
 //! so a memtable insert costs one copy and no allocation (a chunk per ~8000 small
-//! entries), the map holds 24-byte keys ([`EntryPtr`] plus a 16-byte key prefix in
+//! entries), the map holds 16-byte keys ([`EntryPtr`] plus an 8-byte key prefix in
 //! `memtable.rs`) that keep its nodes small and cache-friendly, and freeing a memtable
 //! frees a handful of chunks instead of a million boxes.
 //!

@@ -6,11 +6,8 @@
 //! the arena and inserts its address; readers take the read lock for one lookup or to
 //! copy a run of entries. Once frozen (waiting for flush) nobody writes it any more.
 //!
-//! Map keys carry the first 16 key bytes as two numbers, so most comparisons during a
-//! search never leave the (small, cache-friendly) map node. Sixteen, not eight: the
-//! server's keys open with an area and a kind byte, and its history keys go on with
-//! a big-endian revision whose high bytes are zero, so eight bytes told almost none of
-//! them apart and nearly every comparison read both entries from the arena.
+//! Map keys carry the first 8 key bytes as a number, so most comparisons during a
+//! search never leave the (small, cache-friendly) map node.
 //!
 //! Iteration ([`MemIter`]) does not hold the lock between steps: it copies a run of
 //! entries into a reusable buffer under the read lock and re-seeks after the last
@@ -33,27 +30,24 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
-/// Bookkeeping bytes counted per entry on top of its arena bytes: its 24-byte map key
-/// in a B-tree node of 11 slots, about half full after in-order inserts split it.
-const ENTRY_OVERHEAD_BYTES: usize = 48;
+/// Bookkeeping bytes counted per entry on top of its arena bytes (map slot, slack).
+const ENTRY_OVERHEAD_BYTES: usize = 32;
 /// Entries [`MemIter`] copies per refill, at first and at most.
 const RUN_ENTRIES_MIN: usize = 16;
 const RUN_ENTRIES_MAX: usize = 512;
 
 /// One version in the memtable: its address in the arena, and its key's prefix.
 ///
-/// `prefix` is the key's first 16 bytes, zero-padded, as two big-endian numbers: when
-/// two prefixes differ they order the keys the same way the whole keys do (a zero pad
-/// only ever stands where the shorter key has ended), so most comparisons never read
-/// the entry. Two `u64`s rather than a `u128`, which would align the key to 16 bytes
-/// and make it 32.
+/// `prefix` is the key's first 8 bytes, zero-padded, big-endian: when two prefixes
+/// differ they order the keys the same way the whole keys do (a zero pad only ever
+/// stands where the shorter key has ended), so most comparisons never read the entry.
 #[derive(Clone, Copy)]
 pub(crate) struct MemKey {
-    prefix: [u64; 2],
+    prefix: u64,
     entry: EntryPtr,
 }
 
-const _: () = assert!(std::mem::size_of::<MemKey>() == 24);
+const _: () = assert!(std::mem::size_of::<MemKey>() == 16);
 
 impl MemKey {
     fn new(entry: EntryPtr) -> MemKey {
@@ -84,19 +78,13 @@ impl MemKey {
     }
 }
 
-/// The first 16 bytes of `key`, zero-padded, as two big-endian numbers.
+/// The first 8 bytes of `key`, zero-padded, as a big-endian number.
 #[inline]
-fn key_prefix(key: &[u8]) -> [u64; 2] {
-    let mut b = [0u8; 16];
-    let n = key.len().min(16);
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
     b[..n].copy_from_slice(&key[..n]);
-    let (hi, lo) = b.split_at(8);
-    let word = |half: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(half);
-        u64::from_be_bytes(w)
-    };
-    [word(hi), word(lo)]
+    u64::from_be_bytes(b)
 }
 
 impl PartialEq for MemKey {
@@ -399,21 +387,15 @@ mod tests {
 
     #[test]
     fn prefix_order_agrees_with_key_order() {
-        let keys: [&[u8]; 15] = [
+        let keys: [&[u8]; 9] = [
             b"",
             b"\0",
             b"a",
             b"a\0",
             b"a\0\0\0\0\0\0\0\0",
-            b"a\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
             b"ab",
             b"abcdefgh",
             b"abcdefghi",
-            b"abcdefghijklmnop",
-            b"abcdefghijklmnop\0",
-            b"abcdefghijklmnopq",
-            b"abcdefghijklmnoq",
-            b"abcdefgi",
             b"\xff",
         ];
         for a in keys {
