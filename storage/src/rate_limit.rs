@@ -3,7 +3,7 @@
 //! A compaction writes tens of megabytes as fast as it can merge; a durable write's
 //! fdatasync that meets that stream waits behind it. When `compaction_bytes_per_sec`
 //! is set, every compaction's table files take their bytes from one [`RateLimiter`]
-//! shared by the engine, through a [`RateLimitedWrite`]. Flushes are never limited: a
+//! shared by the engine, through a [`RateLimited`] layer. Flushes are never limited: a
 //! slow flush stalls writers, which is worse than a busy disk. (Every table file is
 //! also written back in steady steps: `vfs::WriteBack`, in `table_file.rs`.)
 //!
@@ -13,7 +13,7 @@
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use vfs::FileWrite;
+use vfs::{FileWrite, Layer};
 
 /// Shares a byte rate between writers: each write reserves its share of time after
 /// the reservations before it and sleeps until its slot begins.
@@ -55,42 +55,14 @@ impl RateLimiter {
     }
 }
 
-/// A file whose appends wait for their share of a [`RateLimiter`].
+/// The layer that holds a file's appends to a [`RateLimiter`]'s rate.
 #[derive(Debug)]
-pub struct RateLimitedWrite {
-    inner: Box<dyn FileWrite>,
-    limiter: Arc<RateLimiter>,
-}
+pub struct RateLimited(pub Arc<RateLimiter>);
 
-impl RateLimitedWrite {
-    /// Holds `inner`'s appends to `limiter`'s rate.
-    pub fn new(inner: Box<dyn FileWrite>, limiter: Arc<RateLimiter>) -> RateLimitedWrite {
-        RateLimitedWrite { inner, limiter }
-    }
-}
-
-impl FileWrite for RateLimitedWrite {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.limiter.acquire(buf.len() as u64);
-        self.inner.write_all(buf)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
-        self.inner.sync_data()
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.rewrite(offset, buf)
-    }
-    fn preallocate(&mut self, bytes: u64) -> io::Result<()> {
-        self.inner.preallocate(bytes)
-    }
-    fn write_back(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        self.inner.write_back(offset, len)
+impl Layer for RateLimited {
+    fn write_all(&mut self, file: &mut dyn FileWrite, buf: &[u8]) -> io::Result<()> {
+        self.0.acquire(buf.len() as u64);
+        file.write_all(buf)
     }
 }
 

@@ -11,12 +11,12 @@
 use crate::edit::TableMeta;
 use crate::error::Error;
 use crate::options::Options;
-use crate::rate_limit::{RateLimitedWrite, RateLimiter};
+use crate::rate_limit::{RateLimited, RateLimiter};
 use crate::version::{table_file_name, TableHandle};
 use sstable::{BuildOptions, Kind, ReadMode, TableBuilder};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use vfs::{Fs, WriteBack};
+use vfs::{Fs, Layered, WriteBack};
 
 /// A table being written.
 pub struct TableWriter {
@@ -39,9 +39,10 @@ impl TableWriter {
         let file = fs
             .create(&path)
             .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        let mut file: Box<dyn vfs::FileWrite> = Box::new(WriteBack::new(file, opts.bytes_per_sync));
+        let mut file: Box<dyn vfs::FileWrite> =
+            Box::new(WriteBack::wrap(file, opts.bytes_per_sync));
         if let Some(limiter) = limiter {
-            file = Box::new(RateLimitedWrite::new(file, limiter));
+            file = Box::new(Layered::new(file, RateLimited(limiter)));
         }
         let builder = TableBuilder::new(file, build_options(opts));
         Ok(TableWriter {

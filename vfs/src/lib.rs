@@ -13,11 +13,13 @@
 //!   directory holding it. A rename is atomic.
 //! - [`Fs::map`] is only for immutable files that were fully written and synced.
 
+mod layer;
 mod real;
 mod sim;
 mod slow_sync;
 mod write_back;
 
+pub use layer::{Layer, Layered};
 pub use real::RealFs;
 pub use sim::{splitmix64, CrashMode, SimFs};
 pub use slow_sync::SlowSyncFs;

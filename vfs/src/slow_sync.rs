@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{FileLock, FileRead, FileWrite, Fs, Mapped, RealFs};
+use crate::{FileLock, FileRead, FileWrite, Fs, Layer, Layered, Mapped, RealFs};
 
 /// The real file system with slow fsyncs; clones share the delay.
 #[derive(Debug, Clone, Default)]
@@ -30,44 +30,26 @@ impl SlowSyncFs {
     }
 
     fn wrap(&self, inner: Box<dyn FileWrite>) -> Box<dyn FileWrite> {
-        Box::new(SlowSyncFile {
-            inner,
+        let layer = SlowSync {
             delay_ms: self.delay_ms.clone(),
-        })
+        };
+        Box::new(Layered::new(inner, layer))
     }
 }
 
+/// The layer that sleeps before every sync.
 #[derive(Debug)]
-struct SlowSyncFile {
-    inner: Box<dyn FileWrite>,
+struct SlowSync {
     delay_ms: Arc<AtomicU64>,
 }
 
-impl FileWrite for SlowSyncFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
+impl Layer for SlowSync {
+    fn sync_data(&mut self, file: &mut dyn FileWrite) -> io::Result<()> {
         let ms = self.delay_ms.load(Ordering::Relaxed);
         if ms > 0 {
             std::thread::sleep(Duration::from_millis(ms));
         }
-        self.inner.sync_data()
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn rewrite(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.rewrite(offset, buf)
-    }
-    fn preallocate(&mut self, bytes: u64) -> io::Result<()> {
-        self.inner.preallocate(bytes)
-    }
-    fn write_back(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        self.inner.write_back(offset, len)
+        file.sync_data()
     }
 }
 

@@ -15,7 +15,7 @@ use crate::segment::SegmentIndex;
 use crate::{write_index, Shared};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
-use vfs::{FileWrite, Fs, WriteBack};
+use vfs::{FileWrite, Fs, Layered, WriteBack};
 
 /// The segment being appended to.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub(crate) struct Writer {
     /// storage engine's log is written without durability for thousands of slots, and
     /// its sync at a checkpoint had tens of MB of dirty pages to write (71 ms) where
     /// now it has at most one step.
-    pub file: WriteBack,
+    pub file: Layered<WriteBack>,
     /// Path of the active segment (for error messages).
     pub path: PathBuf,
     /// True when bytes were written since the last successful `sync_data`.
@@ -78,7 +78,7 @@ impl Writer {
     /// The writer of the active segment `file` at `path`.
     pub fn new(file: Box<dyn FileWrite>, path: PathBuf, bytes_per_sync: u64) -> Writer {
         Writer {
-            file: WriteBack::new(file, bytes_per_sync),
+            file: WriteBack::wrap(file, bytes_per_sync),
             path,
             unsynced: false,
             scratch: Vec::new(),
@@ -138,7 +138,7 @@ impl Writer {
         seg.end = self.file.len();
         self.scratch.clear();
         drop(idx);
-        let handed = self.file.take_written_back();
+        let handed = self.file.layer_mut().take_written_back();
         sh.stats.written_back_bytes.fetch_add(handed, Relaxed);
         Ok(())
     }
@@ -153,7 +153,7 @@ impl Writer {
         self.sync_always(sh)?;
         let max = sh.opts.segment_bytes_max;
         let (file, seg) = create_segment(sh.fs.as_ref(), &sh.dir, first_index, max, &sh.stats)?;
-        self.file = WriteBack::new(file, sh.opts.bytes_per_sync);
+        self.file = WriteBack::wrap(file, sh.opts.bytes_per_sync);
         self.path = seg.path.clone();
         self.unsynced = false;
         write_index(&sh.index).segments.push(seg);
