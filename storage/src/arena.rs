@@ -13,9 +13,9 @@
 //! frees a handful of chunks instead of a million boxes.
 //!
 //! Safety contract (why the `unsafe` here is sound):
-//! - Chunks are allocated as boxed slices, turned into raw pointers, and freed only
-//!   when the `Arena` drops; they never move or shrink, so an `EntryPtr` into a chunk
-//!   stays valid as long as its `Arena` lives.
+//! - Chunks are anonymous mappings whose address is taken once, when mapped, and
+//!   which are unmapped only when the `Arena` drops; they never move or shrink, so an
+//!   `EntryPtr` into a chunk stays valid as long as its `Arena` lives.
 //! - Bytes of an entry are written once, before its `EntryPtr` is handed out, and
 //!   never again; no `&mut` to a chunk is ever formed, so writing a new entry does not
 //!   alias readers of older ones. Writing requires `&mut Arena`.
@@ -147,9 +147,46 @@ fn write_header(out: &mut [u8], key: &[u8], value: &[u8], seqno: u64, kind: Kind
     out[12..16].copy_from_slice(&(value.len() as u32).to_le_bytes());
 }
 
+/// One chunk: an anonymous mapping of its own, so freeing a memtable gives its bytes
+/// back to the system at once (see `new_chunk`).
 struct Chunk {
+    /// The mapping's first byte, taken once when it was made.
     ptr: NonNull<u8>,
     len: usize,
+    /// Owns the mapping (unmapped on drop); never touched after `ptr` was taken.
+    _map: memmap2::MmapMut,
+}
+
+/// Maps a fresh chunk of `len` zeroed bytes.
+///
+/// Chunks are mapped rather than taken from `malloc`: after glibc frees its first big
+/// block it raises its mmap threshold, and later chunks come from its heap, which
+/// keeps freed memory mapped. A flushed memtable's bytes then stay in the process's
+/// resident set, and the next memtables grow beside them (measured: peak RSS of
+/// db_bench's main sequence at 1,000,000 entries, 200 MB with heap chunks, 150 MB with
+/// mapped ones). Running out of memory aborts, as any Rust allocation does.
+fn new_chunk(len: usize) -> Chunk {
+    // Populated: the kernel zeroes the chunk's pages in one call instead of one fault
+    // per page as the entries reach them.
+    let Ok(mut map) = memmap2::MmapOptions::new().len(len).populate().map_anon() else {
+        out_of_memory(len)
+    };
+    let Some(ptr) = NonNull::new(map.as_mut_ptr()) else {
+        out_of_memory(len)
+    };
+    Chunk {
+        ptr,
+        len,
+        _map: map,
+    }
+}
+
+/// Aborts as a failed allocation of `len` bytes does.
+fn out_of_memory(len: usize) -> ! {
+    match std::alloc::Layout::array::<u8>(len) {
+        Ok(layout) => std::alloc::handle_alloc_error(layout),
+        Err(e) => panic!("an arena chunk of {len} bytes: {e}"),
+    }
 }
 
 /// Append-only storage of entries (see the module doc).
@@ -163,7 +200,8 @@ pub struct Arena {
 }
 
 // SAFETY: the arena owns its chunks (like a Vec<Box<[u8]>>); it is mutated only
-// through `&mut self`.
+// through `&mut self`. (`MmapMut` is Send and Sync itself; the raw `ptr` is the reason
+// these impls are needed.)
 unsafe impl Send for Arena {}
 // SAFETY: `&Arena` gives no access to chunk bytes at all.
 unsafe impl Sync for Arena {}
@@ -179,11 +217,7 @@ impl Arena {
             .last()
             .is_some_and(|c| c.len - self.used >= need);
         if !fits {
-            let len = need.max(CHUNK_BYTES);
-            let raw: *mut [u8] = Box::into_raw(vec![0u8; len].into_boxed_slice());
-            // SAFETY: Box::into_raw never returns null.
-            let ptr = unsafe { NonNull::new_unchecked(raw.cast::<u8>()) };
-            self.chunks.push(Chunk { ptr, len });
+            self.chunks.push(new_chunk(need.max(CHUNK_BYTES)));
             self.used = 0;
         }
         let chunk = &self.chunks[self.chunks.len() - 1];
@@ -210,17 +244,6 @@ impl Arena {
     /// Bytes of all entries pushed.
     pub fn entry_bytes(&self) -> usize {
         self.entry_bytes
-    }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        for c in self.chunks.drain(..) {
-            let raw = std::ptr::slice_from_raw_parts_mut(c.ptr.as_ptr(), c.len);
-            // SAFETY: `raw` is exactly the pointer and length Box::into_raw gave for this
-            // chunk, freed once here.
-            drop(unsafe { Box::from_raw(raw) });
-        }
     }
 }
 
