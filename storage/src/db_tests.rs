@@ -552,6 +552,47 @@ fn sync_writers_that_arrive_during_an_fsync_share_the_next_one() {
 }
 
 #[test]
+fn a_writer_faster_than_the_flush_never_holds_two_full_write_buffers() {
+    // Every fsync takes 50 ms, so each flush (which fsyncs its table) is far slower
+    // than filling the next 64 KiB memtable. The active and the frozen memtable must
+    // together stay under one and a half write buffers (plus two writes: each
+    // memtable passes its mark by up to one), and the
+    // writer must still switch (several flushes). Before the cap the active memtable
+    // filled to a whole buffer beside the frozen one: twice the buffer.
+    let path = std::env::temp_dir().join(format!("storage-memcap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    let disk = vfs::SlowSyncFs::new(0);
+    let opts = Options {
+        write_buffer_bytes: 64 << 10,
+        ..Options::default()
+    };
+    let db = Db::open(Arc::new(disk.clone()), &path, opts).unwrap();
+    disk.delay_ms()
+        .store(50, std::sync::atomic::Ordering::Relaxed);
+    let value = [7u8; 100];
+    let one_write = 16 + 8 + value.len() + 32;
+    let cap = (64 << 10) / 2 * 3 + 2 * one_write;
+    let mut most = 0;
+    for i in 0..2000u32 {
+        db.put(&i.to_be_bytes(), &value, NOSYNC).unwrap();
+        most = most.max(db.engine_stats().memtable_bytes as usize);
+    }
+    assert!(
+        most <= cap,
+        "memtables held {most} bytes, over 1.5 write buffers ({cap})"
+    );
+    assert!(
+        db.level_table_counts().iter().sum::<usize>() > 0,
+        "the writer went on switching memtables"
+    );
+    for i in (0..2000u32).step_by(97) {
+        assert_eq!(db.get(&i.to_be_bytes()).unwrap(), Some(value.to_vec()));
+    }
+    drop(db);
+    let _ = std::fs::remove_dir_all(&path);
+}
+
+#[test]
 fn a_sync_write_costs_exactly_one_wal_fdatasync() {
     let fs = Arc::new(SimFs::new());
     let db = Db::open(fs.clone(), dir(), Options::default()).unwrap();

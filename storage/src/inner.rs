@@ -41,6 +41,9 @@ pub(crate) struct WriteState {
     pub buf: Vec<u8>,
     /// The last seqno handed to a write (>= `Inner::last_seqno`, the last published).
     pub allocated: u64,
+    /// Bytes of the memtable this writer last froze, while it may still be waiting for
+    /// its flush (0 once the writer has seen it flushed): see `write.rs`, making room.
+    pub frozen_bytes: usize,
 }
 
 /// State guarded by `Inner::state`.

@@ -208,6 +208,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
             mem,
             buf: Vec::new(),
             allocated: last_seqno,
+            frozen_bytes: 0,
         }),
         state: Mutex::new(state),
         cv: Condvar::new(),

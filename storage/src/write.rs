@@ -18,7 +18,14 @@
 //!
 //! Making room: when the memtable is full it is frozen (and handed to the flush
 //! thread) and a new one takes writes — unless a frozen memtable is still waiting, in
-//! which case the writer waits (at most one frozen memtable: memory stays bounded).
+//! which case the writer waits (at most one frozen memtable). The active and the
+//! frozen memtable together stay under one and a half write buffers
+//! ([`MEMTABLES_MAX_NUM`] / [`MEMTABLES_MAX_DEN`]): a writer that fills the new one up
+//! to that while the frozen one is still flushing waits, and once the flush is done
+//! it freezes what it has at once (at least half a buffer) rather than filling it to
+//! the full size while the flush thread idles. A writer faster than the flush thus
+//! keeps it busy with smaller tables, and memory never holds two full buffers; a
+//! slower writer never meets the cap and writes full-size tables.
 //! A memtable is frozen only once every write in it is published (flush drops
 //! versions no reader at the published seqno needs, so it must not see later ones).
 //! When level 0 holds `l0_slowdown_writes` tables each write is delayed 1 ms once;
@@ -163,14 +170,33 @@ fn commit(
     Ok(last)
 }
 
+/// The active and the frozen memtable hold at most this fraction of a write buffer
+/// together (see the module doc).
+const MEMTABLES_MAX_NUM: usize = 3;
+/// See [`MEMTABLES_MAX_NUM`].
+const MEMTABLES_MAX_DEN: usize = 2;
+
+/// True when the active memtable (`active` bytes) and the one frozen before it
+/// (`frozen` bytes) reach the memtables' cap. An active memtable under half a buffer
+/// never does, so a frozen one over a whole buffer (one big batch) cannot make the
+/// next tables tiny.
+fn at_memtables_cap(active: usize, frozen: usize, write_buffer: usize) -> bool {
+    let cap = write_buffer / MEMTABLES_MAX_DEN * MEMTABLES_MAX_NUM;
+    active >= write_buffer / 2 && active + frozen >= cap
+}
+
 /// Waits until the memtable has room, switching it when full (see the module doc).
 fn make_room(inner: &Inner, w: &mut MutexGuard<'_, WriteState>) -> Result<(), Error> {
     let opts = &inner.opts;
     let mut delayed = false;
+    // Set once this call has waited for a frozen memtable's flush.
+    let mut held = false;
     loop {
         let l0 = inner.l0_tables.load(Ordering::Acquire);
-        let full = w.mem.approximate_bytes() >= opts.write_buffer_bytes;
-        if !full && l0 < opts.l0_slowdown_writes {
+        let active = w.mem.approximate_bytes();
+        let full = active >= opts.write_buffer_bytes;
+        let mut capped = at_memtables_cap(active, w.frozen_bytes, opts.write_buffer_bytes);
+        if !full && !capped && l0 < opts.l0_slowdown_writes {
             return Ok(());
         }
         if l0 >= opts.l0_slowdown_writes && l0 < opts.l0_stop_writes && !delayed {
@@ -191,7 +217,13 @@ fn make_room(inner: &Inner, w: &mut MutexGuard<'_, WriteState>) -> Result<(), Er
             inner.note_stall(t);
             continue;
         }
-        if !full {
+        if st.imm.is_none() && !held {
+            // The flush finished before this writer had to wait for it: the cap was
+            // never in the way, so the memtable fills to its full size.
+            w.frozen_bytes = 0;
+            capped = false;
+        }
+        if !full && !capped {
             return Ok(());
         }
         if inner.last_seqno.load(Ordering::Acquire) < w.allocated {
@@ -202,6 +234,7 @@ fn make_room(inner: &Inner, w: &mut MutexGuard<'_, WriteState>) -> Result<(), Er
             continue;
         }
         if st.imm.is_some() {
+            held = true;
             let t = Instant::now();
             inner.cv.wait(&mut st);
             inner.note_stall(t);
@@ -224,6 +257,7 @@ fn switch_memtable(inner: &Inner, st: &mut State, w: &mut WriteState) {
         last_seqno: w.allocated,
     };
     debug_assert_eq!(w.allocated, inner.last_seqno.load(Ordering::Acquire));
+    w.frozen_bytes = w.mem.approximate_bytes();
     let mem = Arc::new(Memtable::new());
     w.mem = Arc::clone(&mem);
     st.mem = mem;
