@@ -53,30 +53,47 @@ fn line_of(hash: u64, num_lines: usize) -> usize {
     (((hash >> 32) * num_lines as u64) >> 32) as usize
 }
 
+/// Hashes per chunk of a [`BloomBuilder`] (64 KiB).
+const HASH_CHUNK: usize = 8192;
+
 /// Collects key hashes while a table is built, then lays out the filter.
+///
+/// The hashes are kept in fixed chunks, not one growing vector: a 64 MiB table has
+/// about 550,000 keys, and a vector doubling past them would hold 8 MiB for 4.4 MB of
+/// hashes (and both its old and new buffer while it grows). Chunks hold at most one
+/// chunk more than they use, and never copy.
 #[derive(Debug, Default)]
 pub(crate) struct BloomBuilder {
-    hashes: Vec<u64>,
+    chunks: Vec<Vec<u64>>,
+    len: usize,
 }
 
 impl BloomBuilder {
     /// Records one distinct user key.
     pub(crate) fn add_key(&mut self, key: &[u8]) {
-        self.hashes.push(hash64(key));
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < HASH_CHUNK => chunk.push(hash64(key)),
+            _ => {
+                let mut chunk = Vec::with_capacity(HASH_CHUNK);
+                chunk.push(hash64(key));
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
     }
 
     /// The filter's size in bytes for the keys so far.
     pub(crate) fn size_estimate(&self, bits_per_key: usize) -> usize {
-        num_lines(self.hashes.len(), bits_per_key) * BLOOM_LINE_BYTES + 1
+        num_lines(self.len, bits_per_key) * BLOOM_LINE_BYTES + 1
     }
 
     /// The filter block's contents.
     pub(crate) fn finish(&self, bits_per_key: usize) -> Vec<u8> {
-        let lines = num_lines(self.hashes.len(), bits_per_key);
+        let lines = num_lines(self.len, bits_per_key);
         let probes = num_probes(bits_per_key);
         let mut out = vec![0u8; lines * BLOOM_LINE_BYTES + 1];
         if lines > 0 {
-            for &h in &self.hashes {
+            for &h in self.chunks.iter().flatten() {
                 let base = line_of(h, lines) * BLOOM_LINE_BYTES;
                 let mut x = h as u32;
                 for _ in 0..probes {
@@ -176,8 +193,10 @@ mod tests {
 
     #[test]
     fn every_added_key_may_be_present() {
-        let (f, p) = build((0u32..5000).map(|i| i.to_be_bytes().to_vec()), 10);
-        for i in 0u32..5000 {
+        // Past two chunks of hashes: keys in every chunk are laid out.
+        let n = 2 * HASH_CHUNK as u32 + 1000;
+        let (f, p) = build((0..n).map(|i| i.to_be_bytes().to_vec()), 10);
+        for i in 0..n {
             assert!(
                 p.may_contain(&f, &i.to_be_bytes()),
                 "false negative for {i}"
