@@ -55,6 +55,7 @@
 mod commit;
 mod error;
 pub mod format;
+mod offsets;
 mod recovery;
 mod seg_reader;
 mod segment;
@@ -78,11 +79,16 @@ use writer::Writer;
 /// segment and record sizes.
 pub const RECOVERY_BUFFER_BYTES: usize = 256 << 10;
 
+/// The largest `segment_bytes_max`: every record then starts below 4 GiB into its
+/// segment, where the index's 32-bit offsets reach (`offsets.rs`).
+pub const SEGMENT_BYTES_LIMIT: u64 = 1 << 32;
+
 /// Limits of a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// A segment is sealed and a new one started before a record would take it past
-    /// this size (a segment always takes at least one record). Default 64 MiB.
+    /// this size (a segment always takes at least one record). Default 64 MiB, at most
+    /// [`SEGMENT_BYTES_LIMIT`].
     pub segment_bytes_max: u64,
     /// Longest record payload accepted by `append`. Default 16 MiB, at most
     /// `format::RECORD_BYTES_LIMIT`. Recovery and reads accept longer records already in
@@ -115,6 +121,14 @@ impl Options {
             return Err(Error::InvalidOptions {
                 reason: format!(
                     "segment_bytes_max {} must exceed {floor}",
+                    self.segment_bytes_max
+                ),
+            });
+        }
+        if self.segment_bytes_max > SEGMENT_BYTES_LIMIT {
+            return Err(Error::InvalidOptions {
+                reason: format!(
+                    "segment_bytes_max {} above 4 GiB (records are indexed by 32-bit offsets)",
                     self.segment_bytes_max
                 ),
             });

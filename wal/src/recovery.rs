@@ -29,6 +29,7 @@ use crate::error::Error;
 use crate::format::{
     self, RECORD_HEADER_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_BYTES, SEGMENT_HEADER_LEN,
 };
+use crate::offsets::Offsets;
 use crate::seg_reader::SegReader;
 use crate::segment::{Index, SegmentIndex};
 use crate::writer::{create_segment, Writer};
@@ -46,7 +47,7 @@ pub(crate) struct Recovered {
 
 /// Records found in one segment: their offsets, and where the valid part ends.
 struct Scan {
-    offsets: Vec<u64>,
+    offsets: Offsets,
     end: u64,
 }
 
@@ -245,13 +246,18 @@ fn scan_records(
     is_last: bool,
     max: u32,
 ) -> Result<Scan, ScanError> {
-    let mut offsets = Vec::new();
+    let mut offsets = Offsets::default();
     let mut at = SEGMENT_HEADER_BYTES;
     let mut index = first;
     while at < r.len() {
         match r.check_record(at, index, max)? {
             Ok(len) => {
-                offsets.push(at);
+                if offsets.push(at).is_none() {
+                    return Err(ScanError::Bad(
+                        at,
+                        "a record starts past 4 GiB into its segment".to_string(),
+                    ));
+                }
                 at += RECORD_HEADER_BYTES + u64::from(len);
                 index += 1;
             }

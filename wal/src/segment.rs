@@ -12,6 +12,7 @@
 
 use crate::error::Error;
 use crate::format::{self, RECORD_HEADER_BYTES, RECORD_HEADER_LEN};
+use crate::offsets::Offsets;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -24,8 +25,9 @@ pub(crate) struct SegmentIndex {
     pub first_index: u64,
     pub path: PathBuf,
     pub file: Arc<dyn FileRead>,
-    /// Byte offset of each record's header; record `first_index + k` is at `offsets[k]`.
-    pub offsets: Vec<u64>,
+    /// Byte offset of each record's header; record `first_index + k` is at
+    /// `offsets.get(k)`.
+    pub offsets: Offsets,
     /// Byte offset just past the last record (the segment header's end when empty).
     pub end: u64,
 }
@@ -39,8 +41,13 @@ impl SegmentIndex {
     /// Where record `index` (which this segment holds) starts, and its payload length.
     fn locate(&self, index: u64) -> (u64, u64) {
         let k = (index - self.first_index) as usize;
-        let start = self.offsets[k];
-        let end = self.offsets.get(k + 1).copied().unwrap_or(self.end);
+        let start = self.offsets.get(k).unwrap_or_else(|| {
+            panic!(
+                "record {index} is not in the segment from {}",
+                self.first_index
+            )
+        });
+        let end = self.offsets.get(k + 1).unwrap_or(self.end);
         (start, end - start - RECORD_HEADER_BYTES)
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::error::Error;
 use crate::format::{self, le_u32, RECORD_HEADER_LEN, SEGMENT_HEADER_BYTES};
+use crate::offsets::Offsets;
 use crate::segment::SegmentIndex;
 use crate::{write_index, Shared};
 use std::path::{Path, PathBuf};
@@ -68,7 +69,7 @@ pub(crate) fn create_segment(
         first_index,
         path,
         file: read,
-        offsets: Vec::new(),
+        offsets: Offsets::default(),
         end: SEGMENT_HEADER_BYTES,
     };
     Ok((file, seg))
@@ -134,7 +135,15 @@ impl Writer {
             .fetch_add(bytes.len() as u64, Relaxed);
         let mut idx = write_index(&sh.index);
         let seg = idx.last_mut();
-        seg.offsets.extend_from_slice(&self.scratch);
+        for &offset in &self.scratch {
+            // `Options::validate` keeps segments within 32-bit offsets.
+            if seg.offsets.push(offset).is_none() {
+                return Err(Error::TooLarge {
+                    len: offset,
+                    max: crate::SEGMENT_BYTES_LIMIT,
+                });
+            }
+        }
         seg.end = self.file.len();
         self.scratch.clear();
         drop(idx);
