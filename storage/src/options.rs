@@ -5,8 +5,9 @@
 //! `levels_max >= 2` (level 0 plus at least one sorted level), and the memory budget
 //! holds the two write buffers (the active and the frozen memtable).
 //!
-//! Memory: `memory_budget_bytes` is split between the memtables (two write buffers at
-//! most), the open tables' indexes and filters once loaded (about 2.5% of the data at
+//! Memory: `memory_budget_bytes` is split between the memtables (two write buffers are
+//! reserved, though together they hold at most one and a half: `write.rs`), the open
+//! tables' indexes and filters once loaded (about 2.5% of the data at
 //! 16-byte keys, 100-byte values and 10 bloom bits per key; see
 //! `EngineStats::index_bytes` and `filter_bytes`) and the block cache, which gets the
 //! rest (`budget.rs`: a table is charged from the moment its index and filter load,
