@@ -64,8 +64,8 @@ const HASH_CHUNK: usize = 8192;
 /// chunk more than they use, and never copy.
 #[derive(Debug, Default)]
 pub(crate) struct BloomBuilder {
+    /// Every chunk but the last is full.
     chunks: Vec<Vec<u64>>,
-    len: usize,
 }
 
 impl BloomBuilder {
@@ -79,17 +79,23 @@ impl BloomBuilder {
                 self.chunks.push(chunk);
             }
         }
-        self.len += 1;
+    }
+
+    /// How many keys were recorded.
+    fn len(&self) -> usize {
+        self.chunks
+            .last()
+            .map_or(0, |last| (self.chunks.len() - 1) * HASH_CHUNK + last.len())
     }
 
     /// The filter's size in bytes for the keys so far.
     pub(crate) fn size_estimate(&self, bits_per_key: usize) -> usize {
-        num_lines(self.len, bits_per_key) * BLOOM_LINE_BYTES + 1
+        num_lines(self.len(), bits_per_key) * BLOOM_LINE_BYTES + 1
     }
 
     /// The filter block's contents.
     pub(crate) fn finish(&self, bits_per_key: usize) -> Vec<u8> {
-        let lines = num_lines(self.len, bits_per_key);
+        let lines = num_lines(self.len(), bits_per_key);
         let probes = num_probes(bits_per_key);
         let mut out = vec![0u8; lines * BLOOM_LINE_BYTES + 1];
         if lines > 0 {

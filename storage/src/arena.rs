@@ -152,6 +152,8 @@ fn write_header(out: &mut [u8], key: &[u8], value: &[u8], seqno: u64, kind: Kind
 struct Chunk {
     /// The mapping's first byte, taken once when it was made.
     ptr: NonNull<u8>,
+    /// The mapping's length, kept here: `MmapMut` tells it only through `Deref`, which
+    /// would form a reference over bytes that `ptr` writes and `EntryPtr`s read.
     len: usize,
     /// Owns the mapping (unmapped on drop); never touched after `ptr` was taken.
     _map: memmap2::MmapMut,

@@ -20,7 +20,7 @@
 //! thread) and a new one takes writes — unless a frozen memtable is still waiting, in
 //! which case the writer waits (at most one frozen memtable). The active and the
 //! frozen memtable together stay under one and a half write buffers
-//! ([`MEMTABLES_MAX_NUM`] / [`MEMTABLES_MAX_DEN`]): a writer that fills the new one up
+//! ([`at_memtables_cap`]): a writer that fills the new one up
 //! to that while the frozen one is still flushing waits, and once the flush is done
 //! it freezes what it has at once (at least half a buffer) rather than filling it to
 //! the full size while the flush thread idles. A writer faster than the flush thus
@@ -170,19 +170,13 @@ fn commit(
     Ok(last)
 }
 
-/// The active and the frozen memtable hold at most this fraction of a write buffer
-/// together (see the module doc).
-const MEMTABLES_MAX_NUM: usize = 3;
-/// See [`MEMTABLES_MAX_NUM`].
-const MEMTABLES_MAX_DEN: usize = 2;
-
 /// True when the active memtable (`active` bytes) and the one frozen before it
-/// (`frozen` bytes) reach the memtables' cap. An active memtable under half a buffer
+/// (`frozen` bytes) reach the memtables' cap, one and a half write buffers. An active memtable under half a buffer
 /// never does, so a frozen one over a whole buffer (one big batch) cannot make the
 /// next tables tiny.
 fn at_memtables_cap(active: usize, frozen: usize, write_buffer: usize) -> bool {
-    let cap = write_buffer / MEMTABLES_MAX_DEN * MEMTABLES_MAX_NUM;
-    active >= write_buffer / 2 && active + frozen >= cap
+    let half = write_buffer / 2;
+    active >= half && active + frozen >= 3 * half
 }
 
 /// Waits until the memtable has room, switching it when full (see the module doc).

@@ -7,7 +7,7 @@
 //! doubling past 500,000 records would hold twice what it uses, and both its old and
 //! new buffer while it grows) and growing never copies.
 //!
-//! Invariant: every chunk but the last is full; `len` counts the offsets held.
+//! Invariant: every chunk but the last is full (so the count follows from the chunks).
 
 /// Offsets per chunk (64 KiB).
 const CHUNK: usize = 16 * 1024;
@@ -16,13 +16,14 @@ const CHUNK: usize = 16 * 1024;
 #[derive(Debug, Default)]
 pub(crate) struct Offsets {
     chunks: Vec<Vec<u32>>,
-    len: usize,
 }
 
 impl Offsets {
     /// How many records.
     pub fn len(&self) -> usize {
-        self.len
+        self.chunks
+            .last()
+            .map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
     }
 
     /// Where record `k` starts, if there is one.
@@ -44,20 +45,18 @@ impl Offsets {
                 self.chunks.push(chunk);
             }
         }
-        self.len += 1;
         Some(())
     }
 
     /// Keeps the first `n` offsets.
     pub fn truncate(&mut self, n: usize) {
-        if n >= self.len {
+        if n >= self.len() {
             return;
         }
         self.chunks.truncate(n.div_ceil(CHUNK));
         if let Some(last) = self.chunks.last_mut() {
             last.truncate(n - (n - 1) / CHUNK * CHUNK);
         }
-        self.len = n;
     }
 }
 

@@ -38,15 +38,21 @@ impl SegmentIndex {
         self.first_index + self.offsets.len() as u64
     }
 
-    /// Where record `index` (which this segment holds) starts, and its payload length.
-    fn locate(&self, index: u64) -> (u64, u64) {
+    /// Where record `index` starts. Callers hold it to this segment's range.
+    pub fn offset_of(&self, index: u64) -> u64 {
         let k = (index - self.first_index) as usize;
-        let start = self.offsets.get(k).unwrap_or_else(|| {
+        self.offsets.get(k).unwrap_or_else(|| {
             panic!(
                 "record {index} is not in the segment from {}",
                 self.first_index
             )
-        });
+        })
+    }
+
+    /// Where record `index` (which this segment holds) starts, and its payload length.
+    fn locate(&self, index: u64) -> (u64, u64) {
+        let start = self.offset_of(index);
+        let k = (index - self.first_index) as usize;
         let end = self.offsets.get(k + 1).unwrap_or(self.end);
         (start, end - start - RECORD_HEADER_BYTES)
     }

@@ -76,12 +76,7 @@ impl Wal {
             let doomed: Vec<PathBuf> = idx.segments.drain(k + 1..).map(|s| s.path).collect();
             let seg = idx.last_mut();
             let keep = (index - seg.first_index) as usize;
-            let cut_at = seg.offsets.get(keep).unwrap_or_else(|| {
-                panic!(
-                    "record {index} is not in the segment from {}",
-                    seg.first_index
-                )
-            });
+            let cut_at = seg.offset_of(index);
             seg.offsets.truncate(keep);
             seg.end = cut_at;
             (doomed, seg.path.clone(), cut_at, keep_is_last)
