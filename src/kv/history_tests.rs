@@ -102,7 +102,7 @@ fn filled(opts: KvOptions, value: &str) -> KvStateMachine {
 }
 
 #[test]
-fn a_put_that_drops_one_revision_reads_one_history_record() {
+fn a_trim_reads_only_the_records_it_drops() {
     let mut sm = filled(
         KvOptions {
             history_revisions_max: 100,
@@ -111,13 +111,54 @@ fn a_put_that_drops_one_revision_reads_one_history_record() {
         "v",
     );
     let before = sm.history_records_read();
-    for i in 0..10 {
+    let oldest = sm.meta.compact_revision;
+    for i in 0..40 {
         one(&mut sm, put("steady", &i.to_string()));
     }
+    let dropped = sm.meta.compact_revision - oldest;
+    assert!(dropped > 0, "nothing was trimmed");
     assert_eq!(
         sm.history_records_read() - before,
-        10,
-        "each put drops one revision of one record and should read only it"
+        dropped,
+        "every revision dropped is one record, and a trim should read only those"
+    );
+}
+
+#[test]
+fn history_is_trimmed_a_batch_of_revisions_at_a_time() {
+    // Each trim opens a scan of the Db: one per put cost more than the put. With a
+    // limit of 1,024 revisions a trim drops at least 64 (a sixteenth, at most 64).
+    const MAX: u64 = 1_024;
+    const BATCH: u64 = 64;
+    const PUTS: u64 = 3_000;
+    let fs = Arc::new(vfs::SimFs::new());
+    let mut sm = open(
+        &fs,
+        KvOptions {
+            history_revisions_max: MAX,
+            ..KvOptions::default()
+        },
+    );
+    let mut trims = 0;
+    let mut fewest_held = u64::MAX;
+    for i in 0..PUTS {
+        let before = sm.meta.compact_revision;
+        one(&mut sm, put(&format!("k{}", i % 7), "v"));
+        let held = sm.revision() - sm.meta.compact_revision;
+        assert!(held <= MAX, "{held} revisions held after put {i}");
+        if sm.meta.compact_revision != before {
+            trims += 1;
+            fewest_held = fewest_held.min(held);
+        }
+    }
+    assert!(
+        trims <= (PUTS - MAX) / BATCH + 1,
+        "{trims} trims in {} puts over the limit",
+        PUTS - MAX
+    );
+    assert!(
+        fewest_held >= MAX - BATCH,
+        "only {fewest_held} revisions held"
     );
 }
 
@@ -133,9 +174,10 @@ fn the_bytes_rule_reads_only_the_revisions_it_drops() {
     let oldest = sm.meta.compact_revision;
     assert!(oldest > 0, "the bytes rule dropped nothing");
     let before = sm.history_records_read();
-    // One value as large as ten of the others: its revision makes room by dropping
-    // several of the oldest, and reads each of those once.
-    one(&mut sm, put("big", &"x".repeat(200)));
+    // One value as large as a quarter of the limit (more than the room a batched trim
+    // leaves): its revision makes room by dropping several of the oldest, and reads each
+    // of those once.
+    one(&mut sm, put("big", &"x".repeat(1_000)));
     let dropped = sm.meta.compact_revision - oldest;
     assert!(dropped > 1, "dropped {dropped}");
     assert_eq!(sm.history_records_read() - before, dropped);
