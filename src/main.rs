@@ -25,6 +25,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
+/// The server's allocator. Under a 3-node put load glibc's malloc took a fifth of the
+/// CPU, most of it in the HTTP workers (a buffer allocated on one thread and freed on
+/// another goes through glibc's arena locks). With mimalloc's per-thread free lists,
+/// `wrk -t 2 -c 64` through one node of three, runs alternating: puts 9.7-11.6k/s became
+/// 11.9-14.3k/s, linearizable gets 26.2-31.2k/s became 31.5-36.8k/s. Its cost: each
+/// node's peak RSS after those runs, 131-134 MB before, 167-172 MB after. The storage
+/// engine's own big buffers (memtable chunks) are mapped directly, whatever the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A node logs its progress; a client command only its warnings (stdout is its output).
