@@ -18,9 +18,10 @@
 use super::phase::{self, Observers};
 use super::progress::{Goal, Progress};
 use super::report::{Percentiles, Tally, WatchStats};
+use super::rest::{base_url, exchange, http_client, json_u64};
 use super::schedule::{Clock, Outcome, Plan, Sender, TokioClock};
 use super::seen::Seen;
-use super::target::{base_url, exchange, http_client, json_u64, KEY_IN_PATH};
+use super::target::KEY_IN_PATH;
 use super::timeline::Timeline;
 use super::watcher::{stamp, Phase, Shared, Sink, Watcher, WatcherResult};
 use super::workload::KeyNames;

@@ -11,10 +11,12 @@
 //! never import this file.
 
 mod fanout;
+mod http1;
 mod phase;
 mod plot;
 mod progress;
 mod report;
+mod rest;
 mod schedule;
 mod seen;
 mod sessions;

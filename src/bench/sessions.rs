@@ -15,8 +15,8 @@
 //! (404, counted lost), or counted in `close_errors`.
 
 use super::report::SessionStats;
+use super::rest::{base_url, exchange, http_client, json_u64};
 use super::schedule::{Outcome, Sender};
-use super::target::{base_url, exchange, http_client, json_u64};
 use crate::endpoints::Access;
 use reqwest::StatusCode;
 use std::future::Future;

@@ -3,17 +3,18 @@
 //!
 //! Invariant: one call of [`Conn::send`] is one HTTP request: no retry, no failover,
 //! no Idempotency-Key (a bench write is never resent). Each `Conn` owns one
-//! connection (a reqwest client with a pool of one), so `--clients` is the number of
-//! connections. The body of every answer is read to its end so the connection is
-//! reused.
+//! connection ([`Http1`]), so `--clients` is the number of connections, and etcd and
+//! Concierge are driven by the same client code. The body of every answer is read to
+//! its end so the connection is reused.
 
+use super::http1::Http1;
+use super::rest::json_u64;
 use super::schedule::{Outcome, Sender};
 use super::workload::{KeyNames, Op, Workload};
 use crate::endpoints::Access;
 use base64::Engine;
 use clap::ValueEnum;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use reqwest::{Method, StatusCode};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -62,52 +63,34 @@ pub struct Setup {
 /// version it saw of each key.
 pub struct Conn {
     setup: Arc<Setup>,
-    /// `http://host:port`, no trailing slash.
-    base: String,
-    http: reqwest::Client,
+    http: Http1,
     rng: fastrand::Rng,
     value: Vec<u8>,
+    /// The path and query of the request being built (reused).
+    target: String,
     versions: HashMap<u64, u64>,
     /// When set, every request is this op (the prefill writes key `n`).
     prefill: bool,
 }
 
-/// An HTTP client for one connection: every request fails as `timeout` after
-/// `timeout`; `https://` endpoints are checked, and the token sent, as `access` says.
-pub fn http_client(timeout: Duration, access: &Access) -> Result<reqwest::Client, String> {
-    let builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .pool_max_idle_per_host(1);
-    access
-        .apply(builder)?
-        .build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
-}
-
-/// An endpoint as a base URL: `host:port` gets `http://`.
-pub fn base_url(endpoint: &str) -> String {
-    let trimmed = endpoint.trim_end_matches('/');
-    if trimmed.contains("://") {
-        trimmed.to_string()
-    } else {
-        format!("http://{trimmed}")
-    }
-}
-
 impl Conn {
     pub fn new(setup: Arc<Setup>, endpoint: &str, seed: u64) -> Result<Conn, String> {
-        let http = http_client(setup.timeout, &setup.access)?;
+        let http = Http1::new(
+            endpoint,
+            setup.timeout,
+            &setup.access.tls,
+            setup.access.token.as_deref(),
+        )?;
         let mut rng = fastrand::Rng::with_seed(seed);
         let value = (0..setup.value_bytes)
             .map(|_| rng.alphanumeric() as u8)
             .collect();
         Ok(Conn {
             setup,
-            base: base_url(endpoint),
             http,
             rng,
             value,
+            target: String::new(),
             versions: HashMap::new(),
             prefill: false,
         })
@@ -126,33 +109,42 @@ impl Conn {
         }
     }
 
-    fn key_url(&self, key: u64) -> String {
+    /// Sets `self.target` to the key's path, then `query` when not empty.
+    fn key_target(&mut self, key: u64, query: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
         let name = self.setup.names.name(key);
-        format!(
-            "{}/v1/keys/{}",
-            self.base,
+        self.target.clear();
+        // Writing to a String cannot fail.
+        let _ = write!(
+            self.target,
+            "/v1/keys/{}{query}",
             utf8_percent_encode(&name, KEY_IN_PATH)
-        )
+        );
     }
 
     async fn concierge(&mut self, op: Op) -> Outcome {
-        let request = match &op {
-            Op::Put(key) => self.http.put(self.key_url(*key)).body(self.value.clone()),
+        const BYTES: &str = "application/octet-stream";
+        let sent = match &op {
+            Op::Put(key) => {
+                self.key_target(*key, format_args!(""));
+                self.http
+                    .send("PUT", &self.target, Some((BYTES, &self.value)))
+                    .await
+            }
             Op::Get(key) => {
                 let consistency = match self.setup.consistency {
                     Consistency::Linearizable => "linearizable",
                     Consistency::Serializable => "serializable",
                 };
-                self.http
-                    .get(self.key_url(*key))
-                    .query(&[("consistency", consistency)])
+                self.key_target(*key, format_args!("?consistency={consistency}"));
+                self.http.send("GET", &self.target, None).await
             }
             Op::Cas(key) => {
                 let version = self.versions.get(key).copied().unwrap_or(0);
+                self.key_target(*key, format_args!("?version={version}"));
                 self.http
-                    .put(self.key_url(*key))
-                    .query(&[("version", version)])
-                    .body(self.value.clone())
+                    .send("PUT", &self.target, Some((BYTES, &self.value)))
+                    .await
             }
             Op::Txn(keys) => {
                 let b64 = base64::engine::general_purpose::STANDARD;
@@ -165,37 +157,38 @@ impl Conn {
                         })
                     })
                     .collect();
+                let body = serde_json::json!({ "then": then }).to_string();
                 self.http
-                    .request(Method::POST, format!("{}/v1/txn", self.base))
-                    .json(&serde_json::json!({ "then": then }))
+                    .send(
+                        "POST",
+                        "/v1/txn",
+                        Some(("application/json", body.as_bytes())),
+                    )
+                    .await
             }
         };
-        let (status, body) = match exchange(request).await {
+        let answer = match sent {
             Ok(answer) => answer,
-            Err(kind) => return Outcome::Error(kind),
+            Err(failure) => return Outcome::Error(failure.kind().into()),
         };
-        match (&op, status) {
-            (Op::Cas(key), StatusCode::OK | StatusCode::CREATED) => {
-                match json_u64(&body, "version") {
-                    Some(v) => {
-                        self.versions.insert(*key, v);
-                        Outcome::Ok
-                    }
-                    None => Outcome::Error("bad answer".into()),
+        match (&op, answer.status) {
+            (Op::Cas(key), 200 | 201) => match json_u64(&answer.body, "version") {
+                Some(v) => {
+                    self.versions.insert(*key, v);
+                    Outcome::Ok
                 }
-            }
-            (Op::Cas(key), StatusCode::PRECONDITION_FAILED) => {
-                match json_u64(&body, "current_version") {
-                    Some(v) => {
-                        self.versions.insert(*key, v);
-                        Outcome::Conflict
-                    }
-                    None => Outcome::Error("bad answer".into()),
+                None => Outcome::Error("bad answer".into()),
+            },
+            (Op::Cas(key), 412) => match json_u64(&answer.body, "current_version") {
+                Some(v) => {
+                    self.versions.insert(*key, v);
+                    Outcome::Conflict
                 }
-            }
-            (_, StatusCode::OK | StatusCode::CREATED) => Outcome::Ok,
-            (_, StatusCode::NOT_FOUND) => Outcome::Error("not found".into()),
-            (_, status) => Outcome::Error(format!("http {}", status.as_u16())),
+                None => Outcome::Error("bad answer".into()),
+            },
+            (_, 200 | 201) => Outcome::Ok,
+            (_, 404) => Outcome::Error("not found".into()),
+            (_, status) => Outcome::Error(format!("http {status}")),
         }
     }
 
@@ -220,18 +213,22 @@ impl Conn {
             ),
             Op::Cas(_) | Op::Txn(_) => return Outcome::Error("not supported by etcd".into()),
         };
-        let request = self.http.post(format!("{}{path}", self.base)).json(&body);
-        match exchange(request).await {
-            Ok((StatusCode::OK, body)) if is_get => {
-                match serde_json::from_slice::<serde_json::Value>(&body) {
+        let body = body.to_string();
+        let sent = self
+            .http
+            .send("POST", path, Some(("application/json", body.as_bytes())))
+            .await;
+        match sent {
+            Ok(answer) if answer.status == 200 && is_get => {
+                match serde_json::from_slice::<serde_json::Value>(&answer.body) {
                     Ok(v) if v["kvs"].as_array().is_some_and(|kvs| !kvs.is_empty()) => Outcome::Ok,
                     Ok(_) => Outcome::Error("not found".into()),
                     Err(_) => Outcome::Error("bad answer".into()),
                 }
             }
-            Ok((StatusCode::OK, _)) => Outcome::Ok,
-            Ok((status, _)) => Outcome::Error(format!("http {}", status.as_u16())),
-            Err(kind) => Outcome::Error(kind),
+            Ok(answer) if answer.status == 200 => Outcome::Ok,
+            Ok(answer) => Outcome::Error(format!("http {}", answer.status)),
+            Err(failure) => Outcome::Error(failure.kind().into()),
         }
     }
 }
@@ -245,31 +242,4 @@ impl Sender for Conn {
         };
         self.op(op)
     }
-}
-
-/// Sends one request and reads its whole answer; Err is the error's kind.
-pub async fn exchange(request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), String> {
-    let response = request.send().await.map_err(|e| transport_kind(&e))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| transport_kind(&e))?;
-    Ok((status, body.to_vec()))
-}
-
-/// A transport failure's kind, as the report counts it.
-pub fn transport_kind(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connect() {
-        "connect".into()
-    } else {
-        "transport".into()
-    }
-}
-
-/// A u64 field of a JSON object.
-pub fn json_u64(body: &[u8], field: &str) -> Option<u64> {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()?
-        .get(field)?
-        .as_u64()
 }

@@ -12,9 +12,9 @@
 //! longer one is a broken stream, never unbounded memory.
 
 use super::progress::Progress;
+use super::rest::transport_kind;
 use super::schedule::{Clock, TokioClock};
 use super::seen::Seen;
-use super::target::transport_kind;
 use super::timeline::Recorder;
 use base64::Engine;
 use futures_util::StreamExt;
