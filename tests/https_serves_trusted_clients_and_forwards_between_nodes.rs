@@ -252,4 +252,46 @@ async fn client_certificates_are_required_when_the_cluster_asks() {
     let attempt = anonymous.put("mtls/anonymous", "x").await;
     assert!(attempt.is_err(), "{attempt:?}");
     assert_eq!(with_cert.get("mtls/anonymous").await.unwrap(), None);
+
+    // `concierge bench` (its own HTTP/1.1 connections) over HTTPS: with the CA and a
+    // certificate every request is served; without the certificate none is.
+    let endpoint = cluster.url(follower, "");
+    let bench = |identity: bool| {
+        let mut command = Command::new(BIN);
+        command
+            .args([
+                "bench",
+                "put",
+                "--prefix",
+                "mtls/bench-",
+                "--requests",
+                "20",
+            ])
+            .args(["--clients", "2", "--timeout", "3", "--json", "--endpoints"])
+            .arg(&endpoint)
+            .arg("--cacert")
+            .arg(certs.join("ca.pem"))
+            .env_remove("CONCIERGE_CERT")
+            .env_remove("CONCIERGE_KEY");
+        if identity {
+            command
+                .arg("--cert")
+                .arg(certs.join("client.pem"))
+                .arg("--key")
+                .arg(certs.join("client-key.pem"));
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (report["errors"].as_u64(), report["errors_by_kind"].clone())
+    };
+    assert_eq!(bench(true).0, Some(0));
+    let (errors, kinds) = bench(false);
+    assert_eq!(errors, Some(20), "{kinds}");
+    let refused = ["connect", "transport"].map(|k| kinds[k].as_u64().unwrap_or(0));
+    assert_eq!(refused.iter().sum::<u64>(), 20, "{kinds}");
 }
