@@ -44,15 +44,11 @@ pub async fn stamp(
                 HeaderValue::from(revision),
             );
         }
-        let leader = state
-            .node
-            .status()
-            .leader
-            .map(|id| id.to_string())
-            .unwrap_or_default();
-        if let Ok(v) = HeaderValue::from_str(&leader) {
-            headers.insert(HeaderName::from_static(LEADER), v);
-        }
+        let leader = match state.node.leader() {
+            Some(id) => HeaderValue::from(id),
+            None => HeaderValue::from_static(""),
+        };
+        headers.insert(HeaderName::from_static(LEADER), leader);
     }
     Ok(res)
 }

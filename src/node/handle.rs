@@ -318,6 +318,12 @@ impl NodeHandle {
         }
     }
 
+    /// The leader this node believes in (None = none known): `status().leader` without
+    /// building the whole status (every response carries it).
+    pub fn leader(&self) -> Option<NodeId> {
+        *self.inner.leader.borrow()
+    }
+
     /// Watches the leader this node believes in (None = none known).
     pub fn subscribe_leader(&self) -> watch::Receiver<Option<NodeId>> {
         self.inner.leader.clone()
