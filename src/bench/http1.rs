@@ -26,7 +26,7 @@ const HEADERS_MAX: usize = 32;
 const HEAD_BYTES_MAX: usize = 64 << 10;
 /// The largest answer body read.
 const BODY_BYTES_MAX: usize = 64 << 20;
-/// Bytes asked of the socket at once.
+/// The least room made for one read from the socket.
 const READ_BYTES: usize = 16 << 10;
 
 /// A byte stream an HTTP connection runs over: TCP, or TLS over TCP.
@@ -227,13 +227,12 @@ async fn fill(stream: &mut dyn Io, buf: &mut Vec<u8>) -> Result<(), Failure> {
     }
 }
 
-/// Reads more bytes into `buf`; false when the connection closed.
+/// Reads more bytes into `buf` (into its spare capacity: nothing is zeroed first);
+/// false when the connection closed.
 async fn fill_or_eof(stream: &mut dyn Io, buf: &mut Vec<u8>) -> Result<bool, Failure> {
-    let len = buf.len();
-    buf.resize(len + READ_BYTES, 0);
-    let n = stream.read(&mut buf[len..]).await;
-    buf.truncate(len + *n.as_ref().unwrap_or(&0));
-    Ok(n.map_err(broken)? > 0)
+    buf.reserve(READ_BYTES);
+    let n = stream.read_buf(buf).await.map_err(broken)?;
+    Ok(n > 0)
 }
 
 /// Reads one answer from `stream` (bytes already read are in `buf`, and what follows the

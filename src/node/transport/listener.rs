@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -37,6 +37,9 @@ use super::handshake::{self, HandshakeError};
 use super::wire::{Hello, Wire, PROTOCOL_VERSION};
 use super::{peer_tls, Inbound, LinkContext, PeerTable};
 use crate::paxos::NodeId;
+
+/// The read buffer of an inbound peer connection (the dialer's writer buffers as much).
+const INBOUND_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Accepts peer connections until aborted.
 pub async fn run(
@@ -165,6 +168,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
     debug!(peer = from, "inbound peer connection accepted");
 
+    // From here on the stream is only read, frame after frame: buffered, one recv
+    // serves every frame the peer's writer flushed together (unbuffered, each frame took
+    // two: its length, then its payload). The handshake above read exactly its own
+    // bytes, so nothing is left behind in the unbuffered stream.
+    let mut stream = BufReader::with_capacity(INBOUND_BUFFER_BYTES, stream);
     loop {
         let msg = match frame::read_frame(&mut stream, ctx.frame_bytes_max).await {
             Ok(Some(msg)) => msg,
