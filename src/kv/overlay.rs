@@ -220,8 +220,10 @@ impl<'a> SlotOverlay<'a> {
     /// void).
     pub fn take_batch(&mut self) -> WriteBatch {
         self.undo.clear();
+        // `bytes` counts every entry's key and value plus 16, more than its encoding
+        // (kind and two varints): the batch never regrows as it fills.
+        let mut batch = WriteBatch::with_capacity(usize::try_from(self.bytes).unwrap_or(0));
         self.bytes = 0;
-        let mut batch = WriteBatch::default();
         for (k, v) in std::mem::take(&mut self.writes) {
             match v {
                 Some(v) => batch.put(&k, &v),
