@@ -7,7 +7,8 @@
 //! Invariants: one request in flight; an answer is read to its end (`Content-Length`,
 //! chunked, or to the close) before the next request is written; a connection that
 //! failed, timed out, answered `Connection: close` or was closed is dropped, and the
-//! next request opens a new one. Every byte read is checked: a malformed answer is an
+//! next request opens a new one, as it does after a connection sat idle long enough
+//! that the server may be closing it. Every byte read is checked: a malformed answer is an
 //! error, never a panic. `https://` endpoints are checked against `--cacert` (else the
 //! system's roots), with `--cert`/`--key` shown when given, as the other clients do.
 
@@ -15,7 +16,7 @@ use concierge_client::Tls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -26,6 +27,10 @@ const HEADERS_MAX: usize = 32;
 const HEAD_BYTES_MAX: usize = 64 << 10;
 /// The largest answer body read.
 const BODY_BYTES_MAX: usize = 64 << 20;
+/// A connection idle longer than this is not reused: the server closes idle ones
+/// (`HTTP_KEEP_ALIVE_MS`, 5 s by default), and a request written as it does would fail.
+/// The client library's `pool_idle_timeout` is the same 3 s.
+const IDLE_REUSE_MAX: Duration = Duration::from_secs(3);
 /// The least room made for one read from the socket.
 const READ_BYTES: usize = 16 << 10;
 
@@ -76,6 +81,10 @@ pub struct Http1 {
     fixed_headers: String,
     timeout: Duration,
     stream: Option<Box<dyn Io>>,
+    /// When `stream` finished its last exchange.
+    idle_since: Instant,
+    /// `IDLE_REUSE_MAX` (shorter in tests).
+    idle_reuse_max: Duration,
     /// The request being written (reused).
     out: Vec<u8>,
     /// Bytes read and not yet consumed (reused).
@@ -122,6 +131,8 @@ impl Http1 {
             fixed_headers,
             timeout,
             stream: None,
+            idle_since: Instant::now(),
+            idle_reuse_max: IDLE_REUSE_MAX,
             out: Vec::new(),
             buf: Vec::new(),
         })
@@ -138,7 +149,9 @@ impl Http1 {
         let timeout = self.timeout;
         match tokio::time::timeout(timeout, self.exchange(method, target, body)).await {
             Ok(Ok((answer, keep))) => {
-                if !keep {
+                if keep {
+                    self.idle_since = Instant::now();
+                } else {
                     self.stream = None;
                 }
                 Ok(answer)
@@ -161,6 +174,9 @@ impl Http1 {
         target: &str,
         body: Option<(&str, &[u8])>,
     ) -> Result<(Answer, bool), Failure> {
+        if self.stream.is_some() && self.idle_since.elapsed() > self.idle_reuse_max {
+            self.stream = None;
+        }
         if self.stream.is_none() {
             self.stream = Some(connect(&self.endpoint).await?);
             self.buf.clear();

@@ -134,6 +134,21 @@ async fn a_closed_connection_is_opened_again_for_the_next_request() {
 }
 
 #[tokio::test]
+async fn a_connection_idle_past_the_bound_is_not_reused() {
+    let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nk";
+    let (addr, server) = scripted(vec![vec![ok, ok], vec![ok]], 4096).await;
+    let mut c = client(&addr);
+    assert_eq!(c.send("GET", "/1", None).await.unwrap().body, b"k");
+    assert_eq!(c.send("GET", "/2", None).await.unwrap().body, b"k");
+    // Idle longer than the bound (zero here): the next request opens a new connection
+    // rather than write on one the server may be closing.
+    c.idle_reuse_max = Duration::ZERO;
+    assert_eq!(c.send("GET", "/3", None).await.unwrap().body, b"k");
+    let seen = server.await.unwrap();
+    assert_eq!(seen.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+}
+
+#[tokio::test]
 async fn malformed_answers_are_errors_and_the_connection_is_dropped() {
     let bad: Vec<&'static [u8]> = vec![
         b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
