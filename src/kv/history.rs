@@ -5,9 +5,9 @@
 //! `h/<revision>/<p>`, each holding one chunk's events, so no record (and no read of
 //! one) is larger than a chunk. After a command's last part, if more than
 //! `history_revisions_max` revisions or more than `history_bytes_max` bytes are held,
-//! the oldest revisions are dropped (every part of each) until neither is, and at least
-//! a batch of them ([`trim_batch`]), always keeping the newest revision: a trim is one scan of the
-//! Db per batch of revisions, not one per put.
+//! the oldest revisions are dropped (every part of each) until neither is, and at
+//! least a batch of them ([`trim_batch`]), always keeping the newest revision: a trim
+//! is one scan of the Db per batch of revisions, not one per put.
 //! Invariant: between commands, history holds exactly revisions
 //! `compact_revision + 1 ..= revision`; a watch from an older revision is answered
 //! `compacted`. `compact` (`Command::Compact`) drops history below a revision on
@@ -55,19 +55,17 @@ pub(crate) fn append(
     if !events.is_empty() {
         append_part(ctx, revision, part, events);
     }
-    if revision - ctx.meta.compact_revision <= opts.history_revisions_max
-        && ctx.meta.history_bytes <= opts.history_bytes_max
-    {
+    let held = revision - ctx.meta.compact_revision;
+    if held <= opts.history_revisions_max && ctx.meta.history_bytes <= opts.history_bytes_max {
         return Ok(());
     }
     // Over a limit: the count rule drops every revision up to `revision -
     // history_revisions_max`, the batch at least `trim_batch` of them; the cursor reads
     // that far at once. The bytes rule may drop more, read one at a time.
-    let oldest = ctx.meta.compact_revision + 1;
     let first_kept = revision
         .saturating_sub(opts.history_revisions_max)
         .saturating_add(1)
-        .max(oldest.saturating_add(trim_batch(revision - ctx.meta.compact_revision)))
+        .max(ctx.meta.compact_revision + 1 + trim_batch(held))
         .min(revision);
     let mut cursor = TrimCursor::new(first_kept);
     while ctx.meta.compact_revision + 1 < revision

@@ -29,6 +29,10 @@ const _: () = assert!(LEN_BYTES == std::mem::size_of::<u32>());
 /// a node allocate before it is authenticated.
 pub const HANDSHAKE_FRAME_BYTES_MAX: u32 = 4096;
 
+/// The buffer on each side of a peer connection: the dialer's writer gathers frames
+/// into this much before a send, and the listener's reader takes as much per recv.
+pub const STREAM_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Why a frame could not be read, decoded or encoded.
 #[derive(Debug)]
 pub enum FrameError {

@@ -38,9 +38,6 @@ use super::wire::{Hello, Wire, PROTOCOL_VERSION};
 use super::{peer_tls, Inbound, LinkContext, PeerTable};
 use crate::paxos::NodeId;
 
-/// The read buffer of an inbound peer connection (the dialer's writer buffers as much).
-const INBOUND_BUFFER_BYTES: usize = 64 * 1024;
-
 /// Accepts peer connections until aborted.
 pub async fn run(
     listener: TcpListener,
@@ -172,7 +169,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     // serves every frame the peer's writer flushed together (unbuffered, each frame took
     // two: its length, then its payload). The handshake above read exactly its own
     // bytes, so nothing is left behind in the unbuffered stream.
-    let mut stream = BufReader::with_capacity(INBOUND_BUFFER_BYTES, stream);
+    let mut stream = BufReader::with_capacity(frame::STREAM_BUFFER_BYTES, stream);
     loop {
         let msg = match frame::read_frame(&mut stream, ctx.frame_bytes_max).await {
             Ok(Some(msg)) => msg,

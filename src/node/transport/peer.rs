@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::frame::FrameError;
+use super::frame::{FrameError, STREAM_BUFFER_BYTES};
 use super::handshake::{self, HandshakeError};
 use super::queue::PeerQueue;
 use super::wire::{Hello, PROTOCOL_VERSION};
@@ -235,7 +235,7 @@ async fn hello_exchange<S: AsyncRead + AsyncWrite + Unpin>(
 /// Writes queued frames until the connection fails; returns why it ended.
 async fn write_loop(stream: PeerStream, link: &PeerLink, ctx: &LinkContext) -> LinkError {
     let (mut rd, wr) = tokio::io::split(stream);
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    let mut wr = BufWriter::with_capacity(STREAM_BUFFER_BYTES, wr);
     let write_timeout = Duration::from_millis(ctx.write_timeout_ms);
     let mut probe = [0u8; 1];
     loop {
