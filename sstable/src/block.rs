@@ -31,8 +31,6 @@ pub(crate) struct Block<'a> {
 pub(crate) struct RawEntry<'a> {
     pub(crate) shared: usize,
     pub(crate) delta: &'a [u8],
-    /// Offset of the key delta in the entries region.
-    pub(crate) key_at: usize,
     pub(crate) seqno: u64,
     pub(crate) kind: Kind,
     pub(crate) value: &'a [u8],
@@ -159,7 +157,6 @@ impl<'a> Block<'a> {
         Ok(RawEntry {
             shared: shared as usize,
             delta,
-            key_at,
             seqno,
             kind,
             value,

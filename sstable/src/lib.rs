@@ -81,6 +81,7 @@
 mod block;
 mod block_builder;
 mod block_cache;
+mod block_ends;
 mod bloom;
 mod builder;
 mod cache_charge;

@@ -9,22 +9,32 @@
 //! Nothing here is shared until it is whole: the table publishes a `Loaded` through a
 //! `OnceLock`, so a reader sees either no index or a complete, validated one.
 //!
+//! The index is searched where it lies, in the tail: a lookup binary-searches the dense
+//! `prefixes` array and decodes only the index entries whose prefix ties with its
+//! key's; the block it then reads has its handle in `block_ends`. Beside the index
+//! block's own bytes, 12 bytes per block are held: the 8-byte prefix and the 4-byte
+//! end (a decoded array of whole entries held 40 bytes per block instead of the end).
+//!
 //! Invariant: `tail` holds the file's bytes from `tail_base` to its end (filter, meta,
-//! index, footer); `filter_lines` and every `IndexEntry::key_start` are file offsets
-//! inside it; `prefixes[i]` is `key_prefix` of `blocks[i]`'s separator; `verified` has
-//! one bit per data block for a mapped table and is empty for a cached one.
+//! index, footer), every entry of its index block validated (`open::validate`), so
+//! decoding one again cannot fail on good memory; `filter_lines` are file offsets
+//! inside it; `prefixes[i]` is `key_prefix` of index entry `i`'s separator and
+//! `blocks.handle(i)` its handle; `verified` has one bit per data block for a mapped
+//! table and is empty for a cached one.
 
 use std::cmp::Ordering;
 use std::ops::Range;
 use std::sync::atomic::AtomicU64;
 
+use crate::block::Block;
+use crate::block_ends::BlockEnds;
 use crate::bloom::BloomParams;
 use crate::cache_charge::CacheCharge;
 use crate::entry::compare;
 use crate::error::Error;
 use crate::format::{BlockKind, Handle};
 use crate::info::TableInfo;
-use crate::open::{key_prefix, validate, IndexEntry};
+use crate::open::{index_entry, key_prefix, validate};
 use crate::source::Source;
 use crate::tail::Tail;
 
@@ -40,11 +50,11 @@ pub(crate) struct Loaded {
     meta: Handle,
     filter_lines: Range<usize>,
     bloom: BloomParams,
-    /// The decoded index: data block `i` is `blocks[i]`.
-    blocks: Box<[IndexEntry]>,
     /// `prefixes[i]` is `key_prefix` of block `i`'s separator: a dense array (8 bytes
     /// per block) that the index search can binary-search within the CPU caches.
     prefixes: Box<[u64]>,
+    /// Where each data block ends: their handles.
+    blocks: BlockEnds,
     /// For a mapped table, bit `i` set: data block `i`'s checksum has been verified.
     pub(crate) verified: Box<[AtomicU64]>,
     /// For a cached table, this memory (index and filter) charged to the block cache
@@ -58,13 +68,8 @@ impl Loaded {
         let (tail, tail_base) = source.read_tail()?;
         let view = Tail::from(&tail, tail_base);
         let layout = validate(&view)?;
-        let prefixes = layout
-            .blocks
-            .iter()
-            .map(|e| key_prefix(separator(&view, e)))
-            .collect();
         let bits = match source {
-            Source::Mapped { .. } => layout.blocks.len().div_ceil(64),
+            Source::Mapped { .. } => layout.prefixes.len().div_ceil(64),
             Source::Cached { .. } => 0,
         };
         let mut loaded = Loaded {
@@ -76,8 +81,8 @@ impl Loaded {
             meta: layout.meta,
             filter_lines: layout.filter_lines,
             bloom: layout.bloom,
-            prefixes,
-            blocks: layout.blocks.into_boxed_slice(),
+            prefixes: layout.prefixes.into_boxed_slice(),
+            blocks: BlockEnds::new(layout.block_ends),
             verified: (0..bits).map(|_| AtomicU64::new(0)).collect(),
             _charge: None,
         };
@@ -92,11 +97,11 @@ impl Loaded {
         Tail::from(&self.tail, self.tail_base)
     }
 
-    /// Heap bytes held for the index: decoded entries, key prefixes, verified bits,
-    /// and the tail less the filter (index and meta blocks, footer).
+    /// Heap bytes held for the index: key prefixes, block ends, verified bits, and the
+    /// tail less the filter (index and meta blocks, footer).
     pub(crate) fn index_memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.blocks)
-            + std::mem::size_of_val(&*self.prefixes)
+        std::mem::size_of_val(&*self.prefixes)
+            + self.blocks.memory_bytes()
             + std::mem::size_of_val(&*self.verified)
             + self.tail.len().saturating_sub(self.filter_bytes())
     }
@@ -116,21 +121,29 @@ impl Loaded {
     }
 
     /// Every block of the file in file order, with its kind and handle.
-    pub(crate) fn blocks(&self) -> Vec<(BlockKind, Handle)> {
-        let mut out: Vec<_> = self
-            .blocks
-            .iter()
-            .map(|e| (BlockKind::Data, e.handle))
-            .collect();
+    pub(crate) fn blocks(&self) -> Result<Vec<(BlockKind, Handle)>, Error> {
+        let mut out = (0..self.num_blocks())
+            .map(|i| Ok((BlockKind::Data, self.handle_of(i)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
         out.push((BlockKind::Filter, self.filter));
         out.push((BlockKind::Meta, self.meta));
         out.push((BlockKind::Index, self.index));
-        out
+        Ok(out)
     }
 
     /// Number of data blocks.
     pub(crate) fn num_blocks(&self) -> usize {
         self.blocks.len()
+    }
+
+    /// The index block, as validated at load.
+    fn index_block(&self) -> Result<Block<'_>, Error> {
+        let start = self.index.offset as usize;
+        let contents = self
+            .tail()
+            .get(start..start + self.index.len as usize)
+            .ok_or_else(|| Error::corrupt(self.index.offset, "index block outside the tail"))?;
+        Block::parse(contents, self.index.offset)
     }
 
     /// File offset of the meta block (where a disagreement about properties is).
@@ -140,26 +153,38 @@ impl Loaded {
 
     /// The first data block whose separator is at or after `(key, seqno)`;
     /// `num_blocks()` if there is none.
-    pub(crate) fn index_search(&self, key: &[u8], seqno: u64) -> usize {
+    pub(crate) fn index_search(&self, key: &[u8], seqno: u64) -> Result<usize, Error> {
         // Separators whose prefix is below the key's are before the target, those
         // above are after it; only equal prefixes need the whole key compared.
         let prefix = key_prefix(key);
-        let lo = self.prefixes.partition_point(|&p| p < prefix);
+        let mut lo = self.prefixes.partition_point(|&p| p < prefix);
         let tied = self
             .prefixes
             .get(lo..)
             .unwrap_or_default()
             .partition_point(|&p| p == prefix);
-        let tail = self.tail();
-        let candidates = self.blocks.get(lo..lo + tied).unwrap_or_default();
-        lo + candidates.partition_point(|e| {
-            compare(separator(&tail, e), e.seqno, key, seqno) == Ordering::Less
-        })
+        if tied == 0 {
+            return Ok(lo);
+        }
+        // The first tied entry not below the target, searching [lo, hi).
+        let index = self.index_block()?;
+        let mut hi = lo + tied;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (e, _) = index_entry(&index, mid as u32)?;
+            if compare(e.delta, e.seqno, key, seqno) == Ordering::Less {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
     }
 
     /// The handle of data block `i`, if there is one.
+    #[inline]
     pub(crate) fn handle(&self, i: usize) -> Option<Handle> {
-        self.blocks.get(i).map(|e| e.handle)
+        self.blocks.handle(i)
     }
 
     /// The handle of data block `i`, or a corruption error past the index.
@@ -172,12 +197,4 @@ impl Loaded {
     pub(crate) fn data_end(&self) -> u64 {
         self.filter.offset
     }
-}
-
-/// The separator key of an index entry (validated in bounds when loaded).
-#[inline]
-fn separator<'a>(bytes: &Tail<'a>, e: &IndexEntry) -> &'a [u8] {
-    bytes
-        .get(e.key_start..e.key_start + e.key_len as usize)
-        .unwrap_or_default()
 }

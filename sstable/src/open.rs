@@ -38,20 +38,10 @@ pub(crate) struct Layout {
     /// The filter's bit lines (probe byte excluded), as file offsets.
     pub(crate) filter_lines: Range<usize>,
     pub(crate) bloom: BloomParams,
-    /// The index block decoded: one entry per data block, in order.
-    pub(crate) blocks: Vec<IndexEntry>,
-}
-
-/// One index entry, decoded once at open so lookups binary-search a plain array.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IndexEntry {
-    /// File offset of the separator's user key.
-    pub(crate) key_start: usize,
-    pub(crate) key_len: u32,
-    /// The separator's seqno.
-    pub(crate) seqno: u64,
-    /// The data block.
-    pub(crate) handle: Handle,
+    /// `key_prefix` of each index entry's separator: one per data block, in order.
+    pub(crate) prefixes: Vec<u64>,
+    /// Where each data block ends (trailer included), in order.
+    pub(crate) block_ends: Vec<u64>,
 }
 
 /// Byte range of a block's contents, if the handle lies inside the file.
@@ -195,7 +185,7 @@ pub(crate) fn validate(bytes: &Tail<'_>) -> Result<Layout, Error> {
 
     let index_contents = checked_block(bytes, index, BlockKind::Index)?;
     let index_block = Block::parse(index_contents, index.offset)?;
-    let blocks = check_index(
+    let (prefixes, block_ends) = check_index(
         &index_block,
         index.offset,
         filter.offset,
@@ -209,7 +199,8 @@ pub(crate) fn validate(bytes: &Tail<'_>) -> Result<Layout, Error> {
         meta,
         filter_lines,
         bloom,
-        blocks,
+        prefixes,
+        block_ends,
     })
 }
 
@@ -252,14 +243,15 @@ fn parse_meta(m: &[u8], offset: u64, file_bytes: u64) -> Result<(TableInfo, u64)
     Ok((info, data_blocks))
 }
 
-/// Checks every index entry and returns them decoded.
+/// Checks every index entry and returns each separator's `key_prefix` and where each
+/// data block ends.
 fn check_index(
     index: &Block<'_>,
     offset: u64,
     data_end: u64,
     info: &TableInfo,
     data_blocks: u64,
-) -> Result<Vec<IndexEntry>, Error> {
+) -> Result<(Vec<u64>, Vec<u64>), Error> {
     let bad = |reason: &str| Error::corrupt(offset, format!("index block: {reason}"));
     if u64::from(index.num_restarts()) != data_blocks {
         return Err(bad("entry count differs from the meta's data block count"));
@@ -267,7 +259,8 @@ fn check_index(
     let mut expected_at = 0usize;
     let mut expected_offset = 0u64;
     let mut prev: Option<RawEntry<'_>> = None;
-    let mut blocks = Vec::with_capacity(index.num_restarts() as usize);
+    let mut prefixes = Vec::with_capacity(index.num_restarts() as usize);
+    let mut ends = Vec::with_capacity(index.num_restarts() as usize);
     for i in 0..index.num_restarts() {
         if index.restart_offset(i)? != expected_at {
             return Err(bad("entries are not each a restart"));
@@ -288,16 +281,8 @@ fn check_index(
             }
         }
         expected_at = e.next;
-        let key_start = usize::try_from(offset)
-            .ok()
-            .and_then(|o| o.checked_add(e.key_at));
-        let key_start = key_start.ok_or_else(|| bad("key offset overflow"))?;
-        blocks.push(IndexEntry {
-            key_start,
-            key_len: e.delta.len() as u32,
-            seqno: e.seqno,
-            handle,
-        });
+        prefixes.push(key_prefix(e.delta));
+        ends.push(expected_offset);
         prev = Some(e);
     }
     if expected_at != index.data_len() || expected_offset != data_end {
@@ -308,7 +293,7 @@ fn check_index(
             return Err(bad("last separator is not the largest key"));
         }
     }
-    Ok(blocks)
+    Ok((prefixes, ends))
 }
 
 /// The first 8 bytes of `key` as a big-endian `u64`, zero-padded. If two keys'

@@ -13,11 +13,11 @@
 //! validate, and one result is published through a `OnceLock`: each sees a whole,
 //! validated index, never a partial one.
 //!
-//! The index block is decoded at load into an array (`IndexEntry`: separator
-//! location, seqno, block handle; 40 bytes per data block) plus a dense array of each
-//! separator's first 8 bytes as a big-endian `u64` (8 bytes per block), so the index
-//! search is a binary search over integers that stays in the CPU caches and touches
-//! the table's tail (where the separators are) only when prefixes tie.
+//! The index block stays as it was read, in the tail, beside a dense array of each
+//! separator's first 8 bytes as a big-endian `u64` (8 bytes per block) and each data
+//! block's end offset (4 bytes per block: the handles), so the index search is a
+//! binary search over integers that stays in the CPU caches and decodes index entries
+//! (separator and seqno) only where prefixes tie.
 //!
 //! A point lookup checks the key range (`info`, known without loading), asks the
 //! bloom filter, binary-searches the index for the first block whose separator is at
@@ -155,8 +155,8 @@ impl Table {
         self.loaded().map(|_| ())
     }
 
-    /// Heap bytes this open table holds for its index: the decoded entries and key
-    /// prefixes, the checksum-verified bits, and its tail less the filter (index and
+    /// Heap bytes this open table holds for its index: the separators' key prefixes,
+    /// the checksum-verified bits, and its tail less the filter (index and
     /// meta blocks, footer); 0 before the tail is loaded. Data blocks are not counted
     /// (map or block cache).
     pub fn index_memory_bytes(&self) -> usize {
@@ -190,7 +190,7 @@ impl Table {
         if !loaded.may_contain(key) {
             return Ok(None);
         }
-        let mut i = loaded.index_search(key, snapshot);
+        let mut i = loaded.index_search(key, snapshot)?;
         while i < loaded.num_blocks() {
             let (bytes, offset) = self.block_of(loaded, i)?;
             let block = parse_data(bytes.contents(), offset)?;
@@ -217,7 +217,7 @@ impl Table {
     /// Every block of the file in file order, with its kind and handle (for tools
     /// and tests that inspect or damage a table on purpose).
     pub fn blocks(&self) -> Result<Vec<(BlockKind, Handle)>, Error> {
-        Ok(self.loaded()?.blocks())
+        self.loaded()?.blocks()
     }
 
     /// The mapped file, for cursors holding a range of it (empty if not mapped).
@@ -234,7 +234,7 @@ impl Table {
     /// The first data block whose separator is at or after `(key, seqno)`;
     /// `data_blocks()` if there is none.
     pub(crate) fn index_search(&self, key: &[u8], seqno: u64) -> Result<usize, Error> {
-        Ok(self.loaded()?.index_search(key, seqno))
+        self.loaded()?.index_search(key, seqno)
     }
 
     /// Data block `i` (< `data_blocks()`), checked (on first use, or on load into
