@@ -155,7 +155,7 @@ impl KvStateMachine {
         ctx.overlay
             .put(self.area.meta_key(), keyspace::encode(&ctx.meta));
         let batch = ctx.overlay.take_batch();
-        self.db.write(&batch, WriteOptions { sync: false })?;
+        self.db.write(batch, WriteOptions { sync: false })?;
         Ok(())
     }
 
@@ -292,7 +292,7 @@ impl KvStateMachine {
         }
         let mut ctx = Ctx {
             area: self.area,
-            overlay: SlotOverlay::new(&self.db),
+            overlay: SlotOverlay::new(&self.db, std::mem::take(&mut self.spare_batch)),
             meta: self.meta.clone(),
             events: Vec::new(),
             published: Vec::new(),
@@ -377,7 +377,8 @@ impl KvStateMachine {
         self.overlay_peak_bytes
             .fetch_max(overlay.peak_bytes(), Ordering::Relaxed);
         self.db
-            .write(&overlay.into_batch(), WriteOptions { sync: false })?;
+            .write(overlay.take_batch(), WriteOptions { sync: false })?;
+        self.spare_batch = overlay.into_spare();
         self.meta = meta;
         self.leases.apply_effects(lease_effects);
         if auth_touched {

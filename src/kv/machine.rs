@@ -46,6 +46,8 @@ pub struct KvStateMachine {
     pub(crate) pinned: Arc<Pinned>,
     /// The most bytes a slot's overlay held at once, over every slot applied.
     pub(crate) overlay_peak_bytes: AtomicU64,
+    /// The batch buffer slots write through, between slots (`SlotOverlay::into_spare`).
+    pub(crate) spare_batch: storage::WriteBatch,
     /// Chunks of chunked commands written (each one storage batch).
     pub(crate) chunks_written: AtomicU64,
     /// History records read by trims (`kv::history`), all slots so far.
@@ -116,6 +118,7 @@ impl KvStateMachine {
             hub,
             pinned,
             overlay_peak_bytes: AtomicU64::new(0),
+            spare_batch: storage::WriteBatch::new(),
             chunks_written: AtomicU64::new(0),
             history_records_read: AtomicU64::new(0),
             #[cfg(test)]

@@ -81,6 +81,17 @@ impl WriteBatch {
         self.count == 0
     }
 
+    /// Makes room for about `bytes` more of encoded ops (no regrowth while it fills
+    /// up to that).
+    pub fn reserve(&mut self, bytes: usize) {
+        self.ops.reserve(bytes);
+    }
+
+    /// Bytes of encoded ops the batch holds room for (its allocation).
+    pub fn capacity_bytes(&self) -> usize {
+        self.ops.capacity()
+    }
+
     /// Removes every op, keeping the allocation.
     pub fn clear(&mut self) {
         self.ops.clear();
