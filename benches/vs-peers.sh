@@ -25,6 +25,8 @@
 #           Each cgroup is removed after its run. The readrandom rows also say how
 #           many keys were found: each db_bench seeds its keys from the clock (--seed=0),
 #           so a read process finds only the keys the fill happened to draw (~63%).
+# The main and sync runs pass no --cache_size: every engine gets db_bench's default,
+# 8 MiB (RocksDB's db_bench and ours alike; our db_bench gives it to fjall too).
 # RocksDB's fillsync uses a key space of num/1000 but does --writes writes (default:
 # num!), so the sync run passes --writes=SYNC_NUM/1000 explicitly: 10000 synced writes
 # by default. Every engine gets exactly the same flags.
