@@ -115,6 +115,9 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, dir: &Path, opts: Options) -> Result<Inne
         segment_bytes_max: opts.wal_segment_bytes,
         record_bytes_max: opts.batch_bytes_max,
         bytes_per_sync: opts.bytes_per_sync,
+        // Read only here, in order from the first record: no offset per record is
+        // kept (4 bytes a record, 2.7 MB of a 5,000,000-key fill's heap at its peak).
+        index_records: false,
     };
     let wal = Wal::open(Arc::clone(&fs), &wal_dir, wal_opts)
         .map_err(|e| Error::wal(format!("opening the WAL in {}", wal_dir.display()), e))?;

@@ -27,6 +27,9 @@ pub enum Error {
     OutOfRange { index: u64, first: u64, next: u64 },
     /// `Options` that cannot work (see `Options::validate`).
     InvalidOptions { reason: String },
+    /// A call that needs record `index`'s offset, on a log that keeps none
+    /// (`Options::index_records` false).
+    Unindexed { index: u64 },
 }
 
 impl Error {
@@ -70,6 +73,10 @@ impl fmt::Display for Error {
                 write!(f, "wal: index {index} outside the log ({first}..{next})")
             }
             Error::InvalidOptions { reason } => write!(f, "wal: invalid options: {reason}"),
+            Error::Unindexed { index } => write!(
+                f,
+                "wal: record {index}: this log keeps no record offsets (index_records is off)"
+            ),
         }
     }
 }
@@ -88,9 +95,10 @@ impl From<Error> for io::Error {
         let kind = match &e {
             Error::Io { source, .. } => source.kind(),
             Error::Corrupt { .. } => io::ErrorKind::InvalidData,
-            Error::TooLarge { .. } | Error::OutOfRange { .. } | Error::InvalidOptions { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::TooLarge { .. }
+            | Error::OutOfRange { .. }
+            | Error::InvalidOptions { .. }
+            | Error::Unindexed { .. } => io::ErrorKind::InvalidInput,
             Error::Poisoned => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)

@@ -101,6 +101,13 @@ pub struct Options {
     /// 256 KiB (as the storage engine's, which says why); 0: never (the kernel writes
     /// them back when it decides).
     pub bytes_per_sync: u64,
+    /// Keep each record's offset in memory (4 bytes a record, for as long as the record
+    /// is in the log), which [`Wal::read`], [`Wal::iter_from`] an index inside a
+    /// segment, and [`Wal::truncate_suffix`] need. Default true. False suits a log that
+    /// is only ever read in order from its first record (replayed at open, as the
+    /// storage engine does): those calls then answer [`Error::Unindexed`], and
+    /// `iter_from` takes only a segment's first index (`first_index()` among them).
+    pub index_records: bool,
 }
 
 impl Default for Options {
@@ -109,6 +116,7 @@ impl Default for Options {
             segment_bytes_max: 64 << 20,
             record_bytes_max: 16 << 20,
             bytes_per_sync: 256 << 10,
+            index_records: true,
         }
     }
 }
@@ -327,6 +335,12 @@ impl Wal {
         let (first, next) = (idx.first_index(), idx.next_index());
         if index < first || index > next {
             return Err(Error::OutOfRange { index, first, next });
+        }
+        if !self.shared.opts.index_records
+            && index != next
+            && !idx.segments.iter().any(|s| s.first_index == index)
+        {
+            return Err(Error::Unindexed { index });
         }
         Ok(WalIter::new(self.shared.index.clone(), index, next))
     }

@@ -7,29 +7,64 @@
 //! doubling past 500,000 records would hold twice what it uses, and both its old and
 //! new buffer while it grows) and growing never copies.
 //!
+//! A log opened with `Options::index_records` false keeps no offsets at all, only the
+//! count ([`Offsets::Counted`]): its records are only ever read in order from a
+//! segment's start (`segment.rs` walks their headers), which is all a log replayed
+//! whole at open needs (the storage engine's), and its memory then does not grow with
+//! the records it holds.
+//!
 //! Invariant: every chunk but the last is full (so the count follows from the chunks).
 
 /// Offsets per chunk (64 KiB).
 const CHUNK: usize = 16 * 1024;
 
-/// The start offsets of a segment's records, in record order.
-#[derive(Debug, Default)]
-pub(crate) struct Offsets {
-    chunks: Vec<Vec<u32>>,
+/// The start offsets of a segment's records, in record order, or only their count.
+#[derive(Debug)]
+pub(crate) enum Offsets {
+    Kept { chunks: Vec<Vec<u32>> },
+    Counted(usize),
+}
+
+impl Default for Offsets {
+    fn default() -> Offsets {
+        Offsets::new(true)
+    }
 }
 
 impl Offsets {
-    /// How many records.
-    pub fn len(&self) -> usize {
-        self.chunks
-            .last()
-            .map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len())
+    /// No records yet; `keep`: keep their offsets, or only count them.
+    pub fn new(keep: bool) -> Offsets {
+        if keep {
+            Offsets::Kept { chunks: Vec::new() }
+        } else {
+            Offsets::Counted(0)
+        }
     }
 
-    /// Where record `k` starts, if there is one.
+    /// True when each record's offset is kept.
+    pub fn is_kept(&self) -> bool {
+        matches!(self, Offsets::Kept { .. })
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        match self {
+            Offsets::Kept { chunks } => chunks
+                .last()
+                .map_or(0, |last| (chunks.len() - 1) * CHUNK + last.len()),
+            Offsets::Counted(n) => *n,
+        }
+    }
+
+    /// Where record `k` starts, if there is one and offsets are kept.
     pub fn get(&self, k: usize) -> Option<u64> {
-        let chunk = self.chunks.get(k / CHUNK)?;
-        chunk.get(k % CHUNK).map(|&o| u64::from(o))
+        match self {
+            Offsets::Kept { chunks } => {
+                let chunk = chunks.get(k / CHUNK)?;
+                chunk.get(k % CHUNK).map(|&o| u64::from(o))
+            }
+            Offsets::Counted(_) => None,
+        }
     }
 
     /// Appends the next record's offset; `None` (nothing appended) if it does not fit
@@ -37,13 +72,16 @@ impl Offsets {
     #[must_use]
     pub fn push(&mut self, offset: u64) -> Option<()> {
         let offset = u32::try_from(offset).ok()?;
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(offset),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push(offset);
-                self.chunks.push(chunk);
-            }
+        match self {
+            Offsets::Kept { chunks } => match chunks.last_mut() {
+                Some(chunk) if chunk.len() < CHUNK => chunk.push(offset),
+                _ => {
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    chunk.push(offset);
+                    chunks.push(chunk);
+                }
+            },
+            Offsets::Counted(n) => *n += 1,
         }
         Some(())
     }
@@ -53,9 +91,14 @@ impl Offsets {
         if n >= self.len() {
             return;
         }
-        self.chunks.truncate(n.div_ceil(CHUNK));
-        if let Some(last) = self.chunks.last_mut() {
-            last.truncate(n - (n - 1) / CHUNK * CHUNK);
+        match self {
+            Offsets::Kept { chunks } => {
+                chunks.truncate(n.div_ceil(CHUNK));
+                if let Some(last) = chunks.last_mut() {
+                    last.truncate(n - (n - 1) / CHUNK * CHUNK);
+                }
+            }
+            Offsets::Counted(count) => *count = n,
         }
     }
 }
@@ -99,6 +142,23 @@ mod tests {
             assert_eq!(o.get(keep), Some(7), "keep {keep}");
             assert_eq!(o.len(), keep + 1);
         }
+    }
+
+    #[test]
+    fn a_counted_index_holds_the_count_and_no_offsets() {
+        let mut o = Offsets::new(false);
+        for k in 0..3 * CHUNK {
+            assert_eq!(o.push(k as u64 * 10), Some(()));
+        }
+        assert!(!o.is_kept());
+        assert_eq!(o.len(), 3 * CHUNK);
+        assert_eq!(o.get(0), None, "no offset is kept");
+        o.truncate(5);
+        assert_eq!(o.len(), 5);
+        assert!(
+            matches!(o, Offsets::Counted(5)),
+            "and no memory per record: {o:?}"
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub(crate) fn recover(
     };
 
     let Some(last_k) = found.len().checked_sub(1) else {
-        let (file, seg) = create_segment(fs, dir, 1, opts.segment_bytes_max, stats)?;
+        let (file, seg) = create_segment(fs, dir, 1, opts, stats)?;
         // The directory itself may be new: make its entry durable in its parent.
         let parent = vfs::parent_dir(dir);
         fs.sync_dir(parent)
@@ -132,7 +132,7 @@ pub(crate) fn recover(
             // Torn while being created (its header is written and synced before any record).
             drop(reader);
             drop(file);
-            let (file, seg) = create_segment(fs, dir, first, opts.segment_bytes_max, stats)?;
+            let (file, seg) = create_segment(fs, dir, first, opts, stats)?;
             tail_bytes_dropped = len;
             let writer = Writer::new(file, seg.path.clone(), opts.bytes_per_sync);
             index.segments.push(seg);
@@ -150,7 +150,7 @@ pub(crate) fn recover(
                 format!("header names first index {named}, file name says {first}"),
             ));
         }
-        let scan = match scan_records(&mut reader, first, is_last, max) {
+        let scan = match scan_records(&mut reader, first, is_last, max, opts.index_records) {
             Ok(scan) => scan,
             Err(ScanError::Io(e)) => return Err(io_err(e)),
             Err(ScanError::Bad(at, reason)) => return Err(corrupt(at, reason)),
@@ -245,8 +245,9 @@ fn scan_records(
     first: u64,
     is_last: bool,
     max: u32,
+    keep_offsets: bool,
 ) -> Result<Scan, ScanError> {
-    let mut offsets = Offsets::default();
+    let mut offsets = Offsets::new(keep_offsets);
     let mut at = SEGMENT_HEADER_BYTES;
     let mut index = first;
     while at < r.len() {
@@ -344,7 +345,7 @@ mod tests {
         let file = Mem(bytes.to_vec());
         let largest = AtomicU64::new(0);
         let mut r = SegReader::new(&file, bytes.len() as u64, &largest);
-        match scan_records(&mut r, first, is_last, max) {
+        match scan_records(&mut r, first, is_last, max, true) {
             Ok(s) => Ok((s.offsets.len(), s.end as usize)),
             Err(ScanError::Bad(at, reason)) => Err((at as usize, reason)),
             Err(ScanError::Io(e)) => panic!("i/o error from memory: {e}"),

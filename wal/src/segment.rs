@@ -3,15 +3,17 @@
 //! Built by recovery on open, extended by the group-commit leader after each write,
 //! cut by truncation. Reads look a record up here (O(1): segment by binary search,
 //! record by position) and read it with one `read_at` through the segment's shared
-//! read handle, then check it against its checksums.
+//! read handle, then check it against its checksums. A log that keeps no offsets
+//! (`Options::index_records` false, `offsets.rs`) is read only by iterators, in order:
+//! each walks from a segment's start, record header to record header (`walk`).
 //!
 //! Invariants: segments are sorted and contiguous (`segments[k].next_index() ==
 //! segments[k + 1].first_index`); there is always at least one segment (the last is
-//! the one being appended to); `offsets` are increasing and each record ends where
-//! the next begins, the last one at `end`.
+//! the one being appended to); `offsets` (when kept) are increasing and each record
+//! ends where the next begins, the last one at `end`.
 
 use crate::error::Error;
-use crate::format::{self, RECORD_HEADER_BYTES, RECORD_HEADER_LEN};
+use crate::format::{self, RECORD_HEADER_BYTES, RECORD_HEADER_LEN, SEGMENT_HEADER_BYTES};
 use crate::offsets::Offsets;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -103,6 +105,9 @@ impl Index {
     /// Reads and checks record `index`, returning its payload (one positioned read).
     pub fn read(&self, index: u64) -> Result<Vec<u8>, Error> {
         let seg = self.segment_of(index)?;
+        if !seg.offsets.is_kept() {
+            return Err(Error::Unindexed { index });
+        }
         let (offset, len) = seg.locate(index);
         let mut buf = vec![0u8; RECORD_HEADER_LEN + len as usize];
         seg.file.read_exact_at(&mut buf, offset).map_err(|e| {
@@ -121,28 +126,88 @@ impl Index {
     /// read in one go: sequential reads cost one `read_at` per `READ_AHEAD_BYTES`.
     fn read_ahead(&self, index: u64, ahead: &mut ReadAhead) -> Result<Vec<u8>, Error> {
         let seg = self.segment_of(index)?;
-        let (offset, len) = seg.locate(index);
+        let (offset, len) = if seg.offsets.is_kept() {
+            seg.locate(index)
+        } else {
+            self.walk(seg, index, ahead)?
+        };
         let total = RECORD_HEADER_BYTES + len;
-        let fresh = ahead.generation == self.generation && ahead.segment_first == seg.first_index;
-        if !(fresh
-            && offset >= ahead.start
-            && offset + total <= ahead.start + ahead.bytes.len() as u64)
-        {
-            let want = total.max(READ_AHEAD_BYTES.min(seg.end - offset));
-            ahead.bytes.resize(want as usize, 0);
-            seg.file
-                .read_exact_at(&mut ahead.bytes, offset)
-                .map_err(|e| {
-                    Error::io(format!("read from {} at {offset}", seg.path.display()), e)
-                })?;
-            ahead.generation = self.generation;
-            ahead.segment_first = seg.first_index;
-            ahead.start = offset;
-        }
+        self.fill(seg, offset, total, ahead)?;
         let at = (offset - ahead.start) as usize;
         let record = &ahead.bytes[at..at + total as usize];
         check(seg, offset, record, index, len, self.record_bytes_max)?;
+        ahead.next = Some((index + 1, offset + total));
         Ok(record[RECORD_HEADER_LEN..].to_vec())
+    }
+
+    /// Makes `ahead` hold `seg`'s bytes `offset..offset + need`, reading a run from
+    /// `offset` if it does not (at least `need` bytes, `READ_AHEAD_BYTES` if the
+    /// segment has them).
+    fn fill(
+        &self,
+        seg: &SegmentIndex,
+        offset: u64,
+        need: u64,
+        ahead: &mut ReadAhead,
+    ) -> Result<(), Error> {
+        let fresh = ahead.generation == self.generation && ahead.segment_first == seg.first_index;
+        if fresh && offset >= ahead.start && offset + need <= ahead.start + ahead.bytes.len() as u64
+        {
+            return Ok(());
+        }
+        let want = need.max(READ_AHEAD_BYTES.min(seg.end.saturating_sub(offset)));
+        ahead.bytes.resize(want as usize, 0);
+        seg.file
+            .read_exact_at(&mut ahead.bytes, offset)
+            .map_err(|e| Error::io(format!("read from {} at {offset}", seg.path.display()), e))?;
+        ahead.generation = self.generation;
+        ahead.segment_first = seg.first_index;
+        ahead.start = offset;
+        Ok(())
+    }
+
+    /// Where record `index` starts and its payload length, in a segment that keeps no
+    /// offsets: at the segment's start for its first record, else where the record
+    /// the iterator read last ended (`ahead.next`), its length from its header.
+    fn walk(
+        &self,
+        seg: &SegmentIndex,
+        index: u64,
+        ahead: &mut ReadAhead,
+    ) -> Result<(u64, u64), Error> {
+        let offset = if index == seg.first_index {
+            SEGMENT_HEADER_BYTES
+        } else {
+            match ahead.next {
+                Some((next, at)) if next == index && ahead.segment_first == seg.first_index => at,
+                _ => return Err(Error::Unindexed { index }),
+            }
+        };
+        if offset + RECORD_HEADER_BYTES > seg.end {
+            return Err(Error::Corrupt {
+                segment: seg.path.clone(),
+                offset,
+                reason: format!("record {index} starts past the segment's records"),
+            });
+        }
+        self.fill(seg, offset, RECORD_HEADER_BYTES, ahead)?;
+        let at = (offset - ahead.start) as usize;
+        let header = &ahead.bytes[at..at + RECORD_HEADER_LEN];
+        let len = format::check_record_header(header, index, self.record_bytes_max).map_err(
+            |reason| Error::Corrupt {
+                segment: seg.path.clone(),
+                offset,
+                reason,
+            },
+        )?;
+        if offset + RECORD_HEADER_BYTES + u64::from(len) > seg.end {
+            return Err(Error::Corrupt {
+                segment: seg.path.clone(),
+                offset,
+                reason: format!("record {index} runs past the segment's records"),
+            });
+        }
+        Ok((offset, u64::from(len)))
     }
 }
 
@@ -181,6 +246,9 @@ struct ReadAhead {
     /// File offset of `bytes[0]`.
     start: u64,
     bytes: Vec<u8>,
+    /// The record after the last one read, and where it starts (in segment
+    /// `segment_first`, or at its end): how a log without offsets finds it.
+    next: Option<(u64, u64)>,
 }
 
 /// Iterator over `(index, payload)` from a starting index to the end of the log as it

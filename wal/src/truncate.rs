@@ -42,6 +42,9 @@ impl Wal {
         if index >= q.next_index {
             return Ok(());
         }
+        if !self.shared.opts.index_records {
+            return Err(Error::Unindexed { index });
+        }
         let first = read_index(&self.shared.index).first_index();
         if index < first {
             return Err(Error::OutOfRange {

@@ -47,9 +47,10 @@ pub(crate) fn create_segment(
     fs: &dyn Fs,
     dir: &Path,
     first_index: u64,
-    segment_bytes_max: u64,
+    opts: &crate::Options,
     sh_stats: &crate::StatsCounters,
 ) -> Result<(Box<dyn FileWrite>, SegmentIndex), Error> {
+    let segment_bytes_max = opts.segment_bytes_max;
     let path = dir.join(format::segment_file_name(first_index));
     let ctx = |what: &str| format!("{what} new segment {}", path.display());
     let mut file = fs.create(&path).map_err(|e| Error::io(ctx("create"), e))?;
@@ -69,7 +70,7 @@ pub(crate) fn create_segment(
         first_index,
         path,
         file: read,
-        offsets: Offsets::default(),
+        offsets: Offsets::new(opts.index_records),
         end: SEGMENT_HEADER_BYTES,
     };
     Ok((file, seg))
@@ -160,8 +161,8 @@ impl Writer {
             .set_len(end)
             .map_err(|e| Error::io(format!("seal {}", self.path.display()), e))?;
         self.sync_always(sh)?;
-        let max = sh.opts.segment_bytes_max;
-        let (file, seg) = create_segment(sh.fs.as_ref(), &sh.dir, first_index, max, &sh.stats)?;
+        let (file, seg) =
+            create_segment(sh.fs.as_ref(), &sh.dir, first_index, &sh.opts, &sh.stats)?;
         self.file = WriteBack::wrap(file, sh.opts.bytes_per_sync);
         self.path = seg.path.clone();
         self.unsynced = false;

@@ -13,6 +13,7 @@ const OPTS: Options = Options {
     segment_bytes_max: 400,
     record_bytes_max: 1024,
     bytes_per_sync: 1 << 20,
+    index_records: true,
 };
 const DIR: &str = "/wal";
 

@@ -14,6 +14,7 @@ const OPTS: Options = Options {
     segment_bytes_max: 512,
     record_bytes_max: 4096,
     bytes_per_sync: 1 << 20,
+    index_records: true,
 };
 
 #[derive(Debug, Clone)]

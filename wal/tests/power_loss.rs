@@ -12,6 +12,7 @@ const OPTS: Options = Options {
     segment_bytes_max: 700,
     record_bytes_max: 2048,
     bytes_per_sync: 1 << 20,
+    index_records: true,
 };
 
 /// SplitMix64, so each seed is a reproducible run.
