@@ -156,7 +156,8 @@ impl Table {
     }
 
     /// Heap bytes this open table holds for its index: the separators' key prefixes,
-    /// the checksum-verified bits, and its tail less the filter (index and
+    /// the data blocks' end offsets, the checksum-verified bits, and its tail less the
+    /// filter (index and
     /// meta blocks, footer); 0 before the tail is loaded. Data blocks are not counted
     /// (map or block cache).
     pub fn index_memory_bytes(&self) -> usize {

@@ -41,15 +41,6 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
-    /// An empty batch with room for about `bytes` of encoded ops (no regrowth while
-    /// it fills up to that).
-    pub fn with_capacity(bytes: usize) -> WriteBatch {
-        WriteBatch {
-            ops: Vec::with_capacity(bytes),
-            ..WriteBatch::default()
-        }
-    }
-
     /// Sets `key` to `value`. A later op on the same key in this batch wins.
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
         self.ops.reserve(1 + 10 + key.len() + value.len());
@@ -333,7 +324,8 @@ mod tests {
 
     #[test]
     fn a_batch_sized_for_its_ops_fills_without_regrowing() {
-        let mut b = WriteBatch::with_capacity(3 * (16 + 2 + 300));
+        let mut b = WriteBatch::new();
+        b.reserve(3 * (16 + 2 + 300));
         let room = b.ops.as_ptr();
         for key in [b"k1", b"k2", b"k3"] {
             b.put(key, &[7u8; 300]);
